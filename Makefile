@@ -1,0 +1,16 @@
+# coco_target — PGXS build.
+EXTENSION    = coco_target
+EXTVERSION   = 0.1
+MODULE_big   = coco_target
+OBJS         = $(patsubst %.c,%.o,$(wildcard src/*.c))
+DATA         = $(wildcard extension/coco_target--*.sql)
+HEADERS      = src/coco_target.h
+SHLIB_LINK  += -lxxhash
+PG_CPPFLAGS += -Isrc -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
+
+REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --load-extension=coco_target
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,231 @@
+-- coco_target 0.1: a declarative target-state reconciler.
+\echo Use "CREATE EXTENSION coco_target" to load this file. \quit
+
+-- The extension's bookkeeping.  Ordinary roles never write these tables:
+-- every write goes through the C functions, which write as the extension's
+-- owner after checking that the caller may act for the app.  Reads of the
+-- per-app tables are filtered by row level security, so a role sees only the
+-- apps whose owner it has the privileges of.
+
+CREATE TABLE coco.app (
+    app_id      integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    owner       oid NOT NULL,
+    declare_fn  regprocedure,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Components are interned: staging and tracking refer to them by id.
+CREATE TABLE coco.component (
+    comp_id  integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    app_id   integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    path     text[] NOT NULL,
+    UNIQUE (app_id, path)
+);
+
+-- Staging: what was declared since the app's last reconcile.  A component
+-- with any staged entry (or a clear marker) is replaced at the next run.
+CREATE TABLE coco.staged_state (
+    app_id    integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    comp_id   integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
+    provider  text NOT NULL,
+    key       bytea NOT NULL,
+    name      text NOT NULL,          -- readable spelling of the key
+    spec      jsonb NOT NULL,
+    PRIMARY KEY (app_id, provider, key)
+);
+
+CREATE TABLE coco.staged_row (
+    app_id   integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    comp_id  integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
+    tbl      text NOT NULL,           -- "schema.table" of the declared table
+    key      bytea NOT NULL,
+    "row"    jsonb NOT NULL,
+    PRIMARY KEY (app_id, tbl, key)
+);
+
+CREATE TABLE coco.staged_query (
+    query_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    app_id       integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    comp_id      integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
+    tbl          text NOT NULL,
+    query        text NOT NULL,
+    columns      text[] NOT NULL,     -- the query's output column names
+    search_path  text NOT NULL        -- the declaring session's search_path
+);
+CREATE INDEX ON coco.staged_query (app_id);
+
+CREATE TABLE coco.cleared_component (
+    app_id   integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    comp_id  integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
+    PRIMARY KEY (app_id, comp_id)
+);
+
+-- Tracking: what the reconciler made exist.  One row per target state of a
+-- root provider (tables).  `records` holds every tracking record that may be
+-- true (DESIGN.md rule 5); `may_be_missing` says a deletion was recorded
+-- among them.  Containers carry their children's generation.
+CREATE TABLE coco.target_state (
+    ts_id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    app_id          integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    comp_id         integer NOT NULL REFERENCES coco.component,
+    provider        text NOT NULL,
+    key             bytea NOT NULL,
+    name            text NOT NULL,
+    records         jsonb NOT NULL,   -- array of tracking records
+    may_be_missing  boolean NOT NULL DEFAULT false,
+    generation      integer NOT NULL DEFAULT 1,   -- new id on destructive change
+    schema_version  integer NOT NULL DEFAULT 1,   -- bumped on lossy change
+    UNIQUE (app_id, provider, key)
+);
+
+-- Rows are tracked by fingerprint only, compactly: one narrow row each.
+CREATE TABLE coco.tracked_row (
+    app_id     integer NOT NULL,
+    target_id  bigint NOT NULL,       -- the table's target_state
+    comp_id    integer NOT NULL,
+    key        bytea NOT NULL,
+    fp         bytea NOT NULL,
+    PRIMARY KEY (target_id, key)
+);
+CREATE INDEX ON coco.tracked_row (target_id, comp_id);
+
+-- Which generation each component's rows of a table were last written
+-- under.  Behind the table's own generation = stale (rule 7).
+CREATE TABLE coco.row_set (
+    app_id          integer NOT NULL,
+    target_id       bigint NOT NULL REFERENCES coco.target_state ON DELETE CASCADE,
+    comp_id         integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
+    generation      integer NOT NULL,
+    schema_version  integer NOT NULL,
+    PRIMARY KEY (target_id, comp_id)
+);
+
+CREATE TABLE coco.run (
+    run_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    app_id       integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    "full"       boolean NOT NULL,
+    status       text NOT NULL,
+    error        text,
+    started_at   timestamptz NOT NULL,
+    finished_at  timestamptz,
+    stats        jsonb,
+    pid          integer
+);
+CREATE INDEX ON coco.run (app_id, run_id);
+
+-- The apps the current role may see: those whose owner it has the
+-- privileges of.  Used by the row level security policies below.
+CREATE FUNCTION coco.visible_app_ids() RETURNS integer[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(a.app_id), '{}')
+      FROM coco.app a
+     WHERE pg_catalog.pg_has_role(a.owner, 'USAGE')
+$$;
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['app', 'component', 'staged_state', 'staged_row',
+                             'staged_query', 'cleared_component', 'target_state',
+                             'tracked_row', 'row_set', 'run']
+    LOOP
+        EXECUTE format('REVOKE ALL ON coco.%I FROM PUBLIC', t);
+        EXECUTE format('GRANT SELECT ON coco.%I TO PUBLIC', t);
+        EXECUTE format('ALTER TABLE coco.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY app_owner ON coco.%I FOR SELECT
+                          USING (app_id OPERATOR(pg_catalog.=) ANY ((SELECT coco.visible_app_ids())::integer[]))$p$, t);
+    END LOOP;
+END $$;
+
+-- Stable keys and fingerprints, usable from SQL (and by the reconciler's
+-- own set-wise queries).
+CREATE FUNCTION coco.row_key(VARIADIC "any") RETURNS bytea
+    AS 'MODULE_PATHNAME', 'coco_row_key' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- PARALLEL RESTRICTED: the run counts the rows it fingerprints, so every
+-- call must happen in the reconciling backend.
+CREATE FUNCTION coco.row_fingerprint(VARIADIC "any") RETURNS bytea
+    AS 'MODULE_PATHNAME', 'coco_row_fingerprint' LANGUAGE C IMMUTABLE PARALLEL RESTRICTED;
+CREATE FUNCTION coco.key_to_jsonb(key bytea) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'coco_key_to_jsonb_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION coco.key_from_jsonb(key jsonb) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'coco_key_from_jsonb_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION coco.fingerprint(data bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'coco_fingerprint_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- The decision rules, exposed for inspection and testing:
+-- desired and prev are fingerprints (NULL desired = no longer declared).
+CREATE FUNCTION coco.diff(desired bytea, prev bytea[], prev_may_be_missing boolean DEFAULT false)
+    RETURNS text AS 'MODULE_PATHNAME', 'coco_diff_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- Composite diff: records are {"main": "...", "subs": {"name": "..."}}.
+CREATE FUNCTION coco.composite_diff(desired jsonb, prev jsonb[], prev_may_be_missing boolean DEFAULT false)
+    RETURNS jsonb AS 'MODULE_PATHNAME', 'coco_composite_diff_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- The postgres.table handler's decision for a table spec against previous
+-- tracking records, without touching anything.
+CREATE FUNCTION coco.table_decision(desired jsonb, prev jsonb[], prev_may_be_missing boolean DEFAULT false)
+    RETURNS jsonb AS 'MODULE_PATHNAME', 'coco_table_decision_sql' LANGUAGE C STABLE PARALLEL SAFE;
+
+-- The API.  Plain (SECURITY INVOKER) C functions: they check that the caller
+-- may act for the app, write bookkeeping as the extension owner and run all
+-- user work as the app owner.
+CREATE FUNCTION coco.create_app(app text, declare_fn regprocedure DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'coco_create_app' LANGUAGE C;
+CREATE FUNCTION coco.drop_app(app text, keep_targets boolean DEFAULT false) RETURNS void
+    AS 'MODULE_PATHNAME', 'coco_drop_app' LANGUAGE C;
+CREATE FUNCTION coco.declare_table(app text, table_name text, columns jsonb, primary_key text[],
+                                   managed_by text DEFAULT 'system', component text[] DEFAULT '{}')
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_declare_table' LANGUAGE C;
+CREATE FUNCTION coco.declare_row(app text, table_name text, "row" jsonb, component text[] DEFAULT '{}')
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_declare_row' LANGUAGE C;
+CREATE FUNCTION coco.declare_rows(app text, table_name text, query text, component text[] DEFAULT '{}')
+    RETURNS bigint AS 'MODULE_PATHNAME', 'coco_declare_rows' LANGUAGE C;
+CREATE FUNCTION coco.clear_component(app text, component text[]) RETURNS void
+    AS 'MODULE_PATHNAME', 'coco_clear_component' LANGUAGE C;
+CREATE FUNCTION coco.reconcile(app text, "full" boolean DEFAULT false) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'coco_reconcile' LANGUAGE C;
+
+REVOKE ALL ON FUNCTION coco.visible_app_ids() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION coco.visible_app_ids() TO PUBLIC;
+
+-- Observability.
+CREATE VIEW coco.apps WITH (security_invoker = true) AS
+SELECT a.name AS app,
+       a.owner::regrole AS owner,
+       a.declare_fn,
+       a.created_at,
+       (SELECT max(r.run_id) FROM coco.run r WHERE r.app_id = a.app_id) AS last_run,
+       (SELECT count(*) FROM coco.staged_state s WHERE s.app_id = a.app_id)
+     + (SELECT count(*) FROM coco.staged_row s WHERE s.app_id = a.app_id)
+     + (SELECT count(*) FROM coco.staged_query s WHERE s.app_id = a.app_id) AS pending_declarations
+  FROM coco.app a;
+
+CREATE VIEW coco.runs WITH (security_invoker = true) AS
+SELECT r.run_id, a.name AS app, r."full", r.status, r.error, r.started_at, r.finished_at,
+       r.finished_at - r.started_at AS duration,
+       (r.stats->>'inserted')::bigint AS inserted,
+       (r.stats->>'updated')::bigint AS updated,
+       (r.stats->>'deleted')::bigint AS deleted,
+       (r.stats->>'unchanged')::bigint AS unchanged,
+       r.stats->'providers' AS providers,
+       r.pid
+  FROM coco.run r JOIN coco.app a USING (app_id);
+
+CREATE VIEW coco.target_states WITH (security_invoker = true) AS
+SELECT a.name AS app, c.path AS component, t.provider, coco.key_to_jsonb(t.key) AS key,
+       t.name, t.records, t.may_be_missing, t.generation, t.schema_version
+  FROM coco.target_state t
+  JOIN coco.app a USING (app_id)
+  JOIN coco.component c USING (comp_id);
+
+CREATE VIEW coco.stale_components WITH (security_invoker = true) AS
+SELECT a.name AS app, c.path AS component, t.name AS table_name,
+       CASE WHEN s.generation <> t.generation THEN 'destructive' ELSE 'lossy' END AS reason
+  FROM coco.row_set s
+  JOIN coco.target_state t ON t.ts_id = s.target_id
+  JOIN coco.app a ON a.app_id = s.app_id
+  JOIN coco.component c ON c.comp_id = s.comp_id
+ WHERE (s.generation, s.schema_version) <> (t.generation, t.schema_version);
+
+GRANT USAGE ON SCHEMA coco TO PUBLIC;
+GRANT SELECT ON coco.apps, coco.runs, coco.target_states, coco.stale_components TO PUBLIC;

@@ -1,0 +1,289 @@
+/*
+ * app.c — apps and components: lookup, ownership checks, creation.
+ *
+ * Every API call starts here: the app is looked up as the extension owner
+ * (the bookkeeping tables are not open to ordinary roles) and the caller must
+ * have the privileges of the app's owner.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "access/htup_details.h"
+
+#include "coco_internal.h"
+
+/* ---- SPI helpers -------------------------------------------------------- */
+
+void
+coco_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
+			  const char *nulls, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "coco_target: unexpected SPI result %s for: %s",
+			 SPI_result_code_string(rc), sql);
+}
+
+/* Run a query returning one int8-compatible value; *isnull when no row. */
+int64
+coco_spi_int8(const char *sql, int nargs, Oid *types, Datum *values, bool *isnull)
+{
+	bool		null = true;
+	Datum		d = (Datum) 0;
+
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != SPI_OK_SELECT && rc != SPI_OK_INSERT_RETURNING &&
+		rc != SPI_OK_UPDATE_RETURNING && rc != SPI_OK_DELETE_RETURNING)
+		elog(ERROR, "coco_target: unexpected SPI result %s for: %s",
+			 SPI_result_code_string(rc), sql);
+	if (SPI_processed > 0)
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null);
+	if (isnull)
+		*isnull = null;
+	if (null)
+		return 0;
+	switch (SPI_tuptable->tupdesc->attrs[0].atttypid)
+	{
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return DatumGetInt64(d);
+		case OIDOID:
+			return DatumGetObjectId(d);
+		case BOOLOID:
+			return DatumGetBool(d);
+		default:
+			elog(ERROR, "coco_target: unexpected result type");
+	}
+	return 0;
+}
+
+char *
+coco_quote_qualified(const char *schema, const char *name)
+{
+	return psprintf("%s.%s", quote_identifier(schema), quote_identifier(name));
+}
+
+/* ---- apps ------------------------------------------------------------- */
+
+/* One-entry cache, valid within one transaction: repeated declarations in a
+ * loop or a set-returning query do not look the app up every time. */
+static MemoryContext cache_cxt = NULL;
+static CocoApp *cached_app = NULL;
+static LocalTransactionId cached_app_lxid = InvalidLocalTransactionId;
+
+static void
+check_app_name(const char *name)
+{
+	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid app name \"%s\"", name),
+				 errdetail("App names have 1 to %d bytes.", NAMEDATALEN - 1)));
+}
+
+CocoApp *
+coco_app_lookup(const char *name)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	CocoApp    *app;
+	bool		isnull;
+
+	if (cached_app && cached_app_lxid == MyProc->lxid && strcmp(cached_app->name, name) == 0)
+		return cached_app;
+
+	check_app_name(name);
+	values[0] = CStringGetTextDatum(name);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT app_id, owner, declare_fn FROM coco.app WHERE name OPERATOR(pg_catalog.=) $1",
+				  1, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("app \"%s\" does not exist", name),
+				 errhint("Create it with coco.create_app().")));
+
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "coco_target app cache",
+										  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(cache_cxt);
+	app = MemoryContextAllocZero(cache_cxt, sizeof(CocoApp));
+	app->name = MemoryContextStrdup(cache_cxt, name);
+	app->app_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	app->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	app->declare_fn = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (isnull)
+		app->declare_fn = InvalidOid;
+
+	if (!has_privs_of_role(GetUserId(), app->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for app \"%s\"", name),
+				 errdetail("Only members of the app's owner role may act on it.")));
+
+	cached_app = app;
+	cached_app_lxid = MyProc->lxid;
+	return app;
+}
+
+static void
+forget_cached_app(void)
+{
+	cached_app = NULL;
+}
+
+/* ---- components -------------------------------------------------------- */
+
+static int	cached_comp_app = 0;
+static int	cached_comp_id = 0;
+static ArrayType *cached_comp_path = NULL;
+static LocalTransactionId cached_comp_lxid = InvalidLocalTransactionId;
+
+int
+coco_component_id(int app_id, ArrayType *path)
+{
+	CocoUserContext uc;
+	Oid			types[2] = {INT4OID, TEXTARRAYOID};
+	Datum		values[2];
+	Datum	   *elems;
+	int			nelems;
+	bool		isnull;
+	int64		id;
+
+	if (ARR_NDIM(path) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("a component path must be a one-dimensional text array")));
+	if (array_contains_nulls(path))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a component path may not contain nulls")));
+
+	/* canonical form (1-D, lower bound 1): equal paths have equal bytes */
+	deconstruct_array(path, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+	path = construct_array(elems, nelems, TEXTOID, -1, false, TYPALIGN_INT);
+	if (cached_comp_lxid == MyProc->lxid && cached_comp_app == app_id && cached_comp_path &&
+		VARSIZE(cached_comp_path) == VARSIZE(path) &&
+		memcmp(cached_comp_path, path, VARSIZE(path)) == 0)
+		return cached_comp_id;
+
+	values[0] = Int32GetDatum(app_id);
+	values[1] = PointerGetDatum(path);
+	coco_enter_extension_owner(&uc);
+	id = coco_spi_int8("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1 "
+					   "AND path OPERATOR(pg_catalog.=) $2", 2, types, values, &isnull);
+	if (isnull)
+		id = coco_spi_int8("INSERT INTO coco.component (app_id, path) VALUES ($1, $2) "
+						   "ON CONFLICT (app_id, path) DO UPDATE SET path = EXCLUDED.path "
+						   "RETURNING comp_id", 2, types, values, &isnull);
+	coco_leave(&uc);
+
+	if (cached_comp_path)
+		pfree(cached_comp_path);
+	cached_comp_path = MemoryContextAlloc(TopMemoryContext, VARSIZE(path));
+	memcpy(cached_comp_path, path, VARSIZE(path));
+	cached_comp_app = app_id;
+	cached_comp_id = (int) id;
+	cached_comp_lxid = MyProc->lxid;
+	return (int) id;
+}
+
+/* ---- SQL-callable ------------------------------------------------------ */
+
+static void
+check_declare_fn(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Form_pg_proc proc;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", fn)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->pronargs != 1 || proc->proargtypes.values[0] != TEXTOID ||
+		proc->prorettype != VOIDOID || proc->proretset)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("declaration function %s must take (app text) and return void",
+						format_procedure(fn))));
+	ReleaseSysCache(tup);
+	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", format_procedure(fn))));
+}
+
+PG_FUNCTION_INFO_V1(coco_create_app);
+Datum
+coco_create_app(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Oid			types[3] = {TEXTOID, OIDOID, REGPROCEDUREOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	CocoUserContext uc;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("app name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_app_name(name);
+	if (PG_ARGISNULL(1))
+		nulls[2] = 'n';
+	else
+		check_declare_fn(PG_GETARG_OID(1));
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = ObjectIdGetDatum(GetUserId());
+	values[2] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+
+	SPI_connect();
+	coco_enter_extension_owner(&uc);
+	(void) coco_spi_int8("SELECT 1 FROM coco.app WHERE name OPERATOR(pg_catalog.=) $1",
+						 1, types, values, &isnull);
+	if (!isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("app \"%s\" already exists", name)));
+	coco_spi_exec("INSERT INTO coco.app (name, owner, declare_fn) VALUES ($1, $2, $3)",
+				  3, types, values, nulls, SPI_OK_INSERT);
+	coco_leave(&uc);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(coco_drop_app);
+Datum
+coco_drop_app(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("app name must not be null")));
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	coco_engine_drop_app(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
+	forget_cached_app();
+	SPI_finish();
+	PG_RETURN_VOID();
+}

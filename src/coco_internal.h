@@ -1,0 +1,107 @@
+/*
+ * coco_internal.h — what the extension's own files share; not installed.
+ */
+#ifndef COCO_INTERNAL_H
+#define COCO_INTERNAL_H
+
+#include "postgres.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+#include "utils/snapshot.h"
+
+#include "coco_target.h"
+
+#define COCO_ROW_PROVIDER	"postgres.row"
+#define COCO_TABLE_PROVIDER "postgres.table"
+/* search_path for every statement the extension builds itself */
+#define COCO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
+
+/* fingerprint.c */
+extern int64 coco_fingerprinted_rows;
+extern bytea *coco_fingerprint_to_bytea(const CocoFingerprint *fp);
+
+/* identifiers.c */
+typedef struct CocoTableName
+{
+	char	   *schema;
+	char	   *name;
+	char	   *qualified;		/* schema.name, unquoted: the tracking name */
+} CocoTableName;
+
+extern void coco_validate_identifier(const char *ident, const char *what);
+extern void coco_parse_table_name(const char *text, CocoTableName *out);
+extern char *coco_canonical_type(const char *type_text, const char *column);
+extern void coco_resolve_type(const char *canonical, Oid *typid, int32 *typmod);
+extern char *coco_qualified_type(const char *canonical);
+extern void coco_table_key(const CocoTableName *tn, StringInfo buf);
+
+/* privilege.c */
+typedef struct CocoUserContext
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} CocoUserContext;
+
+extern Oid	coco_extension_owner_id(void);
+extern void coco_enter_extension_owner(CocoUserContext *ctx);
+extern void coco_enter_app_owner(Oid owner, const char *search_path, CocoUserContext *ctx);
+extern void coco_leave(CocoUserContext *ctx);
+extern char *coco_current_search_path(void);
+
+/* app.c */
+typedef struct CocoApp
+{
+	int			app_id;
+	char	   *name;
+	Oid			owner;
+	Oid			declare_fn;
+} CocoApp;
+
+extern CocoApp *coco_app_lookup(const char *name);
+extern int	coco_component_id(int app_id, ArrayType *path);
+extern void coco_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
+						  const char *nulls, int expected);
+extern int64 coco_spi_int8(const char *sql, int nargs, Oid *types, Datum *values, bool *isnull);
+
+/* table_spec.c */
+typedef struct CocoColumn
+{
+	char	   *name;
+	char	   *type;			/* canonical type name */
+	bool		nullable;
+	bool		is_key;
+} CocoColumn;
+
+typedef struct CocoTableSpec
+{
+	CocoTableName tn;
+	char	   *managed_by;		/* "system" or "user" */
+	int			ncolumns;
+	CocoColumn *columns;
+	int			nkeys;
+	int		   *key_index;		/* positions of primary key columns */
+} CocoTableSpec;
+
+extern Jsonb *coco_table_spec_build(const CocoTableName *tn, Jsonb *columns,
+									ArrayType *primary_key, const char *managed_by);
+extern CocoTableSpec *coco_table_spec_parse(Jsonb *spec);
+extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
+
+/* declare.c */
+extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
+
+/* pg_table.c */
+extern void coco_pg_table_register(void);
+
+/* pg_rows.c */
+extern void coco_rows_sync(CocoChildSync *sync);
+
+/* engine.c */
+extern Snapshot coco_run_snapshot;
+extern void coco_push_run_snapshot(void);
+extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full);
+extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);
+
+#endif							/* COCO_INTERNAL_H */

@@ -1,0 +1,230 @@
+/*
+ * coco_target.h — the public C API of coco_target, for connector authors.
+ *
+ * A connector serves one *provider*: a namespace of target states.  For each
+ * target state the engine hands the provider's handler the desired spec (or
+ * NULL when it is no longer declared) and every tracking record that may be
+ * true from earlier runs; the handler decides, without doing any I/O, what
+ * action is needed, what to remember, and how the change affects children.
+ * The provider's sink then applies a batch of such decisions.  Containers
+ * (tables) additionally sync their children (rows) after their own action.
+ *
+ * The built-in postgres.table connector uses exactly this header.
+ */
+#ifndef COCO_TARGET_H
+#define COCO_TARGET_H
+
+#include "postgres.h"
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+/* ---------------------------------------------------------------------
+ * Stable keys
+ *
+ * A key is null, a boolean, a 64-bit integer, a string, bytes, a uuid, a
+ * symbol, or a tuple of keys.  Its canonical binary encoding orders like the
+ * values it encodes (bytewise comparison = logical comparison) and is what
+ * tracking tables store.  Build one by appending items to a StringInfo.
+ * ------------------------------------------------------------------- */
+typedef enum CocoKeyKind
+{
+	COCO_KEY_END_TUPLE = 0x00,	/* closes a tuple; sorts before anything */
+	COCO_KEY_NULL = 0x01,
+	COCO_KEY_FALSE = 0x02,
+	COCO_KEY_TRUE = 0x03,
+	COCO_KEY_INT = 0x10,
+	COCO_KEY_STR = 0x20,
+	COCO_KEY_BYTES = 0x30,
+	COCO_KEY_UUID = 0x40,
+	COCO_KEY_SYMBOL = 0x50,
+	COCO_KEY_TUPLE = 0x60
+} CocoKeyKind;
+
+typedef struct CocoKeyItem
+{
+	CocoKeyKind kind;
+	int64		ival;			/* COCO_KEY_INT */
+	char	   *data;			/* STR, BYTES, SYMBOL (palloc'd, unescaped), UUID (16 bytes) */
+	int			len;
+} CocoKeyItem;
+
+extern void coco_key_put_null(StringInfo buf);
+extern void coco_key_put_bool(StringInfo buf, bool value);
+extern void coco_key_put_int(StringInfo buf, int64 value);
+extern void coco_key_put_str(StringInfo buf, const char *data, int len);
+extern void coco_key_put_bytes(StringInfo buf, const char *data, int len);
+extern void coco_key_put_uuid(StringInfo buf, const pg_uuid_t *value);
+extern void coco_key_put_symbol(StringInfo buf, const char *data, int len);
+extern void coco_key_begin_tuple(StringInfo buf);
+extern void coco_key_end_tuple(StringInfo buf);
+
+/* Whether a column of this type can be part of a key (a primary key column). */
+extern bool coco_key_type_supported(Oid typid);
+/* Append a value of a supported type; errors for NULL or unsupported types. */
+extern void coco_key_put_datum(StringInfo buf, Datum value, Oid typid);
+/* Read one item at *pos (advancing it); errors on malformed input. */
+extern void coco_key_read(const char *data, int len, int *pos, CocoKeyItem *item);
+/* Convert a scalar key item back into a datum of a supported type. */
+extern Datum coco_key_item_datum(const CocoKeyItem *item, Oid typid);
+/* The jsonb spelling of a key, and back. */
+extern Jsonb *coco_key_to_jsonb(const char *data, int len);
+extern void coco_key_from_jsonb(StringInfo buf, Jsonb *json);
+/* A human-readable spelling for messages (the jsonb text). */
+extern char *coco_key_describe(const char *data, int len);
+
+/* ---------------------------------------------------------------------
+ * Fingerprints: 128-bit XXH3 of a canonical byte string.
+ * ------------------------------------------------------------------- */
+#define COCO_FINGERPRINT_LEN 16
+
+typedef struct CocoFingerprint
+{
+	uint8		bytes[COCO_FINGERPRINT_LEN];
+} CocoFingerprint;
+
+extern void coco_fingerprint_bytes(const void *data, size_t len, CocoFingerprint *out);
+/* Append one typed value (or NULL) to a row buffer, then fingerprint it. */
+extern void coco_fingerprint_add_datum(StringInfo buf, Datum value, bool isnull,
+									   int16 typlen, bool typbyval);
+extern bool coco_fingerprint_equal(const CocoFingerprint *a, const CocoFingerprint *b);
+
+/* ---------------------------------------------------------------------
+ * State diffs: the decision rules every handler shares (DESIGN.md 1-5).
+ * ------------------------------------------------------------------- */
+typedef enum CocoAction
+{
+	COCO_NO_ACTION = 0,
+	COCO_INSERT,				/* create; nothing was there */
+	COCO_UPSERT,				/* make it so; it may or may not be there */
+	COCO_REPLACE,				/* incompatible change: remove and create */
+	COCO_DELETE					/* remove */
+} CocoAction;
+
+extern const char *coco_action_name(CocoAction action);
+
+/*
+ * desired == NULL: no longer declared.  Skips only when every previous record
+ * equals the desired one and the state is known to exist.
+ */
+extern CocoAction coco_diff(const CocoFingerprint *desired,
+							const CocoFingerprint *prev, int nprev,
+							bool prev_may_be_missing);
+
+/* A record with a main part and named sub-records (a table and its columns). */
+typedef struct CocoCompositeRecord
+{
+	CocoFingerprint main;
+	int			nsubs;
+	const char **sub_names;
+	CocoFingerprint *subs;
+} CocoCompositeRecord;
+
+typedef struct CocoCompositeDiff
+{
+	CocoAction	main;
+	int			nsubs;			/* every sub named in desired or any prev */
+	const char **sub_names;
+	CocoAction *subs;
+} CocoCompositeDiff;
+
+extern void coco_composite_diff(const CocoCompositeRecord *desired,
+								const CocoCompositeRecord *prev, int nprev,
+								bool prev_may_be_missing, CocoCompositeDiff *out);
+
+/* ---------------------------------------------------------------------
+ * Providers
+ * ------------------------------------------------------------------- */
+typedef enum CocoInvalidation
+{
+	COCO_INVALIDATE_NONE = 0,
+	COCO_INVALIDATE_LOSSY,		/* children may have lost data: re-write all */
+	COCO_INVALIDATE_DESTRUCTIVE /* container rebuilt: children are gone */
+} CocoInvalidation;
+
+/* What a handler is asked about one target state. */
+typedef struct CocoTargetState
+{
+	const char *provider;
+	const char *key;			/* encoded stable key */
+	int			keylen;
+	const char *name;			/* readable name, for messages */
+	Jsonb	   *desired;		/* NULL: no longer declared */
+	Jsonb	  **prev;			/* tracking records that may be true */
+	int			nprev;
+	bool		prev_may_be_missing;
+} CocoTargetState;
+
+/* What it answers. */
+typedef struct CocoDecision
+{
+	CocoAction	action;			/* COCO_NO_ACTION: nothing to apply */
+	Jsonb	   *detail;			/* handler-defined payload for its sink */
+	Jsonb	   *record;			/* tracking record to keep; NULL = gone */
+	CocoInvalidation invalidation;
+} CocoDecision;
+
+/* One decided target state, as handed to a sink. */
+typedef struct CocoPlannedAction
+{
+	const CocoTargetState *state;
+	CocoDecision decision;
+	void	   *sink_private;	/* free for the sink's use */
+} CocoPlannedAction;
+
+/*
+ * Children sync context, for containers whose children are numerous small
+ * states tracked by fingerprint alone (rows of a table).  The engine fills
+ * it; the provider's sync_children diffs and applies the children set-wise.
+ */
+typedef struct CocoChildSync
+{
+	int			app_id;
+	int64		container_id;	/* the container's tracking id */
+	const CocoTargetState *container;
+	Jsonb	   *record;			/* the container's current record */
+	int		   *replaced_comps; /* components whose children are replaced */
+	int			nreplaced;
+	int		   *rewrite_comps;	/* of those, the ones to re-write in full */
+	int			nrewrite;
+	bool		container_gone; /* container deleted: just forget children */
+	bool		ignore_declarations;	/* delete every tracked child in the
+										 * replaced components */
+	Oid			owner;			/* the app owner, who applies the changes */
+	/* counts, filled by the provider */
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		unchanged;
+} CocoChildSync;
+
+typedef struct CocoProvider
+{
+	const char *name;			/* e.g. "postgres.table" */
+	const char *child_name;		/* e.g. "postgres.row"; NULL: no children */
+	/* Pure: decide about one state.  Must not do I/O. */
+	void		(*reconcile) (const CocoTargetState *state, CocoDecision *decision);
+	/* Apply a batch of decided actions (runs as the app owner). */
+	void		(*apply) (CocoPlannedAction *actions, int nactions);
+	/* Optional: actions that must follow the children sync (e.g. SET NOT NULL). */
+	void		(*finish) (CocoPlannedAction *actions, int nactions);
+	/* Optional: diff and apply a container's children. */
+	void		(*sync_children) (CocoChildSync *sync);
+} CocoProvider;
+
+/* Register a root provider; call from _PG_init.  Names are unique. */
+extern void coco_register_root_provider(const CocoProvider *provider);
+extern const CocoProvider *coco_lookup_provider(const char *name);
+
+/* ---------------------------------------------------------------------
+ * Helpers for sinks
+ * ------------------------------------------------------------------- */
+
+/* Run fn(arg) with the extension owner's rights and a pinned search_path:
+ * for connectors that keep bookkeeping of their own in the coco schema. */
+extern void coco_as_extension_owner(void (*fn) (void *arg), void *arg);
+
+/* Quote "schema"."name" after the caller validated both parts. */
+extern char *coco_quote_qualified(const char *schema, const char *name);
+
+#endif							/* COCO_TARGET_H */

@@ -1,0 +1,505 @@
+/*
+ * declare.c — the declaration API: what should exist, staged durably until
+ * the app is reconciled.
+ *
+ * Declarations are validated here, at the boundary, so that bad input is
+ * refused when it is given and nothing half-declared reaches a run:
+ * identifiers, type names, row values (converted to the column types exactly
+ * as jsonb_to_record does, which is also how the run converts them) and
+ * query columns.  Staging is written as the extension owner.
+ *
+ * A declare_rows query is staged as a query, not as rows: the run evaluates
+ * it (as the app owner, with the declaring session's search_path) inside
+ * one set-wise diff against tracking, so an unchanged row is never copied
+ * anywhere.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+
+#include "coco_internal.h"
+
+static text *
+arg_text(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	return PG_GETARG_TEXT_PP(n);
+}
+
+static ArrayType *
+arg_component(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("component must not be null"),
+				 errhint("The root component is '{}'.")));
+	return PG_GETARG_ARRAYTYPE_P(n);
+}
+
+static bytea *
+buf_to_bytea(StringInfo buf)
+{
+	bytea	   *b = palloc(VARHDRSZ + buf->len);
+
+	SET_VARSIZE(b, VARHDRSZ + buf->len);
+	memcpy(VARDATA(b), buf->data, buf->len);
+	return b;
+}
+
+/* ---- the declared spec of a table, cached within a transaction --------- */
+
+typedef struct TableCache
+{
+	MemoryContext cxt;
+	LocalTransactionId lxid;
+	int			app_id;
+	char	   *qualified;
+	CocoTableSpec *spec;
+	TupleDesc	tupdesc;		/* the declared columns, for row conversion */
+	FmgrInfo	to_record;		/* jsonb_to_record, with its own cache */
+	SPIPlanPtr	insert_plan;	/* INSERT INTO coco.staged_row */
+} TableCache;
+
+static TableCache table_cache;
+
+static void
+forget_table_cache(void)
+{
+	table_cache.spec = NULL;
+	if (table_cache.insert_plan)
+		SPI_freeplan(table_cache.insert_plan);
+	table_cache.insert_plan = NULL;
+	if (table_cache.cxt)
+		MemoryContextReset(table_cache.cxt);
+}
+
+/* Look the spec up in staging first, then in tracking. */
+static Jsonb *
+find_table_spec(const CocoApp *app, const CocoTableName *tn)
+{
+	StringInfoData key;
+	Oid			types[3] = {INT4OID, TEXTOID, BYTEAOID};
+	Datum		values[3];
+	CocoUserContext uc;
+	Jsonb	   *spec = NULL;
+	bool		isnull;
+
+	initStringInfo(&key);
+	coco_table_key(tn, &key);
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = CStringGetTextDatum(COCO_TABLE_PROVIDER);
+	values[2] = PointerGetDatum(buf_to_bytea(&key));
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT spec FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "AND provider OPERATOR(pg_catalog.=) $2 AND key OPERATOR(pg_catalog.=) $3 "
+				  "UNION ALL "
+				  "SELECT records OPERATOR(pg_catalog.->) -1 FROM coco.target_state "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND provider OPERATOR(pg_catalog.=) $2 "
+				  "AND key OPERATOR(pg_catalog.=) $3 LIMIT 1",
+				  3, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	if (SPI_processed > 0)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			spec = DatumGetJsonbPCopy(d);
+	}
+	return spec;
+}
+
+CocoTableSpec *
+coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn)
+{
+	Jsonb	   *json;
+	MemoryContext old;
+
+	if (table_cache.spec && table_cache.lxid == MyProc->lxid &&
+		table_cache.app_id == app->app_id && strcmp(table_cache.qualified, tn->qualified) == 0)
+		return table_cache.spec;
+
+	json = find_table_spec(app, tn);
+	if (json == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table \"%s\" is not declared in app \"%s\"", tn->qualified, app->name),
+				 errhint("Declare the table with coco.declare_table() before its rows.")));
+
+	if (table_cache.cxt == NULL)
+		table_cache.cxt = AllocSetContextCreate(TopMemoryContext, "coco_target table cache",
+												ALLOCSET_DEFAULT_SIZES);
+	forget_table_cache();
+	old = MemoryContextSwitchTo(table_cache.cxt);
+	table_cache.spec = coco_table_spec_parse(json);
+	table_cache.qualified = pstrdup(tn->qualified);
+	table_cache.app_id = app->app_id;
+	table_cache.lxid = MyProc->lxid;
+	table_cache.tupdesc = CreateTemplateTupleDesc(table_cache.spec->ncolumns);
+	for (int i = 0; i < table_cache.spec->ncolumns; i++)
+	{
+		Oid			typid;
+		int32		typmod;
+
+		coco_resolve_type(table_cache.spec->columns[i].type, &typid, &typmod);
+		TupleDescInitEntry(table_cache.tupdesc, i + 1, table_cache.spec->columns[i].name,
+						   typid, typmod, 0);
+	}
+	table_cache.tupdesc = BlessTupleDesc(table_cache.tupdesc);
+	fmgr_info_cxt(fmgr_internal_function("jsonb_to_record"), &table_cache.to_record,
+				  table_cache.cxt);
+	MemoryContextSwitchTo(old);
+	return table_cache.spec;
+}
+
+/* ---- declare_table ------------------------------------------------------ */
+
+static void
+duplicate_declaration(const char *what, const char *key, const char *table)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("%s %s is declared twice%s%s", what, key,
+					table ? " for table " : "", table ? table : ""),
+			 errdetail("Each target state may be declared once between two reconciles."),
+			 errhint("Reconcile the app, or clear the component, before declaring it again.")));
+}
+
+PG_FUNCTION_INFO_V1(coco_declare_table);
+Datum
+coco_declare_table(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoTableName tn;
+	Jsonb	   *spec;
+	int			comp_id;
+	StringInfoData key;
+	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
+	Datum		values[6];
+	CocoUserContext uc;
+	bool		isnull;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("columns and primary_key must not be null")));
+	spec = coco_table_spec_build(&tn, PG_GETARG_JSONB_P(2), PG_GETARG_ARRAYTYPE_P(3),
+								 text_to_cstring(arg_text(fcinfo, 4, "managed_by")));
+	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 5));
+
+	initStringInfo(&key);
+	coco_table_key(&tn, &key);
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = Int32GetDatum(comp_id);
+	values[2] = CStringGetTextDatum(COCO_TABLE_PROVIDER);
+	values[3] = PointerGetDatum(buf_to_bytea(&key));
+	values[4] = CStringGetTextDatum(tn.qualified);
+	values[5] = JsonbPGetDatum(spec);
+
+	coco_enter_extension_owner(&uc);
+	(void) coco_spi_int8("INSERT INTO coco.staged_state (app_id, comp_id, provider, key, name, spec) "
+						 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
+						 6, types, values, &isnull);
+	coco_leave(&uc);
+	if (isnull)
+		duplicate_declaration("table", quote_literal_cstr(tn.qualified), NULL);
+	forget_table_cache();
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ---- declare_row -------------------------------------------------------- */
+
+/* Convert a jsonb row to the declared column types, as jsonb_to_record does. */
+static HeapTupleHeader
+row_to_record(Jsonb *row)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	ReturnSetInfo rsinfo;
+	Datum		result;
+
+	MemSet(&rsinfo, 0, sizeof(rsinfo));
+	rsinfo.type = T_ReturnSetInfo;
+	rsinfo.expectedDesc = table_cache.tupdesc;
+	rsinfo.allowedModes = (int) SFRM_ValuePerCall;
+	InitFunctionCallInfoData(*fcinfo, &table_cache.to_record, 1, InvalidOid, NULL,
+							 (Node *) &rsinfo);
+	fcinfo->args[0].value = JsonbPGetDatum(row);
+	fcinfo->args[0].isnull = false;
+	result = FunctionCallInvoke(fcinfo);
+	if (fcinfo->isnull)
+		elog(ERROR, "coco_target: row conversion returned null");
+	return DatumGetHeapTupleHeader(result);
+}
+
+PG_FUNCTION_INFO_V1(coco_declare_row);
+Datum
+coco_declare_row(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoTableName tn;
+	CocoTableSpec *spec;
+	Jsonb	   *row;
+	int			comp_id;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	HeapTupleHeader rec;
+	HeapTupleData tuple;
+	Datum	   *vals;
+	bool	   *nulls;
+	StringInfoData key;
+	Datum		args[5];
+	CocoUserContext uc;
+	int			rc;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("row must not be null")));
+	row = PG_GETARG_JSONB_P(2);
+	spec = coco_declared_table_spec(app, &tn);
+	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 3));
+
+	if (!JB_ROOT_IS_OBJECT(row))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a declared row must be a JSON object keyed by column name")));
+	it = JsonbIteratorInit(&row->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *col = pnstrdup(v.val.string.val, v.val.string.len);
+
+			if (coco_table_spec_column(spec, col) < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("row has unknown column \"%s\" for table \"%s\"", col, tn.qualified)));
+		}
+	}
+
+	rec = row_to_record(row);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+	vals = palloc(sizeof(Datum) * spec->ncolumns);
+	nulls = palloc(sizeof(bool) * spec->ncolumns);
+	heap_deform_tuple(&tuple, table_cache.tupdesc, vals, nulls);
+
+	initStringInfo(&key);
+	coco_key_begin_tuple(&key);
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		int			pos = spec->key_index[i];
+
+		if (nulls[pos])
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("row for table \"%s\" lacks a value for key column \"%s\"",
+							tn.qualified, spec->columns[pos].name)));
+		coco_key_put_datum(&key, vals[pos], TupleDescAttr(table_cache.tupdesc, pos)->atttypid);
+	}
+	coco_key_end_tuple(&key);
+
+	args[0] = Int32GetDatum(app->app_id);
+	args[1] = Int32GetDatum(comp_id);
+	args[2] = CStringGetTextDatum(tn.qualified);
+	args[3] = PointerGetDatum(buf_to_bytea(&key));
+	args[4] = JsonbPGetDatum(row);
+
+	coco_enter_extension_owner(&uc);
+	if (table_cache.insert_plan == NULL)
+	{
+		Oid			types[5] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, JSONBOID};
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO coco.staged_row (app_id, comp_id, tbl, key, \"row\") "
+									   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+									   5, types);
+
+		if (plan == NULL)
+			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		table_cache.insert_plan = plan;
+	}
+	rc = SPI_execute_plan(table_cache.insert_plan, args, NULL, false, 0);
+	coco_leave(&uc);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		duplicate_declaration("row with key",
+							  coco_key_describe(key.data, key.len), quote_literal_cstr(tn.qualified));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ---- declare_rows ------------------------------------------------------- */
+
+/* A query spliced into the run's statements: no trailing semicolons, and on
+ * lines of its own so a trailing comment cannot swallow what follows. */
+static char *
+clean_query(const char *query)
+{
+	int			len = strlen(query);
+
+	while (len > 0 && (query[len - 1] == ';' || isspace((unsigned char) query[len - 1])))
+		len--;
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("declare_rows query must not be empty")));
+	return pnstrdup(query, len);
+}
+
+PG_FUNCTION_INFO_V1(coco_declare_rows);
+Datum
+coco_declare_rows(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoTableName tn;
+	CocoTableSpec *spec;
+	char	   *query;
+	char	   *search_path = coco_current_search_path();
+	int			comp_id;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	TupleDesc	desc;
+	Datum	   *colnames;
+	bool		has_key[INDEX_MAX_KEYS] = {0};
+	StringInfoData count_sql;
+	CocoUserContext uc;
+	int64		count;
+	bool		isnull;
+	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[6];
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
+	query = clean_query(text_to_cstring(arg_text(fcinfo, 2, "query")));
+	spec = coco_declared_table_spec(app, &tn);
+	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 3));
+
+	/* Validate and count as the app owner, with the caller's search_path,
+	 * exactly as the run will evaluate it. */
+	coco_enter_app_owner(app->owner, search_path, &uc);
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("declare_rows query must be a single SELECT (or VALUES) returning rows")));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	desc = CreateTupleDescCopy(portal->tupDesc);
+	SPI_cursor_close(portal);
+
+	colnames = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	for (int i = 0; i < desc->natts; i++)
+	{
+		char	   *name = NameStr(TupleDescAttr(desc, i)->attname);
+		int			pos = coco_table_spec_column(spec, name);
+
+		if (pos < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("declare_rows query column \"%s\" is not a column of table \"%s\"",
+							name, tn.qualified),
+					 errhint("Name the query's output columns like the table's columns.")));
+		for (int j = 0; j < i; j++)
+			if (strcmp(NameStr(TupleDescAttr(desc, j)->attname), name) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("declare_rows query returns column \"%s\" more than once", name)));
+		for (int k = 0; k < spec->nkeys; k++)
+			if (spec->key_index[k] == pos)
+				has_key[k] = true;
+		colnames[i] = CStringGetTextDatum(name);
+	}
+	for (int k = 0; k < spec->nkeys; k++)
+		if (!has_key[k])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+					 errmsg("declare_rows query lacks primary key column \"%s\" of table \"%s\"",
+							spec->columns[spec->key_index[k]].name, tn.qualified)));
+
+	/* Casting each column to its declared type checks that a cast exists. */
+	initStringInfo(&count_sql);
+	appendStringInfoString(&count_sql, "SELECT pg_catalog.count(*) FROM (SELECT ");
+	for (int i = 0; i < desc->natts; i++)
+	{
+		char	   *name = NameStr(TupleDescAttr(desc, i)->attname);
+		int			pos = coco_table_spec_column(spec, name);
+
+		appendStringInfo(&count_sql, "%su.%s::%s", i > 0 ? ", " : "", quote_identifier(name),
+						 coco_qualified_type(spec->columns[pos].type));
+	}
+	appendStringInfo(&count_sql, " FROM (\n%s\n) u) x", query);
+	count = coco_spi_int8(count_sql.data, 0, NULL, NULL, &isnull);
+	coco_leave(&uc);
+
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = Int32GetDatum(comp_id);
+	values[2] = CStringGetTextDatum(tn.qualified);
+	values[3] = CStringGetTextDatum(query);
+	values[4] = PointerGetDatum(construct_array(colnames, desc->natts, TEXTOID, -1, false, TYPALIGN_INT));
+	values[5] = CStringGetTextDatum(search_path);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path) "
+				  "VALUES ($1, $2, $3, $4, $5, $6)", 6, types, values, NULL, SPI_OK_INSERT);
+	coco_leave(&uc);
+	SPI_finish();
+	PG_RETURN_INT64(count);
+}
+
+/* ---- clear_component ---------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(coco_clear_component);
+Datum
+coco_clear_component(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	int			comp_id;
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	CocoUserContext uc;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 1));
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = Int32GetDatum(comp_id);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2",
+				  2, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2",
+				  2, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2",
+				  2, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("INSERT INTO coco.cleared_component (app_id, comp_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+				  2, types, values, NULL, SPI_OK_INSERT);
+	coco_leave(&uc);
+	forget_table_cache();
+	SPI_finish();
+	PG_RETURN_VOID();
+}

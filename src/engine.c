@@ -1,0 +1,735 @@
+/*
+ * engine.c — one reconcile of an app: decide, apply, remember.
+ *
+ * A run holds the app's advisory lock (runs of one app are serialized) and
+ * reads staging through one snapshot taken after the lock: what it reads is
+ * exactly what it consumes, and declarations committed meanwhile wait for
+ * the next run.  Then, in one transaction (DESIGN.md rule 9):
+ *
+ *   1. The replaced components: those with staged declarations or a clear
+ *      marker (a full run: every component).
+ *   2. Root target states (tables): each staged or tracked-in-a-replaced-
+ *      component state goes to its provider's pure handler; the decisions
+ *      are applied provider by provider; tracking is updated, with the
+ *      container's generation moved on destructive or lossy changes.
+ *   3. Children (rows) of every container, after its own action (rule 6):
+ *      the provider diffs and applies them set-wise.  Children of replaced
+ *      components whose rows were written under an older generation are
+ *      re-written in full; untouched ones are left stale (rule 7).
+ *   4. Deferred container actions (NOT NULL after the rows are in).
+ *   5. Staging consumed, the run recorded.
+ *
+ * If the run left components stale and the app has a declaration function,
+ * the function is run and a full pass follows, so every child gets its
+ * values back.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/regproc.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "coco_internal.h"
+
+/* advisory lock class of app locks: 'coco' */
+#define COCO_LOCK_CLASS 0x636f636f
+
+Snapshot	coco_run_snapshot = NULL;
+
+typedef struct ProviderStats
+{
+	const char *name;
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		unchanged;
+} ProviderStats;
+
+typedef struct RunStats
+{
+	ProviderStats by_provider[16];
+	int			nproviders;
+	int64		stale;
+	int			passes;
+} RunStats;
+
+typedef struct RootState
+{
+	CocoTargetState st;
+	const CocoProvider *provider;
+	int64		ts_id;			/* 0: not tracked yet */
+	int			comp_id;		/* declaring component, or the tracked one */
+	int			generation;
+	int			schema_version;
+	CocoDecision decision;
+} RootState;
+
+static ProviderStats *
+provider_stats(RunStats *rs, const char *name)
+{
+	for (int i = 0; i < rs->nproviders; i++)
+		if (strcmp(rs->by_provider[i].name, name) == 0)
+			return &rs->by_provider[i];
+	if (rs->nproviders >= (int) lengthof(rs->by_provider))
+		elog(ERROR, "coco_target: too many providers in one run");
+	memset(&rs->by_provider[rs->nproviders], 0, sizeof(ProviderStats));
+	rs->by_provider[rs->nproviders].name = pstrdup(name);
+	return &rs->by_provider[rs->nproviders++];
+}
+
+void
+coco_push_run_snapshot(void)
+{
+	PushCopiedSnapshot(coco_run_snapshot);
+	UpdateActiveSnapshotCommandId();
+}
+
+/* A statement over staging, through the run's snapshot. */
+static void
+snap_exec(const char *sql, int nargs, Oid *types, Datum *values, bool read_only, int expected)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+	int			rc;
+
+	if (plan == NULL)
+		elog(ERROR, "coco_target: SPI_prepare failed for: %s", sql);
+	rc = SPI_execute_snapshot(plan, values, NULL, coco_run_snapshot, InvalidSnapshot,
+							  read_only, false, 0);
+	if (rc != expected)
+		elog(ERROR, "coco_target: unexpected SPI result %s for: %s", SPI_result_code_string(rc), sql);
+	SPI_freeplan(plan);
+}
+
+static void
+lock_app(int app_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, COCO_LOCK_CLASS, (uint32) app_id, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+static int *
+int_column(int *n)
+{
+	int		   *out = palloc(sizeof(int) * Max(SPI_processed, 1));
+	bool		isnull;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+		out[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	*n = (int) SPI_processed;
+	return out;
+}
+
+static ArrayType *
+int_array(int *values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int32GetDatum(values[i]);
+	return construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT);
+}
+
+static int *
+replaced_components(int app_id, bool full, int *n)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app_id)};
+
+	if (full)
+		snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
+				  1, types, values, true, SPI_OK_SELECT);
+	else
+		snap_exec("SELECT comp_id FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "UNION SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "UNION SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "UNION SELECT comp_id FROM coco.cleared_component WHERE app_id OPERATOR(pg_catalog.=) $1",
+				  1, types, values, true, SPI_OK_SELECT);
+	return int_column(n);
+}
+
+static RootState *
+load_root_states(int app_id, ArrayType *replaced, int *n)
+{
+	Oid			types[2] = {INT4OID, INT4ARRAYOID};
+	Datum		values[2] = {Int32GetDatum(app_id), PointerGetDatum(replaced)};
+	RootState  *states;
+
+	snap_exec("SELECT coalesce(s.provider, t.provider), coalesce(s.key, t.key), "
+			  "coalesce(s.name, t.name), s.spec, s.comp_id, t.ts_id, t.records, "
+			  "t.may_be_missing, t.comp_id, t.generation, t.schema_version "
+			  "FROM (SELECT * FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1) s "
+			  "FULL JOIN (SELECT * FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1) t "
+			  "ON s.provider OPERATOR(pg_catalog.=) t.provider AND s.key OPERATOR(pg_catalog.=) t.key "
+			  "WHERE s.key IS NOT NULL OR t.comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+			  "ORDER BY 1, 2",
+			  2, types, values, true, SPI_OK_SELECT);
+
+	states = palloc0(sizeof(RootState) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		RootState  *rs = &states[i];
+		bool		isnull;
+		Datum		d;
+		bytea	   *key;
+
+		rs->st.provider = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		key = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 2, &isnull));
+		rs->st.key = VARDATA(key);
+		rs->st.keylen = VARSIZE(key) - VARHDRSZ;
+		rs->st.name = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		rs->st.desired = isnull ? NULL : DatumGetJsonbPCopy(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		rs->comp_id = isnull ? 0 : DatumGetInt32(d);
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		rs->ts_id = isnull ? 0 : DatumGetInt64(d);
+		if (rs->ts_id != 0)
+		{
+			Jsonb	   *records = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+			int			nrec = JB_ROOT_COUNT(records);
+
+			rs->st.prev = palloc(sizeof(Jsonb *) * Max(nrec, 1));
+			for (int r = 0; r < nrec; r++)
+			{
+				JsonbValue *v = getIthJsonbValueFromContainer(&records->root, r);
+
+				rs->st.prev[rs->st.nprev++] = JsonbValueToJsonb(v);
+			}
+			rs->st.prev_may_be_missing = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+			if (rs->comp_id == 0)
+				rs->comp_id = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+			rs->generation = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+			rs->schema_version = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+		}
+		rs->provider = coco_lookup_provider(rs->st.provider);
+		if (rs->provider == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("provider \"%s\" is not registered", rs->st.provider),
+					 errhint("Load the connector that provides it (shared_preload_libraries).")));
+	}
+	*n = (int) SPI_processed;
+	return states;
+}
+
+/* Rows may only be declared for a table that still exists after this run. */
+static void
+check_row_tables(int app_id, RootState *states, int nstates)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app_id)};
+	uint64		ntables;
+	SPITupleTable *tables;
+
+	snap_exec("SELECT tbl FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+			  "UNION SELECT tbl FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1",
+			  1, types, values, true, SPI_OK_SELECT);
+	ntables = SPI_processed;
+	tables = SPI_tuptable;
+	for (uint64 i = 0; i < ntables; i++)
+	{
+		bool		isnull;
+		char	   *tbl = TextDatumGetCString(SPI_getbinval(tables->vals[i], tables->tupdesc, 1, &isnull));
+
+		for (int s = 0; s < nstates; s++)
+		{
+			if (strcmp(states[s].st.provider, COCO_TABLE_PROVIDER) == 0 &&
+				strcmp(states[s].st.name, tbl) == 0 && states[s].decision.record == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("rows are declared for table \"%s\", which is no longer declared", tbl),
+						 errhint("Declare the table again in its component, or clear the rows' component.")));
+		}
+	}
+}
+
+static void
+apply_root_actions(CocoApp *app, RootState *states, int n, bool finish)
+{
+	CocoUserContext uc;
+	int			start = 0;
+
+	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
+	/* states are ordered by provider: hand each provider its own batch */
+	while (start < n)
+	{
+		int			end = start;
+		CocoPlannedAction *batch;
+		int			nbatch = 0;
+		const CocoProvider *p = states[start].provider;
+
+		while (end < n && states[end].provider == p)
+			end++;
+		batch = palloc0(sizeof(CocoPlannedAction) * (end - start));
+		for (int i = start; i < end; i++)
+		{
+			if (states[i].decision.action == COCO_NO_ACTION)
+				continue;
+			batch[nbatch].state = &states[i].st;
+			batch[nbatch].decision = states[i].decision;
+			nbatch++;
+		}
+		if (nbatch > 0)
+		{
+			if (!finish)
+				p->apply(batch, nbatch);
+			else if (p->finish)
+				p->finish(batch, nbatch);
+		}
+		start = end;
+	}
+	coco_leave(&uc);
+}
+
+static void
+init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
+		  int *replaced, int nreplaced)
+{
+	memset(sync, 0, sizeof(*sync));
+	sync->app_id = app->app_id;
+	sync->owner = app->owner;
+	sync->container_id = ts_id;
+	sync->record = record;
+	sync->replaced_comps = replaced;
+	sync->nreplaced = nreplaced;
+}
+
+static void
+count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync)
+{
+	ProviderStats *ps = provider_stats(rs, p->child_name);
+
+	ps->inserted += sync->inserted;
+	ps->updated += sync->updated;
+	ps->deleted += sync->deleted;
+	ps->unchanged += sync->unchanged;
+}
+
+/* Tracking of root states after their actions were applied. */
+static void
+record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int nall,
+				   RunStats *rs)
+{
+	CocoUserContext uc;
+
+	for (int i = 0; i < n; i++)
+	{
+		RootState  *s = &states[i];
+		CocoDecision *d = &s->decision;
+		ProviderStats *ps = provider_stats(rs, s->st.provider);
+		Oid			types[8] = {INT8OID, INT4OID, JSONBOID, INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
+		Datum		values[8];
+
+		if (d->record == NULL)
+		{
+			if (s->ts_id == 0)
+				continue;
+			ps->deleted++;
+			if (s->provider->sync_children)
+			{
+				CocoChildSync sync;
+
+				/* a dropped container takes its children with it; otherwise
+				 * (a user's table) the children are deleted one by one */
+				init_sync(&sync, app, s->ts_id, s->st.prev[s->st.nprev - 1], all_comps, nall);
+				sync.container_gone = (d->action == COCO_DELETE);
+				sync.ignore_declarations = true;
+				s->provider->sync_children(&sync);
+				count_children(rs, s->provider, &sync);
+			}
+			values[0] = Int64GetDatum(s->ts_id);
+			coco_enter_extension_owner(&uc);
+			coco_spi_exec("DELETE FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1",
+						  1, types, values, NULL, SPI_OK_DELETE);
+			coco_leave(&uc);
+			continue;
+		}
+
+		switch (d->action)
+		{
+			case COCO_INSERT:
+				ps->inserted++;
+				break;
+			case COCO_NO_ACTION:
+				ps->unchanged++;
+				break;
+			default:
+				ps->updated++;
+		}
+
+		values[0] = Int64GetDatum(s->ts_id);
+		values[1] = Int32GetDatum(s->comp_id);
+		values[2] = JsonbPGetDatum(d->record);
+		values[3] = Int32GetDatum(d->invalidation == COCO_INVALIDATE_DESTRUCTIVE ? 1 : 0);
+		values[4] = Int32GetDatum(d->invalidation == COCO_INVALIDATE_LOSSY ? 1 : 0);
+		values[5] = CStringGetTextDatum(s->st.provider);
+		{
+			bytea	   *k = palloc(VARHDRSZ + s->st.keylen);
+
+			SET_VARSIZE(k, VARHDRSZ + s->st.keylen);
+			memcpy(VARDATA(k), s->st.key, s->st.keylen);
+			values[6] = PointerGetDatum(k);
+		}
+		values[7] = CStringGetTextDatum(s->st.name);
+
+		coco_enter_extension_owner(&uc);
+		if (s->ts_id == 0)
+		{
+			Datum		ins[6] = {Int32GetDatum(app->app_id), values[1], values[5], values[6],
+			values[7], values[2]};
+			Oid			instypes[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
+			bool		isnull;
+
+			s->ts_id = coco_spi_int8("INSERT INTO coco.target_state "
+									 "(app_id, comp_id, provider, key, name, records) "
+									 "VALUES ($1, $2, $3, $4, $5, pg_catalog.jsonb_build_array($6)) "
+									 "RETURNING ts_id", 6, instypes, ins, &isnull);
+		}
+		else
+		{
+			coco_spi_exec("UPDATE coco.target_state SET comp_id = $2, "
+						  "records = pg_catalog.jsonb_build_array($3), may_be_missing = false, "
+						  "generation = generation OPERATOR(pg_catalog.+) $4, "
+						  "schema_version = schema_version OPERATOR(pg_catalog.+) $5 "
+						  "WHERE ts_id OPERATOR(pg_catalog.=) $1",
+						  5, types, values, NULL, SPI_OK_UPDATE);
+			if (d->invalidation == COCO_INVALIDATE_DESTRUCTIVE)
+			{
+				/* rebuilt: every child record is forgotten (rule 7) */
+				coco_spi_exec("DELETE FROM coco.tracked_row WHERE target_id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, SPI_OK_DELETE);
+			}
+		}
+		coco_leave(&uc);
+	}
+}
+
+/* Children of every container of the app that has work in this run. */
+static void
+sync_all_children(CocoApp *app, int *replaced, int nreplaced, RunStats *rs)
+{
+	Oid			types[3] = {INT4OID, INT4ARRAYOID, TEXTOID};
+	Datum		values[3];
+	ArrayType  *replaced_arr = int_array(replaced, nreplaced);
+	SPITupleTable *containers;
+	uint64		ncontainers;
+	CocoUserContext uc;
+
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = PointerGetDatum(replaced_arr);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT ts_id, provider, name, records OPERATOR(pg_catalog.->) -1, generation, schema_version "
+				  "FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 ORDER BY ts_id",
+				  1, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	containers = SPI_tuptable;
+	ncontainers = SPI_processed;
+
+	for (uint64 i = 0; i < ncontainers; i++)
+	{
+		HeapTuple	tup = containers->vals[i];
+		TupleDesc	desc = containers->tupdesc;
+		bool		isnull;
+		int64		ts_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *provider = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		char	   *name = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+		Jsonb	   *record = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
+		int			generation = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		int			schema_version = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		const CocoProvider *p = coco_lookup_provider(provider);
+		Oid			t2[4] = {INT8OID, INT4ARRAYOID, INT4OID, INT4OID};
+		Datum		v2[4];
+		CocoChildSync sync;
+		int		   *declaring;
+		int			ndeclaring;
+		int		   *rewrite;
+		int			nrewrite;
+
+		if (p == NULL || p->sync_children == NULL)
+			continue;
+
+		/* the replaced components that declare children of this container */
+		values[2] = CStringGetTextDatum(name);
+		snap_exec("SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $3 "
+				  "UNION SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $3",
+				  3, types, values, true, SPI_OK_SELECT);
+		declaring = int_column(&ndeclaring);
+
+		/* those whose children were written under an older generation */
+		v2[0] = Int64GetDatum(ts_id);
+		v2[1] = PointerGetDatum(replaced_arr);
+		v2[2] = Int32GetDatum(generation);
+		v2[3] = Int32GetDatum(schema_version);
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("SELECT comp_id FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
+					  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
+					  2, t2, v2, NULL, SPI_OK_SELECT);
+		if (ndeclaring == 0 && SPI_processed == 0)
+		{
+			coco_leave(&uc);
+			continue;			/* no child of this container is in play */
+		}
+		coco_spi_exec("SELECT comp_id FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
+					  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+					  "AND (generation OPERATOR(pg_catalog.<>) $3 OR schema_version OPERATOR(pg_catalog.<>) $4)",
+					  4, t2, v2, NULL, SPI_OK_SELECT);
+		rewrite = int_column(&nrewrite);
+		coco_leave(&uc);
+
+		init_sync(&sync, app, ts_id, record, replaced, nreplaced);
+		sync.rewrite_comps = rewrite;
+		sync.nrewrite = nrewrite;
+		p->sync_children(&sync);
+		count_children(rs, p, &sync);
+
+		/* the replaced components now hold exactly the children they declared,
+		 * written under the current generation */
+		v2[1] = PointerGetDatum(replaced_arr);
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
+					  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
+					  2, t2, v2, NULL, SPI_OK_DELETE);
+		if (ndeclaring > 0)
+		{
+			Oid			t3[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4OID, INT4OID};
+			Datum		v3[5] = {Int32GetDatum(app->app_id), Int64GetDatum(ts_id),
+			PointerGetDatum(int_array(declaring, ndeclaring)),
+			Int32GetDatum(generation), Int32GetDatum(schema_version)};
+
+			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version) "
+						  "SELECT $1, $2, c, $4, $5 FROM pg_catalog.unnest($3) AS c",
+						  5, t3, v3, NULL, SPI_OK_INSERT);
+		}
+		coco_leave(&uc);
+	}
+}
+
+static void
+consume_staging(int app_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app_id)};
+	CocoUserContext uc;
+
+	coco_enter_extension_owner(&uc);
+	snap_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	snap_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	snap_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	snap_exec("DELETE FROM coco.cleared_component WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	coco_leave(&uc);
+}
+
+static int64
+count_stale(int app_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app_id)};
+	CocoUserContext uc;
+	int64		n;
+
+	coco_enter_extension_owner(&uc);
+	n = coco_spi_int8("SELECT pg_catalog.count(*) FROM coco.row_set s JOIN coco.target_state t "
+					  "ON t.ts_id OPERATOR(pg_catalog.=) s.target_id "
+					  "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND (s.generation OPERATOR(pg_catalog.<>) t.generation "
+					  "OR s.schema_version OPERATOR(pg_catalog.<>) t.schema_version)",
+					  1, types, values, NULL);
+	coco_leave(&uc);
+	return n;
+}
+
+/* One pass over the app's staging; the caller holds the app lock. */
+static void
+run_pass(CocoApp *app, bool full, RunStats *rs)
+{
+	int			nreplaced;
+	int		   *replaced;
+	int			nall;
+	int		   *all;
+	int			nstates;
+	RootState  *states;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app->app_id)};
+	CocoUserContext uc;
+
+	coco_run_snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	coco_enter_extension_owner(&uc);
+	replaced = replaced_components(app->app_id, full, &nreplaced);
+	snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
+			  1, types, values, true, SPI_OK_SELECT);
+	all = int_column(&nall);
+	states = load_root_states(app->app_id, int_array(replaced, nreplaced), &nstates);
+	coco_leave(&uc);
+
+	/* decide (pure), then check, then apply */
+	for (int i = 0; i < nstates; i++)
+		states[i].provider->reconcile(&states[i].st, &states[i].decision);
+	coco_enter_extension_owner(&uc);
+	check_row_tables(app->app_id, states, nstates);
+	coco_leave(&uc);
+
+	apply_root_actions(app, states, nstates, false);
+	record_root_states(app, states, nstates, all, nall, rs);
+	sync_all_children(app, replaced, nreplaced, rs);
+	apply_root_actions(app, states, nstates, true);
+	consume_staging(app->app_id);
+
+	UnregisterSnapshot(coco_run_snapshot);
+	coco_run_snapshot = NULL;
+	rs->passes++;
+}
+
+static void
+run_declare_fn(CocoApp *app)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(app->name)};
+
+	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
+	coco_spi_exec(psprintf("SELECT %s($1)", format_procedure_qualified(app->declare_fn)),
+				  1, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+}
+
+static Jsonb *
+stats_jsonb(RunStats *rs, int64 run_id)
+{
+	StringInfoData out;
+	int64		ins = 0,
+				upd = 0,
+				del = 0,
+				unch = 0;
+
+	initStringInfo(&out);
+	appendStringInfoString(&out, "{\"providers\": {");
+	for (int i = 0; i < rs->nproviders; i++)
+	{
+		ProviderStats *p = &rs->by_provider[i];
+
+		ins += p->inserted;
+		upd += p->updated;
+		del += p->deleted;
+		unch += p->unchanged;
+		if (i > 0)
+			appendStringInfoString(&out, ", ");
+		escape_json(&out, p->name);
+		appendStringInfo(&out, ": {\"inserted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
+						 ", \"deleted\": " INT64_FORMAT ", \"unchanged\": " INT64_FORMAT "}",
+						 p->inserted, p->updated, p->deleted, p->unchanged);
+	}
+	appendStringInfo(&out, "}, \"inserted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
+					 ", \"deleted\": " INT64_FORMAT ", \"unchanged\": " INT64_FORMAT
+					 ", \"stale_components\": " INT64_FORMAT ", \"passes\": %d",
+					 ins, upd, del, unch, rs->stale, rs->passes);
+	if (run_id > 0)
+		appendStringInfo(&out, ", \"run_id\": " INT64_FORMAT, run_id);
+	appendStringInfoChar(&out, '}');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+}
+
+Jsonb *
+coco_engine_reconcile(CocoApp *app, bool full)
+{
+	RunStats	rs;
+	TimestampTz started = GetCurrentTimestamp();
+	Oid			types[6] = {INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, INT4OID};
+	Datum		values[6];
+	CocoUserContext uc;
+	bool		isnull;
+	int64		run_id;
+
+	memset(&rs, 0, sizeof(rs));
+	provider_stats(&rs, COCO_TABLE_PROVIDER);
+	provider_stats(&rs, COCO_ROW_PROVIDER);
+
+	lock_app(app->app_id);
+	run_pass(app, full, &rs);
+	rs.stale = count_stale(app->app_id);
+	if (rs.stale > 0 && OidIsValid(app->declare_fn))
+	{
+		/* give the stale components their values back */
+		run_declare_fn(app);
+		run_pass(app, true, &rs);
+		rs.stale = count_stale(app->app_id);
+	}
+
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = BoolGetDatum(full);
+	values[2] = TimestampTzGetDatum(started);
+	values[3] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[4] = JsonbPGetDatum(stats_jsonb(&rs, 0));
+	values[5] = Int32GetDatum(MyProcPid);
+	coco_enter_extension_owner(&uc);
+	run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, started_at, finished_at, stats, pid) "
+						   "VALUES ($1, $2, 'succeeded', $3, $4, $5, $6) RETURNING run_id",
+						   6, types, values, &isnull);
+	coco_leave(&uc);
+	return stats_jsonb(&rs, run_id);
+}
+
+void
+coco_engine_drop_app(CocoApp *app, bool keep_targets)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app->app_id)};
+	CocoUserContext uc;
+
+	lock_app(app->app_id);
+	if (!keep_targets)
+	{
+		RunStats	rs;
+
+		/* nothing declared, every component replaced: everything goes */
+		memset(&rs, 0, sizeof(rs));
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+		coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+		coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+		coco_leave(&uc);
+		run_pass(app, true, &rs);
+	}
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("DELETE FROM coco.tracked_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.row_set WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.app WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+	coco_leave(&uc);
+}
+
+/* ---- SQL-callable ------------------------------------------------------ */
+
+PG_FUNCTION_INFO_V1(coco_reconcile);
+Datum
+coco_reconcile(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	Jsonb	   *result;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("app name must not be null")));
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	result = coco_engine_reconcile(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
+	{
+		/* the result must outlive SPI's memory */
+		Jsonb	   *copy = SPI_palloc(VARSIZE(result));
+
+		memcpy(copy, result, VARSIZE(result));
+		result = copy;
+	}
+	SPI_finish();
+	PG_RETURN_JSONB_P(result);
+}

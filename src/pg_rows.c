@@ -1,0 +1,538 @@
+/*
+ * pg_rows.c — the rows of a postgres.table: a set-wise, streaming diff.
+ *
+ * Rows are tracked by key and fingerprint only (coco.tracked_row).  One
+ * statement evaluates every declaration of a table's replaced components —
+ * staged declare_rows queries and staged jsonb rows, converted to the
+ * declared column types — computes each row's key and fingerprint, and FULL
+ * JOINs that with the tracked rows of those components.  Only rows that are
+ * new, changed, moved between components, re-written after a lossy change,
+ * or no longer declared come out of it; an unchanged row is read once and
+ * never copied.  The executor's hash join spills to disk, so memory stays
+ * bounded however many rows are declared.
+ *
+ * Changed rows are fetched in batches and applied set-wise through an
+ * ephemeral named relation: one DELETE and one INSERT … ON CONFLICT on the
+ * target (as the app owner), and the matching tracking writes (as the
+ * extension owner), in the run's transaction (DESIGN.md rule 9).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/queryenvironment.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
+
+#include "coco_internal.h"
+
+#define ROWS_BATCH_SIZE 10000
+#define BATCH_ENR "coco_batch"
+
+/* batch operations */
+#define OP_UPSERT 1
+#define OP_DELETE 2
+#define OP_TRACK_ONLY 3
+
+/* leading columns of the diff statement, before the table's columns */
+enum
+{
+	D_KEY, D_FP, D_COMP, D_TRACKED_KEY, D_TRACKED_COMP, D_CHANGED, D_NFIXED
+};
+
+typedef struct StagedQuery
+{
+	int			comp_id;
+	char	   *query;
+	List	   *columns;		/* output column names */
+	char	   *search_path;
+} StagedQuery;
+
+static List *
+load_staged_queries(int app_id, const char *tbl)
+{
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		values[2] = {Int32GetDatum(app_id), CStringGetTextDatum(tbl)};
+	List	   *result = NIL;
+	SPIPlanPtr	plan;
+
+	plan = SPI_prepare("SELECT comp_id, query, columns, search_path FROM coco.staged_query "
+					   "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
+					   "ORDER BY query_id", 2, types);
+	if (SPI_execute_snapshot(plan, values, NULL, coco_run_snapshot, InvalidSnapshot,
+							 true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "coco_target: reading staged queries failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		StagedQuery *q = palloc0(sizeof(StagedQuery));
+		bool		isnull;
+		Datum	   *cols;
+		int			ncols;
+
+		q->comp_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		q->query = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &cols, NULL, &ncols);
+		for (int c = 0; c < ncols; c++)
+			q->columns = lappend(q->columns, TextDatumGetCString(cols[c]));
+		q->search_path = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		result = lappend(result, q);
+	}
+	SPI_freeplan(plan);
+	return result;
+}
+
+static bool
+list_has_string(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (strcmp((char *) lfirst(lc), s) == 0)
+		return true;
+	return false;
+}
+
+/*
+ * The diff statement.  $1 app_id, $2 target_id, $3 replaced components,
+ * $4 components to re-write in full, $5 the table's tracking name.
+ */
+static char *
+build_diff_sql(const CocoTableSpec *spec, List *queries, char **qtypes, bool ignore_declarations)
+{
+	StringInfoData sql;
+	StringInfoData cols;
+	StringInfoData outer;
+	ListCell   *lc;
+
+	initStringInfo(&cols);
+	initStringInfo(&outer);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		appendStringInfo(&cols, ", x.%s", quote_identifier(spec->columns[i].name));
+		appendStringInfo(&outer, ", d.%s", quote_identifier(spec->columns[i].name));
+	}
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT d.coco_k, d.coco_f, d.coco_c, t.key, t.comp_id, "
+					 "(d.coco_c OPERATOR(pg_catalog.=) ANY ($4) OR d.coco_f IS DISTINCT FROM t.fp)%s "
+					 "FROM (SELECT coco.row_key(",
+					 outer.data);
+	for (int i = 0; i < spec->nkeys; i++)
+		appendStringInfo(&sql, "%sx.%s", i > 0 ? ", " : "",
+						 quote_identifier(spec->columns[spec->key_index[i]].name));
+	appendStringInfoString(&sql, ") AS coco_k, coco.row_fingerprint(");
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&sql, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
+	appendStringInfo(&sql, ") AS coco_f, x.coco_c%s FROM (", cols.data);
+
+	/* declared jsonb rows, converted exactly as declare_row checked them */
+	appendStringInfoString(&sql, "SELECT s.comp_id AS coco_c");
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&sql, ", r.%s", quote_identifier(spec->columns[i].name));
+	appendStringInfoString(&sql, " FROM coco.staged_row s CROSS JOIN LATERAL "
+						   "pg_catalog.jsonb_to_record(s.\"row\") AS r(");
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&sql, "%s%s %s", i > 0 ? ", " : "",
+						 quote_identifier(spec->columns[i].name), qtypes[i]);
+	appendStringInfo(&sql, ") WHERE s.app_id OPERATOR(pg_catalog.=) $1 "
+					 "AND s.tbl OPERATOR(pg_catalog.=) $5%s",
+					 ignore_declarations ? " AND false" : "");
+
+	/* declared queries, each column cast to its declared type */
+	if (!ignore_declarations)
+	{
+		foreach(lc, queries)
+		{
+			StagedQuery *q = lfirst(lc);
+
+			appendStringInfo(&sql, " UNION ALL SELECT %d", q->comp_id);
+			for (int i = 0; i < spec->ncolumns; i++)
+			{
+				const char *name = spec->columns[i].name;
+
+				if (list_has_string(q->columns, name))
+					appendStringInfo(&sql, ", u.%s::%s", quote_identifier(name), qtypes[i]);
+				else
+					appendStringInfo(&sql, ", NULL::%s", qtypes[i]);
+			}
+			appendStringInfo(&sql, " FROM (\n%s\n) u", q->query);
+		}
+	}
+
+	/* OFFSET 0 keeps the subquery whole, so each row is fingerprinted once */
+	appendStringInfoString(&sql,
+						   ") x OFFSET 0) d FULL JOIN (SELECT key, fp, comp_id FROM coco.tracked_row "
+						   "WHERE target_id OPERATOR(pg_catalog.=) $2 "
+						   "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)) t "
+						   "ON t.key OPERATOR(pg_catalog.=) d.coco_k "
+						   "WHERE d.coco_k IS NULL OR t.key IS NULL "
+						   "OR d.coco_f OPERATOR(pg_catalog.<>) t.fp "
+						   "OR d.coco_c OPERATOR(pg_catalog.<>) t.comp_id "
+						   "OR d.coco_c OPERATOR(pg_catalog.=) ANY ($4)");
+	return sql.data;
+}
+
+static TupleDesc
+batch_desc(const CocoTableSpec *spec, TupleDesc diff_desc)
+{
+	TupleDesc	desc = CreateTemplateTupleDesc(4 + spec->ncolumns);
+
+	TupleDescInitEntry(desc, 1, "coco_op", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, 2, "coco_k", BYTEAOID, -1, 0);
+	TupleDescInitEntry(desc, 3, "coco_f", BYTEAOID, -1, 0);
+	TupleDescInitEntry(desc, 4, "coco_c", INT4OID, -1, 0);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(diff_desc, D_NFIXED + i);
+
+		TupleDescInitEntry(desc, 5 + i, spec->columns[i].name, a->atttypid, a->atttypmod, 0);
+	}
+	return desc;
+}
+
+typedef struct RowStatements
+{
+	char	   *delete_target;
+	char	   *upsert_target;
+	char	   *upsert_tracking;
+	char	   *delete_tracking;
+} RowStatements;
+
+static void
+build_statements(const CocoTableSpec *spec, RowStatements *st)
+{
+	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
+	StringInfoData s;
+	StringInfoData cols;
+	StringInfoData sets;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "DELETE FROM %s t USING " BATCH_ENR " b WHERE b.coco_op OPERATOR(pg_catalog.=) %d",
+					 qname, OP_DELETE);
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		const char *k = quote_identifier(spec->columns[spec->key_index[i]].name);
+
+		appendStringInfo(&s, " AND t.%s OPERATOR(pg_catalog.=) b.%s", k, k);
+	}
+	st->delete_target = s.data;
+
+	initStringInfo(&cols);
+	initStringInfo(&sets);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const char *c = quote_identifier(spec->columns[i].name);
+
+		appendStringInfo(&cols, "%s%s", i > 0 ? ", " : "", c);
+		if (!spec->columns[i].is_key)
+			appendStringInfo(&sets, "%s%s = EXCLUDED.%s", sets.len > 0 ? ", " : "", c, c);
+	}
+	initStringInfo(&s);
+	appendStringInfo(&s, "INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
+					 " WHERE coco_op OPERATOR(pg_catalog.=) %d ON CONFLICT (",
+					 qname, cols.data, cols.data, OP_UPSERT);
+	for (int i = 0; i < spec->nkeys; i++)
+		appendStringInfo(&s, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(spec->columns[spec->key_index[i]].name));
+	if (sets.len > 0)
+		appendStringInfo(&s, ") DO UPDATE SET %s", sets.data);
+	else
+		appendStringInfoString(&s, ") DO NOTHING");
+	st->upsert_target = s.data;
+
+	/*
+	 * A tracked row already written by this transaction means the same key
+	 * came twice in this run: the WHERE makes such a row not count.
+	 */
+	st->upsert_tracking = psprintf(
+		"INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp) "
+		"SELECT $1, $2, coco_c, coco_k, coco_f FROM " BATCH_ENR
+		" WHERE coco_op OPERATOR(pg_catalog.<>) %d "
+		"ON CONFLICT (target_id, key) DO UPDATE SET comp_id = EXCLUDED.comp_id, fp = EXCLUDED.fp "
+		"WHERE tracked_row.xmin OPERATOR(pg_catalog.<>) pg_catalog.xid(pg_catalog.pg_current_xact_id())",
+		OP_DELETE);
+	st->delete_tracking = psprintf(
+		"DELETE FROM coco.tracked_row t USING " BATCH_ENR " b "
+		"WHERE b.coco_op OPERATOR(pg_catalog.=) %d AND t.target_id OPERATOR(pg_catalog.=) $2 "
+		"AND t.key OPERATOR(pg_catalog.=) b.coco_k", OP_DELETE);
+}
+
+static void
+run_batch_sql(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "coco_target: row batch failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+typedef struct Batch
+{
+	Tuplestorestate *store;
+	int64		nrows;
+	int64		nupserts;
+	int64		ndeletes;
+	int64		ntracked;		/* rows whose tracking is written */
+	HTAB	   *keys;			/* keys in this batch, to catch duplicates */
+} Batch;
+
+typedef struct KeyEntry
+{
+	char		hashkey[NAMEDATALEN];	/* fixed-size digest of the key */
+} KeyEntry;
+
+static void
+check_duplicate(Batch *b, Datum key, const CocoTableSpec *spec)
+{
+	bytea	   *k = DatumGetByteaPP(key);
+	KeyEntry	probe;
+	CocoFingerprint fp;
+	bool		found;
+
+	memset(&probe, 0, sizeof(probe));
+	coco_fingerprint_bytes(VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k), &fp);
+	memcpy(probe.hashkey, fp.bytes, COCO_FINGERPRINT_LEN);
+	hash_search(b->keys, &probe, HASH_ENTER, &found);
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("row with key %s is declared twice for table \"%s\"",
+						coco_key_describe(VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k)),
+						spec->tn.qualified),
+				 errdetail("Each row may be declared once between two reconciles.")));
+}
+
+static void
+apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleDesc desc,
+			CocoChildSync *sync)
+{
+	EphemeralNamedRelation enr;
+	CocoUserContext uc;
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		values[2] = {Int32GetDatum(sync->app_id), Int64GetDatum(sync->container_id)};
+
+	if (b->nrows == 0)
+		return;
+	enr = palloc0(sizeof(EphemeralNamedRelationData));
+	enr->md.name = BATCH_ENR;
+	enr->md.reliddesc = InvalidOid;
+	enr->md.tupdesc = desc;
+	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+	enr->md.enrtuples = b->nrows;
+	enr->reldata = b->store;
+	if (SPI_register_relation(enr) != SPI_OK_REL_REGISTER)
+		elog(ERROR, "coco_target: could not register the row batch");
+
+	coco_enter_app_owner(sync->owner, COCO_SAFE_SEARCH_PATH, &uc);
+	if (b->ndeletes > 0)
+		run_batch_sql(st->delete_target, 0, NULL, NULL);
+	if (b->nupserts > 0)
+		run_batch_sql(st->upsert_target, 0, NULL, NULL);
+	coco_leave(&uc);
+
+	coco_enter_extension_owner(&uc);
+	if (b->ndeletes > 0)
+		run_batch_sql(st->delete_tracking, 2, types, values);
+	if (b->ntracked > 0)
+	{
+		run_batch_sql(st->upsert_tracking, 2, types, values);
+		if ((int64) SPI_processed != b->ntracked)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("a row key is declared twice for table \"%s\"", spec->tn.qualified),
+					 errdetail("Each row may be declared once between two reconciles.")));
+	}
+	coco_leave(&uc);
+
+	SPI_unregister_relation(BATCH_ENR);
+}
+
+static void
+new_batch(Batch *b)
+{
+	HASHCTL		ctl;
+
+	memset(b, 0, sizeof(*b));
+	b->store = tuplestore_begin_heap(false, false, work_mem);
+	ctl.keysize = NAMEDATALEN;
+	ctl.entrysize = sizeof(KeyEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	b->keys = hash_create("coco_target row batch keys", 1024, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Delete rows need their primary-key values back from the stable key. */
+static void
+decode_key_into(Datum key, const CocoTableSpec *spec, TupleDesc desc, Datum *values, bool *nulls)
+{
+	bytea	   *k = DatumGetByteaPP(key);
+	const char *data = VARDATA_ANY(k);
+	int			len = VARSIZE_ANY_EXHDR(k);
+	int			pos = 0;
+	CocoKeyItem item;
+
+	coco_key_read(data, len, &pos, &item);	/* the tuple */
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		int			col = spec->key_index[i];
+
+		coco_key_read(data, len, &pos, &item);
+		values[4 + col] = coco_key_item_datum(&item, TupleDescAttr(desc, 4 + col)->atttypid);
+		nulls[4 + col] = false;
+	}
+}
+
+void
+coco_rows_sync(CocoChildSync *sync)
+{
+	CocoTableSpec *spec = coco_table_spec_parse(sync->record);
+	List	   *queries;
+	char	  **qtypes;
+	char	   *search_path = NULL;
+	char	   *sql;
+	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
+	Datum		values[5];
+	Datum	   *comps;
+	CocoUserContext uc;
+	Portal		portal;
+	TupleDesc	bdesc = NULL;
+	RowStatements st;
+	MemoryContext batch_cxt;
+	MemoryContext old;
+	ListCell   *lc;
+	int64		fingerprinted_before = coco_fingerprinted_rows;
+	int			ncols = spec->ncolumns;
+	Datum	   *bvalues = palloc(sizeof(Datum) * (4 + ncols));
+	bool	   *bnulls = palloc(sizeof(bool) * (4 + ncols));
+	Datum	   *dvalues = palloc(sizeof(Datum) * (D_NFIXED + ncols));
+	bool	   *dnulls = palloc(sizeof(bool) * (D_NFIXED + ncols));
+
+	if (sync->container_gone)
+	{
+		Oid			t[1] = {INT8OID};
+		Datum		v[1] = {Int64GetDatum(sync->container_id)};
+
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("DELETE FROM coco.tracked_row WHERE target_id OPERATOR(pg_catalog.=) $1",
+					  1, t, v, NULL, SPI_OK_DELETE);
+		coco_leave(&uc);
+		return;
+	}
+
+	queries = sync->ignore_declarations ? NIL : load_staged_queries(sync->app_id, spec->tn.qualified);
+	foreach(lc, queries)
+	{
+		StagedQuery *q = lfirst(lc);
+
+		if (search_path == NULL)
+			search_path = q->search_path;
+		else if (strcmp(search_path, q->search_path) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("declare_rows queries for table \"%s\" were declared under different search_path settings",
+							spec->tn.qualified),
+					 errhint("Declare them with the same search_path, or schema-qualify the names in the queries.")));
+	}
+	qtypes = palloc(sizeof(char *) * Max(ncols, 1));
+	for (int i = 0; i < ncols; i++)
+		qtypes[i] = coco_qualified_type(spec->columns[i].type);
+	sql = build_diff_sql(spec, queries, qtypes, sync->ignore_declarations);
+	build_statements(spec, &st);
+
+	comps = palloc(sizeof(Datum) * Max(sync->nreplaced, 1));
+	for (int i = 0; i < sync->nreplaced; i++)
+		comps[i] = Int32GetDatum(sync->replaced_comps[i]);
+	values[0] = Int32GetDatum(sync->app_id);
+	values[1] = Int64GetDatum(sync->container_id);
+	values[2] = PointerGetDatum(construct_array(comps, sync->nreplaced, INT4OID, 4, true, TYPALIGN_INT));
+	for (int i = 0; i < sync->nrewrite; i++)
+		comps[i] = Int32GetDatum(sync->rewrite_comps[i]);
+	values[3] = PointerGetDatum(construct_array(comps, sync->nrewrite, INT4OID, 4, true, TYPALIGN_INT));
+	values[4] = CStringGetTextDatum(spec->tn.qualified);
+
+	/* The user's queries run as the app owner with their own search_path,
+	 * and see staging as of the run's snapshot. */
+	coco_enter_app_owner(sync->owner, search_path, &uc);
+	coco_push_run_snapshot();
+	portal = SPI_cursor_open_with_args(NULL, sql, 5, types, values, NULL, true, 0);
+	PopActiveSnapshot();
+
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "coco_target row batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		Batch		batch;
+
+		SPI_cursor_fetch(portal, true, ROWS_BATCH_SIZE);
+		if (SPI_processed == 0)
+			break;
+		if (bdesc == NULL)
+			bdesc = batch_desc(spec, SPI_tuptable->tupdesc);
+
+		old = MemoryContextSwitchTo(batch_cxt);
+		new_batch(&batch);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			heap_deform_tuple(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, dvalues, dnulls);
+			memset(bnulls, true, sizeof(bool) * (4 + ncols));
+			if (dnulls[D_KEY])
+			{
+				/* tracked, no longer declared */
+				bvalues[0] = Int32GetDatum(OP_DELETE);
+				bvalues[1] = dvalues[D_TRACKED_KEY];
+				bvalues[3] = dvalues[D_TRACKED_COMP];
+				bnulls[0] = bnulls[1] = bnulls[3] = false;
+				decode_key_into(dvalues[D_TRACKED_KEY], spec, bdesc, bvalues, bnulls);
+				batch.ndeletes++;
+				sync->deleted++;
+			}
+			else
+			{
+				bool		changed = dnulls[D_TRACKED_KEY] || DatumGetBool(dvalues[D_CHANGED]);
+
+				check_duplicate(&batch, dvalues[D_KEY], spec);
+				bvalues[0] = Int32GetDatum(changed ? OP_UPSERT : OP_TRACK_ONLY);
+				bvalues[1] = dvalues[D_KEY];
+				bvalues[2] = dvalues[D_FP];
+				bvalues[3] = dvalues[D_COMP];
+				bnulls[0] = bnulls[1] = bnulls[2] = bnulls[3] = false;
+				for (int c = 0; c < ncols; c++)
+				{
+					bvalues[4 + c] = dvalues[D_NFIXED + c];
+					bnulls[4 + c] = dnulls[D_NFIXED + c];
+				}
+				batch.ntracked++;
+				if (changed)
+				{
+					batch.nupserts++;
+					if (dnulls[D_TRACKED_KEY])
+						sync->inserted++;
+					else
+						sync->updated++;
+				}
+			}
+			tuplestore_putvalues(batch.store, bdesc, bvalues, bnulls);
+			batch.nrows++;
+		}
+		MemoryContextSwitchTo(old);
+		SPI_freetuptable(SPI_tuptable);
+		apply_batch(&batch, spec, &st, bdesc, sync);
+		tuplestore_end(batch.store);
+		MemoryContextReset(batch_cxt);
+	}
+	SPI_cursor_close(portal);
+	coco_leave(&uc);
+	MemoryContextDelete(batch_cxt);
+
+	sync->unchanged = (coco_fingerprinted_rows - fingerprinted_before) - sync->inserted - sync->updated;
+}

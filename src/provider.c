@@ -1,0 +1,57 @@
+/*
+ * provider.c — the registry of root providers, and the module's _PG_init.
+ *
+ * Connectors register their provider (handler, sink, optional children
+ * sync) by name in their own _PG_init; the engine finds them here.  The
+ * built-in postgres.table connector registers itself the same way.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/memutils.h"
+
+#include "coco_internal.h"
+
+PG_MODULE_MAGIC;
+
+#define COCO_MAX_PROVIDERS 64
+
+static const CocoProvider *providers[COCO_MAX_PROVIDERS];
+static int	nproviders = 0;
+
+void
+coco_register_root_provider(const CocoProvider *provider)
+{
+	if (provider == NULL || provider->name == NULL || provider->reconcile == NULL ||
+		provider->apply == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a provider needs a name, a reconcile function and an apply function")));
+	if (coco_lookup_provider(provider->name) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("provider \"%s\" is already registered", provider->name)));
+	if (nproviders >= COCO_MAX_PROVIDERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many providers registered (at most %d)", COCO_MAX_PROVIDERS)));
+	providers[nproviders++] = provider;
+}
+
+const CocoProvider *
+coco_lookup_provider(const char *name)
+{
+	for (int i = 0; i < nproviders; i++)
+		if (strcmp(providers[i]->name, name) == 0)
+			return providers[i];
+	return NULL;
+}
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	if (coco_lookup_provider(COCO_TABLE_PROVIDER) == NULL)
+		coco_pg_table_register();
+}

@@ -1,0 +1,263 @@
+/*
+ * table_spec.c — the spec of a declared table, checked and canonicalised.
+ *
+ * A spec is stored as jsonb (it is both the staged declaration and, later,
+ * the table's tracking record):
+ *   {"schema": s, "table": t, "managed_by": "system"|"user",
+ *    "primary_key": [names], "columns": [{"name", "type", "nullable"}]}
+ * with types in canonical form and key columns NOT NULL.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+#include "coco_internal.h"
+
+static void
+bad_columns(const char *msg, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", msg),
+			 detail ? errdetail("%s", detail) : 0,
+			 errhint("columns is a JSON array of {\"name\": …, \"type\": …, \"nullable\": true|false}.")));
+}
+
+static char *
+json_string_field(JsonbContainer *obj, const char *field, bool required)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(obj, field, strlen(field), NULL);
+
+	if (v == NULL)
+	{
+		if (required)
+			bad_columns(psprintf("column entry lacks \"%s\"", field), NULL);
+		return NULL;
+	}
+	if (v->type != jbvString)
+		bad_columns(psprintf("\"%s\" of a column must be a string", field), NULL);
+	if (memchr(v->val.string.val, '\0', v->val.string.len) != NULL)
+		bad_columns(psprintf("\"%s\" of a column contains a NUL character", field), NULL);
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+Jsonb *
+coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primary_key,
+					  const char *managed_by)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	List	   *names = NIL;
+	List	   *types = NIL;
+	List	   *nullables = NIL;
+	Datum	   *keys;
+	bool	   *keynulls;
+	int			nkeys;
+	StringInfoData out;
+	ListCell   *lc1,
+			   *lc2,
+			   *lc3;
+
+	if (strcmp(managed_by, "system") != 0 && strcmp(managed_by, "user") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid managed_by \"%s\"", managed_by),
+				 errhint("managed_by is 'system' (the reconciler owns the table) or 'user' (it only manages the rows).")));
+
+	if (!JB_ROOT_IS_ARRAY(columns) || JB_ROOT_IS_SCALAR(columns) || JB_ROOT_COUNT(columns) == 0)
+		bad_columns("columns must be a non-empty JSON array", NULL);
+
+	it = JsonbIteratorInit(&columns->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		JsonbContainer *obj;
+		char	   *name;
+		char	   *type;
+		JsonbValue *nullable;
+		JsonbIterator *fit;
+		JsonbValue	fv;
+		JsonbIteratorToken ftok;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			bad_columns("each column must be a JSON object", NULL);
+		obj = v.val.binary.data;
+
+		/* refuse unknown fields: a typo must not be silently ignored */
+		fit = JsonbIteratorInit(obj);
+		while ((ftok = JsonbIteratorNext(&fit, &fv, true)) != WJB_DONE)
+		{
+			if (ftok == WJB_KEY)
+			{
+				char	   *f = pnstrdup(fv.val.string.val, fv.val.string.len);
+
+				if (strcmp(f, "name") != 0 && strcmp(f, "type") != 0 && strcmp(f, "nullable") != 0)
+					bad_columns(psprintf("unknown column field \"%s\"", f), NULL);
+			}
+		}
+
+		name = json_string_field(obj, "name", true);
+		coco_validate_identifier(name, "column name");
+		foreach(lc1, names)
+		{
+			if (strcmp((char *) lfirst(lc1), name) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("column \"%s\" is declared more than once", name)));
+		}
+		type = coco_canonical_type(json_string_field(obj, "type", true), name);
+
+		nullable = getKeyJsonValueFromContainer(obj, "nullable", 8, NULL);
+		if (nullable && nullable->type != jbvBool)
+			bad_columns(psprintf("\"nullable\" of column \"%s\" must be true or false", name), NULL);
+
+		names = lappend(names, name);
+		types = lappend(types, type);
+		nullables = lappend_int(nullables, nullable ? nullable->val.boolean : true);
+	}
+
+	if (ARR_NDIM(primary_key) != 1 || array_contains_nulls(primary_key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("primary_key must be a non-empty array of column names without nulls")));
+	deconstruct_array(primary_key, TEXTOID, -1, false, TYPALIGN_INT, &keys, &keynulls, &nkeys);
+	for (int i = 0; i < nkeys; i++)
+	{
+		char	   *k = TextDatumGetCString(keys[i]);
+		int			pos = 0;
+		bool		found = false;
+
+		for (int j = 0; j < i; j++)
+			if (strcmp(TextDatumGetCString(keys[j]), k) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("primary key column \"%s\" is named more than once", k)));
+		forboth(lc1, names, lc2, types)
+		{
+			if (strcmp((char *) lfirst(lc1), k) == 0)
+			{
+				Oid			typid;
+				int32		typmod;
+
+				found = true;
+				coco_resolve_type((char *) lfirst(lc2), &typid, &typmod);
+				if (!coco_key_type_supported(typid))
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("primary key column \"%s\" has type %s, which cannot be part of a stable key",
+									k, (char *) lfirst(lc2)),
+							 errhint("Key columns may be boolean, smallint, integer, bigint, text, varchar, bytea or uuid.")));
+				list_nth_cell(nullables, pos)->int_value = false;	/* key columns are NOT NULL */
+			}
+			pos++;
+		}
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("primary key column \"%s\" is not a declared column of table \"%s\"",
+							k, tn->qualified)));
+	}
+
+	initStringInfo(&out);
+	appendStringInfoString(&out, "{\"schema\": ");
+	escape_json(&out, tn->schema);
+	appendStringInfoString(&out, ", \"table\": ");
+	escape_json(&out, tn->name);
+	appendStringInfoString(&out, ", \"managed_by\": ");
+	escape_json(&out, managed_by);
+	appendStringInfoString(&out, ", \"primary_key\": [");
+	for (int i = 0; i < nkeys; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&out, ", ");
+		escape_json(&out, TextDatumGetCString(keys[i]));
+	}
+	appendStringInfoString(&out, "], \"columns\": [");
+	forthree(lc1, names, lc2, types, lc3, nullables)
+	{
+		if (lc1 != list_head(names))
+			appendStringInfoString(&out, ", ");
+		appendStringInfoString(&out, "{\"name\": ");
+		escape_json(&out, (char *) lfirst(lc1));
+		appendStringInfoString(&out, ", \"type\": ");
+		escape_json(&out, (char *) lfirst(lc2));
+		appendStringInfo(&out, ", \"nullable\": %s}", lfirst_int(lc3) ? "true" : "false");
+	}
+	appendStringInfoString(&out, "]}");
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+}
+
+static char *
+spec_string(JsonbContainer *c, const char *field)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(c, field, strlen(field), NULL);
+
+	if (v == NULL || v->type != jbvString)
+		elog(ERROR, "coco_target: malformed table spec (%s)", field);
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+CocoTableSpec *
+coco_table_spec_parse(Jsonb *json)
+{
+	CocoTableSpec *spec = palloc0(sizeof(CocoTableSpec));
+	JsonbContainer *root = &json->root;
+	JsonbValue *cols;
+	JsonbValue *pk;
+	int			n;
+
+	spec->tn.schema = spec_string(root, "schema");
+	spec->tn.name = spec_string(root, "table");
+	spec->tn.qualified = psprintf("%s.%s", spec->tn.schema, spec->tn.name);
+	spec->managed_by = spec_string(root, "managed_by");
+
+	cols = getKeyJsonValueFromContainer(root, "columns", 7, NULL);
+	if (cols == NULL || cols->type != jbvBinary)
+		elog(ERROR, "coco_target: malformed table spec (columns)");
+	n = JsonContainerSize(cols->val.binary.data);
+	spec->ncolumns = n;
+	spec->columns = palloc0(sizeof(CocoColumn) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *c = getIthJsonbValueFromContainer(cols->val.binary.data, i);
+		JsonbValue *nullable;
+
+		spec->columns[i].name = spec_string(c->val.binary.data, "name");
+		spec->columns[i].type = spec_string(c->val.binary.data, "type");
+		nullable = getKeyJsonValueFromContainer(c->val.binary.data, "nullable", 8, NULL);
+		spec->columns[i].nullable = nullable ? nullable->val.boolean : true;
+	}
+
+	pk = getKeyJsonValueFromContainer(root, "primary_key", 11, NULL);
+	if (pk == NULL || pk->type != jbvBinary)
+		elog(ERROR, "coco_target: malformed table spec (primary_key)");
+	spec->nkeys = JsonContainerSize(pk->val.binary.data);
+	spec->key_index = palloc(sizeof(int) * Max(spec->nkeys, 1));
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		JsonbValue *k = getIthJsonbValueFromContainer(pk->val.binary.data, i);
+		char	   *name = pnstrdup(k->val.string.val, k->val.string.len);
+		int			pos = coco_table_spec_column(spec, name);
+
+		if (pos < 0)
+			elog(ERROR, "coco_target: malformed table spec (key %s)", name);
+		spec->key_index[i] = pos;
+		spec->columns[pos].is_key = true;
+	}
+	return spec;
+}
+
+int
+coco_table_spec_column(const CocoTableSpec *spec, const char *name)
+{
+	for (int i = 0; i < spec->ncolumns; i++)
+		if (strcmp(spec->columns[i].name, name) == 0)
+			return i;
+	return -1;
+}
