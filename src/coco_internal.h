@@ -17,6 +17,10 @@
 /* search_path for every statement the extension builds itself */
 #define COCO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
 
+/* provider.c: settings */
+extern int	coco_work_mem;
+extern int	coco_batch_size;
+
 /* fingerprint.c */
 extern int64 coco_fingerprinted_rows;
 extern bytea *coco_fingerprint_to_bytea(const CocoFingerprint *fp);

@@ -191,6 +191,9 @@ typedef struct CocoChildSync
 	bool		ignore_declarations;	/* delete every tracked child in the
 										 * replaced components */
 	Oid			owner;			/* the app owner, who applies the changes */
+	bool		fresh_container;	/* created or rebuilt by this run: empty */
+	bool		exclusive;		/* no component outside the replaced ones
+								 * tracks children of this container */
 	/* counts, filled by the provider */
 	int64		inserted;
 	int64		updated;

@@ -416,8 +416,19 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 }
 
 /* Children of every container of the app that has work in this run. */
+static bool
+is_fresh(RootState *states, int nstates, int64 ts_id)
+{
+	for (int i = 0; i < nstates; i++)
+		if (states[i].ts_id == ts_id)
+			return states[i].decision.action == COCO_INSERT ||
+				states[i].decision.action == COCO_REPLACE;
+	return false;
+}
+
 static void
-sync_all_children(CocoApp *app, int *replaced, int nreplaced, RunStats *rs)
+sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states, int nstates,
+				  RunStats *rs)
 {
 	Oid			types[3] = {INT4OID, INT4ARRAYOID, TEXTOID};
 	Datum		values[3];
@@ -485,9 +496,13 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RunStats *rs)
 					  "AND (generation OPERATOR(pg_catalog.<>) $3 OR schema_version OPERATOR(pg_catalog.<>) $4)",
 					  4, t2, v2, NULL, SPI_OK_SELECT);
 		rewrite = int_column(&nrewrite);
-		coco_leave(&uc);
-
 		init_sync(&sync, app, ts_id, record, replaced, nreplaced);
+		sync.exclusive = coco_spi_int8("SELECT NOT EXISTS (SELECT 1 FROM coco.row_set "
+									   "WHERE target_id OPERATOR(pg_catalog.=) $1 "
+									   "AND comp_id OPERATOR(pg_catalog.<>) ALL ($2))",
+									   2, t2, v2, NULL) != 0;
+		coco_leave(&uc);
+		sync.fresh_container = is_fresh(states, nstates, ts_id);
 		sync.rewrite_comps = rewrite;
 		sync.nrewrite = nrewrite;
 		p->sync_children(&sync);
@@ -580,7 +595,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 
 	apply_root_actions(app, states, nstates, false);
 	record_root_states(app, states, nstates, all, nall, rs);
-	sync_all_children(app, replaced, nreplaced, rs);
+	sync_all_children(app, replaced, nreplaced, states, nstates, rs);
 	apply_root_actions(app, states, nstates, true);
 	consume_staging(app->app_id);
 

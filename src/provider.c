@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "coco_internal.h"
@@ -47,11 +48,26 @@ coco_lookup_provider(const char *name)
 	return NULL;
 }
 
+int			coco_work_mem = 65536;
+int			coco_batch_size = 50000;
+
 void		_PG_init(void);
 
 void
 _PG_init(void)
 {
+	DefineCustomIntVariable("coco_target.work_mem",
+							"Memory for the set-wise diff of a table's rows against tracking.",
+							"The diff's hash join holds the tracked rows of the replaced "
+							"components; past this it spills to disk in batches.",
+							&coco_work_mem, 65536, 64, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.batch_size",
+							"Changed rows applied to a target per set-wise statement.",
+							NULL, &coco_batch_size, 50000, 1, 10000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("coco_target");
+
 	if (coco_lookup_provider(COCO_TABLE_PROVIDER) == NULL)
 		coco_pg_table_register();
 }
