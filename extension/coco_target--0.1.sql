@@ -114,21 +114,20 @@ CREATE TABLE coco.run (
 );
 CREATE INDEX ON coco.run (app_id, run_id);
 
--- The apps the current role may see: those whose owner it has the
--- privileges of.  Used by the row level security policies below.
-CREATE FUNCTION coco.visible_app_ids() RETURNS integer[]
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce(array_agg(a.app_id), '{}')
-      FROM coco.app a
-     WHERE pg_catalog.pg_has_role(a.owner, 'USAGE')
-$$;
+-- Row level security: a role sees the apps whose owner it has the
+-- privileges of, and the bookkeeping rows of those apps only.  The
+-- subquery in the per-app policies is uncorrelated, so it runs once per
+-- statement, not once per row.
+ALTER TABLE coco.app ENABLE ROW LEVEL SECURITY;
+CREATE POLICY app_owner ON coco.app FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+REVOKE ALL ON coco.app FROM PUBLIC;
+GRANT SELECT ON coco.app TO PUBLIC;
 
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['app', 'component', 'staged_state', 'staged_row',
+    FOREACH t IN ARRAY ARRAY['component', 'staged_state', 'staged_row',
                              'staged_query', 'cleared_component', 'target_state',
                              'tracked_row', 'row_set', 'run']
     LOOP
@@ -136,7 +135,8 @@ BEGIN
         EXECUTE format('GRANT SELECT ON coco.%I TO PUBLIC', t);
         EXECUTE format('ALTER TABLE coco.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY app_owner ON coco.%I FOR SELECT
-                          USING (app_id OPERATOR(pg_catalog.=) ANY ((SELECT coco.visible_app_ids())::integer[]))$p$, t);
+                          USING (app_id OPERATOR(pg_catalog.=) ANY (
+                              (SELECT pg_catalog.array_agg(a.app_id) FROM coco.app a)::integer[]))$p$, t);
     END LOOP;
 END $$;
 
@@ -185,8 +185,6 @@ CREATE FUNCTION coco.clear_component(app text, component text[]) RETURNS void
 CREATE FUNCTION coco.reconcile(app text, "full" boolean DEFAULT false) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'coco_reconcile' LANGUAGE C;
 
-REVOKE ALL ON FUNCTION coco.visible_app_ids() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION coco.visible_app_ids() TO PUBLIC;
 
 -- Observability.
 CREATE VIEW coco.apps WITH (security_invoker = true) AS
