@@ -193,13 +193,25 @@ coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primar
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
 
+/* Stored specs are always well formed; a spec handed to coco.table_decision
+ * by a user may not be. */
+static void
+malformed_spec(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("malformed table spec: %s", what),
+			 errhint("A spec has the form stored in coco.target_states.records.")));
+}
+
 static char *
 spec_string(JsonbContainer *c, const char *field)
 {
-	JsonbValue *v = getKeyJsonValueFromContainer(c, field, strlen(field), NULL);
+	JsonbValue *v = (c && JsonContainerIsObject(c)) ?
+		getKeyJsonValueFromContainer(c, field, strlen(field), NULL) : NULL;
 
 	if (v == NULL || v->type != jbvString)
-		elog(ERROR, "coco_target: malformed table spec (%s)", field);
+		malformed_spec(psprintf("\"%s\" must be a string", field));
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
@@ -207,19 +219,21 @@ CocoTableSpec *
 coco_table_spec_parse(Jsonb *json)
 {
 	CocoTableSpec *spec = palloc0(sizeof(CocoTableSpec));
-	JsonbContainer *root = &json->root;
+	JsonbContainer *root = JB_ROOT_IS_OBJECT(json) ? &json->root : NULL;
 	JsonbValue *cols;
 	JsonbValue *pk;
 	int			n;
 
+	if (root == NULL)
+		malformed_spec("it must be a JSON object");
 	spec->tn.schema = spec_string(root, "schema");
 	spec->tn.name = spec_string(root, "table");
 	spec->tn.qualified = psprintf("%s.%s", spec->tn.schema, spec->tn.name);
 	spec->managed_by = spec_string(root, "managed_by");
 
 	cols = getKeyJsonValueFromContainer(root, "columns", 7, NULL);
-	if (cols == NULL || cols->type != jbvBinary)
-		elog(ERROR, "coco_target: malformed table spec (columns)");
+	if (cols == NULL || cols->type != jbvBinary || !JsonContainerIsArray(cols->val.binary.data))
+		malformed_spec("\"columns\" must be an array");
 	n = JsonContainerSize(cols->val.binary.data);
 	spec->ncolumns = n;
 	spec->columns = palloc0(sizeof(CocoColumn) * Max(n, 1));
@@ -228,25 +242,33 @@ coco_table_spec_parse(Jsonb *json)
 		JsonbValue *c = getIthJsonbValueFromContainer(cols->val.binary.data, i);
 		JsonbValue *nullable;
 
+		if (c->type != jbvBinary)
+			malformed_spec("a column must be an object");
 		spec->columns[i].name = spec_string(c->val.binary.data, "name");
 		spec->columns[i].type = spec_string(c->val.binary.data, "type");
 		nullable = getKeyJsonValueFromContainer(c->val.binary.data, "nullable", 8, NULL);
+		if (nullable && nullable->type != jbvBool)
+			malformed_spec("\"nullable\" must be true or false");
 		spec->columns[i].nullable = nullable ? nullable->val.boolean : true;
 	}
 
 	pk = getKeyJsonValueFromContainer(root, "primary_key", 11, NULL);
-	if (pk == NULL || pk->type != jbvBinary)
-		elog(ERROR, "coco_target: malformed table spec (primary_key)");
+	if (pk == NULL || pk->type != jbvBinary || !JsonContainerIsArray(pk->val.binary.data))
+		malformed_spec("\"primary_key\" must be an array");
 	spec->nkeys = JsonContainerSize(pk->val.binary.data);
 	spec->key_index = palloc(sizeof(int) * Max(spec->nkeys, 1));
 	for (int i = 0; i < spec->nkeys; i++)
 	{
 		JsonbValue *k = getIthJsonbValueFromContainer(pk->val.binary.data, i);
-		char	   *name = pnstrdup(k->val.string.val, k->val.string.len);
-		int			pos = coco_table_spec_column(spec, name);
+		char	   *name;
+		int			pos;
 
+		if (k->type != jbvString)
+			malformed_spec("primary key entries must be strings");
+		name = pnstrdup(k->val.string.val, k->val.string.len);
+		pos = coco_table_spec_column(spec, name);
 		if (pos < 0)
-			elog(ERROR, "coco_target: malformed table spec (key %s)", name);
+			malformed_spec(psprintf("primary key column \"%s\" is not a column", name));
 		spec->key_index[i] = pos;
 		spec->columns[pos].is_key = true;
 	}
