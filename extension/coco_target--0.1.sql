@@ -12,6 +12,7 @@ CREATE TABLE coco.app (
     name        text NOT NULL UNIQUE,
     owner       oid NOT NULL,
     declare_fn  regprocedure,
+    search_path text NOT NULL,        -- the creating session's, for declare_fn
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 

@@ -109,7 +109,7 @@ coco_app_lookup(const char *name)
 	check_app_name(name);
 	values[0] = CStringGetTextDatum(name);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT app_id, owner, declare_fn FROM coco.app WHERE name OPERATOR(pg_catalog.=) $1",
+	coco_spi_exec("SELECT app_id, owner, declare_fn, search_path FROM coco.app WHERE name OPERATOR(pg_catalog.=) $1",
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
 	if (SPI_processed == 0)
@@ -129,6 +129,8 @@ coco_app_lookup(const char *name)
 	app->declare_fn = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	if (isnull)
 		app->declare_fn = InvalidOid;
+	app->search_path = MemoryContextStrdup(cache_cxt,
+										   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)));
 
 	if (!has_privs_of_role(GetUserId(), app->owner))
 		ereport(ERROR,
@@ -234,9 +236,9 @@ Datum
 coco_create_app(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	Oid			types[3] = {TEXTOID, OIDOID, REGPROCEDUREOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			types[4] = {TEXTOID, OIDOID, REGPROCEDUREOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	CocoUserContext uc;
 	bool		isnull;
 
@@ -254,6 +256,7 @@ coco_create_app(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(name);
 	values[1] = ObjectIdGetDatum(GetUserId());
 	values[2] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	values[3] = CStringGetTextDatum(coco_current_search_path());
 
 	SPI_connect();
 	coco_enter_extension_owner(&uc);
@@ -263,8 +266,8 @@ coco_create_app(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("app \"%s\" already exists", name)));
-	coco_spi_exec("INSERT INTO coco.app (name, owner, declare_fn) VALUES ($1, $2, $3)",
-				  3, types, values, nulls, SPI_OK_INSERT);
+	coco_spi_exec("INSERT INTO coco.app (name, owner, declare_fn, search_path) VALUES ($1, $2, $3, $4)",
+				  4, types, values, nulls, SPI_OK_INSERT);
 	coco_leave(&uc);
 	SPI_finish();
 	PG_RETURN_VOID();

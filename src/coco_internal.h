@@ -61,6 +61,7 @@ typedef struct CocoApp
 	char	   *name;
 	Oid			owner;
 	Oid			declare_fn;
+	char	   *search_path;	/* for declare_fn: the creating session's */
 } CocoApp;
 
 extern CocoApp *coco_app_lookup(const char *name);

@@ -611,9 +611,14 @@ run_declare_fn(CocoApp *app)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(app->name)};
 
-	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
-	coco_spi_exec(psprintf("SELECT %s($1)", format_procedure_qualified(app->declare_fn)),
-				  1, types, values, NULL, SPI_OK_SELECT);
+	coco_enter_app_owner(app->owner, app->search_path, &uc);
+	{
+	char	   *fn = quote_qualified_identifier(get_namespace_name(get_func_namespace(app->declare_fn)),
+												get_func_name(app->declare_fn));
+
+	/* the argument is cast to text, so the call resolves to this function */
+	coco_spi_exec(psprintf("SELECT %s($1::pg_catalog.text)", fn), 1, types, values, NULL, SPI_OK_SELECT);
+	}
 	coco_leave(&uc);
 }
 
