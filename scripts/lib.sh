@@ -1,0 +1,124 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/*.sh and test/*.sh. Source it, don't run it:
+#   source "$(dirname "$0")/../scripts/lib.sh"
+# Everything targets PostgreSQL 15 from Debian 12; the pg_config on PATH may
+# belong to another version, so binaries are always named by full path.
+# Strict mode for whoever sources this (scripts and scenario tests alike).
+set -euo pipefail
+
+COCO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+COCO_PGBIN=/usr/lib/postgresql/15/bin
+export COCO_ROOT COCO_PGBIN
+
+# Install everything the build, the tests and the demo need. A fresh machine
+# has none of it, so this is the default; COCO_SKIP_APT=1 skips it for quick
+# repeated local runs on a machine that already has it.
+coco_install_deps() {
+    if [ "${COCO_SKIP_APT:-0}" = 1 ]; then
+        echo "coco: COCO_SKIP_APT=1, not installing packages"
+        return 0
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # apt-get update once per process: package lists are needed before install.
+    if [ -z "${COCO_APT_UPDATED:-}" ]; then
+        apt-get update -qq
+        COCO_APT_UPDATED=1
+    fi
+    # postgresql-contrib-15 is not a real package on Debian 12: postgresql-15
+    # provides it, so it is not listed. libipc-run-perl is for TAP tests.
+    apt-get install -y -qq --no-install-recommends \
+        postgresql-15 postgresql-server-dev-15 postgresql-15-cron \
+        libxxhash-dev build-essential perl libipc-run-perl >/dev/null
+}
+
+# Build and install the extension from the repo root with the PG 15 toolchain.
+# Returns non-zero on any failure (the Makefile builds with -Werror).
+coco_build() {
+    (cd "$COCO_ROOT" &&
+        export PG_CONFIG="$COCO_PGBIN/pg_config" &&
+        make -s clean && make -s && make -s install)
+}
+
+# Run a command as the postgres user from the cluster's temp dir, so the
+# command never trips over a working directory postgres cannot read.
+coco_as_pg() {
+    (cd "${COCO_TMP:-/}" && runuser -u postgres -- "$@")
+}
+
+# pg_ctl for the current throwaway cluster (tests use it to restart/crash).
+coco_pg_ctl() {
+    coco_as_pg "$COCO_PGBIN/pg_ctl" -D "$PGDATA" -l "$COCO_TMP/postgres.log" "$@"
+}
+
+# psql against the throwaway cluster, as postgres, stopping at the first error.
+coco_psql() {
+    runuser -u postgres -- "$COCO_PGBIN/psql" -X -v ON_ERROR_STOP=1 "$@"
+}
+
+# Print a TCP port nobody listens on. A port answering a connect on
+# 127.0.0.1 is taken; bash's /dev/tcp avoids needing ss or python.
+coco_free_port() {
+    local port
+    port=$((20000 + RANDOM % 30000))
+    for _ in $(seq 1 200); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+        port=$((port + 1))
+    done
+    echo "coco: no free TCP port found" >&2
+    return 1
+}
+
+# Start a throwaway cluster: temp dir owned by postgres, initdb, a free port,
+# the unix socket inside the temp dir, our library + pg_cron preloaded.
+# Extra arguments are appended to postgresql.conf as lines.
+# Exports PGHOST PGPORT PGUSER PGDATA COCO_TMP; stops and deletes on exit.
+# shellcheck disable=SC2120  # extra conf lines are optional
+coco_cluster_start() {
+    local line
+    if [ ! -f "$("$COCO_PGBIN/pg_config" --pkglibdir)/pg_cron.so" ]; then
+        echo "coco: pg_cron is not installed (package postgresql-15-cron)" >&2
+        return 1
+    fi
+    COCO_TMP="$(mktemp -d -t coco.XXXXXX)"
+    chown postgres: "$COCO_TMP"
+    export COCO_TMP PGDATA="$COCO_TMP/data" PGHOST="$COCO_TMP" PGUSER=postgres
+    PGPORT="$(coco_free_port)"
+    export PGPORT
+    # The trap is set before initdb so a half-made cluster is cleaned too;
+    # INT/TERM are turned into a normal exit so the EXIT trap runs.
+    trap coco_cluster_stop EXIT
+    trap 'exit 130' INT TERM
+    # C locale: deterministic sort order for expected test output.
+    coco_as_pg "$COCO_PGBIN/initdb" -D "$PGDATA" -A trust -U postgres \
+        -E UTF8 --locale=C >"$COCO_TMP/initdb.log"
+    # fsync stays on: crash tests rely on real durability.
+    {
+        echo "port = $PGPORT"
+        echo "unix_socket_directories = '$COCO_TMP'"
+        echo "listen_addresses = 'localhost'"
+        echo "shared_preload_libraries = 'coco_target,pg_cron'"
+        echo "cron.database_name = 'postgres'"
+        echo "max_worker_processes = 16"
+        for line in "$@"; do echo "$line"; done
+    } >>"$PGDATA/postgresql.conf"
+    if ! coco_pg_ctl -w -t 60 start >/dev/null; then
+        echo "coco: server failed to start; log follows" >&2
+        cat "$COCO_TMP/postgres.log" >&2
+        return 1
+    fi
+}
+
+# Stop the cluster (fast, then immediate if that fails) and delete its
+# directory. Silent, so a caller's last output line stays the last line.
+coco_cluster_stop() {
+    [ -n "${COCO_TMP:-}" ] && [ -d "$COCO_TMP" ] || return 0
+    if [ -f "$PGDATA/postmaster.pid" ]; then
+        coco_pg_ctl -w -m fast stop >/dev/null 2>&1 ||
+            coco_pg_ctl -w -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$COCO_TMP"
+    COCO_TMP=
+}
