@@ -42,6 +42,7 @@ CREATE TABLE coco.staged_row (
     tbl      text NOT NULL,           -- "schema.table" of the declared table
     key      bytea NOT NULL,
     "row"    jsonb NOT NULL,
+    digest   bytea NOT NULL,          -- the row's digest (hash of key and fingerprint)
     PRIMARY KEY (app_id, tbl, key)
 );
 
@@ -52,7 +53,9 @@ CREATE TABLE coco.staged_query (
     tbl          text NOT NULL,
     query        text NOT NULL,
     columns      text[] NOT NULL,     -- the query's output column names
-    search_path  text NOT NULL        -- the declaring session's search_path
+    search_path  text NOT NULL,       -- the declaring session's search_path
+    nrows        bigint NOT NULL,     -- rows and digest at declare time
+    digest       bytea NOT NULL
 );
 CREATE INDEX ON coco.staged_query (app_id);
 
@@ -91,14 +94,18 @@ CREATE TABLE coco.tracked_row (
 );
 CREATE INDEX ON coco.tracked_row (target_id, comp_id);
 
--- Which generation each component's rows of a table were last written
--- under.  Behind the table's own generation = stale (rule 7).
+-- Each component's rows of a table: the generation they were last written
+-- under (behind the table's own = stale, rule 7), and how many there are
+-- with their digest (NULL: not known), which lets a run skip the diff of a
+-- component that declares exactly what it has.
 CREATE TABLE coco.row_set (
     app_id          integer NOT NULL,
     target_id       bigint NOT NULL REFERENCES coco.target_state ON DELETE CASCADE,
     comp_id         integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
     generation      integer NOT NULL,
     schema_version  integer NOT NULL,
+    nrows           bigint NOT NULL,
+    digest          bytea,
     PRIMARY KEY (target_id, comp_id)
 );
 
@@ -145,10 +152,23 @@ END $$;
 -- own set-wise queries).
 CREATE FUNCTION coco.row_key(VARIADIC "any") RETURNS bytea
     AS 'MODULE_PATHNAME', 'coco_row_key' LANGUAGE C IMMUTABLE PARALLEL SAFE;
--- PARALLEL RESTRICTED: the run counts the rows it fingerprints, so every
--- call must happen in the reconciling backend.
 CREATE FUNCTION coco.row_fingerprint(VARIADIC "any") RETURNS bytea
-    AS 'MODULE_PATHNAME', 'coco_row_fingerprint' LANGUAGE C IMMUTABLE PARALLEL RESTRICTED;
+    AS 'MODULE_PATHNAME', 'coco_row_fingerprint' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- The run's own: fingerprints a declared row and tallies its component's
+-- count and digest in this backend (hence PARALLEL RESTRICTED, VOLATILE).
+CREATE FUNCTION coco.tracked_fingerprint(component integer, key bytea, VARIADIC "any") RETURNS bytea
+    AS 'MODULE_PATHNAME', 'coco_tracked_fingerprint' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+-- Order-independent digest of a row set: sum mod 2^128 of hash(key, fp).
+CREATE FUNCTION coco.row_digest_step(internal, bytea, bytea) RETURNS internal
+    AS 'MODULE_PATHNAME', 'coco_row_digest_step' LANGUAGE C IMMUTABLE;
+CREATE FUNCTION coco.digest_sum_step(internal, bytea) RETURNS internal
+    AS 'MODULE_PATHNAME', 'coco_digest_sum_step' LANGUAGE C IMMUTABLE;
+CREATE FUNCTION coco.digest_final(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'coco_digest_final' LANGUAGE C IMMUTABLE;
+CREATE AGGREGATE coco.row_digest(key bytea, fp bytea) (
+    SFUNC = coco.row_digest_step, STYPE = internal, FINALFUNC = coco.digest_final);
+CREATE AGGREGATE coco.digest_sum(digest bytea) (
+    SFUNC = coco.digest_sum_step, STYPE = internal, FINALFUNC = coco.digest_final);
 CREATE FUNCTION coco.key_to_jsonb(key bytea) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'coco_key_to_jsonb_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION coco.key_from_jsonb(key jsonb) RETURNS bytea

@@ -6,6 +6,7 @@
 
 #include "postgres.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/snapshot.h"
@@ -22,8 +23,23 @@ extern int	coco_work_mem;
 extern int	coco_batch_size;
 
 /* fingerprint.c */
-extern int64 coco_fingerprinted_rows;
 extern bytea *coco_fingerprint_to_bytea(const CocoFingerprint *fp);
+extern void coco_fingerprint_args(FunctionCallInfo fcinfo, int first, CocoFingerprint *fp);
+
+/* digest.c: order-independent digests of row sets */
+typedef struct CocoDigest
+{
+	uint64		lo;
+	uint64		hi;
+} CocoDigest;
+
+extern void coco_digest_add_row(CocoDigest *d, const char *key, int keylen,
+								const CocoFingerprint *fp);
+extern bytea *coco_digest_to_bytea(const CocoDigest *d);
+extern void coco_digest_from_bytea(bytea *b, CocoDigest *d);
+extern void coco_diff_tally_reset(void);
+extern bool coco_diff_tally_get(int comp_id, int64 *nrows, CocoDigest *digest);
+extern int64 coco_diff_tally_total(void);
 
 /* identifiers.c */
 typedef struct CocoTableName
@@ -102,6 +118,8 @@ extern void coco_pg_table_register(void);
 
 /* pg_rows.c */
 extern void coco_rows_sync(CocoChildSync *sync);
+extern char *coco_rows_select_list(const CocoTableSpec *spec, List *query_columns);
+extern char *coco_rows_key_expr(const CocoTableSpec *spec);
 
 /* engine.c */
 extern Snapshot coco_run_snapshot;

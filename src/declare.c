@@ -72,6 +72,7 @@ typedef struct TableCache
 	TupleDesc	tupdesc;		/* the declared columns, for row conversion */
 	FmgrInfo	to_record;		/* jsonb_to_record, with its own cache */
 	SPIPlanPtr	insert_plan;	/* INSERT INTO coco.staged_row */
+	StringInfoData fpbuf;		/* a row's bytes, to fingerprint */
 } TableCache;
 
 static TableCache table_cache;
@@ -162,6 +163,7 @@ coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn)
 	table_cache.tupdesc = BlessTupleDesc(table_cache.tupdesc);
 	fmgr_info_cxt(fmgr_internal_function("jsonb_to_record"), &table_cache.to_record,
 				  table_cache.cxt);
+	initStringInfo(&table_cache.fpbuf);
 	MemoryContextSwitchTo(old);
 	return table_cache.spec;
 }
@@ -266,8 +268,10 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	Datum	   *vals;
 	bool	   *nulls;
 	StringInfoData key;
-	Datum		args[5];
+	Datum		args[6];
 	CocoUserContext uc;
+	CocoFingerprint fp;
+	CocoDigest	digest;
 	int			rc;
 
 	SPI_connect();
@@ -323,19 +327,32 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	}
 	coco_key_end_tuple(&key);
 
+	/* the row's digest, as the run's diff would compute it */
+	resetStringInfo(&table_cache.fpbuf);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(table_cache.tupdesc, i);
+
+		coco_fingerprint_add_datum(&table_cache.fpbuf, vals[i], nulls[i], a->attlen, a->attbyval);
+	}
+	coco_fingerprint_bytes(table_cache.fpbuf.data, table_cache.fpbuf.len, &fp);
+	memset(&digest, 0, sizeof(digest));
+	coco_digest_add_row(&digest, key.data, key.len, &fp);
+
 	args[0] = Int32GetDatum(app->app_id);
 	args[1] = Int32GetDatum(comp_id);
 	args[2] = CStringGetTextDatum(tn.qualified);
 	args[3] = PointerGetDatum(buf_to_bytea(&key));
 	args[4] = JsonbPGetDatum(row);
+	args[5] = PointerGetDatum(coco_digest_to_bytea(&digest));
 
 	coco_enter_extension_owner(&uc);
 	if (table_cache.insert_plan == NULL)
 	{
-		Oid			types[5] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, JSONBOID};
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO coco.staged_row (app_id, comp_id, tbl, key, \"row\") "
-									   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-									   5, types);
+		Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, JSONBOID, BYTEAOID};
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO coco.staged_row (app_id, comp_id, tbl, key, \"row\", digest) "
+									   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+									   6, types);
 
 		if (plan == NULL)
 			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -390,8 +407,10 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	CocoUserContext uc;
 	int64		count;
 	bool		isnull;
-	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
-	Datum		values[6];
+	Oid			types[8] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, INT8OID, BYTEAOID};
+	Datum		values[8];
+	List	   *query_columns;
+	bytea	   *digest;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
@@ -443,19 +462,25 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 					 errmsg("declare_rows query lacks primary key column \"%s\" of table \"%s\"",
 							spec->columns[spec->key_index[k]].name, tn.qualified)));
 
-	/* Casting each column to its declared type checks that a cast exists. */
-	initStringInfo(&count_sql);
-	appendStringInfoString(&count_sql, "SELECT pg_catalog.count(*) FROM (SELECT ");
+	/*
+	 * Count and digest the rows as the run will see them (casting each
+	 * column to its declared type also checks that a cast exists).  A run
+	 * whose components declare exactly the rows they have skips their diff.
+	 */
+	query_columns = NIL;
 	for (int i = 0; i < desc->natts; i++)
-	{
-		char	   *name = NameStr(TupleDescAttr(desc, i)->attname);
-		int			pos = coco_table_spec_column(spec, name);
-
-		appendStringInfo(&count_sql, "%su.%s::%s", i > 0 ? ", " : "", quote_identifier(name),
-						 coco_qualified_type(spec->columns[pos].type));
-	}
-	appendStringInfo(&count_sql, " FROM (\n%s\n) u) x", query);
-	count = coco_spi_int8(count_sql.data, 0, NULL, NULL, &isnull);
+		query_columns = lappend(query_columns, pstrdup(NameStr(TupleDescAttr(desc, i)->attname)));
+	initStringInfo(&count_sql);
+	appendStringInfo(&count_sql,
+					 "SELECT pg_catalog.count(*), coco.row_digest(%s, coco.row_fingerprint(",
+					 coco_rows_key_expr(spec));
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&count_sql, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
+	appendStringInfo(&count_sql, ")) FROM (SELECT %s FROM (\n%s\n) u) x",
+					 coco_rows_select_list(spec, query_columns), query);
+	coco_spi_exec(count_sql.data, 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	digest = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	coco_leave(&uc);
 
 	values[0] = Int32GetDatum(app->app_id);
@@ -464,9 +489,11 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	values[3] = CStringGetTextDatum(query);
 	values[4] = PointerGetDatum(construct_array(colnames, desc->natts, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = CStringGetTextDatum(search_path);
+	values[6] = Int64GetDatum(count);
+	values[7] = PointerGetDatum(digest);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path) "
-				  "VALUES ($1, $2, $3, $4, $5, $6)", 6, types, values, NULL, SPI_OK_INSERT);
+	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path, nrows, digest) "
+				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8, types, values, NULL, SPI_OK_INSERT);
 	coco_leave(&uc);
 	SPI_finish();
 	PG_RETURN_INT64(count);

@@ -415,7 +415,35 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 	}
 }
 
-/* Children of every container of the app that has work in this run. */
+/*
+ * One replaced component's children of a container: what it declares now
+ * (count and digest, added up over its staged declarations) and what it
+ * has (its row set).
+ */
+typedef struct ComponentRows
+{
+	int			comp_id;
+	bool		declares;
+	int64		declared_rows;
+	CocoDigest	declared;
+	bool		has_set;
+	bool		set_current;	/* written under the container's generation */
+	bool		set_known;		/* digest known */
+	int64		set_rows;
+	CocoDigest	set_digest;
+} ComponentRows;
+
+static ComponentRows *
+component_rows(ComponentRows *list, int *n, int comp_id)
+{
+	for (int i = 0; i < *n; i++)
+		if (list[i].comp_id == comp_id)
+			return &list[i];
+	memset(&list[*n], 0, sizeof(ComponentRows));
+	list[*n].comp_id = comp_id;
+	return &list[(*n)++];
+}
+
 static bool
 is_fresh(RootState *states, int nstates, int64 ts_id)
 {
@@ -426,6 +454,16 @@ is_fresh(RootState *states, int nstates, int64 ts_id)
 	return false;
 }
 
+/* A component declaring exactly the rows it has needs no diff. */
+static bool
+component_clean(const ComponentRows *c)
+{
+	return c->declares && c->has_set && c->set_current && c->set_known &&
+		c->declared_rows == c->set_rows &&
+		c->declared.lo == c->set_digest.lo && c->declared.hi == c->set_digest.hi;
+}
+
+/* Children of every container of the app that has work in this run. */
 static void
 sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states, int nstates,
 				  RunStats *rs)
@@ -459,73 +497,129 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states,
 		int			generation = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		int			schema_version = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		const CocoProvider *p = coco_lookup_provider(provider);
-		Oid			t2[4] = {INT8OID, INT4ARRAYOID, INT4OID, INT4OID};
-		Datum		v2[4];
+		Oid			t2[2] = {INT8OID, INT4ARRAYOID};
+		Datum		v2[2];
 		CocoChildSync sync;
-		int		   *declaring;
-		int			ndeclaring;
-		int		   *rewrite;
-		int			nrewrite;
+		ComponentRows *comps = palloc(sizeof(ComponentRows) * Max(nreplaced, 1));
+		int			ncomps = 0;
+		int		   *dirty = palloc(sizeof(int) * Max(nreplaced, 1));
+		int			ndirty = 0;
+		int		   *rewrite = palloc(sizeof(int) * Max(nreplaced, 1));
+		int			nrewrite = 0;
+		int64		clean_rows = 0;
 
 		if (p == NULL || p->sync_children == NULL)
 			continue;
 
-		/* the replaced components that declare children of this container */
+		/* what the replaced components declare for this container */
 		values[2] = CStringGetTextDatum(name);
-		snap_exec("SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $3 "
-				  "UNION SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $3",
+		snap_exec("SELECT comp_id, pg_catalog.sum(n)::bigint, coco.digest_sum(d) FROM ("
+				  "SELECT comp_id, nrows AS n, digest AS d FROM coco.staged_query "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $3 "
+				  "UNION ALL SELECT comp_id, 1, digest FROM coco.staged_row "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $3) s "
+				  "WHERE comp_id OPERATOR(pg_catalog.=) ANY ($2) GROUP BY comp_id",
 				  3, types, values, true, SPI_OK_SELECT);
-		declaring = int_column(&ndeclaring);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[r];
+			ComponentRows *c = component_rows(comps, &ncomps,
+											  DatumGetInt32(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull)));
 
-		/* those whose children were written under an older generation */
+			c->declares = true;
+			c->declared_rows = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
+			coco_digest_from_bytea(DatumGetByteaPP(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull)),
+								   &c->declared);
+		}
+
+		/* what they have */
 		v2[0] = Int64GetDatum(ts_id);
 		v2[1] = PointerGetDatum(replaced_arr);
-		v2[2] = Int32GetDatum(generation);
-		v2[3] = Int32GetDatum(schema_version);
 		coco_enter_extension_owner(&uc);
-		coco_spi_exec("SELECT comp_id FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
-					  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
+		coco_spi_exec("SELECT comp_id, generation, schema_version, nrows, digest FROM coco.row_set "
+					  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
 					  2, t2, v2, NULL, SPI_OK_SELECT);
-		if (ndeclaring == 0 && SPI_processed == 0)
+		for (uint64 r = 0; r < SPI_processed; r++)
 		{
-			coco_leave(&uc);
-			continue;			/* no child of this container is in play */
+			HeapTuple	t = SPI_tuptable->vals[r];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			ComponentRows *c = component_rows(comps, &ncomps,
+											  DatumGetInt32(SPI_getbinval(t, d, 1, &isnull)));
+			Datum		digest;
+
+			c->has_set = true;
+			c->set_current = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull)) == generation &&
+				DatumGetInt32(SPI_getbinval(t, d, 3, &isnull)) == schema_version;
+			c->set_rows = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+			digest = SPI_getbinval(t, d, 5, &isnull);
+			c->set_known = !isnull;
+			if (!isnull)
+				coco_digest_from_bytea(DatumGetByteaPP(digest), &c->set_digest);
 		}
-		coco_spi_exec("SELECT comp_id FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
-					  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
-					  "AND (generation OPERATOR(pg_catalog.<>) $3 OR schema_version OPERATOR(pg_catalog.<>) $4)",
-					  4, t2, v2, NULL, SPI_OK_SELECT);
-		rewrite = int_column(&nrewrite);
-		init_sync(&sync, app, ts_id, record, replaced, nreplaced);
+		coco_leave(&uc);
+
+		/* only components that do not declare exactly what they have are diffed */
+		for (int c = 0; c < ncomps; c++)
+		{
+			if (component_clean(&comps[c]))
+			{
+				clean_rows += comps[c].set_rows;
+				continue;
+			}
+			dirty[ndirty++] = comps[c].comp_id;
+			if (comps[c].has_set && !comps[c].set_current)
+				rewrite[nrewrite++] = comps[c].comp_id;
+		}
+		provider_stats(rs, p->child_name)->unchanged += clean_rows;
+		if (ndirty == 0)
+			continue;
+
+		init_sync(&sync, app, ts_id, record, dirty, ndirty);
+		sync.rewrite_comps = rewrite;
+		sync.nrewrite = nrewrite;
+		v2[1] = PointerGetDatum(int_array(dirty, ndirty));
+		coco_enter_extension_owner(&uc);
 		sync.exclusive = coco_spi_int8("SELECT NOT EXISTS (SELECT 1 FROM coco.row_set "
 									   "WHERE target_id OPERATOR(pg_catalog.=) $1 "
 									   "AND comp_id OPERATOR(pg_catalog.<>) ALL ($2))",
 									   2, t2, v2, NULL) != 0;
 		coco_leave(&uc);
 		sync.fresh_container = is_fresh(states, nstates, ts_id);
-		sync.rewrite_comps = rewrite;
-		sync.nrewrite = nrewrite;
 		p->sync_children(&sync);
 		count_children(rs, p, &sync);
 
-		/* the replaced components now hold exactly the children they declared,
-		 * written under the current generation */
-		v2[1] = PointerGetDatum(replaced_arr);
+		/*
+		 * The diffed components now hold exactly the children they declared,
+		 * written under the current generation; the diff tallied their count
+		 * and digest.  A component outside them may have lost rows to them.
+		 */
 		coco_enter_extension_owner(&uc);
 		coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
 					  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
 					  2, t2, v2, NULL, SPI_OK_DELETE);
-		if (ndeclaring > 0)
+		for (int d = 0; d < ndirty; d++)
 		{
-			Oid			t3[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4OID, INT4OID};
-			Datum		v3[5] = {Int32GetDatum(app->app_id), Int64GetDatum(ts_id),
-			PointerGetDatum(int_array(declaring, ndeclaring)),
-			Int32GetDatum(generation), Int32GetDatum(schema_version)};
+			int64		nrows;
+			CocoDigest	digest;
+			Datum		v3[7];
+			Oid			t3b[7] = {INT4OID, INT8OID, INT4OID, INT4OID, INT4OID, INT8OID, BYTEAOID};
 
-			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version) "
-						  "SELECT $1, $2, c, $4, $5 FROM pg_catalog.unnest($3) AS c",
-						  5, t3, v3, NULL, SPI_OK_INSERT);
+			if (!coco_diff_tally_get(dirty[d], &nrows, &digest) || nrows == 0)
+				continue;
+			v3[0] = Int32GetDatum(app->app_id);
+			v3[1] = Int64GetDatum(ts_id);
+			v3[2] = Int32GetDatum(dirty[d]);
+			v3[3] = Int32GetDatum(generation);
+			v3[4] = Int32GetDatum(schema_version);
+			v3[5] = Int64GetDatum(nrows);
+			v3[6] = PointerGetDatum(coco_digest_to_bytea(&digest));
+			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, t3b, v3, NULL, SPI_OK_INSERT);
 		}
+		if (!sync.exclusive && sync.inserted > 0)
+			coco_spi_exec("UPDATE coco.row_set SET digest = NULL WHERE target_id OPERATOR(pg_catalog.=) $1 "
+						  "AND comp_id OPERATOR(pg_catalog.<>) ALL ($2)",
+						  2, t2, v2, NULL, SPI_OK_UPDATE);
 		coco_leave(&uc);
 	}
 }

@@ -18,10 +18,6 @@
 #include "coco_target.h"
 #include "coco_internal.h"
 
-/* How many rows coco.row_fingerprint() saw: the engine reads this to count
- * the declared rows of a set-wise diff without another pass. */
-int64		coco_fingerprinted_rows = 0;
-
 void
 coco_fingerprint_bytes(const void *data, size_t len, CocoFingerprint *out)
 {
@@ -94,15 +90,11 @@ typedef struct RowFingerprintCache
 	StringInfoData buf;
 } RowFingerprintCache;
 
-/*
- * coco.row_fingerprint(VARIADIC "any") — fingerprint of a row's values.
- */
-PG_FUNCTION_INFO_V1(coco_row_fingerprint);
-Datum
-coco_row_fingerprint(PG_FUNCTION_ARGS)
+/* Fingerprint of the function's arguments from position `first` on. */
+void
+coco_fingerprint_args(FunctionCallInfo fcinfo, int first, CocoFingerprint *fp)
 {
 	RowFingerprintCache *cache = fcinfo->flinfo->fn_extra;
-	CocoFingerprint fp;
 
 	if (cache == NULL || cache->nargs != PG_NARGS())
 	{
@@ -121,11 +113,22 @@ coco_row_fingerprint(PG_FUNCTION_ARGS)
 	}
 
 	resetStringInfo(&cache->buf);
-	for (int i = 0; i < PG_NARGS(); i++)
+	for (int i = first; i < PG_NARGS(); i++)
 		coco_fingerprint_add_datum(&cache->buf, PG_GETARG_DATUM(i), PG_ARGISNULL(i),
 								   cache->typlen[i], cache->typbyval[i]);
-	coco_fingerprint_bytes(cache->buf.data, cache->buf.len, &fp);
-	coco_fingerprinted_rows++;
+	coco_fingerprint_bytes(cache->buf.data, cache->buf.len, fp);
+}
+
+/*
+ * coco.row_fingerprint(VARIADIC "any") — fingerprint of a row's values.
+ */
+PG_FUNCTION_INFO_V1(coco_row_fingerprint);
+Datum
+coco_row_fingerprint(PG_FUNCTION_ARGS)
+{
+	CocoFingerprint fp;
+
+	coco_fingerprint_args(fcinfo, 0, &fp);
 	PG_RETURN_BYTEA_P(coco_fingerprint_to_bytea(&fp));
 }
 

@@ -103,6 +103,48 @@ list_has_string(List *list, const char *s)
 }
 
 /*
+ * The declared rows of one query as every run sees them: each declared
+ * column in order, cast to its declared type, NULL where the query lacks
+ * it.  declare_rows digests exactly this list, so its digest and the run's
+ * agree.
+ */
+char *
+coco_rows_select_list(const CocoTableSpec *spec, List *query_columns)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const char *name = spec->columns[i].name;
+		char	   *qtype = coco_qualified_type(spec->columns[i].type);
+
+		if (list_has_string(query_columns, name))
+			appendStringInfo(&out, "%su.%s::%s AS %s", i > 0 ? ", " : "",
+							 quote_identifier(name), qtype, quote_identifier(name));
+		else
+			appendStringInfo(&out, "%sNULL::%s AS %s", i > 0 ? ", " : "", qtype,
+							 quote_identifier(name));
+	}
+	return out.data;
+}
+
+/* coco.row_key(<key columns of x>) */
+char *
+coco_rows_key_expr(const CocoTableSpec *spec)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	appendStringInfoString(&out, "coco.row_key(");
+	for (int i = 0; i < spec->nkeys; i++)
+		appendStringInfo(&out, "%sx.%s", i > 0 ? ", " : "",
+						 quote_identifier(spec->columns[spec->key_index[i]].name));
+	appendStringInfoChar(&out, ')');
+	return out.data;
+}
+
+/*
  * The diff statement.  $1 app_id, $2 target_id, $3 replaced components,
  * $4 components to re-write in full, $5 the table's tracking name.
  */
@@ -126,14 +168,10 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, char **qtypes, bool ign
 	appendStringInfo(&sql,
 					 "SELECT d.coco_k, d.coco_f, d.coco_c, t.key, t.comp_id, "
 					 "(d.coco_c OPERATOR(pg_catalog.=) ANY ($4) OR d.coco_f IS DISTINCT FROM t.fp)%s "
-					 "FROM (SELECT coco.row_key(",
-					 outer.data);
-	for (int i = 0; i < spec->nkeys; i++)
-		appendStringInfo(&sql, "%sx.%s", i > 0 ? ", " : "",
-						 quote_identifier(spec->columns[spec->key_index[i]].name));
-	appendStringInfoString(&sql, ") AS coco_k, coco.row_fingerprint(");
+					 "FROM (SELECT %s AS coco_k, coco.tracked_fingerprint(x.coco_c, %s",
+					 outer.data, coco_rows_key_expr(spec), coco_rows_key_expr(spec));
 	for (int i = 0; i < spec->ncolumns; i++)
-		appendStringInfo(&sql, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
+		appendStringInfo(&sql, ", x.%s", quote_identifier(spec->columns[i].name));
 	appendStringInfo(&sql, ") AS coco_f, x.coco_c%s FROM (", cols.data);
 
 	/* declared jsonb rows, converted exactly as declare_row checked them */
@@ -146,7 +184,7 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, char **qtypes, bool ign
 		appendStringInfo(&sql, "%s%s %s", i > 0 ? ", " : "",
 						 quote_identifier(spec->columns[i].name), qtypes[i]);
 	appendStringInfo(&sql, ") WHERE s.app_id OPERATOR(pg_catalog.=) $1 "
-					 "AND s.tbl OPERATOR(pg_catalog.=) $5%s",
+					 "AND s.tbl OPERATOR(pg_catalog.=) $5 AND s.comp_id OPERATOR(pg_catalog.=) ANY ($3)%s",
 					 ignore_declarations ? " AND false" : "");
 
 	/* declared queries, each column cast to its declared type */
@@ -156,16 +194,8 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, char **qtypes, bool ign
 		{
 			StagedQuery *q = lfirst(lc);
 
-			appendStringInfo(&sql, " UNION ALL SELECT %d", q->comp_id);
-			for (int i = 0; i < spec->ncolumns; i++)
-			{
-				const char *name = spec->columns[i].name;
-
-				if (list_has_string(q->columns, name))
-					appendStringInfo(&sql, ", u.%s::%s", quote_identifier(name), qtypes[i]);
-				else
-					appendStringInfo(&sql, ", NULL::%s", qtypes[i]);
-			}
+			appendStringInfo(&sql, " UNION ALL SELECT %d, %s", q->comp_id,
+							 coco_rows_select_list(spec, q->columns));
 			appendStringInfo(&sql, " FROM (\n%s\n) u", q->query);
 		}
 	}
@@ -445,7 +475,6 @@ coco_rows_sync(CocoChildSync *sync)
 	MemoryContext batch_cxt;
 	MemoryContext old;
 	ListCell   *lc;
-	int64		fingerprinted_before = coco_fingerprinted_rows;
 	int			ncols = spec->ncolumns;
 	Datum	   *bvalues = palloc(sizeof(Datum) * (4 + ncols));
 	bool	   *bnulls = palloc(sizeof(bool) * (4 + ncols));
@@ -468,7 +497,16 @@ coco_rows_sync(CocoChildSync *sync)
 	foreach(lc, queries)
 	{
 		StagedQuery *q = lfirst(lc);
+		bool		replaced = false;
 
+		for (int i = 0; i < sync->nreplaced; i++)
+			if (sync->replaced_comps[i] == q->comp_id)
+				replaced = true;
+		if (!replaced)
+		{
+			queries = foreach_delete_current(queries, lc);
+			continue;
+		}
 		if (search_path == NULL)
 			search_path = q->search_path;
 		else if (strcmp(search_path, q->search_path) != 0)
@@ -502,6 +540,7 @@ coco_rows_sync(CocoChildSync *sync)
 	(void) set_config_option("work_mem", psprintf("%d", coco_work_mem),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	coco_push_run_snapshot();
+	coco_diff_tally_reset();
 	portal = SPI_cursor_open_with_args(NULL, sql, 5, types, values, NULL, true, 0);
 	PopActiveSnapshot();
 
@@ -540,7 +579,9 @@ coco_rows_sync(CocoChildSync *sync)
 				int			op = is_new ? OP_INSERT :
 					DatumGetBool(dvalues[D_CHANGED]) ? OP_UPDATE : OP_TRACK_ONLY;
 
-				check_duplicate(&batch, dvalues[D_KEY], spec);
+				/* a plain INSERT into a fresh table reports a duplicate itself */
+				if (op != OP_INSERT || !sync->fresh_container)
+					check_duplicate(&batch, dvalues[D_KEY], spec);
 				bvalues[0] = Int32GetDatum(op);
 				bvalues[1] = dvalues[D_KEY];
 				bvalues[2] = dvalues[D_FP];
@@ -579,5 +620,5 @@ coco_rows_sync(CocoChildSync *sync)
 	coco_leave(&uc);
 	MemoryContextDelete(batch_cxt);
 
-	sync->unchanged = (coco_fingerprinted_rows - fingerprinted_before) - sync->inserted - sync->updated;
+	sync->unchanged = coco_diff_tally_total() - sync->inserted - sync->updated;
 }
