@@ -36,9 +36,11 @@ CREATE TABLE coco.staged_state (
     PRIMARY KEY (app_id, provider, key)
 );
 
+-- No foreign keys here: this is declare_row's hot path, and a foreign-key
+-- check per row would cost more than the row.  drop_app cleans up.
 CREATE TABLE coco.staged_row (
-    app_id   integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
-    comp_id  integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
+    app_id   integer NOT NULL,
+    comp_id  integer NOT NULL,
     tbl      text NOT NULL,           -- "schema.table" of the declared table
     key      bytea NOT NULL,
     "row"    jsonb NOT NULL,

@@ -800,17 +800,17 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 	CocoUserContext uc;
 
 	lock_app(app->app_id);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+	coco_leave(&uc);
 	if (!keep_targets)
 	{
 		RunStats	rs;
 
 		/* nothing declared, every component replaced: everything goes */
 		memset(&rs, 0, sizeof(rs));
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
-		coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
-		coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
-		coco_leave(&uc);
 		run_pass(app, true, &rs);
 	}
 	coco_enter_extension_owner(&uc);
