@@ -44,7 +44,6 @@ CREATE TABLE coco.staged_row (
     tbl      text NOT NULL,           -- "schema.table" of the declared table
     key      bytea NOT NULL,
     "row"    jsonb NOT NULL,
-    digest   bytea NOT NULL,          -- the row's digest (hash of key and fingerprint)
     PRIMARY KEY (app_id, tbl, key)
 );
 
@@ -55,9 +54,7 @@ CREATE TABLE coco.staged_query (
     tbl          text NOT NULL,
     query        text NOT NULL,
     columns      text[] NOT NULL,     -- the query's output column names
-    search_path  text NOT NULL,       -- the declaring session's search_path
-    nrows        bigint NOT NULL,     -- rows and digest at declare time
-    digest       bytea NOT NULL
+    search_path  text NOT NULL        -- the declaring session's search_path
 );
 CREATE INDEX ON coco.staged_query (app_id);
 
@@ -92,8 +89,13 @@ CREATE TABLE coco.tracked_row (
     comp_id    integer NOT NULL,
     key        bytea NOT NULL,
     fp         bytea NOT NULL,
+    pass_id    bigint NOT NULL,       -- the pass that last wrote it
     PRIMARY KEY (target_id, key)
 );
+-- Numbers the passes of runs; a row written twice by one pass is a
+-- duplicate declaration.
+CREATE SEQUENCE coco.pass_seq;
+REVOKE ALL ON SEQUENCE coco.pass_seq FROM PUBLIC;
 CREATE INDEX ON coco.tracked_row (target_id, comp_id);
 
 -- Each component's rows of a table: the generation they were last written

@@ -156,6 +156,7 @@ static int	cached_comp_id = 0;
 static ArrayType *cached_comp_path = NULL;
 static LocalTransactionId cached_comp_lxid = InvalidLocalTransactionId;
 
+
 int
 coco_component_id(int app_id, ArrayType *path)
 {
@@ -203,6 +204,40 @@ coco_component_id(int app_id, ArrayType *path)
 	cached_comp_id = (int) id;
 	cached_comp_lxid = MyProc->lxid;
 	return (int) id;
+}
+
+/*
+ * The caches are valid within one transaction only while nothing was rolled
+ * back: an aborted subtransaction may have taken the rows they describe.
+ */
+static void
+invalidate_on_abort(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		coco_invalidate_caches();
+}
+
+static void
+invalidate_on_xact_abort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		coco_invalidate_caches();
+}
+
+void
+coco_invalidate_caches(void)
+{
+	cached_app_lxid = InvalidLocalTransactionId;
+	cached_comp_lxid = InvalidLocalTransactionId;
+	coco_invalidate_table_cache();
+}
+
+void
+coco_register_cache_callbacks(void)
+{
+	RegisterSubXactCallback(invalidate_on_abort, NULL);
+	RegisterXactCallback(invalidate_on_xact_abort, NULL);
 }
 
 /* ---- SQL-callable ------------------------------------------------------ */

@@ -81,6 +81,8 @@ typedef struct CocoApp
 } CocoApp;
 
 extern CocoApp *coco_app_lookup(const char *name);
+extern void coco_invalidate_caches(void);
+extern void coco_register_cache_callbacks(void);
 extern int	coco_component_id(int app_id, ArrayType *path);
 extern void coco_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
 						  const char *nulls, int expected);
@@ -112,17 +114,20 @@ extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 
 /* declare.c */
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
+extern void coco_invalidate_table_cache(void);
 
 /* pg_table.c */
 extern void coco_pg_table_register(void);
 
 /* pg_rows.c */
 extern void coco_rows_sync(CocoChildSync *sync);
+extern void coco_rows_summarize(CocoChildSync *sync);
 extern char *coco_rows_select_list(const CocoTableSpec *spec, List *query_columns);
 extern char *coco_rows_key_expr(const CocoTableSpec *spec);
 
 /* engine.c */
 extern Snapshot coco_run_snapshot;
+extern int64 coco_run_pass_id;
 extern void coco_push_run_snapshot(void);
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full);
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);

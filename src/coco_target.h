@@ -213,6 +213,10 @@ typedef struct CocoProvider
 	void		(*finish) (CocoPlannedAction *actions, int nactions);
 	/* Optional: diff and apply a container's children. */
 	void		(*sync_children) (CocoChildSync *sync);
+	/* With sync_children: count and digest what each replaced component
+	 * declares (coco.tracked_fingerprint tallies them), so components that
+	 * declare exactly what they have are not diffed. */
+	void		(*summarize_children) (CocoChildSync *sync);
 } CocoProvider;
 
 /* Register a root provider; call from _PG_init.  Names are unique. */

@@ -25,6 +25,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/portal.h"
 
 #include "coco_internal.h"
@@ -72,7 +73,6 @@ typedef struct TableCache
 	TupleDesc	tupdesc;		/* the declared columns, for row conversion */
 	FmgrInfo	to_record;		/* jsonb_to_record, with its own cache */
 	SPIPlanPtr	insert_plan;	/* INSERT INTO coco.staged_row */
-	StringInfoData fpbuf;		/* a row's bytes, to fingerprint */
 } TableCache;
 
 static TableCache table_cache;
@@ -86,6 +86,13 @@ forget_table_cache(void)
 	table_cache.insert_plan = NULL;
 	if (table_cache.cxt)
 		MemoryContextReset(table_cache.cxt);
+}
+
+/* After a rollback: the next lookup rebuilds (and frees) the cache. */
+void
+coco_invalidate_table_cache(void)
+{
+	table_cache.lxid = InvalidLocalTransactionId;
 }
 
 /* Look the spec up in staging first, then in tracking. */
@@ -163,7 +170,7 @@ coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn)
 	table_cache.tupdesc = BlessTupleDesc(table_cache.tupdesc);
 	fmgr_info_cxt(fmgr_internal_function("jsonb_to_record"), &table_cache.to_record,
 				  table_cache.cxt);
-	initStringInfo(&table_cache.fpbuf);
+
 	MemoryContextSwitchTo(old);
 	return table_cache.spec;
 }
@@ -221,7 +228,7 @@ coco_declare_table(PG_FUNCTION_ARGS)
 						 6, types, values, &isnull);
 	coco_leave(&uc);
 	if (isnull)
-		duplicate_declaration("table", quote_literal_cstr(tn.qualified), NULL);
+		duplicate_declaration("table", psprintf("\"%s\"", tn.qualified), NULL);
 	forget_table_cache();
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -268,10 +275,8 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	Datum	   *vals;
 	bool	   *nulls;
 	StringInfoData key;
-	Datum		args[6];
+	Datum		args[5];
 	CocoUserContext uc;
-	CocoFingerprint fp;
-	CocoDigest	digest;
 	int			rc;
 
 	SPI_connect();
@@ -327,32 +332,19 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	}
 	coco_key_end_tuple(&key);
 
-	/* the row's digest, as the run's diff would compute it */
-	resetStringInfo(&table_cache.fpbuf);
-	for (int i = 0; i < spec->ncolumns; i++)
-	{
-		Form_pg_attribute a = TupleDescAttr(table_cache.tupdesc, i);
-
-		coco_fingerprint_add_datum(&table_cache.fpbuf, vals[i], nulls[i], a->attlen, a->attbyval);
-	}
-	coco_fingerprint_bytes(table_cache.fpbuf.data, table_cache.fpbuf.len, &fp);
-	memset(&digest, 0, sizeof(digest));
-	coco_digest_add_row(&digest, key.data, key.len, &fp);
-
 	args[0] = Int32GetDatum(app->app_id);
 	args[1] = Int32GetDatum(comp_id);
 	args[2] = CStringGetTextDatum(tn.qualified);
 	args[3] = PointerGetDatum(buf_to_bytea(&key));
 	args[4] = JsonbPGetDatum(row);
-	args[5] = PointerGetDatum(coco_digest_to_bytea(&digest));
 
 	coco_enter_extension_owner(&uc);
 	if (table_cache.insert_plan == NULL)
 	{
-		Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, JSONBOID, BYTEAOID};
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO coco.staged_row (app_id, comp_id, tbl, key, \"row\", digest) "
-									   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-									   6, types);
+		Oid			types[5] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, JSONBOID};
+		SPIPlanPtr	plan = SPI_prepare("INSERT INTO coco.staged_row (app_id, comp_id, tbl, key, \"row\") "
+									   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+									   5, types);
 
 		if (plan == NULL)
 			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -365,7 +357,7 @@ coco_declare_row(PG_FUNCTION_ARGS)
 		elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
 		duplicate_declaration("row with key",
-							  coco_key_describe(key.data, key.len), quote_literal_cstr(tn.qualified));
+							  coco_key_describe(key.data, key.len), psprintf("\"%s\"", tn.qualified));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -388,6 +380,34 @@ clean_query(const char *query)
 	return pnstrdup(query, len);
 }
 
+/* A plain SELECT: no writes hidden in WITH, no row locks. */
+static bool
+query_only_reads(SPIPlanPtr plan)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	ListCell   *lc;
+
+	if (list_length(sources) != 1)
+		return false;
+	foreach(lc, sources)
+	{
+		CachedPlanSource *src = lfirst(lc);
+		ListCell   *q;
+
+		if (src->commandTag != CMDTAG_SELECT)
+			return false;
+		foreach(q, src->query_list)
+		{
+			Query	   *query = lfirst_node(Query, q);
+
+			if (query->commandType != CMD_SELECT || query->hasModifyingCTE ||
+				query->rowMarks != NIL)
+				return false;
+		}
+	}
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(coco_declare_rows);
 Datum
 coco_declare_rows(PG_FUNCTION_ARGS)
@@ -407,10 +427,9 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	CocoUserContext uc;
 	int64		count;
 	bool		isnull;
-	Oid			types[8] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, INT8OID, BYTEAOID};
-	Datum		values[8];
+	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[6];
 	List	   *query_columns;
-	bytea	   *digest;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
@@ -425,10 +444,11 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (!SPI_is_cursor_plan(plan))
+	if (!SPI_is_cursor_plan(plan) || !query_only_reads(plan))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("declare_rows query must be a single SELECT (or VALUES) returning rows")));
+				 errmsg("declare_rows query must be a single SELECT (or VALUES) that only reads"),
+				 errdetail("Statements that write, data-modifying WITH clauses and FOR UPDATE/SHARE are refused.")));
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	desc = CreateTupleDescCopy(portal->tupDesc);
 	SPI_cursor_close(portal);
@@ -463,24 +483,18 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 							spec->columns[spec->key_index[k]].name, tn.qualified)));
 
 	/*
-	 * Count and digest the rows as the run will see them (casting each
-	 * column to its declared type also checks that a cast exists).  A run
-	 * whose components declare exactly the rows they have skips their diff.
+	 * Count the rows as the run will see them.  Casting each column to its
+	 * declared type checks that a cast exists; computing each key checks the
+	 * key values now.  Other values are converted when the run evaluates the
+	 * query.
 	 */
 	query_columns = NIL;
 	for (int i = 0; i < desc->natts; i++)
 		query_columns = lappend(query_columns, pstrdup(NameStr(TupleDescAttr(desc, i)->attname)));
 	initStringInfo(&count_sql);
-	appendStringInfo(&count_sql,
-					 "SELECT pg_catalog.count(*), coco.row_digest(%s, coco.row_fingerprint(",
-					 coco_rows_key_expr(spec));
-	for (int i = 0; i < spec->ncolumns; i++)
-		appendStringInfo(&count_sql, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
-	appendStringInfo(&count_sql, ")) FROM (SELECT %s FROM (\n%s\n) u) x",
-					 coco_rows_select_list(spec, query_columns), query);
-	coco_spi_exec(count_sql.data, 0, NULL, NULL, NULL, SPI_OK_SELECT);
-	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	digest = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	appendStringInfo(&count_sql, "SELECT pg_catalog.count(%s) FROM (SELECT %s FROM (\n%s\n) u) x",
+					 coco_rows_key_expr(spec), coco_rows_select_list(spec, query_columns), query);
+	count = coco_spi_int8(count_sql.data, 0, NULL, NULL, &isnull);
 	coco_leave(&uc);
 
 	values[0] = Int32GetDatum(app->app_id);
@@ -489,11 +503,9 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	values[3] = CStringGetTextDatum(query);
 	values[4] = PointerGetDatum(construct_array(colnames, desc->natts, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = CStringGetTextDatum(search_path);
-	values[6] = Int64GetDatum(count);
-	values[7] = PointerGetDatum(digest);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path, nrows, digest) "
-				  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8, types, values, NULL, SPI_OK_INSERT);
+	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path) "
+				  "VALUES ($1, $2, $3, $4, $5, $6)", 6, types, values, NULL, SPI_OK_INSERT);
 	coco_leave(&uc);
 	SPI_finish();
 	PG_RETURN_INT64(count);

@@ -42,6 +42,7 @@
 #define COCO_LOCK_CLASS 0x636f636f
 
 Snapshot	coco_run_snapshot = NULL;
+int64		coco_run_pass_id = 0;	/* stamps the tracking rows a pass writes */
 
 typedef struct ProviderStats
 {
@@ -463,6 +464,53 @@ component_clean(const ComponentRows *c)
 		c->declared.lo == c->set_digest.lo && c->declared.hi == c->set_digest.hi;
 }
 
+/*
+ * After a diff: the components diffed must now track exactly as many
+ * children as they declared.  Fewer means a key was declared twice, one
+ * copy unchanged (the diff only sees changed rows, so the copies did not
+ * meet there).
+ */
+static void
+check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *comps,
+					int ncomps, int *dirty, int ndirty, CocoChildSync *sync)
+{
+	int64		declared = coco_diff_tally_total();
+	int64		before = 0;
+	bool		known = true;
+	int64		tracked;
+
+	for (int d = 0; d < ndirty; d++)
+		for (int c = 0; c < ncomps; c++)
+			if (comps[c].comp_id == dirty[d] && comps[c].has_set)
+			{
+				if (comps[c].set_current && comps[c].set_known)
+					before += comps[c].set_rows;
+				else
+					known = false;
+			}
+	if (known)
+		tracked = before + sync->inserted - sync->deleted;
+	else
+	{
+		Oid			t[2] = {INT8OID, INT4ARRAYOID};
+		Datum		v[2] = {Int64GetDatum(ts_id), PointerGetDatum(int_array(dirty, ndirty))};
+		CocoUserContext uc;
+
+		coco_enter_extension_owner(&uc);
+		tracked = coco_spi_int8("SELECT pg_catalog.count(*) FROM coco.tracked_row "
+								"WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
+								2, t, v, NULL);
+		coco_leave(&uc);
+	}
+	if (declared != tracked)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("rows declared for table \"%s\" repeat a primary key", name),
+				 errdetail(INT64_FORMAT " rows were declared, with " INT64_FORMAT " distinct keys.",
+						   declared, tracked),
+				 errhint("Each row may be declared once between two reconciles.")));
+}
+
 /* Children of every container of the app that has work in this run. */
 static void
 sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states, int nstates,
@@ -500,37 +548,26 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states,
 		Oid			t2[2] = {INT8OID, INT4ARRAYOID};
 		Datum		v2[2];
 		CocoChildSync sync;
-		ComponentRows *comps = palloc(sizeof(ComponentRows) * Max(nreplaced, 1));
+		ComponentRows *comps = palloc(sizeof(ComponentRows) * Max(nreplaced, 1));	/* one per replaced component at most */
 		int			ncomps = 0;
 		int		   *dirty = palloc(sizeof(int) * Max(nreplaced, 1));
 		int			ndirty = 0;
 		int		   *rewrite = palloc(sizeof(int) * Max(nreplaced, 1));
 		int			nrewrite = 0;
 		int64		clean_rows = 0;
+		bool		declares_any;
 
 		if (p == NULL || p->sync_children == NULL)
 			continue;
 
-		/* what the replaced components declare for this container */
+		/* is any child of this container in play? */
 		values[2] = CStringGetTextDatum(name);
-		snap_exec("SELECT comp_id, pg_catalog.sum(n)::bigint, coco.digest_sum(d) FROM ("
-				  "SELECT comp_id, nrows AS n, digest AS d FROM coco.staged_query "
-				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $3 "
-				  "UNION ALL SELECT comp_id, 1, digest FROM coco.staged_row "
-				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $3) s "
-				  "WHERE comp_id OPERATOR(pg_catalog.=) ANY ($2) GROUP BY comp_id",
+		snap_exec("SELECT 1 FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+				  "UNION ALL SELECT 1 FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) LIMIT 1",
 				  3, types, values, true, SPI_OK_SELECT);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	t = SPI_tuptable->vals[r];
-			ComponentRows *c = component_rows(comps, &ncomps,
-											  DatumGetInt32(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull)));
-
-			c->declares = true;
-			c->declared_rows = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
-			coco_digest_from_bytea(DatumGetByteaPP(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull)),
-								   &c->declared);
-		}
+		declares_any = SPI_processed > 0;
 
 		/* what they have */
 		v2[0] = Int64GetDatum(ts_id);
@@ -557,6 +594,30 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states,
 				coco_digest_from_bytea(DatumGetByteaPP(digest), &c->set_digest);
 		}
 		coco_leave(&uc);
+
+		if (!declares_any && ncomps == 0)
+			continue;			/* no child of this container is in play */
+
+		/* what they declare now, per component, from one streaming pass */
+		init_sync(&sync, app, ts_id, record, replaced, nreplaced);
+		if (p->summarize_children && declares_any)
+		{
+			p->summarize_children(&sync);
+			for (int r = 0; r < nreplaced; r++)
+			{
+				int64		n;
+				CocoDigest	digest;
+
+				if (coco_diff_tally_get(replaced[r], &n, &digest))
+				{
+					ComponentRows *c = component_rows(comps, &ncomps, replaced[r]);
+
+					c->declares = true;
+					c->declared_rows = n;
+					c->declared = digest;
+				}
+			}
+		}
 
 		/* only components that do not declare exactly what they have are diffed */
 		for (int c = 0; c < ncomps; c++)
@@ -587,11 +648,12 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states,
 		sync.fresh_container = is_fresh(states, nstates, ts_id);
 		p->sync_children(&sync);
 		count_children(rs, p, &sync);
+		check_distinct_keys(app, ts_id, name, comps, ncomps, dirty, ndirty, &sync);
 
 		/*
 		 * The diffed components now hold exactly the children they declared,
 		 * written under the current generation; the diff tallied their count
-		 * and digest.  A component outside them may have lost rows to them.
+		 * and digest.
 		 */
 		coco_enter_extension_owner(&uc);
 		coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
@@ -616,10 +678,6 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states,
 			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
 						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, t3b, v3, NULL, SPI_OK_INSERT);
 		}
-		if (!sync.exclusive && sync.inserted > 0)
-			coco_spi_exec("UPDATE coco.row_set SET digest = NULL WHERE target_id OPERATOR(pg_catalog.=) $1 "
-						  "AND comp_id OPERATOR(pg_catalog.<>) ALL ($2)",
-						  2, t2, v2, NULL, SPI_OK_UPDATE);
 		coco_leave(&uc);
 	}
 }
@@ -673,6 +731,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 
 	coco_run_snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	coco_enter_extension_owner(&uc);
+	coco_run_pass_id = coco_spi_int8("SELECT pg_catalog.nextval('coco.pass_seq')", 0, NULL, NULL, NULL);
 	replaced = replaced_components(app->app_id, full, &nreplaced);
 	snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
 			  1, types, values, true, SPI_OK_SELECT);

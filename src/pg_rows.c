@@ -145,16 +145,69 @@ coco_rows_key_expr(const CocoTableSpec *spec)
 }
 
 /*
- * The diff statement.  $1 app_id, $2 target_id, $3 replaced components,
- * $4 components to re-write in full, $5 the table's tracking name.
+ * Every row the replaced components declare for the table, as
+ * ("coco#c" component, declared columns…): staged jsonb rows converted
+ * exactly as declare_row checked them, and staged queries with each column
+ * cast to its declared type.  Parameters: $1 app_id, $3 replaced
+ * components, $5 the table's tracking name.
  */
 static char *
-build_diff_sql(const CocoTableSpec *spec, List *queries, char **qtypes, bool ignore_declarations)
+build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT s.comp_id AS \"coco#c\"");
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&sql, ", r.%s", quote_identifier(spec->columns[i].name));
+	appendStringInfoString(&sql, " FROM coco.staged_row s CROSS JOIN LATERAL "
+						   "pg_catalog.jsonb_to_record(s.\"row\") AS r(");
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&sql, "%s%s %s", i > 0 ? ", " : "",
+						 quote_identifier(spec->columns[i].name),
+						 coco_qualified_type(spec->columns[i].type));
+	appendStringInfo(&sql, ") WHERE s.app_id OPERATOR(pg_catalog.=) $1 "
+					 "AND s.tbl OPERATOR(pg_catalog.=) $5 AND s.comp_id OPERATOR(pg_catalog.=) ANY ($3)%s",
+					 ignore_declarations ? " AND false" : "");
+	if (!ignore_declarations)
+	{
+		foreach(lc, queries)
+		{
+			StagedQuery *q = lfirst(lc);
+
+			appendStringInfo(&sql, " UNION ALL SELECT %d, %s FROM (\n%s\n) u", q->comp_id,
+							 coco_rows_select_list(spec, q->columns), q->query);
+		}
+	}
+	return sql.data;
+}
+
+/* coco.tracked_fingerprint(component, key, columns…) over x */
+static char *
+tracked_fingerprint_expr(const CocoTableSpec *spec)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	appendStringInfo(&out, "coco.tracked_fingerprint(x.\"coco#c\", %s", coco_rows_key_expr(spec));
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&out, ", x.%s", quote_identifier(spec->columns[i].name));
+	appendStringInfoChar(&out, ')');
+	return out.data;
+}
+
+/*
+ * The diff statement: declared rows FULL JOIN tracked rows of the replaced
+ * components; only what changed comes out.  $2 target_id, $4 components to
+ * re-write in full.
+ */
+static char *
+build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations)
 {
 	StringInfoData sql;
 	StringInfoData cols;
 	StringInfoData outer;
-	ListCell   *lc;
 
 	initStringInfo(&cols);
 	initStringInfo(&outer);
@@ -165,51 +218,21 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, char **qtypes, bool ign
 	}
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT d.coco_k, d.coco_f, d.coco_c, t.key, t.comp_id, "
-					 "(d.coco_c OPERATOR(pg_catalog.=) ANY ($4) OR d.coco_f IS DISTINCT FROM t.fp)%s "
-					 "FROM (SELECT %s AS coco_k, coco.tracked_fingerprint(x.coco_c, %s",
-					 outer.data, coco_rows_key_expr(spec), coco_rows_key_expr(spec));
-	for (int i = 0; i < spec->ncolumns; i++)
-		appendStringInfo(&sql, ", x.%s", quote_identifier(spec->columns[i].name));
-	appendStringInfo(&sql, ") AS coco_f, x.coco_c%s FROM (", cols.data);
-
-	/* declared jsonb rows, converted exactly as declare_row checked them */
-	appendStringInfoString(&sql, "SELECT s.comp_id AS coco_c");
-	for (int i = 0; i < spec->ncolumns; i++)
-		appendStringInfo(&sql, ", r.%s", quote_identifier(spec->columns[i].name));
-	appendStringInfoString(&sql, " FROM coco.staged_row s CROSS JOIN LATERAL "
-						   "pg_catalog.jsonb_to_record(s.\"row\") AS r(");
-	for (int i = 0; i < spec->ncolumns; i++)
-		appendStringInfo(&sql, "%s%s %s", i > 0 ? ", " : "",
-						 quote_identifier(spec->columns[i].name), qtypes[i]);
-	appendStringInfo(&sql, ") WHERE s.app_id OPERATOR(pg_catalog.=) $1 "
-					 "AND s.tbl OPERATOR(pg_catalog.=) $5 AND s.comp_id OPERATOR(pg_catalog.=) ANY ($3)%s",
-					 ignore_declarations ? " AND false" : "");
-
-	/* declared queries, each column cast to its declared type */
-	if (!ignore_declarations)
-	{
-		foreach(lc, queries)
-		{
-			StagedQuery *q = lfirst(lc);
-
-			appendStringInfo(&sql, " UNION ALL SELECT %d, %s", q->comp_id,
-							 coco_rows_select_list(spec, q->columns));
-			appendStringInfo(&sql, " FROM (\n%s\n) u", q->query);
-		}
-	}
-
 	/* OFFSET 0 keeps the subquery whole, so each row is fingerprinted once */
-	appendStringInfoString(&sql,
-						   ") x OFFSET 0) d FULL JOIN (SELECT key, fp, comp_id FROM coco.tracked_row "
-						   "WHERE target_id OPERATOR(pg_catalog.=) $2 "
-						   "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)) t "
-						   "ON t.key OPERATOR(pg_catalog.=) d.coco_k "
-						   "WHERE d.coco_k IS NULL OR t.key IS NULL "
-						   "OR d.coco_f OPERATOR(pg_catalog.<>) t.fp "
-						   "OR d.coco_c OPERATOR(pg_catalog.<>) t.comp_id "
-						   "OR d.coco_c OPERATOR(pg_catalog.=) ANY ($4)");
+	appendStringInfo(&sql,
+					 "SELECT d.\"coco#k\", d.\"coco#f\", d.\"coco#c\", t.key, t.comp_id, "
+					 "(d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) OR d.\"coco#f\" IS DISTINCT FROM t.fp)%s "
+					 "FROM (SELECT %s AS \"coco#k\", %s AS \"coco#f\", x.\"coco#c\"%s FROM (%s) x OFFSET 0) d "
+					 "FULL JOIN (SELECT key, fp, comp_id FROM coco.tracked_row "
+					 "WHERE target_id OPERATOR(pg_catalog.=) $2 "
+					 "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)) t "
+					 "ON t.key OPERATOR(pg_catalog.=) d.\"coco#k\" "
+					 "WHERE d.\"coco#k\" IS NULL OR t.key IS NULL "
+					 "OR d.\"coco#f\" OPERATOR(pg_catalog.<>) t.fp "
+					 "OR d.\"coco#c\" OPERATOR(pg_catalog.<>) t.comp_id "
+					 "OR d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4)",
+					 outer.data, coco_rows_key_expr(spec), tracked_fingerprint_expr(spec),
+					 cols.data, build_declared_sql(spec, queries, ignore_declarations));
 	return sql.data;
 }
 
@@ -218,10 +241,10 @@ batch_desc(const CocoTableSpec *spec, TupleDesc diff_desc)
 {
 	TupleDesc	desc = CreateTemplateTupleDesc(4 + spec->ncolumns);
 
-	TupleDescInitEntry(desc, 1, "coco_op", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 2, "coco_k", BYTEAOID, -1, 0);
-	TupleDescInitEntry(desc, 3, "coco_f", BYTEAOID, -1, 0);
-	TupleDescInitEntry(desc, 4, "coco_c", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, 1, "coco#op", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, 2, "coco#k", BYTEAOID, -1, 0);
+	TupleDescInitEntry(desc, 3, "coco#f", BYTEAOID, -1, 0);
+	TupleDescInitEntry(desc, 4, "coco#c", INT4OID, -1, 0);
 	for (int i = 0; i < spec->ncolumns; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(diff_desc, D_NFIXED + i);
@@ -258,7 +281,7 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 	char	   *conflict;
 
 	initStringInfo(&s);
-	appendStringInfo(&s, "DELETE FROM %s t USING " BATCH_ENR " b WHERE b.coco_op OPERATOR(pg_catalog.=) %d",
+	appendStringInfo(&s, "DELETE FROM %s t USING " BATCH_ENR " b WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d",
 					 qname, OP_DELETE);
 	for (int i = 0; i < spec->nkeys; i++)
 	{
@@ -286,35 +309,34 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 		psprintf(" ON CONFLICT (%s) DO NOTHING", keys.data);
 
 	st->insert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
-								 " WHERE coco_op OPERATOR(pg_catalog.=) %d%s",
+								 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
 								 qname, cols.data, cols.data, OP_INSERT,
 								 fresh_table ? "" : conflict);
 	st->upsert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
-								 " WHERE coco_op OPERATOR(pg_catalog.=) %d%s",
+								 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
 								 qname, cols.data, cols.data, OP_UPDATE, conflict);
 
 	/*
-	 * A row tracked in a component this run leaves alone moves to the
-	 * declaring one; a row already written by this transaction means the
-	 * same key came twice in this run, and is not counted.
+	 * A new row whose key another component (one this run does not diff)
+	 * already tracks is not inserted, and the caller reports the conflict.
+	 * Every tracking write stamps the pass: a row already stamped by this
+	 * pass means the same key came twice, and is not updated again.
 	 */
 	st->insert_tracking = psprintf(
-		"INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp) "
-		"SELECT $1, $2, coco_c, coco_k, coco_f FROM " BATCH_ENR
-		" WHERE coco_op OPERATOR(pg_catalog.=) %d%s", OP_INSERT,
-		exclusive ? "" :
-		" ON CONFLICT (target_id, key) DO UPDATE SET comp_id = EXCLUDED.comp_id, fp = EXCLUDED.fp "
-		"WHERE tracked_row.xmin OPERATOR(pg_catalog.<>) pg_catalog.xid(pg_catalog.pg_current_xact_id())");
+		"INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp, pass_id) "
+		"SELECT $1, $2, \"coco#c\", \"coco#k\", \"coco#f\", $3 FROM " BATCH_ENR
+		" WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s", OP_INSERT,
+		exclusive ? "" : " ON CONFLICT (target_id, key) DO NOTHING");
 	st->update_tracking = psprintf(
-		"UPDATE coco.tracked_row t SET comp_id = b.coco_c, fp = b.coco_f FROM " BATCH_ENR " b "
-		"WHERE b.coco_op OPERATOR(pg_catalog.>=) %d AND b.coco_op OPERATOR(pg_catalog.<>) %d "
-		"AND t.target_id OPERATOR(pg_catalog.=) $2 AND t.key OPERATOR(pg_catalog.=) b.coco_k "
-		"AND t.xmin OPERATOR(pg_catalog.<>) pg_catalog.xid(pg_catalog.pg_current_xact_id())",
+		"UPDATE coco.tracked_row t SET comp_id = b.\"coco#c\", fp = b.\"coco#f\", pass_id = $3 FROM " BATCH_ENR " b "
+		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.>=) %d AND b.\"coco#op\" OPERATOR(pg_catalog.<>) %d "
+		"AND t.target_id OPERATOR(pg_catalog.=) $2 AND t.key OPERATOR(pg_catalog.=) b.\"coco#k\" "
+		"AND t.pass_id OPERATOR(pg_catalog.<>) $3",
 		OP_UPDATE, OP_DELETE);
 	st->delete_tracking = psprintf(
 		"DELETE FROM coco.tracked_row t USING " BATCH_ENR " b "
-		"WHERE b.coco_op OPERATOR(pg_catalog.=) %d AND t.target_id OPERATOR(pg_catalog.=) $2 "
-		"AND t.key OPERATOR(pg_catalog.=) b.coco_k", OP_DELETE);
+		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d AND t.target_id OPERATOR(pg_catalog.=) $2 "
+		"AND t.key OPERATOR(pg_catalog.=) b.\"coco#k\"", OP_DELETE);
 }
 
 static void
@@ -378,8 +400,9 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 {
 	EphemeralNamedRelation enr;
 	CocoUserContext uc;
-	Oid			types[2] = {INT4OID, INT8OID};
-	Datum		values[2] = {Int32GetDatum(sync->app_id), Int64GetDatum(sync->container_id)};
+	Oid			types[3] = {INT4OID, INT8OID, INT8OID};
+	Datum		values[3] = {Int32GetDatum(sync->app_id), Int64GetDatum(sync->container_id),
+	Int64GetDatum(coco_run_pass_id)};
 
 	if (b->nrows == 0)
 		return;
@@ -407,13 +430,18 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 		run_batch_sql(st->delete_tracking, 2, types, values);
 	if (b->ninserts > 0)
 	{
-		run_batch_sql(st->insert_tracking, 2, types, values);
+		run_batch_sql(st->insert_tracking, 3, types, values);
 		if ((int64) SPI_processed != b->ninserts)
-			duplicate_across_batches(spec);
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("rows declared for table \"%s\" have keys that another component declares",
+							spec->tn.qualified),
+					 errdetail("A row belongs to one component; to move it, declare both components again in one run."),
+					 errhint("Re-declare or clear the component that holds the rows in the same run.")));
 	}
 	if (b->nretracked > 0)
 	{
-		run_batch_sql(st->update_tracking, 2, types, values);
+		run_batch_sql(st->update_tracking, 3, types, values);
 		if ((int64) SPI_processed != b->nretracked)
 			duplicate_across_batches(spec);
 	}
@@ -457,24 +485,98 @@ decode_key_into(Datum key, const CocoTableSpec *spec, TupleDesc desc, Datum *val
 	}
 }
 
+/* The staged queries of the replaced components, and the search_path they
+ * were declared under (one for all: they run in one statement). */
+static List *
+replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path)
+{
+	List	   *queries = load_staged_queries(sync->app_id, spec->tn.qualified);
+	ListCell   *lc;
+
+	*search_path = NULL;
+	foreach(lc, queries)
+	{
+		StagedQuery *q = lfirst(lc);
+		bool		replaced = false;
+
+		for (int i = 0; i < sync->nreplaced; i++)
+			if (sync->replaced_comps[i] == q->comp_id)
+				replaced = true;
+		if (!replaced)
+		{
+			queries = foreach_delete_current(queries, lc);
+			continue;
+		}
+		if (*search_path == NULL)
+			*search_path = q->search_path;
+		else if (strcmp(*search_path, q->search_path) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("declare_rows queries for table \"%s\" were declared under different search_path settings",
+							spec->tn.qualified),
+					 errhint("Declare them with the same search_path, or schema-qualify the names in the queries.")));
+	}
+	return queries;
+}
+
+static Datum
+int_array_datum(int *values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int32GetDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * Count and digest, per replaced component, the rows it declares now —
+ * one streaming pass with no join.  The engine compares them with each
+ * component's row set and diffs only the components that differ.
+ */
+void
+coco_rows_summarize(CocoChildSync *sync)
+{
+	CocoTableSpec *spec = coco_table_spec_parse(sync->record);
+	char	   *search_path;
+	List	   *queries = replaced_queries(sync, spec, &search_path);
+	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
+	Datum		values[5];
+	CocoUserContext uc;
+	char	   *sql;
+
+	values[0] = Int32GetDatum(sync->app_id);
+	values[1] = Int64GetDatum(sync->container_id);
+	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
+	values[3] = int_array_datum(NULL, 0);
+	values[4] = CStringGetTextDatum(spec->tn.qualified);
+	sql = psprintf("SELECT pg_catalog.count(%s) FROM (%s) x", tracked_fingerprint_expr(spec),
+				   build_declared_sql(spec, queries, false));
+
+	coco_enter_app_owner(sync->owner, search_path, &uc);
+	coco_push_run_snapshot();
+	coco_diff_tally_reset();
+	if (SPI_execute_with_args(sql, 5, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "coco_target: summarizing declared rows failed");
+	PopActiveSnapshot();
+	coco_leave(&uc);
+}
+
 void
 coco_rows_sync(CocoChildSync *sync)
 {
 	CocoTableSpec *spec = coco_table_spec_parse(sync->record);
 	List	   *queries;
-	char	  **qtypes;
 	char	   *search_path = NULL;
 	char	   *sql;
 	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
 	Datum		values[5];
-	Datum	   *comps;
 	CocoUserContext uc;
 	Portal		portal;
 	TupleDesc	bdesc = NULL;
 	RowStatements st;
 	MemoryContext batch_cxt;
 	MemoryContext old;
-	ListCell   *lc;
 	int			ncols = spec->ncolumns;
 	Datum	   *bvalues = palloc(sizeof(Datum) * (4 + ncols));
 	bool	   *bnulls = palloc(sizeof(bool) * (4 + ncols));
@@ -493,44 +595,14 @@ coco_rows_sync(CocoChildSync *sync)
 		return;
 	}
 
-	queries = sync->ignore_declarations ? NIL : load_staged_queries(sync->app_id, spec->tn.qualified);
-	foreach(lc, queries)
-	{
-		StagedQuery *q = lfirst(lc);
-		bool		replaced = false;
-
-		for (int i = 0; i < sync->nreplaced; i++)
-			if (sync->replaced_comps[i] == q->comp_id)
-				replaced = true;
-		if (!replaced)
-		{
-			queries = foreach_delete_current(queries, lc);
-			continue;
-		}
-		if (search_path == NULL)
-			search_path = q->search_path;
-		else if (strcmp(search_path, q->search_path) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("declare_rows queries for table \"%s\" were declared under different search_path settings",
-							spec->tn.qualified),
-					 errhint("Declare them with the same search_path, or schema-qualify the names in the queries.")));
-	}
-	qtypes = palloc(sizeof(char *) * Max(ncols, 1));
-	for (int i = 0; i < ncols; i++)
-		qtypes[i] = coco_qualified_type(spec->columns[i].type);
-	sql = build_diff_sql(spec, queries, qtypes, sync->ignore_declarations);
+	queries = sync->ignore_declarations ? NIL : replaced_queries(sync, spec, &search_path);
+	sql = build_diff_sql(spec, queries, sync->ignore_declarations);
 	build_statements(spec, sync->fresh_container, sync->exclusive, &st);
 
-	comps = palloc(sizeof(Datum) * Max(sync->nreplaced, 1));
-	for (int i = 0; i < sync->nreplaced; i++)
-		comps[i] = Int32GetDatum(sync->replaced_comps[i]);
 	values[0] = Int32GetDatum(sync->app_id);
 	values[1] = Int64GetDatum(sync->container_id);
-	values[2] = PointerGetDatum(construct_array(comps, sync->nreplaced, INT4OID, 4, true, TYPALIGN_INT));
-	for (int i = 0; i < sync->nrewrite; i++)
-		comps[i] = Int32GetDatum(sync->rewrite_comps[i]);
-	values[3] = PointerGetDatum(construct_array(comps, sync->nrewrite, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
+	values[3] = int_array_datum(sync->rewrite_comps, sync->nrewrite);
 	values[4] = CStringGetTextDatum(spec->tn.qualified);
 
 	/* The user's queries run as the app owner with their own search_path,

@@ -278,7 +278,17 @@ retype_column(const char *qname, const CocoColumn *c)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		/* only data that does not convert falls back; a cancel, a lock
+		 * timeout or anything else ends the run */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+			edata->sqlerrcode != ERRCODE_DATATYPE_MISMATCH &&
+			edata->sqlerrcode != ERRCODE_CANNOT_COERCE &&
+			edata->sqlerrcode != ERRCODE_UNDEFINED_FUNCTION)
+			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -423,6 +433,7 @@ static const CocoProvider table_provider = {
 	.apply = table_apply,
 	.finish = table_finish,
 	.sync_children = coco_rows_sync,
+	.summarize_children = coco_rows_summarize,
 };
 
 void
@@ -455,7 +466,13 @@ coco_table_decision_sql(PG_FUNCTION_ARGS)
 						  &elems, &nulls, &st.nprev);
 		st.prev = palloc(sizeof(Jsonb *) * Max(st.nprev, 1));
 		for (int i = 0; i < st.nprev; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("previous records may not be null")));
 			st.prev[i] = DatumGetJsonbP(elems[i]);
+		}
 	}
 	table_reconcile(&st, &d);
 

@@ -67,6 +67,7 @@ _PG_init(void)
 							NULL, &coco_batch_size, 50000, 1, 10000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("coco_target");
+	coco_register_cache_callbacks();
 
 	if (coco_lookup_provider(COCO_TABLE_PROVIDER) == NULL)
 		coco_pg_table_register();

@@ -1,0 +1,107 @@
+-- 13_key_types_batches: primary keys of every supported key type (boolean,
+-- smallint, integer, bigint, text, varchar, bytea, uuid, a domain) go
+-- through insert, update and delete (a delete finds the row from its
+-- stable key alone); and changes are applied correctly when they are split
+-- into many small batches (coco_target.batch_size), duplicates included.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE FUNCTION pg_temp.summary(r jsonb) RETURNS text LANGUAGE sql AS $$
+  SELECT format('table(+%s ~%s -%s =%s) row(+%s ~%s -%s =%s) stale=%s',
+                r#>>'{providers,postgres.table,inserted}', r#>>'{providers,postgres.table,updated}',
+                r#>>'{providers,postgres.table,deleted}', r#>>'{providers,postgres.table,unchanged}',
+                r#>>'{providers,postgres.row,inserted}', r#>>'{providers,postgres.row,updated}',
+                r#>>'{providers,postgres.row,deleted}', r#>>'{providers,postgres.row,unchanged}',
+                r->>'stale_components')
+$$;
+CREATE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE stmt;
+  RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE;
+END $$;
+CREATE DOMAIN kt_pos AS integer CHECK (VALUE > 0);
+
+-- One table keyed by all of them at once.
+CREATE FUNCTION pg_temp.declare_all() RETURNS void LANGUAGE sql AS $$
+  SELECT coco.declare_table('kt', 'kt_all',
+      '[{"name": "kb", "type": "boolean"}, {"name": "ks", "type": "smallint"},
+        {"name": "ki", "type": "integer"}, {"name": "kl", "type": "bigint"},
+        {"name": "kt", "type": "text"}, {"name": "kv", "type": "varchar(5)"},
+        {"name": "kby", "type": "bytea"}, {"name": "ku", "type": "uuid"},
+        {"name": "kd", "type": "kt_pos"}, {"name": "v", "type": "text"}]',
+      '{kb,ks,ki,kl,kt,kv,kby,ku,kd}');
+$$;
+CREATE TABLE kt_src (kb boolean, ks smallint, ki integer, kl bigint, kt text, kv varchar(5),
+                     kby bytea, ku uuid, kd kt_pos, v text);
+INSERT INTO kt_src VALUES
+  (false, -32768, -2147483648, -9223372036854775808, '', '', '\x', '00000000-0000-0000-0000-000000000000', 1, 'min'),
+  (true, 32767, 2147483647, 9223372036854775807, 'ünï ✓', 'abcde', '\x00ff00', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 2147483647, 'max'),
+  (true, 0, 0, 0, E'a\nb', 'x y', '\x0000', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 5, 'mid'),
+  (true, 0, 0, 0, E'a\nb', 'x y', '\x0000', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 6, 'mid, other kd');
+
+SELECT coco.create_app('kt');
+SELECT pg_temp.declare_all();
+SELECT coco.declare_rows('kt', 'kt_all', 'SELECT * FROM kt_src') AS declared;
+SELECT pg_temp.summary(coco.reconcile('kt'));
+SELECT kb, ks, ki, kl, kt, kv, kby, ku, kd, v FROM kt_all ORDER BY v;
+SELECT format_type(atttypid, atttypmod) AS kd_type FROM pg_attribute
+ WHERE attrelid = 'kt_all'::regclass AND attname = 'kd';
+-- The row keys as tracked, in their jsonb spelling.
+SELECT coco.key_to_jsonb(coco.row_key(kb, ks, ki, kl, kt, kv, kby, ku, kd::integer)) AS key
+  FROM kt_all ORDER BY coco.row_key(kb, ks, ki, kl, kt, kv, kby, ku, kd::integer);
+
+-- Update 'max', delete 'min' and 'mid' (by key), keep 'mid, other kd'.
+UPDATE kt_src SET v = 'max!' WHERE v = 'max';
+DELETE FROM kt_src WHERE v IN ('min', 'mid');
+SELECT pg_temp.declare_all();
+SELECT coco.declare_rows('kt', 'kt_all', 'SELECT * FROM kt_src') AS declared;
+SELECT pg_temp.summary(coco.reconcile('kt'));
+SELECT kb, ks, ki, kl, kt, kv, kby, ku, kd, v FROM kt_all ORDER BY v;
+
+-- Rows declared with declare_row and keys given as JSON: same keys, so
+-- nothing changes.
+SELECT pg_temp.declare_all();
+SELECT count(coco.declare_row('kt', 'kt_all', to_jsonb(s))) AS declared FROM kt_src s;
+SELECT pg_temp.summary(coco.reconcile('kt'));
+
+-- Batches of 2 rows: 11 rows inserted, then 3 updated, 3 deleted, 2
+-- inserted, 3 unchanged; the result is the same as in one batch.
+SET coco_target.batch_size = 2;
+CREATE TABLE kt_bsrc AS SELECT g AS id, 'v' || g AS v FROM generate_series(1, 11) g;
+CREATE FUNCTION pg_temp.declare_b() RETURNS void LANGUAGE sql AS $$
+  SELECT coco.declare_table('kt', 'kt_b', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]',
+                            '{id}', 'system', '{b}');
+  SELECT coco.declare_rows('kt', 'kt_b', 'SELECT id, v FROM kt_bsrc', '{b}');
+$$;
+SELECT pg_temp.declare_b();
+SELECT pg_temp.summary(coco.reconcile('kt'));
+SELECT count(*), min(id), max(id) FROM kt_b;
+UPDATE kt_bsrc SET v = v || '!' WHERE id IN (2, 5, 9);
+DELETE FROM kt_bsrc WHERE id IN (3, 7, 11);
+INSERT INTO kt_bsrc VALUES (20, 'v20'), (21, 'v21');
+SELECT pg_temp.declare_b();
+SELECT pg_temp.summary(coco.reconcile('kt'));
+SELECT (SELECT count(*) FROM (SELECT * FROM kt_bsrc EXCEPT SELECT * FROM kt_b) x) AS missing,
+       (SELECT count(*) FROM (SELECT * FROM kt_b EXCEPT SELECT * FROM kt_bsrc) x) AS extra;
+-- A key declared twice, the two in different batches: refused (23505), and
+-- nothing changes.
+INSERT INTO kt_bsrc VALUES (1, 'duplicate of 1');
+SELECT pg_temp.declare_b();
+SELECT pg_temp.sqlstate_of($$SELECT coco.reconcile('kt')$$);
+SELECT v FROM kt_b WHERE id = 1;
+SELECT coco.clear_component('kt', '{b}');
+SELECT pg_temp.summary(coco.reconcile('kt'));
+SELECT to_regclass('kt_b') AS kt_b;
+-- The same into a table created by the same run.
+SELECT pg_temp.declare_b();
+SELECT pg_temp.sqlstate_of($$SELECT coco.reconcile('kt')$$);
+SELECT to_regclass('kt_b') AS kt_b;
+SELECT coco.clear_component('kt', '{b}');
+RESET coco_target.batch_size;
+
+-- Clean up.
+SELECT coco.drop_app('kt');
+DROP TABLE kt_src, kt_bsrc;
+DROP DOMAIN kt_pos;
