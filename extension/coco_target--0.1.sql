@@ -209,6 +209,8 @@ CREATE FUNCTION coco.clear_component(app text, component text[]) RETURNS void
     AS 'MODULE_PATHNAME', 'coco_clear_component' LANGUAGE C;
 CREATE FUNCTION coco.reconcile(app text, "full" boolean DEFAULT false) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'coco_reconcile' LANGUAGE C;
+CREATE FUNCTION coco.update(app text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'coco_update' LANGUAGE C;
 
 
 -- Observability.

@@ -811,25 +811,42 @@ stats_jsonb(RunStats *rs, int64 run_id)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
 
+/*
+ * Reconcile an app: one pass over its staging (after running its
+ * declaration function first when asked: coco.update), and a second full
+ * pass when the first left components stale and there is a declaration
+ * function to give them their values back.  The run is recorded: as a new
+ * row of coco.run, or into the queued run `run_id` when one is given.
+ */
 Jsonb *
-coco_engine_reconcile(CocoApp *app, bool full)
+coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 {
 	RunStats	rs;
 	TimestampTz started = GetCurrentTimestamp();
-	Oid			types[6] = {INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, INT4OID};
-	Datum		values[6];
+	Oid			types[7] = {INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, INT4OID, INT8OID};
+	Datum		values[7];
 	CocoUserContext uc;
 	bool		isnull;
-	int64		run_id;
+	bool		declare_fn_ran = false;
 
 	memset(&rs, 0, sizeof(rs));
 	provider_stats(&rs, COCO_TABLE_PROVIDER);
 	provider_stats(&rs, COCO_ROW_PROVIDER);
 
 	lock_app(app->app_id);
+	if (declare_first)
+	{
+		if (!OidIsValid(app->declare_fn))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("app \"%s\" has no declaration function", app->name),
+					 errhint("Create the app with coco.create_app(app, declare_fn), or use coco.reconcile().")));
+		run_declare_fn(app);
+		declare_fn_ran = true;
+	}
 	run_pass(app, full, &rs);
 	rs.stale = count_stale(app->app_id);
-	if (rs.stale > 0 && OidIsValid(app->declare_fn))
+	if (rs.stale > 0 && OidIsValid(app->declare_fn) && !declare_fn_ran)
 	{
 		/* give the stale components their values back */
 		run_declare_fn(app);
@@ -843,10 +860,17 @@ coco_engine_reconcile(CocoApp *app, bool full)
 	values[3] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[4] = JsonbPGetDatum(stats_jsonb(&rs, 0));
 	values[5] = Int32GetDatum(MyProcPid);
+	values[6] = Int64GetDatum(run_id);
 	coco_enter_extension_owner(&uc);
-	run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, started_at, finished_at, stats, pid) "
-						   "VALUES ($1, $2, 'succeeded', $3, $4, $5, $6) RETURNING run_id",
-						   6, types, values, &isnull);
+	if (run_id > 0)
+		coco_spi_exec("UPDATE coco.run SET status = 'succeeded', error = NULL, started_at = $3, "
+					  "finished_at = $4, stats = $5, pid = $6 "
+					  "WHERE run_id OPERATOR(pg_catalog.=) $7 AND app_id OPERATOR(pg_catalog.=) $1",
+					  7, types, values, NULL, SPI_OK_UPDATE);
+	else
+		run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, started_at, finished_at, stats, pid) "
+							   "VALUES ($1, $2, 'succeeded', $3, $4, $5, $6) RETURNING run_id",
+							   6, types, values, &isnull);
 	coco_leave(&uc);
 	return stats_jsonb(&rs, run_id);
 }
@@ -882,12 +906,12 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 
 /* ---- SQL-callable ------------------------------------------------------ */
 
-PG_FUNCTION_INFO_V1(coco_reconcile);
-Datum
-coco_reconcile(PG_FUNCTION_ARGS)
+static Datum
+reconcile_call(FunctionCallInfo fcinfo, bool full, bool declare_first)
 {
 	CocoApp    *app;
 	Jsonb	   *result;
+	Jsonb	   *copy;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -895,14 +919,30 @@ coco_reconcile(PG_FUNCTION_ARGS)
 				 errmsg("app name must not be null")));
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	result = coco_engine_reconcile(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
-	{
-		/* the result must outlive SPI's memory */
-		Jsonb	   *copy = SPI_palloc(VARSIZE(result));
-
-		memcpy(copy, result, VARSIZE(result));
-		result = copy;
-	}
+	result = coco_engine_reconcile(app, full, declare_first, 0);
+	/* the result must outlive SPI's memory */
+	copy = SPI_palloc(VARSIZE(result));
+	memcpy(copy, result, VARSIZE(result));
 	SPI_finish();
-	PG_RETURN_JSONB_P(result);
+	PG_RETURN_JSONB_P(copy);
+}
+
+/* coco.reconcile(app, full) — reconcile now, in this transaction. */
+PG_FUNCTION_INFO_V1(coco_reconcile);
+Datum
+coco_reconcile(PG_FUNCTION_ARGS)
+{
+	return reconcile_call(fcinfo, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1), false);
+}
+
+/*
+ * coco.update(app) — run the app's declaration function (as its owner) and
+ * reconcile the result as a full run: the in-database "target state =
+ * transform(source state)", and what pg_cron schedules.
+ */
+PG_FUNCTION_INFO_V1(coco_update);
+Datum
+coco_update(PG_FUNCTION_ARGS)
+{
+	return reconcile_call(fcinfo, true, true);
 }
