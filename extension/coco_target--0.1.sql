@@ -91,7 +91,7 @@ CREATE TABLE coco.tracked_row (
     fp         bytea NOT NULL,
     pass_id    bigint NOT NULL,       -- the pass that last wrote it
     PRIMARY KEY (target_id, key)
-);
+) WITH (fillfactor = 85);             -- room for HOT updates of fp and pass_id
 -- Numbers the passes of runs; a row written twice by one pass is a
 -- duplicate declaration.
 CREATE SEQUENCE coco.pass_seq;

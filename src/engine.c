@@ -556,6 +556,7 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states,
 		int			nrewrite = 0;
 		int64		clean_rows = 0;
 		bool		declares_any;
+		bool		fresh;
 
 		if (p == NULL || p->sync_children == NULL)
 			continue;
@@ -600,7 +601,20 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states,
 
 		/* what they declare now, per component, from one streaming pass */
 		init_sync(&sync, app, ts_id, record, replaced, nreplaced);
-		if (p->summarize_children && declares_any)
+		fresh = is_fresh(states, nstates, ts_id);
+		if (fresh)
+		{
+			/* nothing is tracked under this generation: whoever declares is diffed */
+			snap_exec("SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+					  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+					  "UNION SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+					  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
+					  3, types, values, true, SPI_OK_SELECT);
+			for (uint64 r = 0; r < SPI_processed; r++)
+				component_rows(comps, &ncomps,
+							   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)))->declares = true;
+		}
+		else if (p->summarize_children && declares_any)
 		{
 			p->summarize_children(&sync);
 			for (int r = 0; r < nreplaced; r++)
@@ -645,7 +659,7 @@ sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states,
 									   "AND comp_id OPERATOR(pg_catalog.<>) ALL ($2))",
 									   2, t2, v2, NULL) != 0;
 		coco_leave(&uc);
-		sync.fresh_container = is_fresh(states, nstates, ts_id);
+		sync.fresh_container = fresh;
 		p->sync_children(&sync);
 		count_children(rs, p, &sync);
 		check_distinct_keys(app, ts_id, name, comps, ncomps, dirty, ndirty, &sync);

@@ -44,7 +44,13 @@
 /* leading columns of the diff statement, before the table's columns */
 enum
 {
-	D_KEY, D_FP, D_COMP, D_TRACKED_KEY, D_TRACKED_COMP, D_CHANGED, D_NFIXED
+	D_KEY, D_FP, D_COMP, D_TRACKED_KEY, D_TRACKED_COMP, D_CHANGED, D_TRACKED_TID, D_NFIXED
+};
+
+/* leading columns of a batch, before the table's columns */
+enum
+{
+	B_OP, B_KEY, B_FP, B_COMP, B_TID, B_NFIXED
 };
 
 typedef struct StagedQuery
@@ -221,9 +227,9 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 	/* OFFSET 0 keeps the subquery whole, so each row is fingerprinted once */
 	appendStringInfo(&sql,
 					 "SELECT d.\"coco#k\", d.\"coco#f\", d.\"coco#c\", t.key, t.comp_id, "
-					 "(d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) OR d.\"coco#f\" IS DISTINCT FROM t.fp)%s "
+					 "(d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) OR d.\"coco#f\" IS DISTINCT FROM t.fp), t.tid%s "
 					 "FROM (SELECT %s AS \"coco#k\", %s AS \"coco#f\", x.\"coco#c\"%s FROM (%s) x OFFSET 0) d "
-					 "FULL JOIN (SELECT key, fp, comp_id FROM coco.tracked_row "
+					 "FULL JOIN (SELECT ctid AS tid, key, fp, comp_id FROM coco.tracked_row "
 					 "WHERE target_id OPERATOR(pg_catalog.=) $2 "
 					 "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)) t "
 					 "ON t.key OPERATOR(pg_catalog.=) d.\"coco#k\" "
@@ -239,17 +245,18 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 static TupleDesc
 batch_desc(const CocoTableSpec *spec, TupleDesc diff_desc)
 {
-	TupleDesc	desc = CreateTemplateTupleDesc(4 + spec->ncolumns);
+	TupleDesc	desc = CreateTemplateTupleDesc(B_NFIXED + spec->ncolumns);
 
-	TupleDescInitEntry(desc, 1, "coco#op", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, 2, "coco#k", BYTEAOID, -1, 0);
-	TupleDescInitEntry(desc, 3, "coco#f", BYTEAOID, -1, 0);
-	TupleDescInitEntry(desc, 4, "coco#c", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, B_OP + 1, "coco#op", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, B_KEY + 1, "coco#k", BYTEAOID, -1, 0);
+	TupleDescInitEntry(desc, B_FP + 1, "coco#f", BYTEAOID, -1, 0);
+	TupleDescInitEntry(desc, B_COMP + 1, "coco#c", INT4OID, -1, 0);
+	TupleDescInitEntry(desc, B_TID + 1, "coco#tid", TIDOID, -1, 0);
 	for (int i = 0; i < spec->ncolumns; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(diff_desc, D_NFIXED + i);
 
-		TupleDescInitEntry(desc, 5 + i, spec->columns[i].name, a->atttypid, a->atttypmod, 0);
+		TupleDescInitEntry(desc, B_NFIXED + 1 + i, spec->columns[i].name, a->atttypid, a->atttypmod, 0);
 	}
 	return desc;
 }
@@ -330,13 +337,12 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 	st->update_tracking = psprintf(
 		"UPDATE coco.tracked_row t SET comp_id = b.\"coco#c\", fp = b.\"coco#f\", pass_id = $3 FROM " BATCH_ENR " b "
 		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.>=) %d AND b.\"coco#op\" OPERATOR(pg_catalog.<>) %d "
-		"AND t.target_id OPERATOR(pg_catalog.=) $2 AND t.key OPERATOR(pg_catalog.=) b.\"coco#k\" "
-		"AND t.pass_id OPERATOR(pg_catalog.<>) $3",
+		"AND t.ctid OPERATOR(pg_catalog.=) b.\"coco#tid\" AND t.pass_id OPERATOR(pg_catalog.<>) $3",
 		OP_UPDATE, OP_DELETE);
 	st->delete_tracking = psprintf(
 		"DELETE FROM coco.tracked_row t USING " BATCH_ENR " b "
-		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d AND t.target_id OPERATOR(pg_catalog.=) $2 "
-		"AND t.key OPERATOR(pg_catalog.=) b.\"coco#k\"", OP_DELETE);
+		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d AND t.ctid OPERATOR(pg_catalog.=) b.\"coco#tid\"",
+		OP_DELETE);
 }
 
 static void
@@ -426,6 +432,15 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	coco_leave(&uc);
 
 	coco_enter_extension_owner(&uc);
+	/*
+	 * Each batch row names its tracked row by ctid: a TID lookup per row
+	 * beats any plan that reads the whole tracking table for a batch, which
+	 * is what the planner picks when it thinks a hash join is cheaper.
+	 */
+	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (b->ndeletes > 0)
 		run_batch_sql(st->delete_tracking, 2, types, values);
 	if (b->ninserts > 0)
@@ -480,8 +495,8 @@ decode_key_into(Datum key, const CocoTableSpec *spec, TupleDesc desc, Datum *val
 		int			col = spec->key_index[i];
 
 		coco_key_read(data, len, &pos, &item);
-		values[4 + col] = coco_key_item_datum(&item, TupleDescAttr(desc, 4 + col)->atttypid);
-		nulls[4 + col] = false;
+		values[B_NFIXED + col] = coco_key_item_datum(&item, TupleDescAttr(desc, B_NFIXED + col)->atttypid);
+		nulls[B_NFIXED + col] = false;
 	}
 }
 
@@ -562,6 +577,59 @@ coco_rows_summarize(CocoChildSync *sync)
 	coco_leave(&uc);
 }
 
+/*
+ * A table this run created, whose rows one component declares and no
+ * other component tracks: nothing can conflict and nothing is tracked yet.
+ * The rows go in with one INSERT … SELECT as the app owner, and their
+ * tracking is computed from the table afterwards (as the extension owner,
+ * reading raw values: no user code runs) — no join, no batches.  A repeated
+ * key fails the INSERT with the table's own unique violation.
+ */
+static void
+bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
+		  const char *search_path, Datum *values)
+{
+	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
+	StringInfoData cols;
+	StringInfoData xcols;
+	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
+	Oid			ttypes[4] = {INT4OID, INT8OID, INT8OID, INT4OID};
+	Datum		tvalues[4];
+	CocoUserContext uc;
+
+	initStringInfo(&cols);
+	initStringInfo(&xcols);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		appendStringInfo(&cols, "%s%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
+		appendStringInfo(&xcols, ", x.%s", quote_identifier(spec->columns[i].name));
+	}
+
+	coco_enter_app_owner(sync->owner, search_path, &uc);
+	coco_push_run_snapshot();
+	if (SPI_execute_with_args(psprintf("INSERT INTO %s (%s) SELECT %s FROM (%s) x",
+									   qname, cols.data, cols.data,
+									   build_declared_sql(spec, queries, false)),
+							  5, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "coco_target: loading table %s failed", qname);
+	PopActiveSnapshot();
+	coco_leave(&uc);
+	sync->inserted = SPI_processed;
+
+	tvalues[0] = Int32GetDatum(sync->app_id);
+	tvalues[1] = Int64GetDatum(sync->container_id);
+	tvalues[2] = Int64GetDatum(coco_run_pass_id);
+	tvalues[3] = Int32GetDatum(sync->replaced_comps[0]);
+	coco_enter_extension_owner(&uc);
+	coco_diff_tally_reset();
+	coco_spi_exec(psprintf("INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp, pass_id) "
+						   "SELECT $1, $2, $4, x.\"coco#k\", coco.tracked_fingerprint($4, x.\"coco#k\"%s), $3 "
+						   "FROM (SELECT %s AS \"coco#k\", x.* FROM ONLY %s x) x",
+						   xcols.data, coco_rows_key_expr(spec), qname),
+				  4, ttypes, tvalues, NULL, SPI_OK_INSERT);
+	coco_leave(&uc);
+}
+
 void
 coco_rows_sync(CocoChildSync *sync)
 {
@@ -578,8 +646,8 @@ coco_rows_sync(CocoChildSync *sync)
 	MemoryContext batch_cxt;
 	MemoryContext old;
 	int			ncols = spec->ncolumns;
-	Datum	   *bvalues = palloc(sizeof(Datum) * (4 + ncols));
-	bool	   *bnulls = palloc(sizeof(bool) * (4 + ncols));
+	Datum	   *bvalues = palloc(sizeof(Datum) * (B_NFIXED + ncols));
+	bool	   *bnulls = palloc(sizeof(bool) * (B_NFIXED + ncols));
 	Datum	   *dvalues = palloc(sizeof(Datum) * (D_NFIXED + ncols));
 	bool	   *dnulls = palloc(sizeof(bool) * (D_NFIXED + ncols));
 
@@ -596,14 +664,19 @@ coco_rows_sync(CocoChildSync *sync)
 	}
 
 	queries = sync->ignore_declarations ? NIL : replaced_queries(sync, spec, &search_path);
-	sql = build_diff_sql(spec, queries, sync->ignore_declarations);
-	build_statements(spec, sync->fresh_container, sync->exclusive, &st);
-
 	values[0] = Int32GetDatum(sync->app_id);
 	values[1] = Int64GetDatum(sync->container_id);
 	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
 	values[3] = int_array_datum(sync->rewrite_comps, sync->nrewrite);
 	values[4] = CStringGetTextDatum(spec->tn.qualified);
+	if (sync->fresh_container && sync->exclusive && sync->nreplaced == 1 &&
+		!sync->ignore_declarations)
+	{
+		bulk_load(sync, spec, queries, search_path, values);
+		return;
+	}
+	sql = build_diff_sql(spec, queries, sync->ignore_declarations);
+	build_statements(spec, sync->fresh_container, sync->exclusive, &st);
 
 	/* The user's queries run as the app owner with their own search_path,
 	 * and see staging as of the run's snapshot. */
@@ -633,14 +706,17 @@ coco_rows_sync(CocoChildSync *sync)
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			heap_deform_tuple(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, dvalues, dnulls);
-			memset(bnulls, true, sizeof(bool) * (4 + ncols));
+			memset(bnulls, true, sizeof(bool) * (B_NFIXED + ncols));
+			/* where the tracked row is, to update or delete it without a lookup */
+			bvalues[B_TID] = dvalues[D_TRACKED_TID];
+			bnulls[B_TID] = dnulls[D_TRACKED_TID];
 			if (dnulls[D_KEY])
 			{
 				/* tracked, no longer declared */
-				bvalues[0] = Int32GetDatum(OP_DELETE);
-				bvalues[1] = dvalues[D_TRACKED_KEY];
-				bvalues[3] = dvalues[D_TRACKED_COMP];
-				bnulls[0] = bnulls[1] = bnulls[3] = false;
+				bvalues[B_OP] = Int32GetDatum(OP_DELETE);
+				bvalues[B_KEY] = dvalues[D_TRACKED_KEY];
+				bvalues[B_COMP] = dvalues[D_TRACKED_COMP];
+				bnulls[B_OP] = bnulls[B_KEY] = bnulls[B_COMP] = false;
 				decode_key_into(dvalues[D_TRACKED_KEY], spec, bdesc, bvalues, bnulls);
 				batch.ndeletes++;
 				sync->deleted++;
@@ -654,15 +730,15 @@ coco_rows_sync(CocoChildSync *sync)
 				/* a plain INSERT into a fresh table reports a duplicate itself */
 				if (op != OP_INSERT || !sync->fresh_container)
 					check_duplicate(&batch, dvalues[D_KEY], spec);
-				bvalues[0] = Int32GetDatum(op);
-				bvalues[1] = dvalues[D_KEY];
-				bvalues[2] = dvalues[D_FP];
-				bvalues[3] = dvalues[D_COMP];
-				bnulls[0] = bnulls[1] = bnulls[2] = bnulls[3] = false;
+				bvalues[B_OP] = Int32GetDatum(op);
+				bvalues[B_KEY] = dvalues[D_KEY];
+				bvalues[B_FP] = dvalues[D_FP];
+				bvalues[B_COMP] = dvalues[D_COMP];
+				bnulls[B_OP] = bnulls[B_KEY] = bnulls[B_FP] = bnulls[B_COMP] = false;
 				for (int c = 0; c < ncols; c++)
 				{
-					bvalues[4 + c] = dvalues[D_NFIXED + c];
-					bnulls[4 + c] = dnulls[D_NFIXED + c];
+					bvalues[B_NFIXED + c] = dvalues[D_NFIXED + c];
+					bnulls[B_NFIXED + c] = dnulls[D_NFIXED + c];
 				}
 				if (op == OP_INSERT)
 				{
