@@ -132,11 +132,4 @@ extern void coco_push_run_snapshot(void);
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);
 
-/* worker.c: coco.submit(), coco.wait(), the launcher and per-database workers */
-extern int	coco_naptime;
-extern int	coco_max_workers;
-extern int	coco_retry_base;
-extern int	coco_max_attempts;
-extern void coco_worker_init(void);
-
 #endif							/* COCO_INTERNAL_H */

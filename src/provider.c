@@ -48,7 +48,7 @@ coco_lookup_provider(const char *name)
 	return NULL;
 }
 
-int			coco_work_mem = 16384;
+int			coco_work_mem = 65536;
 int			coco_batch_size = 50000;
 
 void		_PG_init(void);
@@ -60,14 +60,12 @@ _PG_init(void)
 							"Memory for the set-wise diff of a table's rows against tracking.",
 							"The diff's hash join holds the tracked rows of the replaced "
 							"components; past this it spills to disk in batches.",
-							&coco_work_mem, 16384, 64, MAX_KILOBYTES,
+							&coco_work_mem, 65536, 64, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("coco_target.batch_size",
 							"Changed rows applied to a target per set-wise statement.",
 							NULL, &coco_batch_size, 50000, 1, 10000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
-	/* the worker's settings, shared memory and launcher (when preloaded) */
-	coco_worker_init();
 	MarkGUCPrefixReserved("coco_target");
 	coco_register_cache_callbacks();
 
