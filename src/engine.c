@@ -36,7 +36,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "coco_internal.h"
+#include "run.h"
 
 /* advisory lock class of app locks: 'coco' */
 #define COCO_LOCK_CLASS 0x636f636f
@@ -44,36 +44,8 @@
 Snapshot	coco_run_snapshot = NULL;
 int64		coco_run_pass_id = 0;	/* stamps the tracking rows a pass writes */
 
-typedef struct ProviderStats
-{
-	const char *name;
-	int64		inserted;
-	int64		updated;
-	int64		deleted;
-	int64		unchanged;
-} ProviderStats;
-
-typedef struct RunStats
-{
-	ProviderStats by_provider[16];
-	int			nproviders;
-	int64		stale;
-	int			passes;
-} RunStats;
-
-typedef struct RootState
-{
-	CocoTargetState st;
-	const CocoProvider *provider;
-	int64		ts_id;			/* 0: not tracked yet */
-	int			comp_id;		/* declaring component, or the tracked one */
-	int			generation;
-	int			schema_version;
-	CocoDecision decision;
-} RootState;
-
-static ProviderStats *
-provider_stats(RunStats *rs, const char *name)
+ProviderStats *
+coco_run_provider_stats(RunStats *rs, const char *name)
 {
 	for (int i = 0; i < rs->nproviders; i++)
 		if (strcmp(rs->by_provider[i].name, name) == 0)
@@ -93,8 +65,8 @@ coco_push_run_snapshot(void)
 }
 
 /* A statement over staging, through the run's snapshot. */
-static void
-snap_exec(const char *sql, int nargs, Oid *types, Datum *values, bool read_only, int expected)
+void
+coco_run_snap_exec(const char *sql, int nargs, Oid *types, Datum *values, bool read_only, int expected)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
 	int			rc;
@@ -117,8 +89,8 @@ lock_app(int app_id)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
-static int *
-int_column(int *n)
+int *
+coco_run_int_column(int *n)
 {
 	int		   *out = palloc(sizeof(int) * Max(SPI_processed, 1));
 	bool		isnull;
@@ -129,8 +101,8 @@ int_column(int *n)
 	return out;
 }
 
-static ArrayType *
-int_array(int *values, int n)
+ArrayType *
+coco_run_int_array(int *values, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
 
@@ -146,15 +118,15 @@ replaced_components(int app_id, bool full, int *n)
 	Datum		values[1] = {Int32GetDatum(app_id)};
 
 	if (full)
-		snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
+		coco_run_snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
 				  1, types, values, true, SPI_OK_SELECT);
 	else
-		snap_exec("SELECT comp_id FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+		coco_run_snap_exec("SELECT comp_id FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				  "UNION SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				  "UNION SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				  "UNION SELECT comp_id FROM coco.cleared_component WHERE app_id OPERATOR(pg_catalog.=) $1",
 				  1, types, values, true, SPI_OK_SELECT);
-	return int_column(n);
+	return coco_run_int_column(n);
 }
 
 static RootState *
@@ -164,7 +136,7 @@ load_root_states(int app_id, ArrayType *replaced, int *n)
 	Datum		values[2] = {Int32GetDatum(app_id), PointerGetDatum(replaced)};
 	RootState  *states;
 
-	snap_exec("SELECT coalesce(s.provider, t.provider), coalesce(s.key, t.key), "
+	coco_run_snap_exec("SELECT coalesce(s.provider, t.provider), coalesce(s.key, t.key), "
 			  "coalesce(s.name, t.name), s.spec, s.comp_id, t.ts_id, t.records, "
 			  "t.may_be_missing, t.comp_id, t.generation, t.schema_version "
 			  "FROM (SELECT * FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1) s "
@@ -233,7 +205,7 @@ check_row_tables(int app_id, RootState *states, int nstates)
 	uint64		ntables;
 	SPITupleTable *tables;
 
-	snap_exec("SELECT tbl FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+	coco_run_snap_exec("SELECT tbl FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
 			  "UNION SELECT tbl FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1",
 			  1, types, values, true, SPI_OK_SELECT);
 	ntables = SPI_processed;
@@ -293,8 +265,8 @@ apply_root_actions(CocoApp *app, RootState *states, int n, bool finish)
 	coco_leave(&uc);
 }
 
-static void
-init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
+void
+coco_run_init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
 		  int *replaced, int nreplaced)
 {
 	memset(sync, 0, sizeof(*sync));
@@ -306,10 +278,10 @@ init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
 	sync->nreplaced = nreplaced;
 }
 
-static void
-count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync)
+void
+coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync)
 {
-	ProviderStats *ps = provider_stats(rs, p->child_name);
+	ProviderStats *ps = coco_run_provider_stats(rs, p->child_name);
 
 	ps->inserted += sync->inserted;
 	ps->updated += sync->updated;
@@ -328,7 +300,7 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 	{
 		RootState  *s = &states[i];
 		CocoDecision *d = &s->decision;
-		ProviderStats *ps = provider_stats(rs, s->st.provider);
+		ProviderStats *ps = coco_run_provider_stats(rs, s->st.provider);
 		Oid			types[8] = {INT8OID, INT4OID, JSONBOID, INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
 		Datum		values[8];
 
@@ -343,11 +315,11 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 
 				/* a dropped container takes its children with it; otherwise
 				 * (a user's table) the children are deleted one by one */
-				init_sync(&sync, app, s->ts_id, s->st.prev[s->st.nprev - 1], all_comps, nall);
+				coco_run_init_sync(&sync, app, s->ts_id, s->st.prev[s->st.nprev - 1], all_comps, nall);
 				sync.container_gone = (d->action == COCO_DELETE);
 				sync.ignore_declarations = true;
 				s->provider->sync_children(&sync);
-				count_children(rs, s->provider, &sync);
+				coco_run_count_children(rs, s->provider, &sync);
 			}
 			values[0] = Int64GetDatum(s->ts_id);
 			coco_enter_extension_owner(&uc);
@@ -416,286 +388,6 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 	}
 }
 
-/*
- * One replaced component's children of a container: what it declares now
- * (count and digest, added up over its staged declarations) and what it
- * has (its row set).
- */
-typedef struct ComponentRows
-{
-	int			comp_id;
-	bool		declares;
-	int64		declared_rows;
-	CocoDigest	declared;
-	bool		has_set;
-	bool		set_current;	/* written under the container's generation */
-	bool		set_known;		/* digest known */
-	int64		set_rows;
-	CocoDigest	set_digest;
-} ComponentRows;
-
-static ComponentRows *
-component_rows(ComponentRows *list, int *n, int comp_id)
-{
-	for (int i = 0; i < *n; i++)
-		if (list[i].comp_id == comp_id)
-			return &list[i];
-	memset(&list[*n], 0, sizeof(ComponentRows));
-	list[*n].comp_id = comp_id;
-	return &list[(*n)++];
-}
-
-static bool
-is_fresh(RootState *states, int nstates, int64 ts_id)
-{
-	for (int i = 0; i < nstates; i++)
-		if (states[i].ts_id == ts_id)
-			return states[i].decision.action == COCO_INSERT ||
-				states[i].decision.action == COCO_REPLACE;
-	return false;
-}
-
-/* A component declaring exactly the rows it has needs no diff. */
-static bool
-component_clean(const ComponentRows *c)
-{
-	return c->declares && c->has_set && c->set_current && c->set_known &&
-		c->declared_rows == c->set_rows &&
-		c->declared.lo == c->set_digest.lo && c->declared.hi == c->set_digest.hi;
-}
-
-/*
- * After a diff: the components diffed must now track exactly as many
- * children as they declared.  Fewer means a key was declared twice, one
- * copy unchanged (the diff only sees changed rows, so the copies did not
- * meet there).
- */
-static void
-check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *comps,
-					int ncomps, int *dirty, int ndirty, CocoChildSync *sync)
-{
-	int64		declared = coco_diff_tally_total();
-	int64		before = 0;
-	bool		known = true;
-	int64		tracked;
-
-	for (int d = 0; d < ndirty; d++)
-		for (int c = 0; c < ncomps; c++)
-			if (comps[c].comp_id == dirty[d] && comps[c].has_set)
-			{
-				if (comps[c].set_current && comps[c].set_known)
-					before += comps[c].set_rows;
-				else
-					known = false;
-			}
-	if (known)
-		tracked = before + sync->inserted - sync->deleted;
-	else
-	{
-		Oid			t[2] = {INT8OID, INT4ARRAYOID};
-		Datum		v[2] = {Int64GetDatum(ts_id), PointerGetDatum(int_array(dirty, ndirty))};
-		CocoUserContext uc;
-
-		coco_enter_extension_owner(&uc);
-		tracked = coco_spi_int8("SELECT pg_catalog.count(*) FROM coco.tracked_row "
-								"WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
-								2, t, v, NULL);
-		coco_leave(&uc);
-	}
-	if (declared != tracked)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("rows declared for table \"%s\" repeat a primary key", name),
-				 errdetail(INT64_FORMAT " rows were declared, with " INT64_FORMAT " distinct keys.",
-						   declared, tracked),
-				 errhint("Each row may be declared once between two reconciles.")));
-}
-
-/* Children of every container of the app that has work in this run. */
-static void
-sync_all_children(CocoApp *app, int *replaced, int nreplaced, RootState *states, int nstates,
-				  RunStats *rs)
-{
-	Oid			types[3] = {INT4OID, INT4ARRAYOID, TEXTOID};
-	Datum		values[3];
-	ArrayType  *replaced_arr = int_array(replaced, nreplaced);
-	SPITupleTable *containers;
-	uint64		ncontainers;
-	CocoUserContext uc;
-
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = PointerGetDatum(replaced_arr);
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT ts_id, provider, name, records OPERATOR(pg_catalog.->) -1, generation, schema_version "
-				  "FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 ORDER BY ts_id",
-				  1, types, values, NULL, SPI_OK_SELECT);
-	coco_leave(&uc);
-	containers = SPI_tuptable;
-	ncontainers = SPI_processed;
-
-	for (uint64 i = 0; i < ncontainers; i++)
-	{
-		HeapTuple	tup = containers->vals[i];
-		TupleDesc	desc = containers->tupdesc;
-		bool		isnull;
-		int64		ts_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		char	   *provider = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		char	   *name = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
-		Jsonb	   *record = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
-		int			generation = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		int			schema_version = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-		const CocoProvider *p = coco_lookup_provider(provider);
-		Oid			t2[2] = {INT8OID, INT4ARRAYOID};
-		Datum		v2[2];
-		CocoChildSync sync;
-		ComponentRows *comps = palloc(sizeof(ComponentRows) * Max(nreplaced, 1));	/* one per replaced component at most */
-		int			ncomps = 0;
-		int		   *dirty = palloc(sizeof(int) * Max(nreplaced, 1));
-		int			ndirty = 0;
-		int		   *rewrite = palloc(sizeof(int) * Max(nreplaced, 1));
-		int			nrewrite = 0;
-		int64		clean_rows = 0;
-		bool		declares_any;
-		bool		fresh;
-
-		if (p == NULL || p->sync_children == NULL)
-			continue;
-
-		/* is any child of this container in play? */
-		values[2] = CStringGetTextDatum(name);
-		snap_exec("SELECT 1 FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
-				  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
-				  "UNION ALL SELECT 1 FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-				  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) LIMIT 1",
-				  3, types, values, true, SPI_OK_SELECT);
-		declares_any = SPI_processed > 0;
-
-		/* what they have */
-		v2[0] = Int64GetDatum(ts_id);
-		v2[1] = PointerGetDatum(replaced_arr);
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("SELECT comp_id, generation, schema_version, nrows, digest FROM coco.row_set "
-					  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
-					  2, t2, v2, NULL, SPI_OK_SELECT);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	t = SPI_tuptable->vals[r];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			ComponentRows *c = component_rows(comps, &ncomps,
-											  DatumGetInt32(SPI_getbinval(t, d, 1, &isnull)));
-			Datum		digest;
-
-			c->has_set = true;
-			c->set_current = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull)) == generation &&
-				DatumGetInt32(SPI_getbinval(t, d, 3, &isnull)) == schema_version;
-			c->set_rows = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-			digest = SPI_getbinval(t, d, 5, &isnull);
-			c->set_known = !isnull;
-			if (!isnull)
-				coco_digest_from_bytea(DatumGetByteaPP(digest), &c->set_digest);
-		}
-		coco_leave(&uc);
-
-		if (!declares_any && ncomps == 0)
-			continue;			/* no child of this container is in play */
-
-		/* what they declare now, per component, from one streaming pass */
-		init_sync(&sync, app, ts_id, record, replaced, nreplaced);
-		fresh = is_fresh(states, nstates, ts_id);
-		if (fresh)
-		{
-			/* nothing is tracked under this generation: whoever declares is diffed */
-			snap_exec("SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
-					  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
-					  "UNION SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-					  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
-					  3, types, values, true, SPI_OK_SELECT);
-			for (uint64 r = 0; r < SPI_processed; r++)
-				component_rows(comps, &ncomps,
-							   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)))->declares = true;
-		}
-		else if (p->summarize_children && declares_any)
-		{
-			p->summarize_children(&sync);
-			for (int r = 0; r < nreplaced; r++)
-			{
-				int64		n;
-				CocoDigest	digest;
-
-				if (coco_diff_tally_get(replaced[r], &n, &digest))
-				{
-					ComponentRows *c = component_rows(comps, &ncomps, replaced[r]);
-
-					c->declares = true;
-					c->declared_rows = n;
-					c->declared = digest;
-				}
-			}
-		}
-
-		/* only components that do not declare exactly what they have are diffed */
-		for (int c = 0; c < ncomps; c++)
-		{
-			if (component_clean(&comps[c]))
-			{
-				clean_rows += comps[c].set_rows;
-				continue;
-			}
-			dirty[ndirty++] = comps[c].comp_id;
-			if (comps[c].has_set && !comps[c].set_current)
-				rewrite[nrewrite++] = comps[c].comp_id;
-		}
-		provider_stats(rs, p->child_name)->unchanged += clean_rows;
-		if (ndirty == 0)
-			continue;
-
-		init_sync(&sync, app, ts_id, record, dirty, ndirty);
-		sync.rewrite_comps = rewrite;
-		sync.nrewrite = nrewrite;
-		v2[1] = PointerGetDatum(int_array(dirty, ndirty));
-		coco_enter_extension_owner(&uc);
-		sync.exclusive = coco_spi_int8("SELECT NOT EXISTS (SELECT 1 FROM coco.row_set "
-									   "WHERE target_id OPERATOR(pg_catalog.=) $1 "
-									   "AND comp_id OPERATOR(pg_catalog.<>) ALL ($2))",
-									   2, t2, v2, NULL) != 0;
-		coco_leave(&uc);
-		sync.fresh_container = fresh;
-		p->sync_children(&sync);
-		count_children(rs, p, &sync);
-		check_distinct_keys(app, ts_id, name, comps, ncomps, dirty, ndirty, &sync);
-
-		/*
-		 * The diffed components now hold exactly the children they declared,
-		 * written under the current generation; the diff tallied their count
-		 * and digest.
-		 */
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
-					  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
-					  2, t2, v2, NULL, SPI_OK_DELETE);
-		for (int d = 0; d < ndirty; d++)
-		{
-			int64		nrows;
-			CocoDigest	digest;
-			Datum		v3[7];
-			Oid			t3b[7] = {INT4OID, INT8OID, INT4OID, INT4OID, INT4OID, INT8OID, BYTEAOID};
-
-			if (!coco_diff_tally_get(dirty[d], &nrows, &digest) || nrows == 0)
-				continue;
-			v3[0] = Int32GetDatum(app->app_id);
-			v3[1] = Int64GetDatum(ts_id);
-			v3[2] = Int32GetDatum(dirty[d]);
-			v3[3] = Int32GetDatum(generation);
-			v3[4] = Int32GetDatum(schema_version);
-			v3[5] = Int64GetDatum(nrows);
-			v3[6] = PointerGetDatum(coco_digest_to_bytea(&digest));
-			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
-						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, t3b, v3, NULL, SPI_OK_INSERT);
-		}
-		coco_leave(&uc);
-	}
-}
-
 static void
 consume_staging(int app_id)
 {
@@ -704,10 +396,10 @@ consume_staging(int app_id)
 	CocoUserContext uc;
 
 	coco_enter_extension_owner(&uc);
-	snap_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
-	snap_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
-	snap_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
-	snap_exec("DELETE FROM coco.cleared_component WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	coco_run_snap_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	coco_run_snap_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	coco_run_snap_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	coco_run_snap_exec("DELETE FROM coco.cleared_component WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
 	coco_leave(&uc);
 }
 
@@ -747,10 +439,10 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	coco_enter_extension_owner(&uc);
 	coco_run_pass_id = coco_spi_int8("SELECT pg_catalog.nextval('coco.pass_seq')", 0, NULL, NULL, NULL);
 	replaced = replaced_components(app->app_id, full, &nreplaced);
-	snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
+	coco_run_snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
 			  1, types, values, true, SPI_OK_SELECT);
-	all = int_column(&nall);
-	states = load_root_states(app->app_id, int_array(replaced, nreplaced), &nstates);
+	all = coco_run_int_column(&nall);
+	states = load_root_states(app->app_id, coco_run_int_array(replaced, nreplaced), &nstates);
 	coco_leave(&uc);
 
 	/* decide (pure), then check, then apply */
@@ -762,7 +454,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 
 	apply_root_actions(app, states, nstates, false);
 	record_root_states(app, states, nstates, all, nall, rs);
-	sync_all_children(app, replaced, nreplaced, states, nstates, rs);
+	coco_sync_children(app, replaced, nreplaced, states, nstates, rs);
 	apply_root_actions(app, states, nstates, true);
 	consume_staging(app->app_id);
 
@@ -844,8 +536,8 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	bool		declare_fn_ran = false;
 
 	memset(&rs, 0, sizeof(rs));
-	provider_stats(&rs, COCO_TABLE_PROVIDER);
-	provider_stats(&rs, COCO_ROW_PROVIDER);
+	coco_run_provider_stats(&rs, COCO_TABLE_PROVIDER);
+	coco_run_provider_stats(&rs, COCO_ROW_PROVIDER);
 
 	lock_app(app->app_id);
 	if (declare_first)

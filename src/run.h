@@ -1,0 +1,51 @@
+/*
+ * run.h — what the files of one reconcile run share: its statistics, its
+ * root states, and helpers over the run's snapshot.  Not installed.
+ */
+#ifndef COCO_RUN_H
+#define COCO_RUN_H
+
+#include "coco_internal.h"
+
+typedef struct ProviderStats
+{
+	const char *name;
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		unchanged;
+} ProviderStats;
+
+typedef struct RunStats
+{
+	ProviderStats by_provider[16];
+	int			nproviders;
+	int64		stale;
+	int			passes;
+} RunStats;
+
+typedef struct RootState
+{
+	CocoTargetState st;
+	const CocoProvider *provider;
+	int64		ts_id;			/* 0: not tracked yet */
+	int			comp_id;		/* declaring component, or the tracked one */
+	int			generation;
+	int			schema_version;
+	CocoDecision decision;
+} RootState;
+
+extern ProviderStats *coco_run_provider_stats(RunStats *rs, const char *name);
+extern void coco_run_snap_exec(const char *sql, int nargs, Oid *types, Datum *values,
+							   bool read_only, int expected);
+extern int *coco_run_int_column(int *n);
+extern ArrayType *coco_run_int_array(int *values, int n);
+extern void coco_run_init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
+							   int *replaced, int nreplaced);
+extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync);
+
+/* children.c */
+extern void coco_sync_children(CocoApp *app, int *replaced, int nreplaced,
+							   RootState *states, int nstates, RunStats *rs);
+
+#endif							/* COCO_RUN_H */
