@@ -90,13 +90,15 @@ CREATE TABLE coco.tracked_row (
     key        bytea NOT NULL,
     fp         bytea NOT NULL,
     pass_id    bigint NOT NULL,       -- the pass that last wrote it
-    PRIMARY KEY (target_id, key)
+    PRIMARY KEY (target_id, key) WITH (deduplicate_items = off)
 ) WITH (fillfactor = 85);             -- room for HOT updates of fp and pass_id
 -- Numbers the passes of runs; a row written twice by one pass is a
 -- duplicate declaration.
 CREATE SEQUENCE coco.pass_seq;
 REVOKE ALL ON SEQUENCE coco.pass_seq FROM PUBLIC;
-CREATE INDEX ON coco.tracked_row (target_id, comp_id);
+-- Without deduplication: loading a million rows of one component measured
+-- about 0.6 s faster, for a bigger component index.
+CREATE INDEX ON coco.tracked_row (target_id, comp_id) WITH (deduplicate_items = off);
 
 -- Each component's rows of a table: the generation they were last written
 -- under (behind the table's own = stale, rule 7), and how many there are
