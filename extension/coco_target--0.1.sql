@@ -79,6 +79,9 @@ CREATE TABLE coco.target_state (
     may_be_missing  boolean NOT NULL DEFAULT false,
     generation      integer NOT NULL DEFAULT 1,   -- new id on destructive change
     schema_version  integer NOT NULL DEFAULT 1,   -- bumped on lossy change
+    -- attachments: the container and the generation they were made in
+    parent_id          bigint REFERENCES coco.target_state ON DELETE CASCADE,
+    parent_generation  integer,
     UNIQUE (app_id, provider, key)
 );
 
@@ -207,6 +210,13 @@ CREATE FUNCTION coco.declare_row(app text, table_name text, "row" jsonb, compone
     RETURNS void AS 'MODULE_PATHNAME', 'coco_declare_row' LANGUAGE C;
 CREATE FUNCTION coco.declare_rows(app text, table_name text, query text, component text[] DEFAULT '{}')
     RETURNS bigint AS 'MODULE_PATHNAME', 'coco_declare_rows' LANGUAGE C;
+CREATE FUNCTION coco.declare_index(app text, table_name text, index_name text, columns text[],
+                                   method text DEFAULT 'btree', options jsonb DEFAULT '{}',
+                                   component text[] DEFAULT '{}')
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_declare_index' LANGUAGE C;
+CREATE FUNCTION coco.declare_sql_command(app text, table_name text, name text, setup_sql text,
+                                         teardown_sql text DEFAULT NULL, component text[] DEFAULT '{}')
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_declare_sql_command' LANGUAGE C;
 CREATE FUNCTION coco.clear_component(app text, component text[]) RETURNS void
     AS 'MODULE_PATHNAME', 'coco_clear_component' LANGUAGE C;
 CREATE FUNCTION coco.reconcile(app text, "full" boolean DEFAULT false) RETURNS jsonb

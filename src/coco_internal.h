@@ -18,6 +18,8 @@
 /* search_path for every statement the extension builds itself */
 #define COCO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
 
+/* provider.c */
+extern ArrayType *coco_provider_names(bool attachments);
 /* provider.c: settings */
 extern int	coco_work_mem;
 extern int	coco_batch_size;
@@ -116,8 +118,9 @@ extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
 extern void coco_invalidate_table_cache(void);
 
-/* pg_table.c */
+/* pg_table.c, pg_attach.c */
 extern void coco_pg_table_register(void);
+extern void coco_pg_attach_register(void);
 
 /* pg_rows.c */
 extern void coco_rows_sync(CocoChildSync *sync);

@@ -205,10 +205,22 @@ typedef struct CocoProvider
 {
 	const char *name;			/* e.g. "postgres.table" */
 	const char *child_name;		/* e.g. "postgres.row"; NULL: no children */
+	/*
+	 * Attachments name the provider of the container they attach to (e.g.
+	 * "postgres.table"); their keys start with the container's key.  The
+	 * engine retires them before their container changes, applies them after
+	 * it (and its children) are in place, re-makes them when the container
+	 * is rebuilt and forgets them when it is dropped.
+	 */
+	const char *parent;
 	/* Pure: decide about one state.  Must not do I/O. */
 	void		(*reconcile) (const CocoTargetState *state, CocoDecision *decision);
-	/* Apply a batch of decided actions (runs as the app owner). */
+	/* Apply a batch of decided actions (runs as the app owner).  For an
+	 * attachment: the creating half of inserts and replacements. */
 	void		(*apply) (CocoPlannedAction *actions, int nactions);
+	/* Attachments: the removing half of deletions and replacements, run
+	 * before the container changes, from the previous records. */
+	void		(*retire) (CocoPlannedAction *actions, int nactions);
 	/* Optional: actions that must follow the children sync (e.g. SET NOT NULL). */
 	void		(*finish) (CocoPlannedAction *actions, int nactions);
 	/* Optional: diff and apply a container's children. */

@@ -129,22 +129,34 @@ replaced_components(int app_id, bool full, int *n)
 	return coco_run_int_column(n);
 }
 
+/*
+ * The target states of the given providers that this run decides: those
+ * staged, those tracked in a replaced component, and (for attachments) those
+ * whose container is in play — the latter as bystanders.
+ */
 static RootState *
-load_root_states(int app_id, ArrayType *replaced, int *n)
+load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayType *parents,
+				 int *n)
 {
-	Oid			types[2] = {INT4OID, INT4ARRAYOID};
-	Datum		values[2] = {Int32GetDatum(app_id), PointerGetDatum(replaced)};
+	Oid			types[4] = {INT4OID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[4] = {Int32GetDatum(app_id), PointerGetDatum(replaced),
+	PointerGetDatum(providers), PointerGetDatum(parents)};
 	RootState  *states;
 
 	coco_run_snap_exec("SELECT coalesce(s.provider, t.provider), coalesce(s.key, t.key), "
 			  "coalesce(s.name, t.name), s.spec, s.comp_id, t.ts_id, t.records, "
-			  "t.may_be_missing, t.comp_id, t.generation, t.schema_version "
-			  "FROM (SELECT * FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1) s "
-			  "FULL JOIN (SELECT * FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1) t "
+			  "t.may_be_missing, t.comp_id, t.generation, t.schema_version, "
+			  "t.parent_id, t.parent_generation, "
+			  "s.key IS NULL AND NOT coalesce(t.comp_id OPERATOR(pg_catalog.=) ANY ($2), false) "
+			  "FROM (SELECT * FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+			  "      AND provider OPERATOR(pg_catalog.=) ANY ($3)) s "
+			  "FULL JOIN (SELECT * FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+			  "      AND provider OPERATOR(pg_catalog.=) ANY ($3)) t "
 			  "ON s.provider OPERATOR(pg_catalog.=) t.provider AND s.key OPERATOR(pg_catalog.=) t.key "
 			  "WHERE s.key IS NOT NULL OR t.comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+			  "OR t.parent_id OPERATOR(pg_catalog.=) ANY ($4) "
 			  "ORDER BY 1, 2",
-			  2, types, values, true, SPI_OK_SELECT);
+			  4, types, values, true, SPI_OK_SELECT);
 
 	states = palloc0(sizeof(RootState) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -184,7 +196,12 @@ load_root_states(int app_id, ArrayType *replaced, int *n)
 				rs->comp_id = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
 			rs->generation = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
 			rs->schema_version = DatumGetInt32(SPI_getbinval(tup, desc, 11, &isnull));
+			d = SPI_getbinval(tup, desc, 12, &isnull);
+			rs->parent_id = isnull ? 0 : DatumGetInt64(d);
+			d = SPI_getbinval(tup, desc, 13, &isnull);
+			rs->parent_generation = isnull ? 0 : DatumGetInt32(d);
 		}
+		rs->bystander = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
 		rs->provider = coco_lookup_provider(rs->st.provider);
 		if (rs->provider == NULL)
 			ereport(ERROR,
@@ -194,6 +211,70 @@ load_root_states(int app_id, ArrayType *replaced, int *n)
 	}
 	*n = (int) SPI_processed;
 	return states;
+}
+
+/* "schema.table" of the container an attachment's spec names */
+static char *
+attachment_parent_name(RootState *a)
+{
+	Jsonb	   *spec = a->st.desired ? a->st.desired : a->st.prev[a->st.nprev - 1];
+	JsonbValue *schema = getKeyJsonValueFromContainer(&spec->root, "schema", 6, NULL);
+	JsonbValue *table = getKeyJsonValueFromContainer(&spec->root, "table", 5, NULL);
+
+	return psprintf("%.*s.%.*s", schema->val.string.len, schema->val.string.val,
+					table->val.string.len, table->val.string.val);
+}
+
+/*
+ * Decide the attachments, knowing what happens to their containers: a
+ * dropped container takes them with it; a rebuilt one (now, or since they
+ * were made) needs them made again, declared now or not; a user's table no
+ * longer declared keeps its rows' table but loses the app's attachments.
+ */
+static void
+decide_attachments(CocoApp *app, RootState *tables, int ntables, RootState *atts, int natts)
+{
+	for (int i = 0; i < natts; i++)
+	{
+		RootState  *a = &atts[i];
+		char	   *parent = attachment_parent_name(a);
+		RootState  *p = NULL;
+
+		for (int t = 0; t < ntables; t++)
+			if (strcmp(tables[t].st.provider, a->provider->parent) == 0 &&
+				strcmp(tables[t].st.name, parent) == 0)
+				p = &tables[t];
+
+		if (p != NULL && p->decision.record == NULL)
+		{
+			if (a->st.desired && !a->bystander)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("\"%s\" is declared for table \"%s\", which is no longer declared",
+								a->st.name, parent),
+						 errhint("Declare the table again, or clear the attachment's component.")));
+			if (p->decision.action == COCO_DELETE)
+			{
+				a->forget = true;
+				continue;
+			}
+			a->st.desired = NULL;
+		}
+		else if (p != NULL && (p->decision.action == COCO_REPLACE ||
+							   (a->ts_id != 0 && a->parent_generation != p->generation)))
+		{
+			a->st.prev_may_be_missing = true;
+			if (a->bystander)
+				a->st.desired = a->st.prev[a->st.nprev - 1];
+		}
+		else if (a->bystander)
+		{
+			a->skip = true;
+			continue;
+		}
+		a->provider->reconcile(&a->st, &a->decision);
+	}
+	(void) app;
 }
 
 /* Rows may only be declared for a table that still exists after this run. */
@@ -227,14 +308,36 @@ check_row_tables(int app_id, RootState *states, int nstates)
 	}
 }
 
+typedef enum ApplyStep
+{
+	STEP_RETIRE,				/* attachments: the removing half */
+	STEP_APPLY,					/* the actions (attachments: the creating half) */
+	STEP_FINISH					/* containers: what must follow their children */
+} ApplyStep;
+
+static bool
+takes_part(RootState *s, ApplyStep step)
+{
+	CocoAction	a = s->decision.action;
+
+	if (s->skip || s->forget || a == COCO_NO_ACTION)
+		return false;
+	if (s->provider->parent == NULL)
+		return step != STEP_RETIRE;
+	if (step == STEP_RETIRE)
+		return a == COCO_DELETE || a == COCO_REPLACE;
+	return step == STEP_APPLY && a != COCO_DELETE;
+}
+
+/* Hand each provider its batch of the states taking part in this step. */
 static void
-apply_root_actions(CocoApp *app, RootState *states, int n, bool finish)
+apply_root_actions(CocoApp *app, RootState *states, int n, ApplyStep step)
 {
 	CocoUserContext uc;
 	int			start = 0;
 
 	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
-	/* states are ordered by provider: hand each provider its own batch */
+	/* states are ordered by provider */
 	while (start < n)
 	{
 		int			end = start;
@@ -247,7 +350,7 @@ apply_root_actions(CocoApp *app, RootState *states, int n, bool finish)
 		batch = palloc0(sizeof(CocoPlannedAction) * (end - start));
 		for (int i = start; i < end; i++)
 		{
-			if (states[i].decision.action == COCO_NO_ACTION)
+			if (!takes_part(&states[i], step))
 				continue;
 			batch[nbatch].state = &states[i].st;
 			batch[nbatch].decision = states[i].decision;
@@ -255,14 +358,67 @@ apply_root_actions(CocoApp *app, RootState *states, int n, bool finish)
 		}
 		if (nbatch > 0)
 		{
-			if (!finish)
+			if (step == STEP_APPLY)
 				p->apply(batch, nbatch);
-			else if (p->finish)
+			else if (step == STEP_RETIRE && p->retire)
+				p->retire(batch, nbatch);
+			else if (step == STEP_FINISH && p->finish)
 				p->finish(batch, nbatch);
 		}
 		start = end;
 	}
 	coco_leave(&uc);
+}
+
+/* Attachments remember the container they belong to and its generation. */
+static void
+resolve_parents(CocoApp *app, RootState *tables, int ntables, RootState *atts, int natts)
+{
+	for (int i = 0; i < natts; i++)
+	{
+		RootState  *a = &atts[i];
+		char	   *parent;
+		bool		found = false;
+
+		if (a->skip || a->forget || a->decision.record == NULL)
+			continue;
+		parent = attachment_parent_name(a);
+		for (int t = 0; t < ntables; t++)
+		{
+			if (strcmp(tables[t].st.provider, a->provider->parent) == 0 &&
+				strcmp(tables[t].st.name, parent) == 0 && tables[t].ts_id != 0)
+			{
+				a->parent_id = tables[t].ts_id;
+				a->parent_generation = tables[t].generation;
+				found = true;
+			}
+		}
+		if (!found)
+		{
+			Oid			types[3] = {INT4OID, TEXTOID, TEXTOID};
+			Datum		values[3] = {Int32GetDatum(app->app_id),
+				CStringGetTextDatum(a->provider->parent), CStringGetTextDatum(parent)};
+			CocoUserContext uc;
+
+			coco_enter_extension_owner(&uc);
+			coco_spi_exec("SELECT ts_id, generation FROM coco.target_state "
+						  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND provider OPERATOR(pg_catalog.=) $2 "
+						  "AND name OPERATOR(pg_catalog.=) $3",
+						  3, types, values, NULL, SPI_OK_SELECT);
+			coco_leave(&uc);
+			if (SPI_processed == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("\"%s\" is declared for table \"%s\", which the app does not declare",
+								a->st.name, parent)));
+			{
+				bool		isnull;
+
+				a->parent_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+				a->parent_generation = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+			}
+		}
+	}
 }
 
 void
@@ -300,10 +456,25 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 	{
 		RootState  *s = &states[i];
 		CocoDecision *d = &s->decision;
-		ProviderStats *ps = coco_run_provider_stats(rs, s->st.provider);
-		Oid			types[8] = {INT8OID, INT4OID, JSONBOID, INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID};
-		Datum		values[8];
+		ProviderStats *ps;
+		Oid			types[10] = {INT8OID, INT4OID, JSONBOID, INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID,
+		INT8OID, INT4OID};
+		Datum		values[10];
+		char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
+		if (s->skip)
+			continue;
+		if (s->forget)
+		{
+			/* gone with its container: no action, no count */
+			values[0] = Int64GetDatum(s->ts_id);
+			coco_enter_extension_owner(&uc);
+			coco_spi_exec("DELETE FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1",
+						  1, types, values, NULL, SPI_OK_DELETE);
+			coco_leave(&uc);
+			continue;
+		}
+		ps = coco_run_provider_stats(rs, s->st.provider);
 		if (d->record == NULL)
 		{
 			if (s->ts_id == 0)
@@ -355,28 +526,40 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 			values[6] = PointerGetDatum(k);
 		}
 		values[7] = CStringGetTextDatum(s->st.name);
+		values[8] = Int64GetDatum(s->parent_id);
+		values[9] = Int32GetDatum(s->parent_generation);
+		if (s->parent_id == 0)
+			nulls[8] = nulls[9] = 'n';
 
 		coco_enter_extension_owner(&uc);
 		if (s->ts_id == 0)
 		{
-			Datum		ins[6] = {Int32GetDatum(app->app_id), values[1], values[5], values[6],
-			values[7], values[2]};
-			Oid			instypes[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
+			Datum		ins[8] = {Int32GetDatum(app->app_id), values[1], values[5], values[6],
+			values[7], values[2], values[8], values[9]};
+			Oid			instypes[8] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID, INT8OID, INT4OID};
+			char		insnulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', nulls[8], nulls[9]};
 			bool		isnull;
 
-			s->ts_id = coco_spi_int8("INSERT INTO coco.target_state "
-									 "(app_id, comp_id, provider, key, name, records) "
-									 "VALUES ($1, $2, $3, $4, $5, pg_catalog.jsonb_build_array($6)) "
-									 "RETURNING ts_id", 6, instypes, ins, &isnull);
+			if (SPI_execute_with_args("INSERT INTO coco.target_state "
+									  "(app_id, comp_id, provider, key, name, records, parent_id, parent_generation) "
+									  "VALUES ($1, $2, $3, $4, $5, pg_catalog.jsonb_build_array($6), $7, $8) "
+									  "RETURNING ts_id, generation", 8, instypes, ins, insnulls, false, 0)
+				!= SPI_OK_INSERT_RETURNING)
+				elog(ERROR, "coco_target: recording a target state failed");
+			s->ts_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			s->generation = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		}
 		else
 		{
 			coco_spi_exec("UPDATE coco.target_state SET comp_id = $2, "
 						  "records = pg_catalog.jsonb_build_array($3), may_be_missing = false, "
 						  "generation = generation OPERATOR(pg_catalog.+) $4, "
-						  "schema_version = schema_version OPERATOR(pg_catalog.+) $5 "
+						  "schema_version = schema_version OPERATOR(pg_catalog.+) $5, "
+						  "parent_id = $9, parent_generation = $10 "
 						  "WHERE ts_id OPERATOR(pg_catalog.=) $1",
-						  5, types, values, NULL, SPI_OK_UPDATE);
+						  10, types, values, nulls, SPI_OK_UPDATE);
+			if (d->invalidation == COCO_INVALIDATE_DESTRUCTIVE)
+				s->generation++;
 			if (d->invalidation == COCO_INVALIDATE_DESTRUCTIVE)
 			{
 				/* rebuilt: every child record is forgotten (rule 7) */
@@ -429,8 +612,11 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	int		   *replaced;
 	int			nall;
 	int		   *all;
-	int			nstates;
-	RootState  *states;
+	int			ntables;
+	RootState  *tables;
+	int			natts;
+	RootState  *atts;
+	ArrayType  *replaced_arr;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(app->app_id)};
 	CocoUserContext uc;
@@ -442,20 +628,44 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	coco_run_snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
 			  1, types, values, true, SPI_OK_SELECT);
 	all = coco_run_int_column(&nall);
-	states = load_root_states(app->app_id, coco_run_int_array(replaced, nreplaced), &nstates);
+	replaced_arr = coco_run_int_array(replaced, nreplaced);
+	tables = load_root_states(app->app_id, replaced_arr, coco_provider_names(false),
+							  construct_empty_array(INT8OID), &ntables);
 	coco_leave(&uc);
 
-	/* decide (pure), then check, then apply */
-	for (int i = 0; i < nstates; i++)
-		states[i].provider->reconcile(&states[i].st, &states[i].decision);
+	/* decide (pure): containers first, then their attachments */
+	for (int i = 0; i < ntables; i++)
+		tables[i].provider->reconcile(&tables[i].st, &tables[i].decision);
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * Max(ntables, 1));
+		int			nids = 0;
+
+		for (int i = 0; i < ntables; i++)
+			if (tables[i].ts_id != 0)
+				ids[nids++] = Int64GetDatum(tables[i].ts_id);
+		coco_enter_extension_owner(&uc);
+		atts = load_root_states(app->app_id, replaced_arr, coco_provider_names(true),
+								construct_array(ids, nids, INT8OID, 8, true, TYPALIGN_DOUBLE), &natts);
+		coco_leave(&uc);
+	}
+	decide_attachments(app, tables, ntables, atts, natts);
 	coco_enter_extension_owner(&uc);
-	check_row_tables(app->app_id, states, nstates);
+	check_row_tables(app->app_id, tables, ntables);
 	coco_leave(&uc);
 
-	apply_root_actions(app, states, nstates, false);
-	record_root_states(app, states, nstates, all, nall, rs);
-	coco_sync_children(app, replaced, nreplaced, states, nstates, rs);
-	apply_root_actions(app, states, nstates, true);
+	/*
+	 * Apply: attachments step back before their containers change;
+	 * containers, then their children, then what follows the children; then
+	 * attachments are made on containers that are complete.
+	 */
+	apply_root_actions(app, atts, natts, STEP_RETIRE);
+	apply_root_actions(app, tables, ntables, STEP_APPLY);
+	record_root_states(app, tables, ntables, all, nall, rs);
+	coco_sync_children(app, replaced, nreplaced, tables, ntables, rs);
+	apply_root_actions(app, tables, ntables, STEP_FINISH);
+	resolve_parents(app, tables, ntables, atts, natts);
+	apply_root_actions(app, atts, natts, STEP_APPLY);
+	record_root_states(app, atts, natts, all, nall, rs);
 	consume_staging(app->app_id);
 
 	UnregisterSnapshot(coco_run_snapshot);

@@ -440,6 +440,7 @@ void
 coco_pg_table_register(void)
 {
 	coco_register_root_provider(&table_provider);
+	coco_pg_attach_register();
 }
 
 /*

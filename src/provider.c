@@ -7,7 +7,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -71,4 +74,18 @@ _PG_init(void)
 
 	if (coco_lookup_provider(COCO_TABLE_PROVIDER) == NULL)
 		coco_pg_table_register();
+}
+
+/* The names of the registered providers: containers and other root
+ * providers, or attachments (those with a parent). */
+ArrayType *
+coco_provider_names(bool attachments)
+{
+	Datum	   *names = palloc(sizeof(Datum) * Max(nproviders, 1));
+	int			n = 0;
+
+	for (int i = 0; i < nproviders; i++)
+		if ((providers[i]->parent != NULL) == attachments)
+			names[n++] = CStringGetTextDatum(providers[i]->name);
+	return construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
 }

@@ -30,9 +30,15 @@ typedef struct RootState
 	const CocoProvider *provider;
 	int64		ts_id;			/* 0: not tracked yet */
 	int			comp_id;		/* declaring component, or the tracked one */
-	int			generation;
+	int			generation;		/* a container's, after the run's changes */
 	int			schema_version;
 	CocoDecision decision;
+	/* attachments */
+	int64		parent_id;		/* the container's tracking id */
+	int			parent_generation;	/* the container's generation it was made in */
+	bool		bystander;		/* neither declared now nor in a replaced component */
+	bool		skip;			/* nothing to decide or record this run */
+	bool		forget;			/* its container was dropped: forget it */
 } RootState;
 
 extern ProviderStats *coco_run_provider_stats(RunStats *rs, const char *name);

@@ -1,0 +1,472 @@
+/*
+ * pg_attach.c — attachments of a postgres.table: @index and @sql_command.
+ *
+ * An attachment is a target state under its table's key plus a symbol
+ * ("@index", "@sql_command") and a name, so it never clashes with rows.
+ * Its tracking record is its whole spec: a change replaces it (the previous
+ * index is dropped, the previous teardown SQL runs) and removal undoes it
+ * with what the record says.  The engine hands attachments to their sink in
+ * two steps: `retire` (drop, teardown) before the table changes, `apply`
+ * (create, setup) after the table and its rows are in place — so an index
+ * on a freshly loaded table is built once, not maintained row by row.  When
+ * the table is rebuilt, its attachments are made again; when it is dropped,
+ * they go with it.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+#include "coco_internal.h"
+
+#define INDEX_PROVIDER "postgres.index"
+#define SQL_COMMAND_PROVIDER "postgres.sql_command"
+
+/* ---- specs ------------------------------------------------------------ */
+
+static char *
+spec_text(Jsonb *spec, const char *field)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&spec->root, field, strlen(field), NULL);
+
+	return (v && v->type == jbvString) ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
+}
+
+static bool
+spec_bool(Jsonb *spec, const char *field)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&spec->root, field, strlen(field), NULL);
+
+	return v && v->type == jbvBool && v->val.boolean;
+}
+
+/* "a", "b" from a JSON array of identifiers */
+static char *
+spec_identifier_list(Jsonb *spec, const char *field)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&spec->root, field, strlen(field), NULL);
+	StringInfoData out;
+	int			n;
+
+	initStringInfo(&out);
+	if (v == NULL || v->type != jbvBinary)
+		return out.data;
+	n = JsonContainerSize(v->val.binary.data);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+
+		appendStringInfo(&out, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(pnstrdup(e->val.string.val, e->val.string.len)));
+	}
+	return out.data;
+}
+
+/* The key of an attachment: the table's key, the symbol, the name. */
+static void
+attachment_key(const CocoTableName *tn, const char *symbol, const char *name, StringInfo buf)
+{
+	coco_key_begin_tuple(buf);
+	coco_key_put_str(buf, "local", 5);
+	coco_key_put_str(buf, tn->schema, strlen(tn->schema));
+	coco_key_put_str(buf, tn->name, strlen(tn->name));
+	coco_key_put_symbol(buf, symbol, strlen(symbol));
+	coco_key_put_str(buf, name, strlen(name));
+	coco_key_end_tuple(buf);
+}
+
+/* ---- the shared handler: the record is the spec ------------------------- */
+
+static void
+spec_reconcile(const CocoTargetState *st, CocoDecision *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->record = st->desired;
+	if (st->desired == NULL)
+	{
+		d->action = st->nprev > 0 ? COCO_DELETE : COCO_NO_ACTION;
+		return;
+	}
+	if (st->nprev == 0)
+	{
+		d->action = COCO_INSERT;
+		return;
+	}
+	for (int i = 0; i < st->nprev; i++)
+	{
+		if (compareJsonbContainers(&st->desired->root, &st->prev[i]->root) != 0)
+		{
+			d->action = COCO_REPLACE;
+			return;
+		}
+	}
+	d->action = st->prev_may_be_missing ? COCO_REPLACE : COCO_NO_ACTION;
+}
+
+static void
+exec_sql(const char *sql, const char *what, const char *name)
+{
+	if (SPI_execute(sql, false, 0) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("coco_target: %s of \"%s\" failed", what, name)));
+}
+
+/* ---- @index ------------------------------------------------------------- */
+
+static void
+index_retire(CocoPlannedAction *actions, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		const CocoTargetState *st = actions[i].state;
+
+		/* the index as it was recorded: every previous record names the same one */
+		for (int p = 0; p < st->nprev; p++)
+			exec_sql(psprintf("DROP INDEX IF EXISTS %s",
+							  coco_quote_qualified(spec_text(st->prev[p], "schema"),
+												   spec_text(st->prev[p], "index_name"))),
+					 "dropping index", st->name);
+	}
+}
+
+static void
+index_apply(CocoPlannedAction *actions, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		Jsonb	   *spec = actions[i].state->desired;
+		StringInfoData sql;
+		char	   *include = spec_identifier_list(spec, "include");
+		char	   *where = spec_text(spec, "where");
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE %sINDEX %s ON %s USING %s (%s)",
+						 spec_bool(spec, "unique") ? "UNIQUE " : "",
+						 quote_identifier(spec_text(spec, "index_name")),
+						 coco_quote_qualified(spec_text(spec, "schema"), spec_text(spec, "table")),
+						 quote_identifier(spec_text(spec, "method")),
+						 spec_identifier_list(spec, "columns"));
+		if (include[0] != '\0')
+			appendStringInfo(&sql, " INCLUDE (%s)", include);
+		if (where)
+			appendStringInfo(&sql, " WHERE (%s)", where);
+		exec_sql(sql.data, "creating index", actions[i].state->name);
+	}
+}
+
+/* ---- @sql_command ------------------------------------------------------- */
+
+static void
+sql_command_retire(CocoPlannedAction *actions, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		const CocoTargetState *st = actions[i].state;
+
+		/* the previous teardown, as recorded, undoes the previous setup */
+		for (int p = 0; p < st->nprev; p++)
+		{
+			char	   *teardown = spec_text(st->prev[p], "teardown");
+
+			if (teardown)
+				exec_sql(teardown, "teardown", st->name);
+		}
+	}
+}
+
+static void
+sql_command_apply(CocoPlannedAction *actions, int n)
+{
+	for (int i = 0; i < n; i++)
+		exec_sql(spec_text(actions[i].state->desired, "setup"), "setup", actions[i].state->name);
+}
+
+static const CocoProvider index_provider = {
+	.name = INDEX_PROVIDER,
+	.parent = COCO_TABLE_PROVIDER,
+	.reconcile = spec_reconcile,
+	.apply = index_apply,
+	.retire = index_retire,
+};
+
+static const CocoProvider sql_command_provider = {
+	.name = SQL_COMMAND_PROVIDER,
+	.parent = COCO_TABLE_PROVIDER,
+	.reconcile = spec_reconcile,
+	.apply = sql_command_apply,
+	.retire = sql_command_retire,
+};
+
+void
+coco_pg_attach_register(void)
+{
+	coco_register_root_provider(&index_provider);
+	coco_register_root_provider(&sql_command_provider);
+}
+
+/* ---- the declaration API -------------------------------------------------- */
+
+static void
+stage_attachment(CocoApp *app, const CocoTableName *tn, const char *provider,
+				 const char *symbol, const char *name, Jsonb *spec, ArrayType *component)
+{
+	StringInfoData key;
+	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
+	Datum		values[6];
+	CocoUserContext uc;
+	bool		isnull;
+	bytea	   *k;
+	char	   *display = psprintf("%s%s/%s", tn->qualified, symbol, name);
+
+	/* the table must be declared in the app */
+	(void) coco_declared_table_spec(app, tn);
+	initStringInfo(&key);
+	attachment_key(tn, symbol, name, &key);
+	k = palloc(VARHDRSZ + key.len);
+	SET_VARSIZE(k, VARHDRSZ + key.len);
+	memcpy(VARDATA(k), key.data, key.len);
+
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = Int32GetDatum(coco_component_id(app->app_id, component));
+	values[2] = CStringGetTextDatum(provider);
+	values[3] = PointerGetDatum(k);
+	values[4] = CStringGetTextDatum(display);
+	values[5] = JsonbPGetDatum(spec);
+	coco_enter_extension_owner(&uc);
+	(void) coco_spi_int8("INSERT INTO coco.staged_state (app_id, comp_id, provider, key, name, spec) "
+						 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
+						 6, types, values, &isnull);
+	coco_leave(&uc);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("\"%s\" is declared twice", display),
+				 errdetail("Each target state may be declared once between two reconciles.")));
+}
+
+static ArrayType *
+component_arg(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("component must not be null"),
+				 errhint("The root component is '{}'.")));
+	return PG_GETARG_ARRAYTYPE_P(n);
+}
+
+static text *
+required_text(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	return PG_GETARG_TEXT_PP(n);
+}
+
+static void
+append_json_identifiers(StringInfo out, const char *field, ArrayType *arr, const char *what)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	appendStringInfo(out, ", \"%s\": [", field);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *ident;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s may not contain nulls", what)));
+		ident = TextDatumGetCString(elems[i]);
+		coco_validate_identifier(ident, "column name");
+		if (i > 0)
+			appendStringInfoString(out, ", ");
+		escape_json(out, ident);
+	}
+	appendStringInfoChar(out, ']');
+}
+
+/*
+ * coco.declare_index(app, table_name, index_name, columns, method, options,
+ * component).  Options: unique (boolean), where (a predicate, SQL run as the
+ * app owner), include (column names).  The index in the database is named
+ * <table>_<index_name>, so equal index names on two tables never collide.
+ */
+PG_FUNCTION_INFO_V1(coco_declare_index);
+Datum
+coco_declare_index(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoTableName tn;
+	char	   *name;
+	char	   *physical;
+	char	   *method;
+	Jsonb	   *options;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	StringInfoData spec;
+	JsonbValue *opt;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(required_text(fcinfo, 0, "app")));
+	coco_parse_table_name(text_to_cstring(required_text(fcinfo, 1, "table_name")), &tn);
+	name = text_to_cstring(required_text(fcinfo, 2, "index_name"));
+	coco_validate_identifier(name, "index name");
+	physical = psprintf("%s_%s", tn.name, name);
+	coco_validate_identifier(physical, "derived index name");
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("columns must not be null")));
+	method = text_to_cstring(required_text(fcinfo, 4, "method"));
+	coco_validate_identifier(method, "index method");
+	if (!OidIsValid(get_index_am_oid(method, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("index access method \"%s\" does not exist", method),
+				 errhint("btree, hash, gin, gist and brin are built in; hnsw and ivfflat need the vector extension.")));
+	options = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
+	if (options && !JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("index options must be a JSON object")));
+
+	initStringInfo(&spec);
+	appendStringInfoString(&spec, "{\"schema\": ");
+	escape_json(&spec, tn.schema);
+	appendStringInfoString(&spec, ", \"table\": ");
+	escape_json(&spec, tn.name);
+	appendStringInfoString(&spec, ", \"name\": ");
+	escape_json(&spec, name);
+	appendStringInfoString(&spec, ", \"index_name\": ");
+	escape_json(&spec, physical);
+	appendStringInfoString(&spec, ", \"method\": ");
+	escape_json(&spec, method);
+	append_json_identifiers(&spec, "columns", PG_GETARG_ARRAYTYPE_P(3), "columns");
+	if (options)
+	{
+		it = JsonbIteratorInit(&options->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				char	   *k = pnstrdup(v.val.string.val, v.val.string.len);
+
+				if (strcmp(k, "unique") != 0 && strcmp(k, "where") != 0 && strcmp(k, "include") != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown index option \"%s\"", k),
+							 errhint("Index options are unique, where and include.")));
+			}
+		}
+		opt = getKeyJsonValueFromContainer(&options->root, "unique", 6, NULL);
+		if (opt)
+		{
+			if (opt->type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("index option \"unique\" must be true or false")));
+			appendStringInfo(&spec, ", \"unique\": %s", opt->val.boolean ? "true" : "false");
+		}
+		opt = getKeyJsonValueFromContainer(&options->root, "where", 5, NULL);
+		if (opt)
+		{
+			if (opt->type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("index option \"where\" must be a string")));
+			appendStringInfoString(&spec, ", \"where\": ");
+			escape_json(&spec, pnstrdup(opt->val.string.val, opt->val.string.len));
+		}
+		opt = getKeyJsonValueFromContainer(&options->root, "include", 7, NULL);
+		if (opt)
+		{
+			JsonbContainer *c = opt->type == jbvBinary ? opt->val.binary.data : NULL;
+
+			if (c == NULL || !JsonContainerIsArray(c))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("index option \"include\" must be an array of column names")));
+			appendStringInfoString(&spec, ", \"include\": [");
+			for (int i = 0; i < (int) JsonContainerSize(c); i++)
+			{
+				JsonbValue *e = getIthJsonbValueFromContainer(c, i);
+				char	   *ident;
+
+				if (e->type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("index option \"include\" must be an array of column names")));
+				ident = pnstrdup(e->val.string.val, e->val.string.len);
+				coco_validate_identifier(ident, "column name");
+				if (i > 0)
+					appendStringInfoString(&spec, ", ");
+				escape_json(&spec, ident);
+			}
+			appendStringInfoChar(&spec, ']');
+		}
+	}
+	appendStringInfoChar(&spec, '}');
+	stage_attachment(app, &tn, INDEX_PROVIDER, "@index", name,
+					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
+					 component_arg(fcinfo, 6));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * coco.declare_sql_command(app, table_name, name, setup_sql, teardown_sql,
+ * component): SQL that sets something up for the table (a trigger, a
+ * view, grants) and optionally undoes it.  Both run as the app owner with
+ * the search_path pinned to pg_catalog, pg_temp: schema-qualify names.
+ */
+PG_FUNCTION_INFO_V1(coco_declare_sql_command);
+Datum
+coco_declare_sql_command(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoTableName tn;
+	char	   *name;
+	StringInfoData spec;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(required_text(fcinfo, 0, "app")));
+	coco_parse_table_name(text_to_cstring(required_text(fcinfo, 1, "table_name")), &tn);
+	name = text_to_cstring(required_text(fcinfo, 2, "name"));
+	coco_validate_identifier(name, "sql_command name");
+
+	initStringInfo(&spec);
+	appendStringInfoString(&spec, "{\"schema\": ");
+	escape_json(&spec, tn.schema);
+	appendStringInfoString(&spec, ", \"table\": ");
+	escape_json(&spec, tn.name);
+	appendStringInfoString(&spec, ", \"name\": ");
+	escape_json(&spec, name);
+	appendStringInfoString(&spec, ", \"setup\": ");
+	escape_json(&spec, text_to_cstring(required_text(fcinfo, 3, "setup_sql")));
+	appendStringInfoString(&spec, ", \"teardown\": ");
+	if (PG_ARGISNULL(4))
+		appendStringInfoString(&spec, "null");
+	else
+		escape_json(&spec, text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	appendStringInfoChar(&spec, '}');
+	stage_attachment(app, &tn, SQL_COMMAND_PROVIDER, "@sql_command", name,
+					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
+					 component_arg(fcinfo, 5));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
