@@ -94,6 +94,16 @@ check_app_name(const char *name)
 				 errdetail("App names have 1 to %d bytes.", NAMEDATALEN - 1)));
 }
 
+static void
+check_app_privilege(const CocoApp *app)
+{
+	if (!has_privs_of_role(GetUserId(), app->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for app \"%s\"", app->name),
+				 errdetail("Only members of the app's owner role may act on it.")));
+}
+
 CocoApp *
 coco_app_lookup(const char *name)
 {
@@ -104,7 +114,11 @@ coco_app_lookup(const char *name)
 	bool		isnull;
 
 	if (cached_app && cached_app_lxid == MyProc->lxid && strcmp(cached_app->name, name) == 0)
+	{
+		/* the cache saves the lookup, never the check: the role may differ */
+		check_app_privilege(cached_app);
 		return cached_app;
+	}
 
 	check_app_name(name);
 	values[0] = CStringGetTextDatum(name);
@@ -132,12 +146,7 @@ coco_app_lookup(const char *name)
 	app->search_path = MemoryContextStrdup(cache_cxt,
 										   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)));
 
-	if (!has_privs_of_role(GetUserId(), app->owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for app \"%s\"", name),
-				 errdetail("Only members of the app's owner role may act on it.")));
-
+	check_app_privilege(app);
 	cached_app = app;
 	cached_app_lxid = MyProc->lxid;
 	return app;

@@ -80,12 +80,35 @@ coco_run_snap_exec(const char *sql, int nargs, Oid *types, Datum *values, bool r
 	SPI_freeplan(plan);
 }
 
+/*
+ * Serialize runs of one app.  The app's row is locked first and the
+ * advisory lock second, in every path: declarations take a key-share lock on
+ * the row through their foreign keys, so a drop (which locks the row for
+ * update) waits for a declaring transaction to finish instead of
+ * deadlocking with its reconcile.  Finding no row after waiting means the
+ * app was dropped meanwhile.
+ */
 static void
-lock_app(int app_id)
+lock_app(CocoApp *app, bool for_drop)
 {
 	LOCKTAG		tag;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app->app_id)};
+	CocoUserContext uc;
+	bool		isnull;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, COCO_LOCK_CLASS, (uint32) app_id, 2);
+	coco_enter_extension_owner(&uc);
+	(void) coco_spi_int8(for_drop ?
+						 "SELECT 1 FROM coco.app WHERE app_id OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+						 "SELECT 1 FROM coco.app WHERE app_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE",
+						 1, types, values, &isnull);
+	coco_leave(&uc);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("app \"%s\" does not exist", app->name),
+				 errdetail("It was dropped while this call waited for it.")));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, COCO_LOCK_CLASS, (uint32) app->app_id, 2);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
@@ -749,7 +772,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	coco_run_provider_stats(&rs, COCO_TABLE_PROVIDER);
 	coco_run_provider_stats(&rs, COCO_ROW_PROVIDER);
 
-	lock_app(app->app_id);
+	lock_app(app, false);
 	if (declare_first)
 	{
 		if (!OidIsValid(app->declare_fn))
@@ -798,7 +821,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 	Datum		values[1] = {Int32GetDatum(app->app_id)};
 	CocoUserContext uc;
 
-	lock_app(app->app_id);
+	lock_app(app, true);
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
 	coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);

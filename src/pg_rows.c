@@ -227,7 +227,8 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 	/* OFFSET 0 keeps the subquery whole, so each row is fingerprinted once */
 	appendStringInfo(&sql,
 					 "SELECT d.\"coco#k\", d.\"coco#f\", d.\"coco#c\", t.key, t.comp_id, "
-					 "(d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) OR d.\"coco#f\" IS DISTINCT FROM t.fp), t.tid%s "
+					 "(d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) "
+					 "OR (d.\"coco#f\" OPERATOR(pg_catalog.=) t.fp) IS NOT TRUE), t.tid%s "
 					 "FROM (SELECT %s AS \"coco#k\", %s AS \"coco#f\", x.\"coco#c\"%s FROM (%s) x OFFSET 0) d "
 					 "FULL JOIN (SELECT ctid AS tid, key, fp, comp_id FROM coco.tracked_row "
 					 "WHERE target_id OPERATOR(pg_catalog.=) $2 "

@@ -15,6 +15,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -322,6 +323,16 @@ push_tagged(JsonbParseState **state, const char *tag, const char *s, int len)
 	return pushJsonbValue(state, WJB_END_OBJECT, NULL);
 }
 
+/* A string item spelled as JSON text must be valid text: no NUL, valid
+ * encoding (keys made from text values always are). */
+static void
+check_text(const CocoKeyItem *item)
+{
+	if (memchr(item->data, '\0', item->len) != NULL ||
+		!pg_verifymbstr(item->data, item->len, true))
+		malformed();
+}
+
 static JsonbValue *
 key_item_to_jsonb(const char *data, int len, int *pos, JsonbParseState **state,
 				  JsonbIteratorToken tok, int depth)
@@ -347,6 +358,7 @@ key_item_to_jsonb(const char *data, int len, int *pos, JsonbParseState **state,
 			v.val.numeric = int64_to_numeric(item.ival);
 			return pushJsonbValue(state, tok, &v);
 		case COCO_KEY_STR:
+			check_text(&item);
 			return push_string(state, tok, item.data, item.len);
 		case COCO_KEY_BYTES:
 			{
@@ -368,6 +380,7 @@ key_item_to_jsonb(const char *data, int len, int *pos, JsonbParseState **state,
 				return push_tagged(state, "uuid", s, strlen(s));
 			}
 		case COCO_KEY_SYMBOL:
+			check_text(&item);
 			return push_tagged(state, "symbol", item.data, item.len);
 		case COCO_KEY_TUPLE:
 			{
