@@ -11,6 +11,10 @@ PG_CPPFLAGS += -Isrc -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-init
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=coco_target
 
+# Isolation specs (concurrent sessions), run by installcheck after REGRESS.
+ISOLATION      = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=coco_target
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: install deps, build, run the pg_regress suite
-# (sql/ + expected/) and every executable test/*.sh scenario, each against a
-# throwaway cluster. The last line is always "N passed, N failed".
+# (sql/ + expected/) with the isolation specs (test/isolation/), and every
+# executable test/*.sh scenario, each against a throwaway cluster. The last
+# line is always "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -31,24 +32,38 @@ if compgen -G 'sql/*.sql' >/dev/null; then
     tree="$COCO_TMP/tree"
     mkdir "$tree"
     cp -a Makefile ./*.control sql expected src "$tree"/
-    chown -R postgres: "$tree"
-    set +e
-    coco_as_pg make -C "$tree" -s installcheck \
-        PG_CONFIG="$COCO_PGBIN/pg_config" 2>&1 | tee "$COCO_TMP/regress.out"
-    rc=$?
-    set -e
-    # PG 15 prints one line per test: "test NAME ... ok" or "... FAILED".
-    ok=$(grep -cE '^(test| ) +[^ ]+ +\.\.\. +ok' "$COCO_TMP/regress.out" || true)
-    bad=$(grep -ciE '^(test| ) +[^ ]+ +\.\.\. +failed' "$COCO_TMP/regress.out" || true)
-    # pg_regress failing before any test (e.g. CREATE EXTENSION) counts too.
-    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
-    passed=$((passed + ok))
-    failed=$((failed + bad))
-    if [ "$bad" -ne 0 ]; then
-        [ -f "$tree/regression.diffs" ] && cat "$tree/regression.diffs"
-        echo "--- server log (tail) ---"
-        tail -n 50 "$COCO_TMP/postgres.log"
+    # the isolation specs (test/isolation/specs + expected) too
+    if [ -d test/isolation ]; then
+        mkdir -p "$tree/test"
+        cp -a test/isolation "$tree/test/"
     fi
+    chown -R postgres: "$tree"
+    # Two installcheck runs, pg_regress alone, then the isolation specs
+    # alone, so a failure in one suite does not skip the other.
+    for suite in regress isolation; do
+        if [ "$suite" = regress ]; then only=(ISOLATION=); else only=(REGRESS=); fi
+        [ "$suite" = isolation ] && [ ! -d test/isolation ] && continue
+        set +e
+        coco_as_pg make -C "$tree" -s installcheck "${only[@]}" \
+            PG_CONFIG="$COCO_PGBIN/pg_config" 2>&1 | tee "$COCO_TMP/$suite.out"
+        rc=$?
+        set -e
+        # PG 15 prints one line per test: "test NAME ... ok" or "... FAILED",
+        # pg_regress and pg_isolation_regress alike.
+        ok=$(grep -cE '^(test| ) +[^ ]+ +\.\.\. +ok' "$COCO_TMP/$suite.out" || true)
+        bad=$(grep -ciE '^(test| ) +[^ ]+ +\.\.\. +failed' "$COCO_TMP/$suite.out" || true)
+        # pg_regress failing before any test (e.g. CREATE EXTENSION) counts too.
+        if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+        passed=$((passed + ok))
+        failed=$((failed + bad))
+        if [ "$bad" -ne 0 ]; then
+            diffs="$tree/regression.diffs"
+            [ "$suite" = isolation ] && diffs="$tree/output_iso/regression.diffs"
+            if [ -f "$diffs" ]; then cat "$diffs"; fi
+            echo "--- server log (tail) ---"
+            tail -n 50 "$COCO_TMP/postgres.log"
+        fi
+    done
     coco_cluster_stop
 else
     echo "coco: no sql/*.sql, skipping pg_regress"
