@@ -221,6 +221,11 @@ typedef struct CocoProvider
 	/* Attachments: the removing half of deletions and replacements, run
 	 * before the container changes, from the previous records. */
 	void		(*retire) (CocoPlannedAction *actions, int nactions);
+	/* Optional: is the target still as its last record says?  Called for
+	 * tracked states each run (catalog look-ups, no writes); a state found
+	 * changed behind the reconciler's back is decided with
+	 * prev_may_be_missing, so it is made again. */
+	bool		(*matches_record) (const CocoTargetState *state);
 	/* Optional: actions that must follow the children sync (e.g. SET NOT NULL). */
 	void		(*finish) (CocoPlannedAction *actions, int nactions);
 	/* Optional: diff and apply a container's children. */

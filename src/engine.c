@@ -30,10 +30,12 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/regproc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "run.h"
@@ -236,6 +238,31 @@ load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayTyp
 	return states;
 }
 
+/*
+ * Targets changed behind the reconciler's back (a table or index dropped, a
+ * column dropped or retyped by hand): cheap catalog look-ups every run.  A
+ * state found drifted is decided as possibly missing, so it is made again.
+ */
+static int
+find_drift(RootState *states, int n)
+{
+	int			found = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		RootState  *s = &states[i];
+
+		if (s->st.nprev == 0 || s->provider->matches_record == NULL)
+			continue;
+		if (!s->provider->matches_record(&s->st))
+		{
+			s->st.prev_may_be_missing = true;
+			found++;
+		}
+	}
+	return found;
+}
+
 /* "schema.table" of the container an attachment's spec names */
 static char *
 attachment_parent_name(RootState *a)
@@ -360,6 +387,9 @@ apply_root_actions(CocoApp *app, RootState *states, int n, ApplyStep step)
 	int			start = 0;
 
 	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
+	/* "already exists, skipping" from idempotent DDL is not news */
+	(void) set_config_option("client_min_messages", "warning", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	/* states are ordered by provider */
 	while (start < n)
 	{
@@ -657,6 +687,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	coco_leave(&uc);
 
 	/* decide (pure): containers first, then their attachments */
+	rs->drift += find_drift(tables, ntables);
 	for (int i = 0; i < ntables; i++)
 		tables[i].provider->reconcile(&tables[i].st, &tables[i].decision);
 	{
@@ -671,6 +702,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 								construct_array(ids, nids, INT8OID, 8, true, TYPALIGN_DOUBLE), &natts);
 		coco_leave(&uc);
 	}
+	rs->drift += find_drift(atts, natts);
 	decide_attachments(app, tables, ntables, atts, natts);
 	coco_enter_extension_owner(&uc);
 	check_row_tables(app->app_id, tables, ntables);
@@ -742,8 +774,9 @@ stats_jsonb(RunStats *rs, int64 run_id)
 	}
 	appendStringInfo(&out, "}, \"inserted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
 					 ", \"deleted\": " INT64_FORMAT ", \"unchanged\": " INT64_FORMAT
-					 ", \"stale_components\": " INT64_FORMAT ", \"passes\": %d",
-					 ins, upd, del, unch, rs->stale, rs->passes);
+					 ", \"stale_components\": " INT64_FORMAT ", \"drift\": " INT64_FORMAT
+					 ", \"passes\": %d",
+					 ins, upd, del, unch, rs->stale, rs->drift, rs->passes);
 	if (run_id > 0)
 		appendStringInfo(&out, ", \"run_id\": " INT64_FORMAT, run_id);
 	appendStringInfoChar(&out, '}');
@@ -773,6 +806,12 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	coco_run_provider_stats(&rs, COCO_ROW_PROVIDER);
 
 	lock_app(app, false);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(app->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the owner of app \"%s\" no longer exists", app->name),
+				 errdetail("Work for an app runs as its owner."),
+				 errhint("Drop the app with coco.drop_app(app, keep_targets => true).")));
 	if (declare_first)
 	{
 		if (!OidIsValid(app->declare_fn))
@@ -830,6 +869,13 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 	if (!keep_targets)
 	{
 		RunStats	rs;
+
+		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(app->owner)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("the owner of app \"%s\" no longer exists", app->name),
+					 errdetail("Its targets would be dropped as its owner."),
+					 errhint("Drop the app with coco.drop_app(app, keep_targets => true).")));
 
 		/* nothing declared, every component replaced: everything goes */
 		memset(&rs, 0, sizeof(rs));

@@ -14,10 +14,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 
 #include "coco_internal.h"
@@ -185,12 +187,23 @@ sql_command_apply(CocoPlannedAction *actions, int n)
 		exec_sql(spec_text(actions[i].state->desired, "setup"), "setup", actions[i].state->name);
 }
 
+/* Drift: the index was dropped behind the reconciler's back. */
+static bool
+index_matches_record(const CocoTargetState *st)
+{
+	Jsonb	   *rec = st->prev[st->nprev - 1];
+	Oid			nsp = get_namespace_oid(spec_text(rec, "schema"), true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid(spec_text(rec, "index_name"), nsp));
+}
+
 static const CocoProvider index_provider = {
 	.name = INDEX_PROVIDER,
 	.parent = COCO_TABLE_PROVIDER,
 	.reconcile = spec_reconcile,
 	.apply = index_apply,
 	.retire = index_retire,
+	.matches_record = index_matches_record,
 };
 
 static const CocoProvider sql_command_provider = {

@@ -426,12 +426,54 @@ table_finish(CocoPlannedAction *actions, int nactions)
 	}
 }
 
+/*
+ * Drift: a system-managed table that was dropped, or lost or changed a
+ * declared column, behind the reconciler's back.
+ */
+static bool
+table_matches_record(const CocoTargetState *st)
+{
+	CocoTableSpec *spec = coco_table_spec_parse(st->prev[st->nprev - 1]);
+	Oid			nsp;
+	Oid			relid;
+
+	if (strcmp(spec->managed_by, "system") != 0)
+		return true;
+	nsp = get_namespace_oid(spec->tn.schema, true);
+	relid = OidIsValid(nsp) ? get_relname_relid(spec->tn.name, nsp) : InvalidOid;
+	if (!OidIsValid(relid))
+		return false;
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		AttrNumber	att = get_attnum(relid, spec->columns[i].name);
+		Oid			typid;
+		int32		typmod;
+		Oid			coll;
+
+		if (att == InvalidAttrNumber)
+			return false;
+		get_atttypetypmodcoll(relid, att, &typid, &typmod, &coll);
+		if (strcmp(format_type_with_typemod(typid, typmod), spec->columns[i].type) != 0)
+		{
+			/* the recorded spelling is canonical under the pinned search_path */
+			Oid			want;
+			int32		wantmod;
+
+			coco_resolve_type(spec->columns[i].type, &want, &wantmod);
+			if (want != typid || wantmod != typmod)
+				return false;
+		}
+	}
+	return true;
+}
+
 static const CocoProvider table_provider = {
 	.name = COCO_TABLE_PROVIDER,
 	.child_name = COCO_ROW_PROVIDER,
 	.reconcile = table_reconcile,
 	.apply = table_apply,
 	.finish = table_finish,
+	.matches_record = table_matches_record,
 	.sync_children = coco_rows_sync,
 	.summarize_children = coco_rows_summarize,
 };

@@ -21,6 +21,7 @@ typedef struct RunStats
 	ProviderStats by_provider[16];
 	int			nproviders;
 	int64		stale;
+	int64		drift;			/* targets found changed behind our back */
 	int			passes;
 } RunStats;
 
