@@ -15,9 +15,10 @@ REGRESS_OPTS = --inputdir=. --load-extension=coco_target
 ISOLATION      = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=coco_target
 
-# PGXS does not track header dependencies: every object depends on them.
-$(OBJS): $(wildcard src/*.h)
-
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track header dependencies: every object depends on them.
+# (After the include, so the default goal stays PGXS's "all".)
+$(OBJS): $(wildcard src/*.h)

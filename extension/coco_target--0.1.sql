@@ -266,3 +266,38 @@ SELECT a.name AS app, c.path AS component, t.name AS table_name,
 
 GRANT USAGE ON SCHEMA coco TO PUBLIC;
 GRANT SELECT ON coco.apps, coco.runs, coco.target_states, coco.stale_components TO PUBLIC;
+
+-- The background worker (worker.c).  A submitted run waits in coco.run as
+-- 'queued' until the database's worker takes it: 'running' while it is
+-- being reconciled, then 'succeeded' or 'failed'.  A failed attempt goes
+-- back to 'queued' with retry_at set (exponential backoff) until it has
+-- used coco_target.max_attempts; a run found 'running' when a worker starts
+-- was interrupted by a crash and is queued again.  started_at is NULL
+-- until the first attempt starts.
+ALTER TABLE coco.run ALTER COLUMN started_at DROP NOT NULL;
+ALTER TABLE coco.run
+    ADD COLUMN submitted_at timestamptz,
+    ADD COLUMN attempts     integer NOT NULL DEFAULT 0,
+    ADD COLUMN retry_at     timestamptz,
+    ADD CONSTRAINT run_status_check
+        CHECK (status IN ('queued', 'running', 'succeeded', 'failed'));
+-- The worker's queue scan: only unfinished runs, in order.
+CREATE INDEX run_unfinished ON coco.run (app_id, run_id)
+    WHERE status IN ('queued', 'running');
+
+CREATE FUNCTION coco.submit(app text, "full" boolean DEFAULT false) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'coco_submit' LANGUAGE C;
+CREATE FUNCTION coco.wait(run_id bigint, timeout interval DEFAULT '30s') RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'coco_wait' LANGUAGE C;
+
+CREATE OR REPLACE VIEW coco.runs WITH (security_invoker = true) AS
+SELECT r.run_id, a.name AS app, r."full", r.status, r.error, r.started_at, r.finished_at,
+       r.finished_at - r.started_at AS duration,
+       (r.stats->>'inserted')::bigint AS inserted,
+       (r.stats->>'updated')::bigint AS updated,
+       (r.stats->>'deleted')::bigint AS deleted,
+       (r.stats->>'unchanged')::bigint AS unchanged,
+       r.stats->'providers' AS providers,
+       r.pid,
+       r.submitted_at, r.attempts, r.retry_at
+  FROM coco.run r JOIN coco.app a USING (app_id);

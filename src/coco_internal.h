@@ -135,4 +135,19 @@ extern void coco_push_run_snapshot(void);
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);
 
+/* worker.c: the launcher and per-database workers */
+extern int	coco_naptime;
+extern int	coco_max_workers;
+extern int	coco_retry_base;
+extern int	coco_max_attempts;
+extern void coco_worker_init(void);
+extern bool coco_worker_available(void);
+extern void coco_worker_wake(Oid dbid);
+/* sleeping until the worker finishes some run (for coco.wait()) */
+extern void coco_run_done_prepare(void);
+extern void coco_run_done_sleep(long timeout_ms);
+
+/* submit.c: coco.submit(), coco.wait() */
+extern void coco_submit_init(void);
+
 #endif							/* COCO_INTERNAL_H */

@@ -282,7 +282,7 @@ attachment_parent_name(RootState *a)
  * longer declared keeps its rows' table but loses the app's attachments.
  */
 static void
-decide_attachments(CocoApp *app, RootState *tables, int ntables, RootState *atts, int natts)
+decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 {
 	for (int i = 0; i < natts; i++)
 	{
@@ -310,8 +310,9 @@ decide_attachments(CocoApp *app, RootState *tables, int ntables, RootState *atts
 			}
 			a->st.desired = NULL;
 		}
-		else if (p != NULL && (p->decision.action == COCO_REPLACE ||
-							   (a->ts_id != 0 && a->parent_generation != p->generation)))
+		else if (a->st.prev_may_be_missing ||	/* found missing: drift */
+				 (p != NULL && (p->decision.action == COCO_REPLACE ||
+								(a->ts_id != 0 && a->parent_generation != p->generation))))
 		{
 			a->st.prev_may_be_missing = true;
 			if (a->bystander)
@@ -324,7 +325,6 @@ decide_attachments(CocoApp *app, RootState *tables, int ntables, RootState *atts
 		}
 		a->provider->reconcile(&a->st, &a->decision);
 	}
-	(void) app;
 }
 
 /* Rows may only be declared for a table that still exists after this run. */
@@ -703,7 +703,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 		coco_leave(&uc);
 	}
 	rs->drift += find_drift(atts, natts);
-	decide_attachments(app, tables, ntables, atts, natts);
+	decide_attachments(tables, ntables, atts, natts);
 	coco_enter_extension_owner(&uc);
 	check_row_tables(app->app_id, tables, ntables);
 	coco_leave(&uc);

@@ -69,6 +69,8 @@ _PG_init(void)
 							"Changed rows applied to a target per set-wise statement.",
 							NULL, &coco_batch_size, 50000, 1, 10000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	/* the worker's settings, shared memory and launcher (when preloaded) */
+	coco_worker_init();
 	MarkGUCPrefixReserved("coco_target");
 	coco_register_cache_callbacks();
 

@@ -1,0 +1,271 @@
+/*
+ * submit.c — coco.submit() and coco.wait(): the SQL side of the background
+ * worker (worker.c).
+ *
+ * coco.submit() queues a run (a coco.run row with status 'queued') and, at
+ * commit, wakes the worker that serves the database; a rolled-back submit
+ * queues nothing and wakes nobody.  coco.wait() sleeps on the condition
+ * variable the worker broadcasts after every finished run.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/condition_variable.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "coco_internal.h"
+
+/* ---- coco.submit() -------------------------------------------------------- */
+
+/* runs submitted by this transaction: waking happens at commit */
+static bool wake_at_commit = false;
+static List *submitted_runs = NIL;
+
+static void
+submit_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit && coco_worker_available())
+				coco_worker_wake(MyDatabaseId);
+			wake_at_commit = false;
+			submitted_runs = NIL;	/* freed with TopTransactionContext */
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared submit is found by the launcher's periodic look */
+			wake_at_commit = false;
+			submitted_runs = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+check_worker_available(const char *fn)
+{
+	if (!coco_worker_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s requires the coco_target background worker", fn),
+				 errdetail("The coco_target library was not loaded through shared_preload_libraries, so no worker runs."),
+				 errhint("Add coco_target to shared_preload_libraries in postgresql.conf and restart the server, "
+						 "or reconcile synchronously with coco.reconcile().")));
+}
+
+/*
+ * coco.submit(app, full) — queue a run of the app for the background worker
+ * and return its run_id.  The worker is woken when this transaction commits.
+ */
+PG_FUNCTION_INFO_V1(coco_submit);
+Datum
+coco_submit(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoUserContext uc;
+	Oid			types[2] = {INT4OID, BOOLOID};
+	Datum		values[2];
+	bool		isnull;
+	int64		run_id;
+	int64	   *idp;
+
+	check_worker_available("coco.submit()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("app name must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("\"full\" must not be null")));
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = PG_GETARG_DATUM(1);
+	coco_enter_extension_owner(&uc);
+	run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts) "
+						   "VALUES ($1, $2, 'queued', pg_catalog.now(), 0) RETURNING run_id",
+						   2, types, values, &isnull);
+	coco_leave(&uc);
+	SPI_finish();
+
+	wake_at_commit = true;
+	/* remembered so coco.wait() can refuse a run this transaction queued */
+	idp = MemoryContextAlloc(TopTransactionContext, sizeof(int64));
+	*idp = run_id;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		submitted_runs = lappend(submitted_runs, idp);
+		MemoryContextSwitchTo(old);
+	}
+	PG_RETURN_INT64(run_id);
+}
+
+static bool
+submitted_here(int64 run_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, submitted_runs)
+		if (*(int64 *) lfirst(lc) == run_id)
+			return true;
+	return false;
+}
+
+/* ---- coco.wait() ---------------------------------------------------------- */
+
+/*
+ * coco.wait(run_id, timeout) — wait until the run has succeeded (return its
+ * stats) or failed for good (raise its error).  Sleeps on the condition
+ * variable the worker broadcasts after every finished run, re-reading the
+ * run with a new snapshot at each wake-up.
+ */
+PG_FUNCTION_INFO_V1(coco_wait);
+Datum
+coco_wait(PG_FUNCTION_ARGS)
+{
+	int64		run_id;
+	Interval   *timeout;
+	int64		timeout_us;
+	TimestampTz deadline;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	Jsonb	   *result = NULL;
+	bool		checked_owner = false;
+
+	check_worker_available("coco.wait()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run_id must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timeout must not be null")));
+	run_id = PG_GETARG_INT64(0);
+	timeout = PG_GETARG_INTERVAL_P(1);
+	timeout_us = timeout->time + (int64) timeout->day * USECS_PER_DAY +
+		(int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (timeout_us < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	if (submitted_here(run_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run %lld was submitted in this transaction", (long long) run_id),
+				 errdetail("The worker cannot see the run until the transaction commits."),
+				 errhint("Commit first, then call coco.wait().")));
+	deadline = GetCurrentTimestamp() + timeout_us;
+	values[0] = Int64GetDatum(run_id);
+
+	SPI_connect();
+	/* on the list before the first look, so no broadcast can be missed */
+	coco_run_done_prepare();
+	for (;;)
+	{
+		CocoUserContext uc;
+		bool		isnull;
+		char	   *status;
+		HeapTuple	tup;
+		TupleDesc	desc;
+		long		remaining;
+
+		/* not read-only: in READ COMMITTED each call takes a new snapshot */
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("SELECT r.status, r.stats, r.error, a.owner, a.name "
+					  "FROM coco.run r JOIN coco.app a USING (app_id) "
+					  "WHERE r.run_id OPERATOR(pg_catalog.=) $1",
+					  1, types, values, NULL, SPI_OK_SELECT);
+		coco_leave(&uc);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("run %lld does not exist", (long long) run_id),
+					 errdetail("Runs disappear with their app.")));
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		if (!checked_owner)
+		{
+			Oid			owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+
+			if (!has_privs_of_role(GetUserId(), owner))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for run %lld", (long long) run_id),
+						 errdetail("Only members of the owner role of app \"%s\" may wait on its runs.",
+								   SPI_getvalue(tup, desc, 5))));
+			checked_owner = true;
+		}
+		status = SPI_getvalue(tup, desc, 1);
+		if (strcmp(status, "succeeded") == 0)
+		{
+			Datum		d = SPI_getbinval(tup, desc, 2, &isnull);
+
+			if (!isnull)
+			{
+				Jsonb	   *stats = DatumGetJsonbP(d);
+
+				result = SPI_palloc(VARSIZE(stats));
+				memcpy(result, stats, VARSIZE(stats));
+			}
+			break;
+		}
+		if (strcmp(status, "failed") == 0)
+		{
+			char	   *error = SPI_getvalue(tup, desc, 3);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("run %lld of app \"%s\" failed", (long long) run_id,
+							SPI_getvalue(tup, desc, 5)),
+					 errdetail("%s", error ? error : "No error was recorded."),
+					 errhint("See coco.runs for the run's attempts.")));
+		}
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("run %lld has not finished yet", (long long) run_id),
+					 errdetail("A repeatable read or serializable transaction never sees the worker's later commits."),
+					 errhint("Call coco.wait() in a read committed transaction.")));
+
+		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		if (remaining <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("timed out waiting for run %lld", (long long) run_id),
+					 errdetail("The run is still %s.", status),
+					 errhint("Wait longer, or look at coco.runs and the server log.")));
+
+		/*
+		 * The 10 s cap only bounds the wait if a worker died between
+		 * committing a run and broadcasting; normally the broadcast wakes us.
+		 */
+		coco_run_done_sleep(Min(remaining, 10000L));
+		SPI_freetuptable(SPI_tuptable);
+	}
+	ConditionVariableCancelSleep();
+	SPI_finish();
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(result);
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+void
+coco_submit_init(void)
+{
+	RegisterXactCallback(submit_xact_callback, NULL);
+}

@@ -1,0 +1,873 @@
+/*
+ * worker.c — the background reconciler: the launcher and the per-database
+ * workers that execute the runs coco.submit() queues (submit.c).
+ *
+ * A launcher (started from
+ * shared_preload_libraries) starts one dynamic worker per database that
+ * has work, at most coco_target.max_workers at once.  A per-database worker
+ * takes queued runs in run_id order, app by app: one app's runs strictly in
+ * order, a failing app never blocking the others.  Each run is marked
+ * 'running' in a short transaction of its own, then reconciled in another,
+ * so a crash leaves evidence ('running') that the next worker turns back
+ * into 'queued' (crash-only: nothing is cleaned up on the way down).
+ *
+ * The worker itself is the bootstrap superuser; everything it does for an
+ * app runs with the app owner as the current user, and the engine narrows
+ * that further (app owner in a restricted context for user work, the
+ * extension owner for bookkeeping), so a queued run can do no more than the
+ * app's owner calling coco.reconcile() could.
+ *
+ * Shared memory holds the wake-up registry (one slot per database with
+ * pending work or a running worker), which submits use to wake the right
+ * process, and a condition variable broadcast after every finished run, on
+ * which coco.wait() sleeps.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "coco_internal.h"
+
+/* settings */
+int			coco_naptime = 1000;
+int			coco_max_workers = 4;
+int			coco_retry_base = 1000;
+int			coco_max_attempts = 5;
+
+/* backoff never waits longer than this between attempts */
+#define COCO_RETRY_MAX_MS	60000
+/*
+ * A worker with nothing queued gives its pool slot back after this long.
+ * Below the 5 s DROP DATABASE waits for other sessions to leave, so an idle
+ * worker never makes a plain DROP DATABASE fail.
+ */
+#define COCO_IDLE_EXIT_MS	3000
+/* the launcher looks at a database nobody asked about this often */
+#define COCO_RECHECK_MS		60000
+/* databases with pending work or a worker, tracked at once */
+#define COCO_MAX_DB_SLOTS	128
+/* launcher-side table of databases */
+#define COCO_MAX_DBS		1024
+
+typedef struct CocoDbSlot
+{
+	Oid			dbid;			/* InvalidOid: slot is free */
+	Latch	   *latch;			/* the serving worker's, NULL when none */
+	bool		wake;			/* work submitted since the worker last looked */
+} CocoDbSlot;
+
+typedef struct CocoShared
+{
+	slock_t		mutex;
+	Latch	   *launcher_latch;
+	bool		wake_all;		/* a submit found no free slot */
+	ConditionVariable run_done; /* broadcast after every finished run */
+	CocoDbSlot	slots[COCO_MAX_DB_SLOTS];
+} CocoShared;
+
+static CocoShared *shared = NULL;
+static bool preloaded = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		coco_launcher_main(Datum arg);
+void		coco_db_worker_main(Datum arg);
+
+/* ---- shared memory ------------------------------------------------------ */
+
+static void
+coco_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(CocoShared)));
+}
+
+static void
+coco_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("coco_target worker", sizeof(CocoShared), &found);
+	if (!found)
+	{
+		memset(shared, 0, sizeof(CocoShared));
+		SpinLockInit(&shared->mutex);
+		ConditionVariableInit(&shared->run_done);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* The slot of `dbid`, made when `create` and there is room; hold the mutex. */
+static CocoDbSlot *
+find_slot(Oid dbid, bool create)
+{
+	CocoDbSlot *free_slot = NULL;
+
+	for (int i = 0; i < COCO_MAX_DB_SLOTS; i++)
+	{
+		if (shared->slots[i].dbid == dbid)
+			return &shared->slots[i];
+		if (free_slot == NULL && shared->slots[i].dbid == InvalidOid)
+			free_slot = &shared->slots[i];
+	}
+	if (create && free_slot)
+	{
+		free_slot->dbid = dbid;
+		free_slot->latch = NULL;
+		free_slot->wake = false;
+		return free_slot;
+	}
+	return NULL;
+}
+
+/* Wake whoever serves `dbid`: its worker, or the launcher to start one. */
+void
+coco_worker_wake(Oid dbid)
+{
+	CocoDbSlot *slot;
+	Latch	   *worker = NULL;
+	Latch	   *launcher;
+
+	SpinLockAcquire(&shared->mutex);
+	slot = find_slot(dbid, true);
+	if (slot)
+	{
+		slot->wake = true;
+		worker = slot->latch;
+	}
+	else
+		shared->wake_all = true;
+	launcher = shared->launcher_latch;
+	SpinLockRelease(&shared->mutex);
+
+	if (worker)
+		SetLatch(worker);
+	else if (launcher)
+		SetLatch(launcher);
+}
+
+/* Shared memory exists only when the library was preloaded. */
+bool
+coco_worker_available(void)
+{
+	return preloaded && shared != NULL;
+}
+
+/*
+ * Waiting for finished runs: prepare first (then no broadcast after it can
+ * be missed), look at the run, sleep, look again; ConditionVariableCancelSleep
+ * (also done at transaction abort) ends it.
+ */
+void
+coco_run_done_prepare(void)
+{
+	ConditionVariablePrepareToSleep(&shared->run_done);
+}
+
+void
+coco_run_done_sleep(long timeout_ms)
+{
+	(void) ConditionVariableTimedSleep(&shared->run_done, timeout_ms, PG_WAIT_EXTENSION);
+}
+
+/* ---- per-database worker ---------------------------------------------------- */
+
+typedef struct QueuedRun
+{
+	int64		run_id;
+	int			app_id;
+	bool		full;
+	int			attempts;
+	Oid			owner;
+	char	   *app_name;
+} QueuedRun;
+
+static MemoryContext worker_cxt = NULL;
+static CocoDbSlot *my_slot = NULL;
+
+/* One short transaction per unit of work, as worker_spi does it. */
+static void
+start_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+end_xact(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Is the extension installed here?  The lock on the extension object keeps
+ * a concurrent DROP EXTENSION (which locks it exclusively) from pulling the
+ * tables away in the middle of this transaction.
+ */
+static bool
+extension_present(void)
+{
+	Oid			ext = get_extension_oid("coco_target", true);
+
+	if (!OidIsValid(ext))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+	/* taking the lock processed invalidations: look again */
+	return get_extension_oid("coco_target", true) == ext;
+}
+
+static void
+release_slot(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&shared->mutex);
+	my_slot->latch = NULL;
+	if (!my_slot->wake)
+		my_slot->dbid = InvalidOid;
+	SpinLockRelease(&shared->mutex);
+	my_slot = NULL;
+}
+
+static void
+notify_finished(const char *app, int64 run_id, const char *status)
+{
+	StringInfoData payload;
+
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"app\": ");
+	escape_json(&payload, app);
+	appendStringInfo(&payload, ", \"run_id\": " INT64_FORMAT ", \"status\": \"%s\"}", run_id, status);
+	Async_Notify("coco_target", payload.data);
+}
+
+/*
+ * Runs left 'running' belong to a worker that died: there is one worker per
+ * database, and this one has just started.  They go back to the queue
+ * (their transaction was rolled back with the crash), or fail for good once
+ * they have used up their attempts — a run that kills its worker every time
+ * must not loop forever.  Returns false when the extension is not installed.
+ */
+static bool
+requeue_interrupted(void)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(coco_max_attempts)};
+	uint64		failed;
+
+	start_xact("coco_target: looking for interrupted runs");
+	if (!extension_present())
+	{
+		end_xact();
+		return false;
+	}
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.run SET status = 'queued', retry_at = NULL, "
+				  "error = 'interrupted: the worker stopped during attempt ' OPERATOR(pg_catalog.||) attempts "
+				  "WHERE status OPERATOR(pg_catalog.=) 'running' AND attempts OPERATOR(pg_catalog.<) $1",
+				  1, types, values, NULL, SPI_OK_UPDATE);
+	if (SPI_processed > 0)
+		elog(LOG, "coco_target: re-queued %llu interrupted run(s)", (unsigned long long) SPI_processed);
+	coco_spi_exec("UPDATE coco.run SET status = 'failed', finished_at = pg_catalog.now(), "
+				  "error = 'interrupted: the worker stopped during each of ' OPERATOR(pg_catalog.||) attempts "
+				  "OPERATOR(pg_catalog.||) ' attempts' "
+				  "WHERE status OPERATOR(pg_catalog.=) 'running'",
+				  0, NULL, NULL, NULL, SPI_OK_UPDATE);
+	failed = SPI_processed;
+	coco_leave(&uc);
+	end_xact();
+	if (failed > 0)
+		ConditionVariableBroadcast(&shared->run_done);
+	return true;
+}
+
+/*
+ * The next run to do: for each app its lowest queued run (runs of one app
+ * strictly in order), the lowest of those whose retry time has come.
+ * *next_ms is set to the time until the earliest retry that is not due.
+ * Returns false (and *gone) when the extension was dropped.
+ */
+static bool
+next_run(QueuedRun *run, long *next_ms, bool *any_queued, bool *gone)
+{
+	CocoUserContext uc;
+	bool		found = false;
+
+	*gone = false;
+	*any_queued = false;
+	*next_ms = -1;
+	start_xact("coco_target: looking for queued runs");
+	if (!extension_present())
+	{
+		end_xact();
+		*gone = true;
+		return false;
+	}
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT q.run_id, q.app_id, q.\"full\", q.attempts, a.owner, a.name, "
+				  "  (EXTRACT(EPOCH FROM (q.retry_at OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())) "
+				  "   OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 AS wait_ms "
+				  "FROM (SELECT DISTINCT ON (app_id) run_id, app_id, \"full\", attempts, retry_at "
+				  "        FROM coco.run WHERE status OPERATOR(pg_catalog.=) 'queued' "
+				  "       ORDER BY app_id, run_id) q "
+				  "JOIN coco.app a USING (app_id) ORDER BY q.run_id",
+				  0, NULL, NULL, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		wait_ms = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+
+		*any_queued = true;
+		if (!isnull && wait_ms > 0)
+		{
+			if (*next_ms < 0 || wait_ms < *next_ms)
+				*next_ms = (long) wait_ms;
+			continue;
+		}
+		run->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		run->app_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		run->full = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		run->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		run->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+		run->app_name = MemoryContextStrdup(worker_cxt, SPI_getvalue(tup, desc, 6));
+		found = true;
+		break;
+	}
+	end_xact();
+	return found;
+}
+
+/* retry_base, doubled per further attempt, at most COCO_RETRY_MAX_MS */
+static long
+backoff_ms(int attempts)
+{
+	int64		ms = coco_retry_base;
+
+	for (int i = 1; i < attempts && ms < COCO_RETRY_MAX_MS; i++)
+		ms *= 2;
+	return (long) Min(ms, COCO_RETRY_MAX_MS);
+}
+
+static void
+do_run(QueuedRun *run)
+{
+	char	   *activity;
+	CocoUserContext uc;
+	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, INT4OID};
+	Datum		values[4];
+	MemoryContext oldcxt;
+	ErrorData  *volatile edata = NULL;
+	const char *volatile final_status = NULL;
+	uint64		marked;
+
+	/* outside transactions the current context is TopMemoryContext */
+	oldcxt = MemoryContextSwitchTo(worker_cxt);
+	activity = psprintf("coco_target: reconciling app %s run " INT64_FORMAT,
+						run->app_name, run->run_id);
+	MemoryContextSwitchTo(oldcxt);
+
+	/* 1. mark it running, committed, so a crash leaves a trace */
+	start_xact(activity);
+	if (!extension_present())
+	{
+		end_xact();
+		return;					/* dropped meanwhile: the next look exits */
+	}
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = CStringGetTextDatum("");
+	values[2] = Int32GetDatum(MyProcPid);
+	values[3] = Int32GetDatum(0);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.run SET status = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1, "
+				  "started_at = pg_catalog.now(), finished_at = NULL, pid = $3 "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
+				  4, types, values, NULL, SPI_OK_UPDATE);
+	marked = SPI_processed;
+	coco_leave(&uc);
+	end_xact();
+	if (marked == 0)
+		return;					/* the app was dropped meanwhile */
+	run->attempts++;
+
+	/* 2. reconcile, with the app owner as the current user throughout */
+	PG_TRY();
+	{
+		CocoApp    *app;
+		Oid			save_userid;
+		int			save_sec;
+
+		start_xact(activity);
+		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run->owner)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("owner of app \"%s\" (role %u) does not exist", run->app_name, run->owner)));
+
+		/*
+		 * Looked up and reconciled as the app owner: the privilege check
+		 * passes as it would for the owner, and any path of the engine that
+		 * did not switch identity itself still runs with the owner's rights,
+		 * never the worker's superuser.
+		 */
+		GetUserIdAndSecContext(&save_userid, &save_sec);
+		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		app = coco_app_lookup(run->app_name);
+		if (app->app_id != run->app_id)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("app \"%s\" was dropped and created again", run->app_name)));
+		(void) coco_engine_reconcile(app, run->full, false, run->run_id);
+		SetUserIdAndSecContext(save_userid, save_sec);
+		/* the engine recorded the success; a retry time no longer applies */
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("UPDATE coco.run SET retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
+					  1, types, values, NULL, SPI_OK_UPDATE);
+		coco_leave(&uc);
+		notify_finished(run->app_name, run->run_id, "succeeded");
+		end_xact();
+		final_status = "succeeded";
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(worker_cxt);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		AbortCurrentTransaction();
+		FlushErrorState();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+
+	/* 3. a failure: back to the queue with a backoff, or failed for good */
+	if (edata)
+	{
+		bool		retry = run->attempts < coco_max_attempts;
+
+		start_xact(activity);
+		values[0] = Int64GetDatum(run->run_id);
+		values[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+		values[3] = Int32GetDatum((int32) backoff_ms(run->attempts));
+		coco_enter_extension_owner(&uc);
+		if (retry)
+			coco_spi_exec("UPDATE coco.run SET status = 'queued', error = $2, finished_at = pg_catalog.now(), "
+						  "retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
+						  "pg_catalog.make_interval(secs => $4 OPERATOR(pg_catalog./) 1000.0) "
+						  "WHERE run_id OPERATOR(pg_catalog.=) $1",
+						  4, types, values, NULL, SPI_OK_UPDATE);
+		else
+			coco_spi_exec("UPDATE coco.run SET status = 'failed', error = $2, finished_at = pg_catalog.now(), "
+						  "retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
+						  4, types, values, NULL, SPI_OK_UPDATE);
+		coco_leave(&uc);
+		if (!retry)
+			notify_finished(run->app_name, run->run_id, "failed");
+		end_xact();
+		if (retry)
+			ereport(LOG,
+					(errmsg("coco_target: run " INT64_FORMAT " of app \"%s\" failed, retrying in %ld ms (attempt %d of %d)",
+							run->run_id, run->app_name, backoff_ms(run->attempts),
+							run->attempts, coco_max_attempts)));
+		else
+			final_status = "failed";
+		FreeErrorData(edata);
+	}
+	/* after the commit: a waiter woken now sees the final status */
+	if (final_status)
+		ConditionVariableBroadcast(&shared->run_done);
+}
+
+void
+coco_db_worker_main(Datum arg)
+{
+	Oid			dbid = DatumGetObjectId(arg);
+	TimestampTz idle_since;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "coco_target worker",
+									   ALLOCSET_DEFAULT_SIZES);
+
+	/*
+	 * Announce ourselves so submits wake us directly.  A slot that already
+	 * has a latch belongs to a live worker for this database (slots are
+	 * released at exit, and a crash reinitializes shared memory): a
+	 * launcher restarted after an error does not know its predecessor's
+	 * workers, and two workers must never serve one database.
+	 */
+	SpinLockAcquire(&shared->mutex);
+	my_slot = find_slot(dbid, true);
+	if (my_slot && my_slot->latch != NULL)
+	{
+		SpinLockRelease(&shared->mutex);
+		my_slot = NULL;
+		proc_exit(0);
+	}
+	if (my_slot)
+		my_slot->latch = MyLatch;
+	SpinLockRelease(&shared->mutex);
+	before_shmem_exit(release_slot, (Datum) 0);
+
+	if (!requeue_interrupted())
+		proc_exit(0);			/* no extension here: nothing to serve */
+
+	idle_since = GetCurrentTimestamp();
+	for (;;)
+	{
+		QueuedRun	run;
+		long		next_ms;
+		bool		any_queued;
+		bool		gone;
+		long		sleep_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		/* cleared before looking: a submit after this sets it again */
+		if (my_slot)
+		{
+			SpinLockAcquire(&shared->mutex);
+			my_slot->wake = false;
+			SpinLockRelease(&shared->mutex);
+		}
+
+		MemoryContextReset(worker_cxt);
+		if (next_run(&run, &next_ms, &any_queued, &gone))
+		{
+			do_run(&run);
+			idle_since = GetCurrentTimestamp();
+			continue;
+		}
+		if (gone)
+		{
+			elog(DEBUG1, "coco_target: extension not installed in this database any more, worker exiting");
+			proc_exit(0);
+		}
+		if (any_queued)
+			idle_since = GetCurrentTimestamp();
+		else if (TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), COCO_IDLE_EXIT_MS))
+		{
+			/* give the pool slot back, unless a submit just arrived */
+			bool		leave = true;
+
+			if (my_slot)
+			{
+				SpinLockAcquire(&shared->mutex);
+				if (my_slot->wake)
+					leave = false;
+				else
+				{
+					my_slot->latch = NULL;
+					my_slot->dbid = InvalidOid;
+					my_slot = NULL;
+				}
+				SpinLockRelease(&shared->mutex);
+			}
+			if (leave)
+				proc_exit(0);
+			continue;
+		}
+
+		sleep_ms = coco_naptime;
+		if (next_ms >= 0 && next_ms < sleep_ms)
+			sleep_ms = Max(next_ms, 1);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 sleep_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---- launcher ------------------------------------------------------------- */
+
+typedef struct LauncherDb
+{
+	Oid			dbid;
+	BackgroundWorkerHandle *handle;
+	TimestampTz next_check;
+	bool		seen;
+} LauncherDb;
+
+static LauncherDb dbs[COCO_MAX_DBS];
+static int	ndbs = 0;
+
+static bool
+worker_alive(LauncherDb *db)
+{
+	pid_t		pid;
+	BgwHandleStatus st;
+
+	if (db->handle == NULL)
+		return false;
+	st = GetBackgroundWorkerPid(db->handle, &pid);
+	if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED)
+		return true;
+	pfree(db->handle);
+	db->handle = NULL;
+	return false;
+}
+
+static bool
+start_db_worker(LauncherDb *db)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "coco_target");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "coco_db_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "coco_target worker for database %u", db->dbid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "coco_target worker");
+	worker.bgw_main_arg = ObjectIdGetDatum(db->dbid);
+	worker.bgw_notify_pid = MyProcPid;	/* our latch is set when it stops */
+	if (!RegisterDynamicBackgroundWorker(&worker, &db->handle))
+	{
+		db->handle = NULL;
+		ereport(LOG,
+				(errmsg("coco_target: could not start a worker for database %u", db->dbid),
+				 errhint("Raise max_worker_processes.")));
+		return false;
+	}
+	return true;
+}
+
+static void
+scan_databases(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	for (int i = 0; i < ndbs; i++)
+		dbs[i].seen = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "coco_target: scanning databases");
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		int			i;
+
+		/*
+		 * Templates are skipped: a worker connected to one would make
+		 * CREATE DATABASE from it fail.
+		 */
+		if (!d->datallowconn || d->datistemplate)
+			continue;
+		for (i = 0; i < ndbs; i++)
+			if (dbs[i].dbid == d->oid)
+				break;
+		if (i == ndbs)
+		{
+			if (ndbs >= COCO_MAX_DBS)
+				continue;
+			memset(&dbs[ndbs], 0, sizeof(LauncherDb));
+			dbs[ndbs].dbid = d->oid;
+			ndbs++;
+		}
+		dbs[i].seen = true;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	/* forget dropped databases (and their wake-up slots) */
+	for (int i = 0; i < ndbs; i++)
+	{
+		if (dbs[i].seen || worker_alive(&dbs[i]))
+			continue;
+		SpinLockAcquire(&shared->mutex);
+		{
+			CocoDbSlot *slot = find_slot(dbs[i].dbid, false);
+
+			if (slot && slot->latch == NULL)
+				slot->dbid = InvalidOid;
+		}
+		SpinLockRelease(&shared->mutex);
+		dbs[i] = dbs[--ndbs];
+		i--;
+	}
+}
+
+void
+coco_launcher_main(Datum arg)
+{
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	/* no database: only the shared catalogs (pg_database) are needed */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	SpinLockAcquire(&shared->mutex);
+	shared->launcher_latch = MyLatch;
+	SpinLockRelease(&shared->mutex);
+
+	for (;;)
+	{
+		TimestampTz now;
+		int			running = 0;
+		bool		wake_all;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		scan_databases();
+
+		SpinLockAcquire(&shared->mutex);
+		wake_all = shared->wake_all;
+		shared->wake_all = false;
+		SpinLockRelease(&shared->mutex);
+
+		now = GetCurrentTimestamp();
+		for (int i = 0; i < ndbs; i++)
+			if (worker_alive(&dbs[i]))
+				running++;
+		for (int i = 0; i < ndbs && running < coco_max_workers; i++)
+		{
+			LauncherDb *db = &dbs[i];
+			bool		wanted;
+
+			if (worker_alive(db))
+				continue;
+			SpinLockAcquire(&shared->mutex);
+			{
+				CocoDbSlot *slot = find_slot(db->dbid, false);
+
+				wanted = wake_all || (slot && slot->wake) || now >= db->next_check;
+			}
+			SpinLockRelease(&shared->mutex);
+			if (!wanted)
+				continue;
+			if (!start_db_worker(db))
+			{
+				/* no worker process free: try again next round */
+				if (wake_all)
+				{
+					SpinLockAcquire(&shared->mutex);
+					shared->wake_all = true;
+					SpinLockRelease(&shared->mutex);
+				}
+				break;
+			}
+
+			/*
+			 * Unasked, a database is looked at again after COCO_RECHECK_MS:
+			 * work is queued by submits, which wake us, so this is only a
+			 * safety net.
+			 */
+			db->next_check = TimestampTzPlusMilliseconds(now, Max(COCO_RECHECK_MS, coco_naptime));
+			running++;
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 coco_naptime, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---- setup from _PG_init ---------------------------------------------------- */
+
+void
+coco_worker_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomIntVariable("coco_target.naptime",
+							"How often the background worker looks for queued runs.",
+							"Submits wake the worker at once; this bounds the delay otherwise.",
+							&coco_naptime, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.max_workers",
+							"Databases served by background workers at the same time.",
+							NULL, &coco_max_workers, 4, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.retry_base",
+							"Delay before the first retry of a failed run; doubled for each further attempt, up to 60 s.",
+							NULL, &coco_retry_base, 1000, 0, COCO_RETRY_MAX_MS,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.max_attempts",
+							"Attempts at a submitted run before it is left failed.",
+							NULL, &coco_max_attempts, 5, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	coco_submit_init();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	preloaded = true;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = coco_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = coco_shmem_startup;
+
+	/* pg_upgrade must not see runs being executed */
+	if (IsBinaryUpgrade)
+		return;
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "coco_target");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "coco_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "coco_target launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "coco_target launcher");
+	RegisterBackgroundWorker(&worker);
+}

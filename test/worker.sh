@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# Scenario: the background worker really runs submitted work.
+#   (a) submit from one session, another sees the target converge; coco.wait
+#   (b) LISTEN coco_target receives the completion NOTIFY
+#   (c) a failing app is recorded failed (after its retries) while another
+#       app in the same database succeeds; fixed, the resubmitted run converges
+#   (d) kill -9 of the worker mid-run of a 200k-row app: after crash recovery
+#       the run completes and the target equals the source
+#   (e) pg_ctl restart with a run queued: it runs after the restart
+#   (f) a second database is served too; DROP EXTENSION there stops the
+#       worker cleanly
+#   (g) pg_cron: a scheduled coco.update() keeps a derived table in line
+#       (up to a minute with pg_cron 1.4, which has no second schedules)
+#   (h) without shared_preload_libraries, coco.submit() refuses clearly
+# Runs against the throwaway cluster scripts/test.sh starts (PG* env set).
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- server log (tail) ---" >&2
+    tail -n 40 "$COCO_TMP/postgres.log" >&2
+    exit 1
+}
+ok() { echo "ok: $*"; }
+q() { coco_psql -qAt "$@"; }
+
+# Poll `sql` (in database $2, default postgres) until it prints `want`,
+# at most $3 seconds (default 30).
+wait_for() {
+    local sql=$1 want=$2 db=${3:-postgres} secs=${4:-30} got=""
+    local deadline=$((SECONDS + secs))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        got=$(q -d "$db" -c "$sql" 2>/dev/null || true)
+        [ "$got" = "$want" ] && return 0
+        sleep 0.2
+    done
+    echo "wait_for: '$sql' gave '$got', wanted '$want' after ${secs}s" >&2
+    return 1
+}
+
+# Wait until the server accepts connections again (after a crash/restart).
+wait_server() {
+    local deadline=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        q -c "SELECT 1" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# Quick retries for the failure scenario; reload, not restart.
+q >/dev/null <<'SQL'
+ALTER SYSTEM SET coco_target.max_attempts = 2;
+ALTER SYSTEM SET coco_target.retry_base = '200ms';
+SELECT pg_reload_conf();
+CREATE EXTENSION coco_target;
+CREATE TABLE src (id int PRIMARY KEY, v text);
+INSERT INTO src SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+SELECT coco.create_app('a');
+SQL
+
+# --- (a) submit in one session, converge seen from another -----------------
+run_a=$(q <<'SQL'
+SELECT coco.declare_table('a', 'public.tgt',
+    '[{"name": "id", "type": "integer"}, {"name": "v", "type": "text"}]', '{id}');
+SELECT coco.declare_rows('a', 'public.tgt', 'SELECT id, v FROM src');
+SELECT coco.submit('a');
+SQL
+)
+run_a=$(echo "$run_a" | tail -n 1)
+wait_for "SELECT count(*) FROM tgt" 1000 || fail "(a) target did not converge"
+wait_for "SELECT count(*) FROM (SELECT * FROM src EXCEPT SELECT * FROM tgt) d" 0 ||
+    fail "(a) target differs from source"
+stats=$(q -c "SELECT coco.wait($run_a)->>'inserted'")
+[ "$stats" = 1001 ] || fail "(a) coco.wait returned inserted=$stats, wanted 1001"
+row=$(q -c "SELECT status, attempts, submitted_at <= started_at FROM coco.runs WHERE run_id = $run_a")
+[ "$row" = "succeeded|1|t" ] || fail "(a) coco.runs row is '$row'"
+ok "(a) run $run_a submitted in one session converged as seen from another; coco.wait returned its stats (inserted=1001)"
+
+# submit in a rolled-back transaction queues nothing
+n=$(q -c "BEGIN; SELECT coco.submit('a'); ROLLBACK;" -c "SELECT count(*) FROM coco.run WHERE run_id > $run_a" | tail -n 1)
+[ "$n" = 0 ] || fail "(a) a rolled-back submit left $n run(s)"
+err=$(q -c "BEGIN; SELECT coco.wait(coco.submit('a'));" 2>&1 || true)
+echo "$err" | grep -q "was submitted in this transaction" || fail "(a) wait in the submitting transaction: $err"
+ok "(a) a rolled-back submit queues nothing; waiting inside the submitting transaction is refused"
+
+# --- (b) LISTEN receives the NOTIFY ----------------------------------------
+listen_out="$COCO_TMP/listen.out"
+coco_psql -q >"$listen_out" 2>&1 <<'SQL' &
+LISTEN coco_target;
+SELECT pg_sleep(4);
+SELECT 1;
+SQL
+listener=$!
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(4)%'" 1 ||
+    fail "(b) listener did not start"
+run_b=$(q -c "INSERT INTO src VALUES (1001, 'new')" -c "SELECT coco.declare_table('a', 'public.tgt', '[{\"name\": \"id\", \"type\": \"integer\"}, {\"name\": \"v\", \"type\": \"text\"}]', '{id}')" -c "SELECT coco.declare_rows('a', 'public.tgt', 'SELECT id, v FROM src')" -c "SELECT coco.submit('a')" | tail -n 1)
+q -c "SELECT coco.wait($run_b)" >/dev/null || fail "(b) run $run_b did not succeed"
+wait "$listener" || fail "(b) listener session failed"
+grep -qF "Asynchronous notification \"coco_target\" with payload \"{\"app\": \"a\", \"run_id\": $run_b, \"status\": \"succeeded\"}\"" "$listen_out" ||
+    fail "(b) no NOTIFY for run $run_b in: $(cat "$listen_out")"
+ok "(b) LISTEN coco_target received {\"app\": \"a\", \"run_id\": $run_b, \"status\": \"succeeded\"}"
+
+# --- (c) a failing app does not block another; fixed, it converges ----------
+q >/dev/null <<'SQL'
+CREATE ROLE lowly;
+CREATE SCHEMA locked;
+GRANT USAGE ON SCHEMA locked TO lowly;
+SET ROLE lowly;
+SELECT coco.create_app('bad');
+SELECT coco.declare_table('bad', 'locked.t', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_row('bad', 'locked.t', '{"id": 1}');
+RESET ROLE;
+SELECT coco.create_app('good');
+SELECT coco.declare_table('good', 'public.good', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_row('good', 'public.good', '{"id": 7}');
+SQL
+run_bad=$(q -c "SET ROLE lowly" -c "SELECT coco.submit('bad')" | tail -n 1)
+run_good=$(q -c "SELECT coco.submit('good')" | tail -n 1)
+q -c "SELECT coco.wait($run_good)" >/dev/null || fail "(c) run of app good did not succeed"
+[ "$(q -c "SELECT id FROM good")" = 7 ] || fail "(c) app good's target is wrong"
+err=$(q -c "SET ROLE lowly" -c "\\set VERBOSITY verbose" -c "SELECT coco.wait($run_bad, '20s')" 2>&1 || true)
+echo "$err" | grep -q "ERROR:  38000: run $run_bad of app \"bad\" failed" ||
+    fail "(c) coco.wait on the failing run said: $err"
+echo "$err" | grep -q "DETAIL:  permission denied for schema locked" ||
+    fail "(c) coco.wait did not carry the run's error: $err"
+row=$(q -c "SELECT status, attempts, error FROM coco.runs WHERE run_id = $run_bad")
+[ "$row" = "failed|2|permission denied for schema locked" ] || fail "(c) coco.runs row is '$row'"
+err=$(q -c "CREATE ROLE other" -c "SET ROLE other" -c "SELECT coco.wait($run_bad)" 2>&1 || true)
+echo "$err" | grep -q "permission denied for run $run_bad" || fail "(c) a stranger could wait: $err"
+ok "(c) app bad's run $run_bad failed after 2 attempts ('permission denied for schema locked', SQLSTATE 38000 from coco.wait) while app good's run $run_good succeeded; strangers may not wait"
+q -c "GRANT CREATE ON SCHEMA locked TO lowly" >/dev/null
+run_fix=$(q -c "SET ROLE lowly" -c "SELECT coco.submit('bad')" | tail -n 1)
+q -c "SET ROLE lowly" -c "SELECT coco.wait($run_fix)" >/dev/null || fail "(c) resubmitted run $run_fix failed"
+[ "$(q -c "SELECT id FROM locked.t")" = 1 ] || fail "(c) locked.t not converged"
+[ "$(q -c "SELECT tableowner FROM pg_tables WHERE schemaname = 'locked'")" = lowly ] ||
+    fail "(c) locked.t is not owned by the app owner"
+ok "(c) after GRANT CREATE the resubmitted run $run_fix converged; the table is owned by the app owner (lowly), not the worker's superuser"
+
+# a failed attempt is retried after the backoff; fixed in between, it succeeds
+q >/dev/null <<'SQL'
+ALTER SYSTEM SET coco_target.retry_base = '3s';
+SELECT pg_reload_conf();
+CREATE SCHEMA locked2;
+GRANT USAGE ON SCHEMA locked2 TO lowly;
+SET ROLE lowly;
+SELECT coco.create_app('flaky');
+SELECT coco.declare_table('flaky', 'locked2.t', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_row('flaky', 'locked2.t', '{"id": 3}');
+SQL
+sleep 0.5   # the worker has read the new retry_base
+run_flaky=$(q -c "SET ROLE lowly" -c "SELECT coco.submit('flaky')" | tail -n 1)
+wait_for "SELECT status, attempts, retry_at > now(), error FROM coco.runs WHERE run_id = $run_flaky" \
+    "queued|1|t|permission denied for schema locked2" || fail "(c) run $run_flaky is not waiting for its retry"
+q -c "GRANT CREATE ON SCHEMA locked2 TO lowly" >/dev/null
+q -c "SET ROLE lowly" -c "SELECT coco.wait($run_flaky)" >/dev/null || fail "(c) retried run $run_flaky failed"
+row=$(q -c "SELECT status, attempts, retry_at IS NULL, error IS NULL FROM coco.runs WHERE run_id = $run_flaky")
+[ "$row" = "succeeded|2|t|t" ] || fail "(c) retried run: $row"
+q >/dev/null <<'SQL'
+ALTER SYSTEM SET coco_target.retry_base = '200ms';
+SELECT pg_reload_conf();
+SQL
+ok "(c) run $run_flaky failed its first attempt, waited for its retry (queued, retry_at set), and succeeded on attempt 2 after the fix"
+
+# --- (d) kill -9 mid-run of a 200k-row app ----------------------------------
+# pg_sleep in the declared query holds the run open long enough to kill it
+# reliably in the middle.
+q >/dev/null <<'SQL'
+CREATE TABLE big_src (id int PRIMARY KEY, v text, n numeric);
+INSERT INTO big_src SELECT g, md5(g::text), g * 1.5 FROM generate_series(1, 200000) g;
+SELECT coco.create_app('big');
+SELECT coco.declare_table('big', 'public.big_tgt',
+    '[{"name": "id", "type": "integer"}, {"name": "v", "type": "text"}, {"name": "n", "type": "numeric"}]', '{id}');
+SELECT coco.declare_rows('big', 'public.big_tgt', 'SELECT id, v, n FROM big_src, pg_catalog.pg_sleep(1.5) s');
+SQL
+run_big=$(q -c "SELECT coco.submit('big')" | tail -n 1)
+wait_for "SELECT status FROM coco.runs WHERE run_id = $run_big" running || fail "(d) run never started"
+sleep 0.5
+wpid=$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'coco_target worker' AND query LIKE 'coco_target: reconciling app big run $run_big'")
+[ -n "$wpid" ] || fail "(d) no worker reconciling run $run_big in pg_stat_activity"
+kill -9 "$wpid"
+sleep 1
+wait_server || fail "(d) server did not come back after the crash"
+wait_for "SELECT status FROM coco.runs WHERE run_id = $run_big" succeeded postgres 60 ||
+    fail "(d) run $run_big not completed after the crash"
+d=$(q -c "SELECT (SELECT count(*) FROM big_tgt), (SELECT count(*) FROM (SELECT * FROM big_src EXCEPT SELECT * FROM big_tgt) x), (SELECT count(*) FROM (SELECT * FROM big_tgt EXCEPT SELECT * FROM big_src) y), (SELECT attempts FROM coco.run WHERE run_id = $run_big)")
+[ "$d" = "200000|0|0|2" ] || fail "(d) after recovery: count|missing|extra|attempts = $d"
+grep -q "re-queued 1 interrupted run" "$COCO_TMP/postgres.log" || fail "(d) no re-queue logged"
+ok "(d) killed worker $wpid mid-run; after crash recovery run $run_big was re-queued and succeeded on attempt 2; big_tgt equals big_src (200000 rows)"
+
+# --- (e) pg_ctl restart with a queued run pending ---------------------------
+# app slow keeps the database's only worker busy, so app e's run is still
+# queued when the server goes down.
+q >/dev/null <<'SQL'
+SELECT coco.create_app('slow');
+SELECT coco.declare_table('slow', 'public.slow_tgt', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_rows('slow', 'public.slow_tgt', 'SELECT 1 AS id FROM pg_catalog.pg_sleep(3) s');
+SELECT coco.create_app('e');
+SELECT coco.declare_table('e', 'public.e_tgt', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_row('e', 'public.e_tgt', '{"id": 42}');
+SQL
+run_slow=$(q -c "SELECT coco.submit('slow')" | tail -n 1)
+run_e=$(q -c "SELECT coco.submit('e')" | tail -n 1)
+wait_for "SELECT status FROM coco.runs WHERE run_id = $run_slow" running || fail "(e) slow run never started"
+st=$(q -c "SELECT status FROM coco.runs WHERE run_id = $run_e")
+[ "$st" = queued ] || fail "(e) run $run_e is '$st' before the restart, wanted queued"
+err=$(q -c "\\set VERBOSITY verbose" -c "SELECT coco.wait($run_e, '300ms')" 2>&1 || true)
+echo "$err" | grep -q "ERROR:  55000: timed out waiting for run $run_e" || fail "(e) wait did not time out: $err"
+err=$(q -c "\\set VERBOSITY verbose" -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT coco.wait($run_e)" 2>&1 || true)
+echo "$err" | grep -q "ERROR:  55000: run $run_e has not finished yet" || fail "(e) wait in repeatable read: $err"
+ok "(e) coco.wait on the queued run $run_e times out with 55000, and refuses at once in REPEATABLE READ"
+coco_pg_ctl -w -t 60 -m fast restart >/dev/null || fail "(e) restart failed"
+wait_for "SELECT status FROM coco.runs WHERE run_id = $run_e" succeeded postgres 60 ||
+    fail "(e) queued run $run_e did not run after the restart"
+[ "$(q -c "SELECT id FROM e_tgt")" = 42 ] || fail "(e) e_tgt not converged"
+wait_for "SELECT status FROM coco.runs WHERE run_id = $run_slow" succeeded postgres 30 ||
+    fail "(e) interrupted slow run $run_slow did not complete"
+ok "(e) run $run_e queued across pg_ctl restart ran afterwards; interrupted run $run_slow completed too"
+
+# a launcher restarted while a worker is busy must not start a second worker
+# for the same database (which would take the busy run for interrupted)
+q >/dev/null <<'SQL'
+SELECT coco.declare_table('slow', 'public.slow_tgt', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_rows('slow', 'public.slow_tgt', 'SELECT 2 AS id FROM pg_catalog.pg_sleep(3) s');
+SQL
+run_slow2=$(q -c "SELECT coco.submit('slow')" | tail -n 1)
+wait_for "SELECT status FROM coco.runs WHERE run_id = $run_slow2" running || fail "(e) slow run 2 never started"
+q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'coco_target launcher'" >/dev/null
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'coco_target launcher'" 1 ||
+    fail "(e) the launcher was not restarted"
+q -c "SELECT coco.wait($run_slow2)" >/dev/null || fail "(e) slow run 2 failed"
+row=$(q -c "SELECT status, attempts, error IS NULL FROM coco.runs WHERE run_id = $run_slow2")
+[ "$row" = "succeeded|1|t" ] || fail "(e) run $run_slow2 was disturbed by the launcher restart: $row"
+ok "(e) the launcher, terminated mid-run, came back without starting a second worker: run $run_slow2 succeeded on its first attempt"
+
+# --- (f) a second database; DROP EXTENSION there ----------------------------
+q -c "CREATE DATABASE db2" >/dev/null
+q -d db2 >/dev/null <<'SQL'
+CREATE EXTENSION coco_target;
+SELECT coco.create_app('two');
+SELECT coco.declare_table('two', 'public.t2', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_row('two', 'public.t2', '{"id": 2}');
+SQL
+run_two=$(q -d db2 -c "SELECT coco.submit('two')" | tail -n 1)
+q -d db2 -c "SELECT coco.wait($run_two)" >/dev/null || fail "(f) run in db2 failed"
+[ "$(q -d db2 -c "SELECT id FROM t2")" = 2 ] || fail "(f) db2 target not converged"
+pid_two=$(q -d db2 -c "SELECT pid FROM coco.runs WHERE run_id = $run_two")
+ok "(f) database db2 is served by its own worker (pid $pid_two): run $run_two converged"
+# The worker lingers 3 s after its last run, so it is normally still there.
+present=$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'coco_target worker' AND datname = 'db2'")
+log_at=$(stat -c %s "$COCO_TMP/postgres.log")
+q -d db2 -c "DROP EXTENSION coco_target CASCADE" 2>/dev/null
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'coco_target worker' AND datname = 'db2'" 0 ||
+    fail "(f) worker in db2 did not exit after DROP EXTENSION"
+sleep 1.5   # a launcher round: it must not start the worker again
+errors=$(tail -c +"$((log_at + 1))" "$COCO_TMP/postgres.log" | grep -E "ERROR|FATAL|PANIC" || true)
+[ -z "$errors" ] || fail "(f) errors in the log after DROP EXTENSION: $errors"
+q -c "DROP DATABASE db2" >/dev/null || fail "(f) DROP DATABASE db2 failed (a worker still connected?)"
+ok "(f) DROP EXTENSION in db2 (workers connected then: $present): no worker left, no errors logged, DROP DATABASE db2 succeeded"
+
+# --- (g) pg_cron keeps a derived table in line ------------------------------
+# pg_cron 1.5+ takes '1 seconds'; 1.4 (Debian 12) only minute schedules, so
+# there the check waits for the next minute boundary.
+q -c "CREATE EXTENSION IF NOT EXISTS pg_cron" >/dev/null
+cron_ver=$(q -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'")
+case "$cron_ver" in
+    1.[0-4]|1.[0-4][.-]*) schedule='* * * * *'; cron_wait=75 ;;
+    *) schedule='1 seconds'; cron_wait=30 ;;
+esac
+q >/dev/null <<'SQL'
+CREATE TABLE docs (id int PRIMARY KEY, body text);
+INSERT INTO docs VALUES (1, 'hello world'), (2, 'goodbye');
+CREATE FUNCTION declare_docs(app text) RETURNS void LANGUAGE sql AS $$
+    SELECT coco.declare_table(app, 'public.doc_words',
+        '[{"name": "id", "type": "integer"}, {"name": "words", "type": "integer"}]', '{id}');
+    SELECT coco.declare_rows(app, 'public.doc_words',
+        'SELECT id, pg_catalog.array_length(pg_catalog.regexp_split_to_array(body, '' ''), 1) AS words FROM public.docs');
+$$;
+SELECT coco.create_app('docs', 'declare_docs(text)');
+SELECT coco.update('docs');
+SQL
+[ "$(q -c "SELECT string_agg(id || ':' || words, ',' ORDER BY id) FROM doc_words")" = "1:2,2:1" ] ||
+    fail "(g) coco.update('docs') did not build doc_words"
+q -c "INSERT INTO docs VALUES (3, 'a b c')" -c "DELETE FROM docs WHERE id = 2" >/dev/null
+q -c "SELECT cron.schedule('coco-update', '$schedule', \$\$SELECT coco.update('docs')\$\$)" >/dev/null
+wait_for "SELECT string_agg(id || ':' || words, ',' ORDER BY id) FROM doc_words" "1:2,3:3" postgres "$cron_wait" ||
+    fail "(g) pg_cron did not bring doc_words in line"
+q -c "SELECT cron.unschedule('coco-update')" >/dev/null
+ok "(g) pg_cron $cron_ver running coco.update('docs') on schedule '$schedule' brought doc_words in line with docs"
+
+# --- (h) not preloaded: submit refuses with a hint --------------------------
+echo "shared_preload_libraries = 'pg_cron'" >>"$PGDATA/postgresql.conf"
+coco_pg_ctl -w -t 60 -m fast restart >/dev/null || fail "(h) restart failed"
+wait_server || fail "(h) server did not come back"
+err=$(q -c "\\set VERBOSITY verbose" -c "SELECT coco.submit('a')" 2>&1 || true)
+echo "$err" | grep -q "ERROR:  55000: coco.submit() requires the coco_target background worker" ||
+    fail "(h) submit without preload said: $err"
+echo "$err" | grep -q "HINT:  Add coco_target to shared_preload_libraries" || fail "(h) no hint: $err"
+ok "(h) without shared_preload_libraries coco.submit() fails with SQLSTATE 55000 and a hint"
+
+echo "worker scenario passed"
