@@ -118,6 +118,16 @@ CREATE TABLE coco.row_set (
     PRIMARY KEY (target_id, comp_id)
 );
 
+-- Providers written in SQL: coco.register_provider().
+CREATE TABLE coco.provider (
+    name          text PRIMARY KEY,
+    reconcile_fn  regprocedure NOT NULL,
+    apply_fn      regprocedure NOT NULL,
+    owner         oid NOT NULL
+);
+REVOKE ALL ON coco.provider FROM PUBLIC;
+GRANT SELECT ON coco.provider TO PUBLIC;
+
 CREATE TABLE coco.run (
     run_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     app_id       integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
@@ -217,6 +227,11 @@ CREATE FUNCTION coco.declare_index(app text, table_name text, index_name text, c
 CREATE FUNCTION coco.declare_sql_command(app text, table_name text, name text, setup_sql text,
                                          teardown_sql text DEFAULT NULL, component text[] DEFAULT '{}')
     RETURNS void AS 'MODULE_PATHNAME', 'coco_declare_sql_command' LANGUAGE C;
+CREATE FUNCTION coco.register_provider(name text, reconcile_fn regprocedure, apply_fn regprocedure)
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_register_provider' LANGUAGE C;
+CREATE FUNCTION coco.declare_target_state(app text, provider text, key jsonb, spec jsonb,
+                                          component text[] DEFAULT '{}')
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_declare_target_state' LANGUAGE C;
 CREATE FUNCTION coco.clear_component(app text, component text[]) RETURNS void
     AS 'MODULE_PATHNAME', 'coco_clear_component' LANGUAGE C;
 CREATE FUNCTION coco.reconcile(app text, "full" boolean DEFAULT false) RETURNS jsonb

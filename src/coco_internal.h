@@ -20,6 +20,11 @@
 
 /* provider.c */
 extern ArrayType *coco_provider_names(bool attachments);
+extern const CocoProvider *coco_lookup_c_provider(const char *name);
+
+/* sql_provider.c */
+extern Oid	coco_run_owner;
+extern const CocoProvider *coco_lookup_sql_provider(const char *name);
 /* provider.c: settings */
 extern int	coco_work_mem;
 extern int	coco_batch_size;

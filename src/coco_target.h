@@ -234,6 +234,9 @@ typedef struct CocoProvider
 	 * declares (coco.tracked_fingerprint tallies them), so components that
 	 * declare exactly what they have are not diffed. */
 	void		(*summarize_children) (CocoChildSync *sync);
+	/* Its states are declared with coco.declare_target_state(app, provider,
+	 * key, spec): the handler must validate any JSON spec it is given. */
+	bool		generic_specs;
 } CocoProvider;
 
 /* Register a root provider; call from _PG_init.  Names are unique. */

@@ -167,6 +167,8 @@ load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayTyp
 	Datum		values[4] = {Int32GetDatum(app_id), PointerGetDatum(replaced),
 	PointerGetDatum(providers), PointerGetDatum(parents)};
 	RootState  *states;
+	SPITupleTable *result;
+	uint64		nresult;
 
 	coco_run_snap_exec("SELECT coalesce(s.provider, t.provider), coalesce(s.key, t.key), "
 			  "coalesce(s.name, t.name), s.spec, s.comp_id, t.ts_id, t.records, "
@@ -183,11 +185,14 @@ load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayTyp
 			  "ORDER BY 1, 2",
 			  4, types, values, true, SPI_OK_SELECT);
 
-	states = palloc0(sizeof(RootState) * Max(SPI_processed, 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/* the loop runs SPI itself (provider look-ups): keep this result */
+	result = SPI_tuptable;
+	nresult = SPI_processed;
+	states = palloc0(sizeof(RootState) * Max(nresult, 1));
+	for (uint64 i = 0; i < nresult; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HeapTuple	tup = result->vals[i];
+		TupleDesc	desc = result->tupdesc;
 		RootState  *rs = &states[i];
 		bool		isnull;
 		Datum		d;
@@ -234,7 +239,7 @@ load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayTyp
 					 errmsg("provider \"%s\" is not registered", rs->st.provider),
 					 errhint("Load the connector that provides it (shared_preload_libraries).")));
 	}
-	*n = (int) SPI_processed;
+	*n = (int) nresult;
 	return states;
 }
 
@@ -675,6 +680,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	CocoUserContext uc;
 
 	coco_run_snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	coco_run_owner = app->owner;
 	coco_enter_extension_owner(&uc);
 	coco_run_pass_id = coco_spi_int8("SELECT pg_catalog.nextval('coco.pass_seq')", 0, NULL, NULL, NULL);
 	replaced = replaced_components(app->app_id, full, &nreplaced);

@@ -31,7 +31,7 @@ coco_register_root_provider(const CocoProvider *provider)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a provider needs a name, a reconcile function and an apply function")));
-	if (coco_lookup_provider(provider->name) != NULL)
+	if (coco_lookup_c_provider(provider->name) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("provider \"%s\" is already registered", provider->name)));
@@ -43,12 +43,21 @@ coco_register_root_provider(const CocoProvider *provider)
 }
 
 const CocoProvider *
-coco_lookup_provider(const char *name)
+coco_lookup_c_provider(const char *name)
 {
 	for (int i = 0; i < nproviders; i++)
 		if (strcmp(providers[i]->name, name) == 0)
 			return providers[i];
 	return NULL;
+}
+
+/* A provider written in C, else one registered in SQL (coco.provider). */
+const CocoProvider *
+coco_lookup_provider(const char *name)
+{
+	const CocoProvider *p = coco_lookup_c_provider(name);
+
+	return p ? p : coco_lookup_sql_provider(name);
 }
 
 int			coco_work_mem = 65536;
@@ -74,20 +83,32 @@ _PG_init(void)
 	MarkGUCPrefixReserved("coco_target");
 	coco_register_cache_callbacks();
 
-	if (coco_lookup_provider(COCO_TABLE_PROVIDER) == NULL)
+	if (coco_lookup_c_provider(COCO_TABLE_PROVIDER) == NULL)
 		coco_pg_table_register();
 }
 
 /* The names of the registered providers: containers and other root
- * providers, or attachments (those with a parent). */
+ * providers (those in C and those registered in SQL), or attachments (those
+ * with a parent).  Needs SPI. */
 ArrayType *
 coco_provider_names(bool attachments)
 {
-	Datum	   *names = palloc(sizeof(Datum) * Max(nproviders, 1));
+	List	   *names = NIL;
+	Datum	   *elems;
 	int			n = 0;
+	ListCell   *lc;
 
 	for (int i = 0; i < nproviders; i++)
 		if ((providers[i]->parent != NULL) == attachments)
-			names[n++] = CStringGetTextDatum(providers[i]->name);
-	return construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
+			names = lappend(names, (void *) providers[i]->name);
+	if (!attachments)
+	{
+		coco_spi_exec("SELECT name FROM coco.provider", 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		for (uint64 r = 0; r < SPI_processed; r++)
+			names = lappend(names, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1));
+	}
+	elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
+	foreach(lc, names)
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	return construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
