@@ -10,7 +10,7 @@
 CREATE TABLE coco.app (
     app_id      integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name        text NOT NULL UNIQUE,
-    owner       oid NOT NULL,
+    owner       regrole NOT NULL,     -- dumped and restored by name
     declare_fn  regprocedure,
     search_path text NOT NULL,        -- the creating session's, for declare_fn
     created_at  timestamptz NOT NULL DEFAULT now()
@@ -123,7 +123,7 @@ CREATE TABLE coco.provider (
     name          text PRIMARY KEY,
     reconcile_fn  regprocedure NOT NULL,
     apply_fn      regprocedure NOT NULL,
-    owner         oid NOT NULL
+    owner         regrole NOT NULL
 );
 REVOKE ALL ON coco.provider FROM PUBLIC;
 GRANT SELECT ON coco.provider TO PUBLIC;
@@ -316,3 +316,21 @@ SELECT r.run_id, a.name AS app, r."full", r.status, r.error, r.started_at, r.fin
        r.pid,
        r.submitted_at, r.attempts, r.retry_at
   FROM coco.run r JOIN coco.app a USING (app_id);
+
+-- pg_dump keeps the bookkeeping with the database: apps, their pending
+-- declarations, what the reconciler made (tracking) and the run history.
+-- Without it a restored database would have its targets but not know them,
+-- and the first run would refuse to adopt them.
+DO $$
+DECLARE t text;
+BEGIN
+    -- one call per statement: each updates the extension's catalog row
+    FOREACH t IN ARRAY ARRAY['app', 'component', 'staged_state', 'staged_row', 'staged_query',
+                             'cleared_component', 'target_state', 'tracked_row', 'row_set',
+                             'run', 'provider', 'pass_seq', 'app_app_id_seq',
+                             'component_comp_id_seq', 'staged_query_query_id_seq',
+                             'target_state_ts_id_seq', 'run_run_id_seq']
+    LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(('coco.' || t)::regclass, '');
+    END LOOP;
+END $$;

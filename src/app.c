@@ -61,6 +61,7 @@ coco_spi_int8(const char *sql, int nargs, Oid *types, Datum *values, bool *isnul
 		case INT8OID:
 			return DatumGetInt64(d);
 		case OIDOID:
+		case REGROLEOID:
 			return DatumGetObjectId(d);
 		case BOOLOID:
 			return DatumGetBool(d);
@@ -280,7 +281,7 @@ Datum
 coco_create_app(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	Oid			types[4] = {TEXTOID, OIDOID, REGPROCEDUREOID, TEXTOID};
+	Oid			types[4] = {TEXTOID, REGROLEOID, REGPROCEDUREOID, TEXTOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	CocoUserContext uc;

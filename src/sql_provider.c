@@ -300,7 +300,7 @@ coco_register_provider(PG_FUNCTION_ARGS)
 	char	   *name;
 	Oid			rtypes[4] = {JSONBOID, JSONBOID, JSONBARRAYOID, BOOLOID};
 	Oid			atypes[1] = {JSONBOID};
-	Oid			types[4] = {TEXTOID, REGPROCEDUREOID, REGPROCEDUREOID, OIDOID};
+	Oid			types[4] = {TEXTOID, REGPROCEDUREOID, REGPROCEDUREOID, REGROLEOID};
 	Datum		values[4];
 	CocoUserContext uc;
 	bool		isnull;
