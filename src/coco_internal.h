@@ -25,6 +25,9 @@ extern const CocoProvider *coco_lookup_c_provider(const char *name);
 /* sql_provider.c */
 extern Oid	coco_run_owner;
 extern const CocoProvider *coco_lookup_sql_provider(const char *name);
+/* provider.c: crash tests */
+extern char *coco_fault_point;
+extern void coco_fault(const char *point);
 /* provider.c: settings */
 extern int	coco_work_mem;
 extern int	coco_batch_size;

@@ -692,6 +692,8 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 							  construct_empty_array(INT8OID), &ntables);
 	coco_leave(&uc);
 
+	coco_fault("after_staging_read");
+
 	/* decide (pure): containers first, then their attachments */
 	rs->drift += find_drift(tables, ntables);
 	for (int i = 0; i < ntables; i++)
@@ -713,6 +715,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	coco_enter_extension_owner(&uc);
 	check_row_tables(app->app_id, tables, ntables);
 	coco_leave(&uc);
+	coco_fault("after_decisions");
 
 	/*
 	 * Apply: attachments step back before their containers change;
@@ -721,12 +724,15 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	 */
 	apply_root_actions(app, atts, natts, STEP_RETIRE);
 	apply_root_actions(app, tables, ntables, STEP_APPLY);
+	coco_fault("after_table_ddl");
 	record_root_states(app, tables, ntables, all, nall, rs);
 	coco_sync_children(app, replaced, nreplaced, tables, ntables, rs);
 	apply_root_actions(app, tables, ntables, STEP_FINISH);
+	coco_fault("before_attachments");
 	resolve_parents(app, tables, ntables, atts, natts);
 	apply_root_actions(app, atts, natts, STEP_APPLY);
 	record_root_states(app, atts, natts, all, nall, rs);
+	coco_fault("before_consume");
 	consume_staging(app->app_id);
 
 	UnregisterSnapshot(coco_run_snapshot);

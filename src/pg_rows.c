@@ -616,6 +616,7 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	PopActiveSnapshot();
 	coco_leave(&uc);
 	sync->inserted = SPI_processed;
+	coco_fault("after_row_batch");
 
 	tvalues[0] = Int32GetDatum(sync->app_id);
 	tvalues[1] = Int64GetDatum(sync->container_id);
@@ -762,6 +763,7 @@ coco_rows_sync(CocoChildSync *sync)
 		MemoryContextSwitchTo(old);
 		SPI_freetuptable(SPI_tuptable);
 		apply_batch(&batch, spec, &st, bdesc, sync);
+		coco_fault("after_row_batch");
 		tuplestore_end(batch.store);
 		MemoryContextReset(batch_cxt);
 	}

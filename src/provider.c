@@ -7,8 +7,11 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -61,6 +64,7 @@ coco_lookup_provider(const char *name)
 }
 
 int			coco_work_mem = 65536;
+char	   *coco_fault_point = NULL;
 int			coco_batch_size = 50000;
 
 void		_PG_init(void);
@@ -78,6 +82,12 @@ _PG_init(void)
 							"Changed rows applied to a target per set-wise statement.",
 							NULL, &coco_batch_size, 50000, 1, 10000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("coco_target.fault_point",
+							   "Testing only: stop the backend hard at this point of a run.",
+							   "A named point (after_staging_read, after_decisions, after_table_ddl, "
+							   "after_row_batch, before_attachments, before_consume); the backend "
+							   "kills itself with SIGKILL there, as a crash would.",
+							   &coco_fault_point, "", PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	/* the worker's settings, shared memory and launcher (when preloaded) */
 	coco_worker_init();
 	MarkGUCPrefixReserved("coco_target");
@@ -111,4 +121,20 @@ coco_provider_names(bool attachments)
 	foreach(lc, names)
 		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
 	return construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/*
+ * Crash tests: at the named point, stop this backend as a crash would — no
+ * error handling, no abort processing — so tests can show that a run
+ * interrupted anywhere leaves a state the next run converges from.
+ */
+void
+coco_fault(const char *point)
+{
+	if (coco_fault_point == NULL || strcmp(coco_fault_point, point) != 0)
+		return;
+	ereport(LOG,
+			(errmsg("coco_target: fault point \"%s\" reached, killing the backend", point)));
+	(void) kill(MyProcPid, SIGKILL);
+	pg_usleep(10 * 1000 * 1000L);	/* not reached */
 }
