@@ -8,7 +8,8 @@
 # changed; the reconcile is killed at the point; after crash recovery a
 # plain reconcile brings the target to exactly the declared state (EXCEPT
 # both ways), tracking matches the target, and the catalog matches the
-# declaration.  A crash in the middle of a first load is covered too.
+# declaration.  A crash in the middle of a first load is covered too, and
+# an immediate shutdown of the server during a large run.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -116,5 +117,27 @@ killed_reconcile fp_load after_row_batch
 q -c "SELECT coco.reconcile('fp_load')" >/dev/null
 check fp_load 1 "killed during the first load"
 ok "first load killed mid-way: nothing was left behind, and the next run loaded everything"
+
+# immediate shutdown of the server during a large run, then start
+q -c "CREATE TABLE fp_big_src (id int PRIMARY KEY, v text, n int)" \
+  -c "INSERT INTO fp_big_src SELECT g, md5(g::text), g FROM generate_series(1, 300000) g" \
+  -c "SELECT coco.create_app('fp_big')" >/dev/null
+declare fp_big 1
+(q -c "SELECT coco.reconcile('fp_big')" >/dev/null 2>&1 || true) &
+running=""
+for _ in $(seq 1 100); do
+    running=$(q -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT coco.reconcile(''fp_big'')%' AND state = 'active'" 2>/dev/null || true)
+    [ "$running" = 1 ] && break
+    sleep 0.05
+done
+[ "$running" = 1 ] || fail "fp_big: the large run was not seen running"
+sleep 0.3
+coco_pg_ctl -m immediate -w stop >/dev/null
+wait
+coco_pg_ctl -w -t 60 start >/dev/null
+wait_up
+q -c "SELECT coco.reconcile('fp_big')" >/dev/null
+check fp_big 1 "immediate shutdown during the run"
+ok "immediate shutdown during a 300k-row run: after restart the next run converged"
 
 echo "fault point scenario passed"
