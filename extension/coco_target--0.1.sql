@@ -334,3 +334,8 @@ BEGIN
         PERFORM pg_catalog.pg_extension_config_dump(('coco.' || t)::regclass, '');
     END LOOP;
 END $$;
+
+-- A dry run: what the next reconcile would do, applying nothing.
+CREATE FUNCTION coco.plan(app text, "full" boolean DEFAULT false)
+    RETURNS TABLE(provider text, key jsonb, action text, detail jsonb)
+    AS 'MODULE_PATHNAME', 'coco_plan' LANGUAGE C;

@@ -133,6 +133,7 @@ extern void coco_pg_attach_register(void);
 /* pg_rows.c */
 extern void coco_rows_sync(CocoChildSync *sync);
 extern void coco_rows_summarize(CocoChildSync *sync);
+extern void coco_rows_plan(CocoChildSync *sync);
 extern char *coco_rows_select_list(const CocoTableSpec *spec, List *query_columns);
 extern char *coco_rows_key_expr(const CocoTableSpec *spec);
 

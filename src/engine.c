@@ -663,58 +663,73 @@ count_stale(int app_id)
 }
 
 /* One pass over the app's staging; the caller holds the app lock. */
-static void
-run_pass(CocoApp *app, bool full, RunStats *rs)
+/*
+ * The deciding half of a pass (pure, no target changes): the run's snapshot,
+ * the replaced components, the root states and attachments with their
+ * decisions, drift found on the way.  coco.plan stops here.
+ */
+void
+coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs)
 {
-	int			nreplaced;
-	int		   *replaced;
-	int			nall;
-	int		   *all;
-	int			ntables;
-	RootState  *tables;
-	int			natts;
-	RootState  *atts;
-	ArrayType  *replaced_arr;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(app->app_id)};
 	CocoUserContext uc;
+	ArrayType  *replaced_arr;
 
+	memset(rd, 0, sizeof(*rd));
 	coco_run_snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	coco_run_owner = app->owner;
 	coco_enter_extension_owner(&uc);
 	coco_run_pass_id = coco_spi_int8("SELECT pg_catalog.nextval('coco.pass_seq')", 0, NULL, NULL, NULL);
-	replaced = replaced_components(app->app_id, full, &nreplaced);
+	rd->replaced = replaced_components(app->app_id, full, &rd->nreplaced);
 	coco_run_snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
-			  1, types, values, true, SPI_OK_SELECT);
-	all = coco_run_int_column(&nall);
-	replaced_arr = coco_run_int_array(replaced, nreplaced);
-	tables = load_root_states(app->app_id, replaced_arr, coco_provider_names(false),
-							  construct_empty_array(INT8OID), &ntables);
+					   1, types, values, true, SPI_OK_SELECT);
+	rd->all = coco_run_int_column(&rd->nall);
+	replaced_arr = coco_run_int_array(rd->replaced, rd->nreplaced);
+	rd->tables = load_root_states(app->app_id, replaced_arr, coco_provider_names(false),
+								  construct_empty_array(INT8OID), &rd->ntables);
 	coco_leave(&uc);
 
 	coco_fault("after_staging_read");
 
 	/* decide (pure): containers first, then their attachments */
-	rs->drift += find_drift(tables, ntables);
-	for (int i = 0; i < ntables; i++)
-		tables[i].provider->reconcile(&tables[i].st, &tables[i].decision);
+	rs->drift += find_drift(rd->tables, rd->ntables);
+	for (int i = 0; i < rd->ntables; i++)
+		rd->tables[i].provider->reconcile(&rd->tables[i].st, &rd->tables[i].decision);
 	{
-		Datum	   *ids = palloc(sizeof(Datum) * Max(ntables, 1));
+		Datum	   *ids = palloc(sizeof(Datum) * Max(rd->ntables, 1));
 		int			nids = 0;
 
-		for (int i = 0; i < ntables; i++)
-			if (tables[i].ts_id != 0)
-				ids[nids++] = Int64GetDatum(tables[i].ts_id);
+		for (int i = 0; i < rd->ntables; i++)
+			if (rd->tables[i].ts_id != 0)
+				ids[nids++] = Int64GetDatum(rd->tables[i].ts_id);
 		coco_enter_extension_owner(&uc);
-		atts = load_root_states(app->app_id, replaced_arr, coco_provider_names(true),
-								construct_array(ids, nids, INT8OID, 8, true, TYPALIGN_DOUBLE), &natts);
+		rd->atts = load_root_states(app->app_id, replaced_arr, coco_provider_names(true),
+									construct_array(ids, nids, INT8OID, 8, true, TYPALIGN_DOUBLE),
+									&rd->natts);
 		coco_leave(&uc);
 	}
-	rs->drift += find_drift(atts, natts);
-	decide_attachments(tables, ntables, atts, natts);
+	rs->drift += find_drift(rd->atts, rd->natts);
+	decide_attachments(rd->tables, rd->ntables, rd->atts, rd->natts);
 	coco_enter_extension_owner(&uc);
-	check_row_tables(app->app_id, tables, ntables);
+	check_row_tables(app->app_id, rd->tables, rd->ntables);
 	coco_leave(&uc);
+}
+
+void
+coco_run_end(void)
+{
+	UnregisterSnapshot(coco_run_snapshot);
+	coco_run_snapshot = NULL;
+}
+
+/* One pass over the app's staging; the caller holds the app lock. */
+static void
+run_pass(CocoApp *app, bool full, RunStats *rs)
+{
+	RunDecisions rd;
+
+	coco_run_decide(app, full, &rd, rs);
 	coco_fault("after_decisions");
 
 	/*
@@ -722,21 +737,20 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	 * containers, then their children, then what follows the children; then
 	 * attachments are made on containers that are complete.
 	 */
-	apply_root_actions(app, atts, natts, STEP_RETIRE);
-	apply_root_actions(app, tables, ntables, STEP_APPLY);
+	apply_root_actions(app, rd.atts, rd.natts, STEP_RETIRE);
+	apply_root_actions(app, rd.tables, rd.ntables, STEP_APPLY);
 	coco_fault("after_table_ddl");
-	record_root_states(app, tables, ntables, all, nall, rs);
-	coco_sync_children(app, replaced, nreplaced, tables, ntables, rs);
-	apply_root_actions(app, tables, ntables, STEP_FINISH);
+	record_root_states(app, rd.tables, rd.ntables, rd.all, rd.nall, rs);
+	coco_sync_children(app, rd.replaced, rd.nreplaced, rd.tables, rd.ntables, rs);
+	apply_root_actions(app, rd.tables, rd.ntables, STEP_FINISH);
 	coco_fault("before_attachments");
-	resolve_parents(app, tables, ntables, atts, natts);
-	apply_root_actions(app, atts, natts, STEP_APPLY);
-	record_root_states(app, atts, natts, all, nall, rs);
+	resolve_parents(app, rd.tables, rd.ntables, rd.atts, rd.natts);
+	apply_root_actions(app, rd.atts, rd.natts, STEP_APPLY);
+	record_root_states(app, rd.atts, rd.natts, rd.all, rd.nall, rs);
 	coco_fault("before_consume");
 	consume_staging(app->app_id);
 
-	UnregisterSnapshot(coco_run_snapshot);
-	coco_run_snapshot = NULL;
+	coco_run_end();
 	rs->passes++;
 }
 

@@ -226,9 +226,10 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 	initStringInfo(&sql);
 	/* OFFSET 0 keeps the subquery whole, so each row is fingerprinted once */
 	appendStringInfo(&sql,
-					 "SELECT d.\"coco#k\", d.\"coco#f\", d.\"coco#c\", t.key, t.comp_id, "
-					 "(d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) "
-					 "OR (d.\"coco#f\" OPERATOR(pg_catalog.=) t.fp) IS NOT TRUE), t.tid%s "
+					 "SELECT d.\"coco#k\", d.\"coco#f\", d.\"coco#c\", t.key AS \"coco#tk\", "
+					 "t.comp_id AS \"coco#tc\", (d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) "
+					 "OR (d.\"coco#f\" OPERATOR(pg_catalog.=) t.fp) IS NOT TRUE) AS \"coco#changed\", "
+					 "t.tid AS \"coco#tid\"%s "
 					 "FROM (SELECT %s AS \"coco#k\", %s AS \"coco#f\", x.\"coco#c\"%s FROM (%s) x OFFSET 0) d "
 					 "FULL JOIN (SELECT ctid AS tid, key, fp, comp_id FROM coco.tracked_row "
 					 "WHERE target_id OPERATOR(pg_catalog.=) $2 "
@@ -771,5 +772,47 @@ coco_rows_sync(CocoChildSync *sync)
 	coco_leave(&uc);
 	MemoryContextDelete(batch_cxt);
 
+	sync->unchanged = coco_diff_tally_total() - sync->inserted - sync->updated;
+}
+
+/*
+ * For coco.plan: what a sync of these components would do, counted and not
+ * applied.  Fills sync->inserted/updated/deleted/unchanged.
+ */
+void
+coco_rows_plan(CocoChildSync *sync)
+{
+	CocoTableSpec *spec = coco_table_spec_parse(sync->record);
+	char	   *search_path = NULL;
+	List	   *queries = replaced_queries(sync, spec, &search_path);
+	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
+	Datum		values[5];
+	CocoUserContext uc;
+	char	   *sql;
+	bool		isnull;
+
+	values[0] = Int32GetDatum(sync->app_id);
+	values[1] = Int64GetDatum(sync->container_id);
+	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
+	values[3] = int_array_datum(sync->rewrite_comps, sync->nrewrite);
+	values[4] = CStringGetTextDatum(spec->tn.qualified);
+	/* the diff's output columns: key, fingerprint, component, tracked key, … changed */
+	sql = psprintf("SELECT pg_catalog.count(*) FILTER (WHERE z.\"coco#k\" IS NULL), "
+				   "pg_catalog.count(*) FILTER (WHERE z.\"coco#k\" IS NOT NULL AND z.\"coco#tk\" IS NULL), "
+				   "pg_catalog.count(*) FILTER (WHERE z.\"coco#k\" IS NOT NULL AND z.\"coco#tk\" IS NOT NULL "
+				   "AND z.\"coco#changed\") FROM (%s) z",
+				   build_diff_sql(spec, queries, false));
+	coco_enter_app_owner(sync->owner, search_path, &uc);
+	(void) set_config_option("work_mem", psprintf("%d", coco_work_mem),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	coco_push_run_snapshot();
+	coco_diff_tally_reset();
+	if (SPI_execute_with_args(sql, 5, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "coco_target: planning the rows of %s failed", spec->tn.qualified);
+	PopActiveSnapshot();
+	coco_leave(&uc);
+	sync->deleted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	sync->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	sync->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	sync->unchanged = coco_diff_tally_total() - sync->inserted - sync->updated;
 }

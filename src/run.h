@@ -42,6 +42,21 @@ typedef struct RootState
 	bool		forget;			/* its container was dropped: forget it */
 } RootState;
 
+/* what the deciding half of a pass found */
+typedef struct RunDecisions
+{
+	int		   *replaced;
+	int			nreplaced;
+	int		   *all;			/* every component of the app */
+	int			nall;
+	RootState  *tables;			/* root states (containers and other roots) */
+	int			ntables;
+	RootState  *atts;			/* attachments */
+	int			natts;
+} RunDecisions;
+
+extern void coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs);
+extern void coco_run_end(void);
 extern ProviderStats *coco_run_provider_stats(RunStats *rs, const char *name);
 extern void coco_run_snap_exec(const char *sql, int nargs, Oid *types, Datum *values,
 							   bool read_only, int expected);

@@ -1,0 +1,238 @@
+/*
+ * plan.c — coco.plan(app, full): what the next reconcile would do, applying
+ * nothing and leaving staging as it is.
+ *
+ * It runs the deciding half of a pass (the same code a reconcile runs) and,
+ * for rows, the diff statement counted instead of applied.  Each step
+ * carries hazard labels a reviewer cares about: drops_table, drops_column,
+ * rewrites_rows, deletes_rows, drops_index, access_exclusive_lock,
+ * blocks_writes, runs_sql.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+
+#include "run.h"
+
+typedef struct PlanOut
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+} PlanOut;
+
+static void
+emit(PlanOut *out, const char *provider, Jsonb *key, const char *action, const char *detail)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	values[0] = CStringGetTextDatum(provider);
+	values[1] = JsonbPGetDatum(key);
+	values[2] = CStringGetTextDatum(action);
+	values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(detail));
+	tuplestore_putvalues(out->store, out->desc, values, nulls);
+}
+
+static const char *
+detail_op(Jsonb *detail)
+{
+	JsonbValue *v = detail ? getKeyJsonValueFromContainer(&detail->root, "op", 2, NULL) : NULL;
+
+	return (v && v->type == jbvString) ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
+}
+
+static char *
+jsonb_text(Jsonb *j)
+{
+	return j ? JsonbToCString(NULL, &j->root, VARSIZE(j)) : "null";
+}
+
+/* hazards of a table's column actions */
+static void
+column_hazards(Jsonb *detail, StringInfo h)
+{
+	JsonbValue *cols = getKeyJsonValueFromContainer(&detail->root, "columns", 7, NULL);
+
+	if (cols == NULL || cols->type != jbvBinary)
+		return;
+	for (int i = 0; i < (int) JsonContainerSize(cols->val.binary.data); i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(cols->val.binary.data, i);
+		JsonbValue *a = getKeyJsonValueFromContainer(e->val.binary.data, "action", 6, NULL);
+		char	   *action = pnstrdup(a->val.string.val, a->val.string.len);
+
+		if (strcmp(action, "drop") == 0)
+			appendStringInfoString(h, ", \"drops_column\"");
+		else if (strcmp(action, "retype") == 0)
+			appendStringInfoString(h, ", \"rewrites_table\"");
+	}
+}
+
+static void
+plan_root_state(PlanOut *out, RootState *s)
+{
+	CocoDecision *d = &s->decision;
+	Jsonb	   *key = coco_key_to_jsonb(s->st.key, s->st.keylen);
+	const char *action;
+	StringInfoData h;
+	StringInfoData detail;
+	bool		is_table = strcmp(s->st.provider, COCO_TABLE_PROVIDER) == 0;
+	bool		attachment = s->provider->parent != NULL;
+
+	if (s->skip)
+		return;
+	initStringInfo(&h);
+	if (s->forget)
+		action = "forget";
+	else if (d->action == COCO_NO_ACTION)
+		action = d->record == NULL && s->ts_id != 0 ? "forget" : "none";
+	else if (is_table)
+	{
+		const char *op = detail_op(d->detail);
+
+		action = op ? (strcmp(op, "replace") == 0 ? "rebuild" : op) : "none";
+		if (strcmp(action, "create") != 0)
+			appendStringInfoString(&h, ", \"access_exclusive_lock\"");
+		if (strcmp(action, "rebuild") == 0 || strcmp(action, "drop") == 0)
+			appendStringInfoString(&h, ", \"drops_table\"");
+		if (strcmp(action, "alter") == 0 || strcmp(action, "ensure") == 0)
+			column_hazards(d->detail, &h);
+	}
+	else
+	{
+		action = d->action == COCO_INSERT ? "create" :
+			d->action == COCO_DELETE ? "drop" :
+			d->action == COCO_REPLACE ? "replace" : "update";
+		if (attachment && strcmp(s->st.provider, "postgres.index") == 0)
+		{
+			if (d->action != COCO_INSERT)
+				appendStringInfoString(&h, ", \"drops_index\"");
+			if (d->action != COCO_DELETE)
+				appendStringInfoString(&h, ", \"blocks_writes\"");
+		}
+		else if (attachment)
+			appendStringInfoString(&h, ", \"runs_sql\"");
+	}
+	if (d->invalidation == COCO_INVALIDATE_DESTRUCTIVE || d->invalidation == COCO_INVALIDATE_LOSSY)
+		appendStringInfoString(&h, ", \"rewrites_rows\"");
+
+	initStringInfo(&detail);
+	appendStringInfo(&detail, "{\"name\": ");
+	escape_json(&detail, s->st.name);
+	appendStringInfo(&detail, ", \"invalidation\": \"%s\", \"hazards\": [%s], \"detail\": %s%s}",
+					 d->invalidation == COCO_INVALIDATE_DESTRUCTIVE ? "destructive" :
+					 d->invalidation == COCO_INVALIDATE_LOSSY ? "lossy" : "none",
+					 h.len > 2 ? h.data + 2 : "",	/* without the leading ", " */
+					 jsonb_text(d->detail),
+					 s->st.prev_may_be_missing && s->ts_id != 0 ? ", \"drift\": true" : "");
+	emit(out, s->st.provider, key, action, detail.data);
+}
+
+/* Rows of one table: the diff, counted. */
+static void
+plan_rows(PlanOut *out, CocoApp *app, RunDecisions *rd, int64 ts_id, Jsonb *record,
+		  RootState *decided, const CocoProvider *p)
+{
+	CocoChildSync sync;
+	StringInfoData detail;
+	const char *hazards;
+	CocoTableSpec *spec = coco_table_spec_parse(record);
+	StringInfoData key;
+	bool		rebuilt = decided &&
+		(decided->decision.action == COCO_INSERT || decided->decision.action == COCO_REPLACE);
+	bool		lossy = decided && decided->decision.invalidation == COCO_INVALIDATE_LOSSY;
+
+	coco_run_init_sync(&sync, app, rebuilt ? 0 : ts_id, record, rd->replaced, rd->nreplaced);
+	if (lossy)
+	{
+		sync.rewrite_comps = rd->replaced;
+		sync.nrewrite = rd->nreplaced;
+	}
+	coco_rows_plan(&sync);
+	if (sync.inserted + sync.updated + sync.deleted + sync.unchanged == 0)
+		return;
+	hazards = sync.deleted > 0 ? (lossy ? "\"deletes_rows\", \"rewrites_rows\"" : "\"deletes_rows\"") :
+		(lossy ? "\"rewrites_rows\"" : "");
+	initStringInfo(&detail);
+	appendStringInfo(&detail, "{\"table\": ");
+	escape_json(&detail, spec->tn.qualified);
+	appendStringInfo(&detail, ", \"insert\": " INT64_FORMAT ", \"update\": " INT64_FORMAT
+					 ", \"delete\": " INT64_FORMAT ", \"unchanged\": " INT64_FORMAT
+					 ", \"hazards\": [%s]}",
+					 sync.inserted, sync.updated, sync.deleted, sync.unchanged, hazards);
+	initStringInfo(&key);
+	coco_table_key(&spec->tn, &key);
+	emit(out, p->child_name, coco_key_to_jsonb(key.data, key.len),
+		 sync.inserted + sync.updated + sync.deleted > 0 ? "sync" : "none", detail.data);
+}
+
+PG_FUNCTION_INFO_V1(coco_plan);
+Datum
+coco_plan(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PlanOut		out;
+	CocoApp    *app;
+	RunDecisions rd;
+	RunStats	rs;
+	CocoUserContext uc;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	SPITupleTable *containers;
+	uint64		ncontainers;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("app name must not be null")));
+	InitMaterializedSRF(fcinfo, 0);
+	out.store = rsinfo->setResult;
+	out.desc = rsinfo->setDesc;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	memset(&rs, 0, sizeof(rs));
+	coco_run_decide(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1), &rd, &rs);
+
+	for (int i = 0; i < rd.ntables; i++)
+		plan_root_state(&out, &rd.tables[i]);
+	for (int i = 0; i < rd.natts; i++)
+		plan_root_state(&out, &rd.atts[i]);
+
+	/* rows: every table that exists after the run, tracked or new */
+	values[0] = Int32GetDatum(app->app_id);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT ts_id, records OPERATOR(pg_catalog.->) -1 FROM coco.target_state "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND provider OPERATOR(pg_catalog.=) 'postgres.table' "
+				  "ORDER BY ts_id", 1, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	containers = SPI_tuptable;
+	ncontainers = SPI_processed;
+	for (uint64 c = 0; c < ncontainers; c++)
+	{
+		bool		isnull;
+		int64		ts_id = DatumGetInt64(SPI_getbinval(containers->vals[c], containers->tupdesc, 1, &isnull));
+		Jsonb	   *record = DatumGetJsonbPCopy(SPI_getbinval(containers->vals[c], containers->tupdesc, 2, &isnull));
+		RootState  *decided = NULL;
+
+		for (int i = 0; i < rd.ntables; i++)
+			if (rd.tables[i].ts_id == ts_id)
+				decided = &rd.tables[i];
+		if (decided && decided->decision.record == NULL)
+			continue;			/* going away: its rows go with it */
+		plan_rows(&out, app, &rd, ts_id, decided ? decided->decision.record : record, decided,
+				  coco_lookup_provider(COCO_TABLE_PROVIDER));
+	}
+	for (int i = 0; i < rd.ntables; i++)
+		if (rd.tables[i].ts_id == 0 && rd.tables[i].decision.record != NULL &&
+			rd.tables[i].provider->sync_children != NULL)
+			plan_rows(&out, app, &rd, 0, rd.tables[i].decision.record, &rd.tables[i],
+					  rd.tables[i].provider);
+
+	coco_run_end();
+	SPI_finish();
+	return (Datum) 0;
+}
