@@ -58,11 +58,14 @@ CREATE TABLE coco.staged_query (
 );
 CREATE INDEX ON coco.staged_query (app_id);
 
+-- One row per clear_component call: a clear committed while a run consumes
+-- an earlier one of the same component must not be absorbed by it.
 CREATE TABLE coco.cleared_component (
-    app_id   integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
-    comp_id  integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
-    PRIMARY KEY (app_id, comp_id)
+    marker_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    app_id     integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    comp_id    integer NOT NULL REFERENCES coco.component ON DELETE CASCADE
 );
+CREATE INDEX ON coco.cleared_component (app_id);
 
 -- Tracking: what the reconciler made exist.  One row per target state of a
 -- root provider (tables).  `records` holds every tracking record that may be
@@ -329,7 +332,8 @@ BEGIN
                              'cleared_component', 'target_state', 'tracked_row', 'row_set',
                              'run', 'provider', 'pass_seq', 'app_app_id_seq',
                              'component_comp_id_seq', 'staged_query_query_id_seq',
-                             'target_state_ts_id_seq', 'run_run_id_seq']
+                             'target_state_ts_id_seq', 'run_run_id_seq',
+                             'cleared_component_marker_id_seq']
     LOOP
         PERFORM pg_catalog.pg_extension_config_dump(('coco.' || t)::regclass, '');
     END LOOP;

@@ -141,6 +141,7 @@ extern char *coco_rows_key_expr(const CocoTableSpec *spec);
 extern Snapshot coco_run_snapshot;
 extern int64 coco_run_pass_id;
 extern void coco_push_run_snapshot(void);
+extern void coco_lock_app(CocoApp *app, bool for_drop);
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);
 

@@ -528,6 +528,14 @@ coco_clear_component(PG_FUNCTION_ARGS)
 	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 1));
 	values[0] = Int32GetDatum(app->app_id);
 	values[1] = Int32GetDatum(comp_id);
+
+	/*
+	 * Unlike declarations, a clear deletes staging, possibly rows a run is
+	 * consuming right now: take the app's run lock first, so the clear waits
+	 * for that run instead of deadlocking with it when this transaction
+	 * reconciles next.
+	 */
+	coco_lock_app(app, false);
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2",
 				  2, types, values, NULL, SPI_OK_DELETE);
@@ -535,7 +543,7 @@ coco_clear_component(PG_FUNCTION_ARGS)
 				  2, types, values, NULL, SPI_OK_DELETE);
 	coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2",
 				  2, types, values, NULL, SPI_OK_DELETE);
-	coco_spi_exec("INSERT INTO coco.cleared_component (app_id, comp_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+	coco_spi_exec("INSERT INTO coco.cleared_component (app_id, comp_id) VALUES ($1, $2)",
 				  2, types, values, NULL, SPI_OK_INSERT);
 	coco_leave(&uc);
 	forget_table_cache();

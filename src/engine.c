@@ -90,8 +90,8 @@ coco_run_snap_exec(const char *sql, int nargs, Oid *types, Datum *values, bool r
  * deadlocking with its reconcile.  Finding no row after waiting means the
  * app was dropped meanwhile.
  */
-static void
-lock_app(CocoApp *app, bool for_drop)
+void
+coco_lock_app(CocoApp *app, bool for_drop)
 {
 	LOCKTAG		tag;
 	Oid			types[1] = {INT4OID};
@@ -831,7 +831,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	coco_run_provider_stats(&rs, COCO_TABLE_PROVIDER);
 	coco_run_provider_stats(&rs, COCO_ROW_PROVIDER);
 
-	lock_app(app, false);
+	coco_lock_app(app, false);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(app->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -886,7 +886,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 	Datum		values[1] = {Int32GetDatum(app->app_id)};
 	CocoUserContext uc;
 
-	lock_app(app, true);
+	coco_lock_app(app, true);
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
 	coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
