@@ -629,18 +629,30 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 	}
 }
 
+/*
+ * Delete the app's staging: through the run's snapshot when a run consumes
+ * what it read (declarations committed meanwhile stay for the next run), or
+ * all of it when the app is dropped.
+ */
 static void
-consume_staging(int app_id)
+delete_staging(int app_id, bool consumed_by_run)
 {
+	static const char *const tables[] = {"staged_state", "staged_row", "staged_query",
+	"cleared_component"};
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(app_id)};
 	CocoUserContext uc;
 
 	coco_enter_extension_owner(&uc);
-	coco_run_snap_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
-	coco_run_snap_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
-	coco_run_snap_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
-	coco_run_snap_exec("DELETE FROM coco.cleared_component WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, false, SPI_OK_DELETE);
+	for (int i = 0; i < (int) lengthof(tables); i++)
+	{
+		char	   *sql = psprintf("DELETE FROM coco.%s WHERE app_id OPERATOR(pg_catalog.=) $1", tables[i]);
+
+		if (consumed_by_run)
+			coco_run_snap_exec(sql, 1, types, values, false, SPI_OK_DELETE);
+		else
+			coco_spi_exec(sql, 1, types, values, NULL, SPI_OK_DELETE);
+	}
 	coco_leave(&uc);
 }
 
@@ -748,7 +760,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	apply_root_actions(app, rd.atts, rd.natts, STEP_APPLY);
 	record_root_states(app, rd.atts, rd.natts, rd.all, rd.nall, rs);
 	coco_fault("before_consume");
-	consume_staging(app->app_id);
+	delete_staging(app->app_id, true);
 
 	coco_run_end();
 	rs->passes++;
@@ -887,11 +899,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 	CocoUserContext uc;
 
 	coco_lock_app(app, true);
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
-	coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
-	coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
-	coco_leave(&uc);
+	delete_staging(app->app_id, false);
 	if (!keep_targets)
 	{
 		RunStats	rs;
