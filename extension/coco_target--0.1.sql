@@ -343,3 +343,58 @@ END $$;
 CREATE FUNCTION coco.plan(app text, "full" boolean DEFAULT false)
     RETURNS TABLE(provider text, key jsonb, action text, detail jsonb)
     AS 'MODULE_PATHNAME', 'coco_plan' LANGUAGE C;
+
+-- Auto-submit, failing apps and run retention (docs/worker.md).
+-- auto_submit: the commit of every transaction that declared into the app
+-- queues a run for the worker (coco.set_app_option; submit.c).
+-- failing_since: set when a run of the app fails for good (after its last
+-- attempt), cleared by the app's next successful run.
+ALTER TABLE coco.app
+    ADD COLUMN auto_submit   boolean NOT NULL DEFAULT false,
+    ADD COLUMN failing_since timestamptz;
+
+CREATE FUNCTION coco.set_app_option(app text, auto_submit boolean) RETURNS void
+    AS 'MODULE_PATHNAME', 'coco_set_app_option' LANGUAGE C;
+
+-- failing_since follows the runs' final statuses, whoever records them: the
+-- worker (a last attempt failed, or a run interrupted on every attempt),
+-- coco.reconcile()/coco.update() (a success).  Restoring a dump (COPY, so
+-- INSERT) never sets it, and clears it only for a success recorded after
+-- the failure, which a consistent dump cannot hold.
+CREATE FUNCTION coco.track_failing() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.status OPERATOR(pg_catalog.=) 'failed' THEN
+        UPDATE coco.app SET failing_since = NEW.finished_at
+         WHERE app_id OPERATOR(pg_catalog.=) NEW.app_id AND failing_since IS NULL;
+    ELSE
+        UPDATE coco.app SET failing_since = NULL
+         WHERE app_id OPERATOR(pg_catalog.=) NEW.app_id
+           AND failing_since OPERATOR(pg_catalog.<=) NEW.finished_at;
+    END IF;
+    RETURN NULL;
+END $$;
+REVOKE ALL ON FUNCTION coco.track_failing() FROM PUBLIC;
+CREATE TRIGGER run_failed AFTER UPDATE OF status ON coco.run FOR EACH ROW
+    WHEN (NEW.status = 'failed' AND OLD.status IS DISTINCT FROM 'failed')
+    EXECUTE FUNCTION coco.track_failing();
+CREATE TRIGGER run_succeeded AFTER INSERT OR UPDATE OF status ON coco.run FOR EACH ROW
+    WHEN (NEW.status = 'succeeded')
+    EXECUTE FUNCTION coco.track_failing();
+
+-- The worker deletes finished runs past coco_target.run_retention.
+CREATE INDEX run_finished ON coco.run (finished_at)
+    WHERE status = ANY ('{succeeded,failed}'::text[]);
+
+CREATE OR REPLACE VIEW coco.apps WITH (security_invoker = true) AS
+SELECT a.name AS app,
+       a.owner::regrole AS owner,
+       a.declare_fn,
+       a.created_at,
+       (SELECT max(r.run_id) FROM coco.run r WHERE r.app_id = a.app_id) AS last_run,
+       (SELECT count(*) FROM coco.staged_state s WHERE s.app_id = a.app_id)
+     + (SELECT count(*) FROM coco.staged_row s WHERE s.app_id = a.app_id)
+     + (SELECT count(*) FROM coco.staged_query s WHERE s.app_id = a.app_id) AS pending_declarations,
+       a.auto_submit,
+       a.failing_since
+  FROM coco.app a;

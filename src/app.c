@@ -124,7 +124,7 @@ coco_app_lookup(const char *name)
 	check_app_name(name);
 	values[0] = CStringGetTextDatum(name);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT app_id, owner, declare_fn, search_path FROM coco.app WHERE name OPERATOR(pg_catalog.=) $1",
+	coco_spi_exec("SELECT app_id, owner, declare_fn, search_path, auto_submit FROM coco.app WHERE name OPERATOR(pg_catalog.=) $1",
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
 	if (SPI_processed == 0)
@@ -146,6 +146,7 @@ coco_app_lookup(const char *name)
 		app->declare_fn = InvalidOid;
 	app->search_path = MemoryContextStrdup(cache_cxt,
 										   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)));
+	app->auto_submit = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 
 	check_app_privilege(app);
 	cached_app = app;
@@ -331,6 +332,51 @@ coco_drop_app(PG_FUNCTION_ARGS)
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	coco_engine_drop_app(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
+	forget_cached_app();
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * coco.set_app_option(app, auto_submit) — per-app options.  auto_submit:
+ * the commit of every transaction that declared into the app submits a run
+ * (submit.c).  Owner or member only, like every call on the app.
+ */
+PG_FUNCTION_INFO_V1(coco_set_app_option);
+Datum
+coco_set_app_option(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoUserContext uc;
+	Oid			types[2] = {INT4OID, BOOLOID};
+	Datum		values[2];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("app name must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("auto_submit must not be null")));
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (PG_GETARG_BOOL(1) && !coco_worker_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("auto_submit requires the coco_target background worker"),
+				 errdetail("The coco_target library was not loaded through shared_preload_libraries, so no worker runs."),
+				 errhint("Add coco_target to shared_preload_libraries in postgresql.conf and restart the server.")));
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = PG_GETARG_DATUM(1);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.app SET auto_submit = $2 WHERE app_id OPERATOR(pg_catalog.=) $1",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	/* switched on: what is staged now is submitted at commit, too */
+	app->auto_submit = PG_GETARG_BOOL(1);
+	coco_note_declared(app);
+	/* later declarations in this transaction see the new value */
 	forget_cached_app();
 	SPI_finish();
 	PG_RETURN_VOID();

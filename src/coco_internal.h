@@ -7,6 +7,7 @@
 #include "postgres.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "storage/lockdefs.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/snapshot.h"
@@ -88,6 +89,7 @@ typedef struct CocoApp
 	Oid			owner;
 	Oid			declare_fn;
 	char	   *search_path;	/* for declare_fn: the creating session's */
+	bool		auto_submit;	/* declaring commits submit a run (submit.c) */
 } CocoApp;
 
 extern CocoApp *coco_app_lookup(const char *name);
@@ -150,6 +152,7 @@ extern int	coco_naptime;
 extern int	coco_max_workers;
 extern int	coco_retry_base;
 extern int	coco_max_attempts;
+extern int	coco_run_retention;
 extern void coco_worker_init(void);
 extern bool coco_worker_available(void);
 extern void coco_worker_wake(Oid dbid);
@@ -157,7 +160,9 @@ extern void coco_worker_wake(Oid dbid);
 extern void coco_run_done_prepare(void);
 extern void coco_run_done_sleep(long timeout_ms);
 
-/* submit.c: coco.submit(), coco.wait() */
+/* submit.c: coco.submit(), coco.wait(), auto-submit */
 extern void coco_submit_init(void);
+extern void coco_note_declared(const CocoApp *app);
+extern void coco_submit_lock(int app_id, LOCKMODE mode);
 
 #endif							/* COCO_INTERNAL_H */

@@ -204,6 +204,7 @@ coco_declare_table(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	coco_note_declared(app);
 	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -281,6 +282,7 @@ coco_declare_row(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	coco_note_declared(app);
 	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -433,6 +435,7 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	coco_note_declared(app);
 	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
 	query = clean_query(text_to_cstring(arg_text(fcinfo, 2, "query")));
 	spec = coco_declared_table_spec(app, &tn);
@@ -525,6 +528,7 @@ coco_clear_component(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	coco_note_declared(app);
 	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 1));
 	values[0] = Int32GetDatum(app->app_id);
 	values[1] = Int32GetDatum(comp_id);

@@ -336,6 +336,7 @@ coco_declare_index(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(required_text(fcinfo, 0, "app")));
+	coco_note_declared(app);
 	coco_parse_table_name(text_to_cstring(required_text(fcinfo, 1, "table_name")), &tn);
 	name = text_to_cstring(required_text(fcinfo, 2, "index_name"));
 	coco_validate_identifier(name, "index name");
@@ -458,6 +459,7 @@ coco_declare_sql_command(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(required_text(fcinfo, 0, "app")));
+	coco_note_declared(app);
 	coco_parse_table_name(text_to_cstring(required_text(fcinfo, 1, "table_name")), &tn);
 	name = text_to_cstring(required_text(fcinfo, 2, "name"));
 	coco_validate_identifier(name, "sql_command name");

@@ -369,6 +369,7 @@ coco_declare_target_state(PG_FUNCTION_ARGS)
 					 errmsg("app, provider, key, spec and component must not be null")));
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	coco_note_declared(app);
 	provider = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	p = coco_lookup_provider(provider);
 	if (p == NULL)

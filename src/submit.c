@@ -6,6 +6,12 @@
  * commit, wakes the worker that serves the database; a rolled-back submit
  * queues nothing and wakes nobody.  coco.wait() sleeps on the condition
  * variable the worker broadcasts after every finished run.
+ *
+ * Auto-submit: a declaration into an app with auto_submit on notes the app
+ * for the current (sub)transaction; just before the transaction commits, a
+ * run is queued for each noted app that still has declarations staged and
+ * no run waiting, and the worker is woken after the commit.  An aborted
+ * (sub)transaction forgets what it noted.
  */
 #include "postgres.h"
 
@@ -13,9 +19,13 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/condition_variable.h"
+#include "commands/extension.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "coco_internal.h"
@@ -26,17 +36,201 @@
 static bool wake_at_commit = false;
 static List *submitted_runs = NIL;
 
+/* ---- auto-submit ------------------------------------------------------------ */
+
+/*
+ * The apps with auto_submit this transaction declared into, each with the
+ * subtransaction that did (so that rolling it back forgets it).  In
+ * TopTransactionContext; at most one entry per app and subtransaction.
+ */
+typedef struct NotedApp
+{
+	int			app_id;
+	SubTransactionId subid;
+} NotedApp;
+
+static List *noted_apps = NIL;
+
+/* the submit lock of an app: see queue_noted_runs() */
+#define COCO_SUBMIT_LOCK_CLASS	0x636f636f	/* 'coco', as the app lock */
+#define COCO_SUBMIT_LOCK_KIND	3			/* the app lock is 2 */
+
+void
+coco_submit_lock(int app_id, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, COCO_SUBMIT_LOCK_CLASS, (uint32) app_id,
+						 COCO_SUBMIT_LOCK_KIND);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+static bool
+noted(int app_id, SubTransactionId subid)
+{
+	ListCell   *lc;
+
+	foreach(lc, noted_apps)
+	{
+		NotedApp   *n = lfirst(lc);
+
+		if (n->app_id == app_id && n->subid == subid)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Called by every declaration function right after looking the app up:
+ * with auto_submit on, the commit of this transaction submits the app.
+ */
+void
+coco_note_declared(const CocoApp *app)
+{
+	SubTransactionId subid;
+	MemoryContext old;
+	NotedApp   *n;
+
+	if (!app->auto_submit)
+		return;
+	subid = GetCurrentSubTransactionId();
+	if (noted(app->app_id, subid))
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	n = palloc(sizeof(NotedApp));
+	n->app_id = app->app_id;
+	n->subid = subid;
+	noted_apps = lappend(noted_apps, n);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+submit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	foreach(lc, noted_apps)
+	{
+		NotedApp   *n = lfirst(lc);
+
+		if (n->subid != mySubid)
+			continue;
+		/* rolled back: its declarations are gone; committed: the parent's */
+		if (event == SUBXACT_EVENT_ABORT_SUB || noted(n->app_id, parentSubid))
+			noted_apps = foreach_delete_current(noted_apps, lc);
+		else
+			n->subid = parentSubid;
+	}
+}
+
+/*
+ * Queue a run for each noted app, just before the commit (or the PREPARE
+ * TRANSACTION).  Still inside the transaction: the runs commit with the
+ * declarations or not at all.  An app is skipped when it was dropped in
+ * this transaction, or has nothing staged (a reconcile in this transaction
+ * took the declarations).
+ *
+ * A run already waiting ('queued', not yet 'running') takes these
+ * declarations too, provided it cannot start before this transaction has
+ * committed: the worker takes the app's submit lock exclusively to mark a
+ * run 'running', and this holds it in share mode (committing transactions
+ * do not wait for each other) until the commit is visible.  The queued run
+ * is looked for with the latest snapshot, so a run that started meanwhile
+ * is seen as running whatever the isolation level.  A prepared transaction
+ * must not hold the lock (the worker would wait for COMMIT PREPARED), so it
+ * always queues a run of its own.
+ *
+ * Returns whether any run was queued.
+ */
+static bool
+queue_noted_runs(bool prepare)
+{
+	List	   *apps = NIL;
+	ListCell   *lc;
+	bool		pushed = false;
+	bool		queued = false;
+	CocoUserContext uc;
+	SPIPlanPtr	waiting_plan;
+	Oid			types[1] = {INT4OID};
+
+	foreach(lc, noted_apps)
+		apps = list_append_unique_int(apps, ((NotedApp *) lfirst(lc))->app_id);
+	noted_apps = NIL;
+	/* DROP EXTENSION in this transaction: nothing left to submit to */
+	if (apps == NIL || !OidIsValid(get_extension_oid("coco_target", true)))
+		return false;
+
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
+	SPI_connect();
+	coco_enter_extension_owner(&uc);
+	waiting_plan = SPI_prepare("SELECT 1 FROM coco.run WHERE app_id OPERATOR(pg_catalog.=) $1 "
+							   "AND status OPERATOR(pg_catalog.=) 'queued' LIMIT 1",
+							   1, types);
+	if (waiting_plan == NULL)
+		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	foreach(lc, apps)
+	{
+		Datum		values[1] = {Int32GetDatum(lfirst_int(lc))};
+		bool		isnull;
+		int			rc;
+
+		(void) coco_spi_int8("SELECT 1 FROM coco.app a WHERE a.app_id OPERATOR(pg_catalog.=) $1 AND ("
+							 "EXISTS (SELECT FROM coco.staged_state s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
+							 "EXISTS (SELECT FROM coco.staged_row s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
+							 "EXISTS (SELECT FROM coco.staged_query s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
+							 "EXISTS (SELECT FROM coco.cleared_component s WHERE s.app_id OPERATOR(pg_catalog.=) $1))",
+							 1, types, values, &isnull);
+		if (isnull)
+			continue;
+		if (!prepare)
+		{
+			coco_submit_lock(lfirst_int(lc), ShareLock);
+			rc = SPI_execute_snapshot(waiting_plan, values, NULL, GetLatestSnapshot(),
+									  InvalidSnapshot, true, false, 1);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "coco_target: unexpected SPI result %s", SPI_result_code_string(rc));
+			if (SPI_processed > 0)
+				continue;		/* that run will see this transaction's declarations */
+		}
+		coco_spi_exec("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts) "
+					  "VALUES ($1, false, 'queued', pg_catalog.now(), 0)",
+					  1, types, values, NULL, SPI_OK_INSERT);
+		queued = true;
+	}
+	coco_leave(&uc);
+	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
+	return queued;
+}
+
 static void
 submit_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (noted_apps != NIL && queue_noted_runs(false))
+				wake_at_commit = true;
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (noted_apps != NIL)
+				(void) queue_noted_runs(true);
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_at_commit && coco_worker_available())
 				coco_worker_wake(MyDatabaseId);
 			wake_at_commit = false;
 			submitted_runs = NIL;	/* freed with TopTransactionContext */
+			noted_apps = NIL;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -44,6 +238,7 @@ submit_xact_callback(XactEvent event, void *arg)
 			/* a prepared submit is found by the launcher's periodic look */
 			wake_at_commit = false;
 			submitted_runs = NIL;
+			noted_apps = NIL;
 			break;
 		default:
 			break;
@@ -268,4 +463,5 @@ void
 coco_submit_init(void)
 {
 	RegisterXactCallback(submit_xact_callback, NULL);
+	RegisterSubXactCallback(submit_subxact_callback, NULL);
 }

@@ -64,6 +64,7 @@ int			coco_naptime = 1000;
 int			coco_max_workers = 4;
 int			coco_retry_base = 1000;
 int			coco_max_attempts = 5;
+int			coco_run_retention = 7 * 24 * 60;	/* minutes; 0 = keep forever */
 
 /* backoff never waits longer than this between attempts */
 #define COCO_RETRY_MAX_MS	60000
@@ -79,6 +80,8 @@ int			coco_max_attempts = 5;
 #define COCO_MAX_DB_SLOTS	128
 /* launcher-side table of databases */
 #define COCO_MAX_DBS		1024
+/* finished runs past the retention are deleted at most this often */
+#define COCO_PURGE_EVERY_MS	60000
 
 typedef struct CocoDbSlot
 {
@@ -87,6 +90,14 @@ typedef struct CocoDbSlot
 	bool		wake;			/* work submitted since the worker last looked */
 } CocoDbSlot;
 
+/* when a database's old runs were last deleted, and under which setting */
+typedef struct CocoPurge
+{
+	Oid			dbid;			/* InvalidOid: entry is free */
+	int			retention;
+	TimestampTz last;
+} CocoPurge;
+
 typedef struct CocoShared
 {
 	slock_t		mutex;
@@ -94,6 +105,8 @@ typedef struct CocoShared
 	bool		wake_all;		/* a submit found no free slot */
 	ConditionVariable run_done; /* broadcast after every finished run */
 	CocoDbSlot	slots[COCO_MAX_DB_SLOTS];
+	/* per database, not per worker: workers come and go every few seconds */
+	CocoPurge	purges[COCO_MAX_DB_SLOTS];
 } CocoShared;
 
 static CocoShared *shared = NULL;
@@ -325,6 +338,93 @@ requeue_interrupted(void)
 }
 
 /*
+ * Is deleting old runs in `dbid` due?  It is once a minute per database, and
+ * at once after the setting changed.  Claims the turn when it is.  A
+ * database not in the table (more than COCO_MAX_DB_SLOTS purged recently)
+ * takes the entry purged longest ago.
+ */
+static bool
+claim_purge(Oid dbid, int retention)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	CocoPurge  *entry = NULL;
+	bool		due;
+
+	SpinLockAcquire(&shared->mutex);
+	for (int i = 0; i < COCO_MAX_DB_SLOTS; i++)
+	{
+		CocoPurge  *p = &shared->purges[i];
+
+		if (p->dbid == dbid)
+		{
+			entry = p;
+			break;
+		}
+		if (entry == NULL || (entry->dbid != InvalidOid &&
+							  (p->dbid == InvalidOid || p->last < entry->last)))
+			entry = p;
+	}
+	due = entry->dbid != dbid || entry->retention != retention ||
+		TimestampDifferenceExceeds(entry->last, now, COCO_PURGE_EVERY_MS);
+	if (due)
+	{
+		entry->dbid = dbid;
+		entry->retention = retention;
+		entry->last = now;
+	}
+	SpinLockRelease(&shared->mutex);
+	return due;
+}
+
+/*
+ * Delete the finished runs (succeeded or failed) that finished longer ago
+ * than coco_target.run_retention.  Unfinished runs are never deleted, nor
+ * is anything when the setting is 0.
+ */
+static void
+purge_old_runs(void)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	volatile uint64 deleted = 0;
+
+	if (coco_run_retention <= 0 || !claim_purge(MyDatabaseId, coco_run_retention))
+		return;
+
+	/* a failure is logged and tried again next minute; runs go on */
+	PG_TRY();
+	{
+		start_xact("coco_target: deleting old runs");
+		if (extension_present())
+		{
+			values[0] = Int32GetDatum(coco_run_retention);
+			coco_enter_extension_owner(&uc);
+			coco_spi_exec("DELETE FROM coco.run "
+						  "WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed}'::pg_catalog.text[]) "
+						  "AND finished_at OPERATOR(pg_catalog.<) "
+						  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1))",
+						  1, types, values, NULL, SPI_OK_DELETE);
+			deleted = SPI_processed;
+			coco_leave(&uc);
+		}
+		end_xact();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(worker_cxt);
+		EmitErrorReport();
+		AbortCurrentTransaction();
+		FlushErrorState();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+	if (deleted > 0)
+		elog(DEBUG1, "coco_target: deleted %llu run(s) finished more than %d minutes ago",
+			 (unsigned long long) deleted, coco_run_retention);
+}
+
+/*
  * The next run to do: for each app its lowest queued run (runs of one app
  * strictly in order), the lowest of those whose retry time has come.
  * *next_ms is set to the time until the earliest retry that is not due.
@@ -423,6 +523,14 @@ do_run(QueuedRun *run)
 	values[1] = CStringGetTextDatum("");
 	values[2] = Int32GetDatum(MyProcPid);
 	values[3] = Int32GetDatum(0);
+
+	/*
+	 * Transactions that auto-submit leave their declarations to a run that is
+	 * still queued when they commit (submit.c), holding the app's submit lock
+	 * until then: once we have it, every such transaction has committed, and
+	 * the reconcile's snapshot, taken after this commits, sees them all.
+	 */
+	coco_submit_lock(run->app_id, ExclusiveLock);
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("UPDATE coco.run SET status = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1, "
 				  "started_at = pg_catalog.now(), finished_at = NULL, pid = $3 "
@@ -581,6 +689,7 @@ coco_db_worker_main(Datum arg)
 		}
 
 		MemoryContextReset(worker_cxt);
+		purge_old_runs();
 		if (next_run(&run, &next_ms, &any_queued, &gone))
 		{
 			do_run(&run);
@@ -848,6 +957,11 @@ coco_worker_init(void)
 							"Attempts at a submitted run before it is left failed.",
 							NULL, &coco_max_attempts, 5, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.run_retention",
+							"How long finished runs are kept in coco.run; 0 keeps them forever.",
+							"The worker deletes succeeded and failed runs older than this, at most once a minute per database.",
+							&coco_run_retention, 7 * 24 * 60, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
 	coco_submit_init();
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -3,7 +3,8 @@
 #   (a) submit from one session, another sees the target converge; coco.wait
 #   (b) LISTEN coco_target receives the completion NOTIFY
 #   (c) a failing app is recorded failed (after its retries) while another
-#       app in the same database succeeds; fixed, the resubmitted run converges
+#       app in the same database succeeds, and shown as failing in coco.apps;
+#       fixed, the resubmitted run converges and clears that
 #   (d) kill -9 of the worker mid-run of a 200k-row app: after crash recovery
 #       the run completes and the target equals the source
 #   (e) pg_ctl restart with a run queued: it runs after the restart
@@ -11,6 +12,10 @@
 #       worker cleanly
 #   (g) pg_cron: a scheduled coco.update() keeps a derived table in line
 #       (up to a minute with pg_cron 1.4, which has no second schedules)
+#   (i) auto-submit: a trigger declares per changed source row, and the
+#       commits alone keep the target in line; rollbacks submit nothing
+#   (j) run retention: finished runs older than coco_target.run_retention
+#       are deleted; 0 keeps them
 #   (h) without shared_preload_libraries, coco.submit() refuses clearly
 # Runs against the throwaway cluster scripts/test.sh starts (PG* env set).
 set -euo pipefail
@@ -130,6 +135,9 @@ row=$(q -c "SELECT status, attempts, error FROM coco.runs WHERE run_id = $run_ba
 err=$(q -c "CREATE ROLE other" -c "SET ROLE other" -c "SELECT coco.wait($run_bad)" 2>&1 || true)
 echo "$err" | grep -q "permission denied for run $run_bad" || fail "(c) a stranger could wait: $err"
 ok "(c) app bad's run $run_bad failed after 2 attempts ('permission denied for schema locked', SQLSTATE 38000 from coco.wait) while app good's run $run_good succeeded; strangers may not wait"
+row=$(q -c "SELECT string_agg(app || ':' || (failing_since = (SELECT finished_at FROM coco.run WHERE run_id = $run_bad)), ',') FROM coco.apps WHERE failing_since IS NOT NULL")
+[ "$row" = "bad:true" ] || fail "(c) failing apps in coco.apps: '$row', wanted only bad, since its run $run_bad failed"
+ok "(c) coco.apps shows app bad failing since run $run_bad failed for good; app good is not failing"
 q -c "GRANT CREATE ON SCHEMA locked TO lowly" >/dev/null
 run_fix=$(q -c "SET ROLE lowly" -c "SELECT coco.submit('bad')" | tail -n 1)
 q -c "SET ROLE lowly" -c "SELECT coco.wait($run_fix)" >/dev/null || fail "(c) resubmitted run $run_fix failed"
@@ -137,6 +145,9 @@ q -c "SET ROLE lowly" -c "SELECT coco.wait($run_fix)" >/dev/null || fail "(c) re
 [ "$(q -c "SELECT tableowner FROM pg_tables WHERE schemaname = 'locked'")" = lowly ] ||
     fail "(c) locked.t is not owned by the app owner"
 ok "(c) after GRANT CREATE the resubmitted run $run_fix converged; the table is owned by the app owner (lowly), not the worker's superuser"
+[ "$(q -c "SELECT failing_since IS NULL FROM coco.apps WHERE app = 'bad'")" = t ] ||
+    fail "(c) app bad still failing after its run $run_fix succeeded"
+ok "(c) the successful run $run_fix cleared app bad's failing_since"
 
 # a failed attempt is retried after the backoff; fixed in between, it succeeds
 q >/dev/null <<'SQL'
@@ -153,6 +164,8 @@ sleep 0.5   # the worker has read the new retry_base
 run_flaky=$(q -c "SET ROLE lowly" -c "SELECT coco.submit('flaky')" | tail -n 1)
 wait_for "SELECT status, attempts, retry_at > now(), error FROM coco.runs WHERE run_id = $run_flaky" \
     "queued|1|t|permission denied for schema locked2" || fail "(c) run $run_flaky is not waiting for its retry"
+[ "$(q -c "SELECT failing_since IS NULL FROM coco.apps WHERE app = 'flaky'")" = t ] ||
+    fail "(c) app flaky marked failing while its run $run_flaky waits for a retry"
 q -c "GRANT CREATE ON SCHEMA locked2 TO lowly" >/dev/null
 q -c "SET ROLE lowly" -c "SELECT coco.wait($run_flaky)" >/dev/null || fail "(c) retried run $run_flaky failed"
 row=$(q -c "SELECT status, attempts, retry_at IS NULL, error IS NULL FROM coco.runs WHERE run_id = $run_flaky")
@@ -288,6 +301,96 @@ wait_for "SELECT string_agg(id || ':' || words, ',' ORDER BY id) FROM doc_words"
     fail "(g) pg_cron did not bring doc_words in line"
 q -c "SELECT cron.unschedule('coco-update')" >/dev/null
 ok "(g) pg_cron $cron_ver running coco.update('docs') on schedule '$schedule' brought doc_words in line with docs"
+
+# --- (i) auto-submit: a trigger-driven pipeline ------------------------------
+# One component per source row, holding that row's target row: the trigger
+# replaces (clear + declare) or clears it, and the commit submits the app.
+q >/dev/null <<'SQL'
+CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL);
+SELECT coco.create_app('pipe');
+CREATE FUNCTION items_declare() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM coco.clear_component('pipe', ARRAY[OLD.id::text]);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM coco.declare_row('pipe', 'public.items_tgt',
+            jsonb_build_object('id', NEW.id, 'name', upper(NEW.name), 'qty', NEW.qty),
+            ARRAY[NEW.id::text]);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER items_coco AFTER INSERT OR UPDATE OR DELETE ON items
+    FOR EACH ROW EXECUTE FUNCTION items_declare();
+BEGIN;
+SELECT coco.set_app_option('pipe', true);
+SELECT coco.declare_table('pipe', 'public.items_tgt',
+    '[{"name": "id", "type": "integer"}, {"name": "name", "type": "text"}, {"name": "qty", "type": "integer"}]', '{id}');
+COMMIT;
+SQL
+wait_for "SELECT to_regclass('public.items_tgt') IS NOT NULL" t ||
+    fail "(i) the commit declaring items_tgt did not submit app pipe"
+[ "$(q -c "SELECT auto_submit FROM coco.apps WHERE app = 'pipe'")" = t ] || fail "(i) coco.apps does not show auto_submit"
+tgt="SELECT coalesce(string_agg(id || ':' || name || ':' || qty, ',' ORDER BY id), '') FROM items_tgt"
+q -c "INSERT INTO items VALUES (1, 'apple', 3), (2, 'pear', 5)" >/dev/null
+wait_for "$tgt" "1:APPLE:3,2:PEAR:5" || fail "(i) insert not followed"
+q -c "UPDATE items SET qty = 7 WHERE id = 2" >/dev/null
+wait_for "$tgt" "1:APPLE:3,2:PEAR:7" || fail "(i) update not followed"
+q -c "DELETE FROM items WHERE id = 1" >/dev/null
+wait_for "$tgt" "2:PEAR:7" || fail "(i) delete not followed"
+q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "INSERT INTO items VALUES (5, 'kiwi', 2)" -c "COMMIT" >/dev/null
+wait_for "$tgt" "2:PEAR:7,5:KIWI:2" || fail "(i) repeatable read insert not followed"
+wait_for "SELECT count(*) FILTER (WHERE status <> 'succeeded' OR submitted_at IS NULL) FROM coco.runs WHERE app = 'pipe'" 0 ||
+    fail "(i) pipe has runs that are not submitted or did not succeed"
+nruns=$(q -c "SELECT count(*) FROM coco.runs WHERE app = 'pipe'")
+ok "(i) with auto_submit, the target followed insert, update, delete and a repeatable read insert of the source rows in separate transactions, through $nruns submitted runs, with no explicit coco.submit"
+
+# rolled back, entirely or a savepoint: nothing staged, nothing queued
+q -c "BEGIN" -c "INSERT INTO items VALUES (3, 'plum', 1)" -c "UPDATE items SET qty = 0 WHERE id = 2" -c "ROLLBACK" >/dev/null
+q -c "BEGIN" -c "SAVEPOINT s" -c "INSERT INTO items VALUES (4, 'fig', 1)" -c "ROLLBACK TO SAVEPOINT s" -c "COMMIT" >/dev/null
+sleep 1
+row=$(q -c "SELECT count(*), sum(pending_declarations) FROM coco.runs r, coco.apps a WHERE r.app = 'pipe' AND a.app = 'pipe'")
+[ "$row" = "$nruns|0" ] || fail "(i) after rollbacks: runs|pending = '$row', wanted '$nruns|0'"
+[ "$(q -c "$tgt")" = "2:PEAR:7,5:KIWI:2" ] || fail "(i) a rolled-back change reached the target"
+ok "(i) a rolled-back transaction and a rolled-back savepoint queued nothing and changed nothing (still $nruns runs, 0 pending declarations)"
+
+# while a run of another app keeps the worker busy, two commits queue one run
+q >/dev/null <<'SQL'
+SELECT coco.declare_table('slow', 'public.slow_tgt', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_rows('slow', 'public.slow_tgt', 'SELECT 3 AS id FROM pg_catalog.pg_sleep(3) s');
+SQL
+run_slow3=$(q -c "SELECT coco.submit('slow')" | tail -n 1)
+wait_for "SELECT status FROM coco.runs WHERE run_id = $run_slow3" running || fail "(i) slow run never started"
+q -c "INSERT INTO items VALUES (6, 'lime', 1)" >/dev/null
+q -c "INSERT INTO items VALUES (7, 'date', 9)" >/dev/null
+row=$(q -c "SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FROM coco.runs WHERE app = 'pipe'")
+[ "$row" = "1|$((nruns + 1))" ] || fail "(i) two commits behind a busy worker: queued|total = '$row', wanted '1|$((nruns + 1))'"
+wait_for "$tgt" "2:PEAR:7,5:KIWI:2,6:LIME:1,7:DATE:9" || fail "(i) the queued run did not take both commits"
+ok "(i) two commits while the worker was busy queued one run, which took both"
+
+err=$(q -c "\\set VERBOSITY verbose" -c "SET ROLE other" -c "SELECT coco.set_app_option('pipe', false)" 2>&1 || true)
+echo "$err" | grep -q "ERROR:  42501: permission denied for app \"pipe\"" || fail "(i) a stranger set an option: $err"
+ok "(i) coco.set_app_option by a non-member fails with 42501"
+
+# --- (j) run retention --------------------------------------------------------
+[ "$(q -c "SHOW coco_target.run_retention")" = 7d ] || fail "(j) default retention is not 7d"
+q -c "ALTER SYSTEM SET coco_target.run_retention = 0" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+q -c "UPDATE coco.run SET started_at = now() - interval '30 days', finished_at = now() - interval '30 days' WHERE run_id = $run_a" >/dev/null
+run_j=$(q -c "SELECT coco.submit('e')" | tail -n 1)
+q -c "SELECT coco.wait($run_j)" >/dev/null || fail "(j) run $run_j failed"
+sleep 2
+[ "$(q -c "SELECT count(*) FROM coco.run WHERE run_id = $run_a")" = 1 ] || fail "(j) run_retention = 0 deleted run $run_a"
+ok "(j) with run_retention = 0 run $run_a, finished 30 days ago, is kept"
+q -c "ALTER SYSTEM SET coco_target.run_retention = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+run_j=$(q -c "SELECT coco.submit('e')" | tail -n 1)
+q -c "SELECT coco.wait($run_j)" >/dev/null || fail "(j) run $run_j failed"
+wait_for "SELECT count(*) FROM coco.run WHERE run_id = $run_a" 0 || fail "(j) run $run_a not deleted with run_retention = 1h"
+row=$(q -c "SELECT count(*) FROM coco.run WHERE run_id IN ($run_b, $run_bad, $run_j)")
+[ "$row" = 3 ] || fail "(j) recent runs were deleted too ($row of 3 left)"
+q -c "ALTER SYSTEM RESET coco_target.run_retention" -c "SELECT pg_reload_conf()" >/dev/null
+ok "(j) with run_retention = 1h the worker deleted run $run_a (finished 30 days ago) and kept the recent runs"
 
 # --- (h) not preloaded: submit refuses with a hint --------------------------
 echo "shared_preload_libraries = 'pg_cron'" >>"$PGDATA/postgresql.conf"
