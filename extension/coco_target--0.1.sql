@@ -398,3 +398,16 @@ SELECT a.name AS app,
        a.auto_submit,
        a.failing_since
   FROM coco.app a;
+
+-- Runs in progress: one row per backend reconciling now, with its phase
+-- ("deciding", "applying tables", "writing rows" with the table and the
+-- rows written so far, "applying attachments").  Filtered like the other
+-- views: only the apps the reader may see.
+CREATE FUNCTION coco.progress_slots(OUT pid integer, OUT app_id integer, OUT phase text,
+                                    OUT target text, OUT done bigint, OUT total bigint,
+                                    OUT started_at timestamptz, OUT updated_at timestamptz)
+    RETURNS SETOF record AS 'MODULE_PATHNAME', 'coco_progress_slots' LANGUAGE C;
+CREATE VIEW coco.progress WITH (security_invoker = true) AS
+SELECT a.name AS app, p.pid, p.phase, p.target, p.done, p.total, p.started_at, p.updated_at
+  FROM coco.progress_slots() p JOIN coco.app a ON a.app_id = p.app_id;
+GRANT SELECT ON coco.progress TO PUBLIC;

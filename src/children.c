@@ -251,6 +251,7 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 			continue;
 
 		coco_run_init_sync(&sync, app, ts_id, record, dirty, ndirty);
+		coco_progress_phase("writing rows", name, 0);
 		sync.rewrite_comps = rewrite;
 		sync.nrewrite = nrewrite;
 		v2[1] = PointerGetDatum(coco_run_int_array(dirty, ndirty));

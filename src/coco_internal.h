@@ -26,6 +26,13 @@ extern const CocoProvider *coco_lookup_c_provider(const char *name);
 /* sql_provider.c */
 extern Oid	coco_run_owner;
 extern const CocoProvider *coco_lookup_sql_provider(const char *name);
+/* progress.c */
+extern void coco_progress_init(void);
+extern void coco_progress_begin(int app_id);
+extern void coco_progress_phase(const char *phase, const char *target, int64 total);
+extern void coco_progress_advance(int64 done);
+extern void coco_progress_end(void);
+
 /* provider.c: crash tests */
 extern char *coco_fault_point;
 extern void coco_fault(const char *point);

@@ -741,8 +741,10 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 {
 	RunDecisions rd;
 
+	coco_progress_phase("deciding", NULL, 0);
 	coco_run_decide(app, full, &rd, rs);
 	coco_fault("after_decisions");
+	coco_progress_phase("applying tables", NULL, rd.ntables + rd.natts);
 
 	/*
 	 * Apply: attachments step back before their containers change;
@@ -756,6 +758,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	coco_sync_children(app, rd.replaced, rd.nreplaced, rd.tables, rd.ntables, rs);
 	apply_root_actions(app, rd.tables, rd.ntables, STEP_FINISH);
 	coco_fault("before_attachments");
+	coco_progress_phase("applying attachments", NULL, rd.natts);
 	resolve_parents(app, rd.tables, rd.ntables, rd.atts, rd.natts);
 	apply_root_actions(app, rd.atts, rd.natts, STEP_APPLY);
 	record_root_states(app, rd.atts, rd.natts, rd.all, rd.nall, rs);
@@ -844,6 +847,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	coco_run_provider_stats(&rs, COCO_ROW_PROVIDER);
 
 	coco_lock_app(app, false);
+	coco_progress_begin(app->app_id);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(app->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -888,6 +892,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 							   "VALUES ($1, $2, 'succeeded', $3, $4, $5, $6) RETURNING run_id",
 							   6, types, values, &isnull);
 	coco_leave(&uc);
+	coco_progress_end();
 	return stats_jsonb(&rs, run_id);
 }
 

@@ -764,6 +764,7 @@ coco_rows_sync(CocoChildSync *sync)
 		MemoryContextSwitchTo(old);
 		SPI_freetuptable(SPI_tuptable);
 		apply_batch(&batch, spec, &st, bdesc, sync);
+		coco_progress_advance(batch.nrows);
 		coco_fault("after_row_batch");
 		tuplestore_end(batch.store);
 		MemoryContextReset(batch_cxt);

@@ -92,6 +92,7 @@ _PG_init(void)
 	coco_worker_init();
 	MarkGUCPrefixReserved("coco_target");
 	coco_register_cache_callbacks();
+	coco_progress_init();
 
 	if (coco_lookup_c_provider(COCO_TABLE_PROVIDER) == NULL)
 		coco_pg_table_register();
