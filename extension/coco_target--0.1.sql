@@ -396,7 +396,8 @@ SELECT a.name AS app,
      + (SELECT count(*) FROM coco.staged_row s WHERE s.app_id = a.app_id)
      + (SELECT count(*) FROM coco.staged_query s WHERE s.app_id = a.app_id) AS pending_declarations,
        a.auto_submit,
-       a.failing_since
+       a.failing_since,
+       (SELECT count(*) FROM coco.stale_components s WHERE s.app = a.name) AS stale_components
   FROM coco.app a;
 
 -- Runs in progress: one row per backend reconciling now, with its phase

@@ -24,6 +24,16 @@ SELECT provider, key, action, detail FROM coco.plan('plan') ORDER BY provider;
 SELECT pg_temp.staged() AS staged_after, to_regclass('plan_t') IS NULL AS nothing_created;
 SELECT (coco.reconcile('plan'))->'inserted' AS inserted;
 
+-- an added column: the rows are written again (they get its values), no invalidation
+\set T1b '[{"name":"id","type":"integer","nullable":false},{"name":"v","type":"text"},{"name":"n","type":"integer"},{"name":"m","type":"integer"}]'
+SELECT coco.declare_table('plan', 'plan_t', :'T1b', '{id}');
+SELECT coco.declare_rows('plan', 'plan_t', 'SELECT id, v, n, n AS m FROM plan_src');
+SELECT coco.declare_index('plan', 'plan_t', 'v_idx', '{v}');
+SELECT provider, action, detail->'hazards' AS hazards, detail->'invalidation' AS invalidation,
+       detail#>'{detail,columns}' AS columns, detail->'update' AS upd
+  FROM coco.plan('plan') ORDER BY provider;
+SELECT coco.clear_component('plan', '{}');
+
 -- a dropped column, deleted and updated rows, a changed index
 DELETE FROM plan_src WHERE id <= 10;
 UPDATE plan_src SET v = 'x' || id WHERE id BETWEEN 11 AND 15;
