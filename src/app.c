@@ -288,10 +288,7 @@ coco_create_app(PG_FUNCTION_ARGS)
 	CocoUserContext uc;
 	bool		isnull;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("app name must not be null")));
+	coco_require_arg(fcinfo, 0, "app name");
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	check_app_name(name);
 	if (PG_ARGISNULL(1))
@@ -325,10 +322,7 @@ coco_drop_app(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("app name must not be null")));
+	coco_require_arg(fcinfo, 0, "app name");
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	coco_engine_drop_app(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
@@ -351,14 +345,8 @@ coco_set_app_option(PG_FUNCTION_ARGS)
 	Oid			types[2] = {INT4OID, BOOLOID};
 	Datum		values[2];
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("app name must not be null")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("auto_submit must not be null")));
+	coco_require_arg(fcinfo, 0, "app name");
+	coco_require_arg(fcinfo, 1, "auto_submit");
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	if (PG_GETARG_BOOL(1) && !coco_worker_available())

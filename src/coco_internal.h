@@ -19,6 +19,9 @@
 /* search_path for every statement the extension builds itself */
 #define COCO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
 
+/* stable_key.c */
+extern bytea *coco_key_buf_to_bytea(StringInfo buf);
+
 /* provider.c */
 extern ArrayType *coco_provider_names(bool attachments);
 extern const CocoProvider *coco_lookup_c_provider(const char *name);
@@ -73,6 +76,9 @@ extern char *coco_canonical_type(const char *type_text, const char *column);
 extern void coco_resolve_type(const char *canonical, Oid *typid, int32 *typmod);
 extern char *coco_qualified_type(const char *canonical);
 extern void coco_table_key(const CocoTableName *tn, StringInfo buf);
+extern void coco_require_arg(FunctionCallInfo fcinfo, int n, const char *what);
+extern text *coco_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
+extern ArrayType *coco_component_arg(FunctionCallInfo fcinfo, int n);
 
 /* privilege.c */
 typedef struct CocoUserContext

@@ -30,37 +30,6 @@
 
 #include "coco_internal.h"
 
-static text *
-arg_text(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-	return PG_GETARG_TEXT_PP(n);
-}
-
-static ArrayType *
-arg_component(FunctionCallInfo fcinfo, int n)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("component must not be null"),
-				 errhint("The root component is '{}'.")));
-	return PG_GETARG_ARRAYTYPE_P(n);
-}
-
-static bytea *
-buf_to_bytea(StringInfo buf)
-{
-	bytea	   *b = palloc(VARHDRSZ + buf->len);
-
-	SET_VARSIZE(b, VARHDRSZ + buf->len);
-	memcpy(VARDATA(b), buf->data, buf->len);
-	return b;
-}
-
 /* ---- the declared spec of a table, cached within a transaction --------- */
 
 typedef struct TableCache
@@ -110,7 +79,7 @@ find_table_spec(const CocoApp *app, const CocoTableName *tn)
 	coco_table_key(tn, &key);
 	values[0] = Int32GetDatum(app->app_id);
 	values[1] = CStringGetTextDatum(COCO_TABLE_PROVIDER);
-	values[2] = PointerGetDatum(buf_to_bytea(&key));
+	values[2] = PointerGetDatum(coco_key_buf_to_bytea(&key));
 
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT spec FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
@@ -203,23 +172,23 @@ coco_declare_table(PG_FUNCTION_ARGS)
 	bool		isnull;
 
 	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_note_declared(app);
-	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
+	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("columns and primary_key must not be null")));
 	spec = coco_table_spec_build(&tn, PG_GETARG_JSONB_P(2), PG_GETARG_ARRAYTYPE_P(3),
-								 text_to_cstring(arg_text(fcinfo, 4, "managed_by")));
-	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 5));
+								 text_to_cstring(coco_text_arg(fcinfo, 4, "managed_by")));
+	comp_id = coco_component_id(app->app_id, coco_component_arg(fcinfo, 5));
 
 	initStringInfo(&key);
 	coco_table_key(&tn, &key);
 	values[0] = Int32GetDatum(app->app_id);
 	values[1] = Int32GetDatum(comp_id);
 	values[2] = CStringGetTextDatum(COCO_TABLE_PROVIDER);
-	values[3] = PointerGetDatum(buf_to_bytea(&key));
+	values[3] = PointerGetDatum(coco_key_buf_to_bytea(&key));
 	values[4] = CStringGetTextDatum(tn.qualified);
 	values[5] = JsonbPGetDatum(spec);
 
@@ -281,16 +250,16 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	int			rc;
 
 	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_note_declared(app);
-	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
+	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("row must not be null")));
 	row = PG_GETARG_JSONB_P(2);
 	spec = coco_declared_table_spec(app, &tn);
-	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 3));
+	comp_id = coco_component_id(app->app_id, coco_component_arg(fcinfo, 3));
 
 	if (!JB_ROOT_IS_OBJECT(row))
 		ereport(ERROR,
@@ -337,7 +306,7 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	args[0] = Int32GetDatum(app->app_id);
 	args[1] = Int32GetDatum(comp_id);
 	args[2] = CStringGetTextDatum(tn.qualified);
-	args[3] = PointerGetDatum(buf_to_bytea(&key));
+	args[3] = PointerGetDatum(coco_key_buf_to_bytea(&key));
 	args[4] = JsonbPGetDatum(row);
 
 	coco_enter_extension_owner(&uc);
@@ -434,12 +403,12 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	List	   *query_columns;
 
 	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_note_declared(app);
-	coco_parse_table_name(text_to_cstring(arg_text(fcinfo, 1, "table_name")), &tn);
-	query = clean_query(text_to_cstring(arg_text(fcinfo, 2, "query")));
+	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
+	query = clean_query(text_to_cstring(coco_text_arg(fcinfo, 2, "query")));
 	spec = coco_declared_table_spec(app, &tn);
-	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 3));
+	comp_id = coco_component_id(app->app_id, coco_component_arg(fcinfo, 3));
 
 	/* Validate and count as the app owner, with the caller's search_path,
 	 * exactly as the run will evaluate it. */
@@ -527,9 +496,9 @@ coco_clear_component(PG_FUNCTION_ARGS)
 	CocoUserContext uc;
 
 	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(arg_text(fcinfo, 0, "app")));
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_note_declared(app);
-	comp_id = coco_component_id(app->app_id, arg_component(fcinfo, 1));
+	comp_id = coco_component_id(app->app_id, coco_component_arg(fcinfo, 1));
 	values[0] = Int32GetDatum(app->app_id);
 	values[1] = Int32GetDatum(comp_id);
 

@@ -937,10 +937,7 @@ reconcile_call(FunctionCallInfo fcinfo, bool full, bool declare_first)
 	Jsonb	   *result;
 	Jsonb	   *copy;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("app name must not be null")));
+	coco_require_arg(fcinfo, 0, "app name");
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	result = coco_engine_reconcile(app, full, declare_first, 0);

@@ -1,10 +1,12 @@
 /*
- * identifiers.c — validation of user-supplied names and types.
+ * identifiers.c — validation of user-supplied names, types and arguments.
  *
  * Every identifier a user hands the API is checked here, at the boundary,
  * against a full match of [A-Za-z_][A-Za-z0-9_]* of at most NAMEDATALEN-1
  * bytes, and is later used exactly as given (always quoted).  Type names go
  * through the server's own type parser and are stored in canonical form.
+ * The API's functions are not STRICT (a NULL must be an error, not a silent
+ * NULL result), so required arguments are checked here too.
  */
 #include "postgres.h"
 
@@ -130,4 +132,33 @@ coco_qualified_type(const char *canonical)
 	coco_resolve_type(canonical, &typid, &typmod);
 	return format_type_extended(typid, typmod,
 								FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+}
+
+/* ---- required arguments -------------------------------------------------- */
+
+void
+coco_require_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+text *
+coco_text_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	coco_require_arg(fcinfo, n, what);
+	return PG_GETARG_TEXT_PP(n);
+}
+
+ArrayType *
+coco_component_arg(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("component must not be null"),
+				 errhint("The root component is '{}'.")));
+	return PG_GETARG_ARRAYTYPE_P(n);
 }

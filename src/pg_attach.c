@@ -261,27 +261,6 @@ stage_attachment(CocoApp *app, const CocoTableName *tn, const char *provider,
 				 errdetail("Each target state may be declared once between two reconciles.")));
 }
 
-static ArrayType *
-component_arg(FunctionCallInfo fcinfo, int n)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("component must not be null"),
-				 errhint("The root component is '{}'.")));
-	return PG_GETARG_ARRAYTYPE_P(n);
-}
-
-static text *
-required_text(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-	return PG_GETARG_TEXT_PP(n);
-}
-
 static void
 append_json_identifiers(StringInfo out, const char *field, ArrayType *arr, const char *what)
 {
@@ -335,10 +314,10 @@ coco_declare_index(PG_FUNCTION_ARGS)
 	JsonbValue *opt;
 
 	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(required_text(fcinfo, 0, "app")));
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_note_declared(app);
-	coco_parse_table_name(text_to_cstring(required_text(fcinfo, 1, "table_name")), &tn);
-	name = text_to_cstring(required_text(fcinfo, 2, "index_name"));
+	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
+	name = text_to_cstring(coco_text_arg(fcinfo, 2, "index_name"));
 	coco_validate_identifier(name, "index name");
 	physical = psprintf("%s_%s", tn.name, name);
 	coco_validate_identifier(physical, "derived index name");
@@ -346,7 +325,7 @@ coco_declare_index(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("columns must not be null")));
-	method = text_to_cstring(required_text(fcinfo, 4, "method"));
+	method = text_to_cstring(coco_text_arg(fcinfo, 4, "method"));
 	coco_validate_identifier(method, "index method");
 	if (!OidIsValid(get_index_am_oid(method, true)))
 		ereport(ERROR,
@@ -437,7 +416,7 @@ coco_declare_index(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&spec, '}');
 	stage_attachment(app, &tn, INDEX_PROVIDER, "@index", name,
 					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
-					 component_arg(fcinfo, 6));
+					 coco_component_arg(fcinfo, 6));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -458,10 +437,10 @@ coco_declare_sql_command(PG_FUNCTION_ARGS)
 	StringInfoData spec;
 
 	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(required_text(fcinfo, 0, "app")));
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_note_declared(app);
-	coco_parse_table_name(text_to_cstring(required_text(fcinfo, 1, "table_name")), &tn);
-	name = text_to_cstring(required_text(fcinfo, 2, "name"));
+	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
+	name = text_to_cstring(coco_text_arg(fcinfo, 2, "name"));
 	coco_validate_identifier(name, "sql_command name");
 
 	initStringInfo(&spec);
@@ -472,7 +451,7 @@ coco_declare_sql_command(PG_FUNCTION_ARGS)
 	appendStringInfoString(&spec, ", \"name\": ");
 	escape_json(&spec, name);
 	appendStringInfoString(&spec, ", \"setup\": ");
-	escape_json(&spec, text_to_cstring(required_text(fcinfo, 3, "setup_sql")));
+	escape_json(&spec, text_to_cstring(coco_text_arg(fcinfo, 3, "setup_sql")));
 	appendStringInfoString(&spec, ", \"teardown\": ");
 	if (PG_ARGISNULL(4))
 		appendStringInfoString(&spec, "null");
@@ -481,7 +460,7 @@ coco_declare_sql_command(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&spec, '}');
 	stage_attachment(app, &tn, SQL_COMMAND_PROVIDER, "@sql_command", name,
 					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
-					 component_arg(fcinfo, 5));
+					 coco_component_arg(fcinfo, 5));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -184,10 +184,7 @@ coco_plan(PG_FUNCTION_ARGS)
 	SPITupleTable *containers;
 	uint64		ncontainers;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("app name must not be null")));
+	coco_require_arg(fcinfo, 0, "app name");
 	InitMaterializedSRF(fcinfo, 0);
 	out.store = rsinfo->setResult;
 	out.desc = rsinfo->setDesc;

@@ -21,7 +21,7 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 
-#include "coco_target.h"
+#include "coco_internal.h"
 
 #define COCO_KEY_MAX_DEPTH 32
 
@@ -567,8 +567,9 @@ coco_key_from_jsonb(StringInfo buf, Jsonb *json)
 
 /* ---- SQL-callable ------------------------------------------------------ */
 
-static bytea *
-stringinfo_to_bytea(StringInfo buf)
+/* An encoded key as the bytea stored in the tracking tables. */
+bytea *
+coco_key_buf_to_bytea(StringInfo buf)
 {
 	bytea	   *b = palloc(VARHDRSZ + buf->len);
 
@@ -599,7 +600,7 @@ coco_row_key(PG_FUNCTION_ARGS)
 		coco_key_put_datum(&buf, PG_GETARG_DATUM(i), get_fn_expr_argtype(fcinfo->flinfo, i));
 	}
 	coco_key_end_tuple(&buf);
-	PG_RETURN_BYTEA_P(stringinfo_to_bytea(&buf));
+	PG_RETURN_BYTEA_P(coco_key_buf_to_bytea(&buf));
 }
 
 PG_FUNCTION_INFO_V1(coco_key_to_jsonb_sql);
@@ -619,5 +620,5 @@ coco_key_from_jsonb_sql(PG_FUNCTION_ARGS)
 
 	initStringInfo(&buf);
 	coco_key_from_jsonb(&buf, PG_GETARG_JSONB_P(0));
-	PG_RETURN_BYTEA_P(stringinfo_to_bytea(&buf));
+	PG_RETURN_BYTEA_P(coco_key_buf_to_bytea(&buf));
 }

@@ -274,14 +274,8 @@ coco_submit(PG_FUNCTION_ARGS)
 	int64	   *idp;
 
 	check_worker_available("coco.submit()");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("app name must not be null")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("\"full\" must not be null")));
+	coco_require_arg(fcinfo, 0, "app name");
+	coco_require_arg(fcinfo, 1, "\"full\"");
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
@@ -340,14 +334,8 @@ coco_wait(PG_FUNCTION_ARGS)
 	bool		checked_owner = false;
 
 	check_worker_available("coco.wait()");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("run_id must not be null")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("timeout must not be null")));
+	coco_require_arg(fcinfo, 0, "run_id");
+	coco_require_arg(fcinfo, 1, "timeout");
 	run_id = PG_GETARG_INT64(0);
 	timeout = PG_GETARG_INTERVAL_P(1);
 	timeout_us = timeout->time + (int64) timeout->day * USECS_PER_DAY +
