@@ -271,6 +271,20 @@ extension_present(void)
 	return get_extension_oid("coco_target", true) == ext;
 }
 
+/*
+ * start_xact, then make sure the extension is still here; if it was dropped
+ * meanwhile, end the transaction again and say so.
+ */
+static bool
+start_xact_if_installed(const char *activity)
+{
+	start_xact(activity);
+	if (extension_present())
+		return true;
+	end_xact();
+	return false;
+}
+
 static void
 release_slot(int code, Datum arg)
 {
@@ -311,12 +325,8 @@ requeue_interrupted(void)
 	Datum		values[1] = {Int32GetDatum(coco_max_attempts)};
 	uint64		failed;
 
-	start_xact("coco_target: looking for interrupted runs");
-	if (!extension_present())
-	{
-		end_xact();
+	if (!start_xact_if_installed("coco_target: looking for interrupted runs"))
 		return false;
-	}
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("UPDATE coco.run SET status = 'queued', retry_at = NULL, "
 				  "error = 'interrupted: the worker stopped during attempt ' OPERATOR(pg_catalog.||) attempts "
@@ -395,8 +405,7 @@ purge_old_runs(void)
 	/* a failure is logged and tried again next minute; runs go on */
 	PG_TRY();
 	{
-		start_xact("coco_target: deleting old runs");
-		if (extension_present())
+		if (start_xact_if_installed("coco_target: deleting old runs"))
 		{
 			values[0] = Int32GetDatum(coco_run_retention);
 			coco_enter_extension_owner(&uc);
@@ -407,8 +416,8 @@ purge_old_runs(void)
 						  1, types, values, NULL, SPI_OK_DELETE);
 			deleted = SPI_processed;
 			coco_leave(&uc);
+			end_xact();
 		}
-		end_xact();
 	}
 	PG_CATCH();
 	{
@@ -439,10 +448,8 @@ next_run(QueuedRun *run, long *next_ms, bool *any_queued, bool *gone)
 	*gone = false;
 	*any_queued = false;
 	*next_ms = -1;
-	start_xact("coco_target: looking for queued runs");
-	if (!extension_present())
+	if (!start_xact_if_installed("coco_target: looking for queued runs"))
 	{
-		end_xact();
 		*gone = true;
 		return false;
 	}
@@ -513,12 +520,8 @@ do_run(QueuedRun *run)
 	MemoryContextSwitchTo(oldcxt);
 
 	/* 1. mark it running, committed, so a crash leaves a trace */
-	start_xact(activity);
-	if (!extension_present())
-	{
-		end_xact();
+	if (!start_xact_if_installed(activity))
 		return;					/* dropped meanwhile: the next look exits */
-	}
 	values[0] = Int64GetDatum(run->run_id);
 	values[1] = CStringGetTextDatum("");
 	values[2] = Int32GetDatum(MyProcPid);
