@@ -145,6 +145,10 @@ extern void coco_invalidate_table_cache(void);
 extern void coco_pg_table_register(void);
 extern void coco_pg_attach_register(void);
 
+/* localfs.c */
+extern void coco_localfs_register(void);
+extern void coco_localfs_check_root(const char *root);
+
 /* pg_rows.c */
 extern void coco_rows_sync(CocoChildSync *sync);
 extern void coco_rows_summarize(CocoChildSync *sync);
@@ -160,6 +164,10 @@ extern void coco_lock_app(CocoApp *app, bool for_drop);
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);
 
+/* intents.c: sinks outside the transaction */
+extern int64 coco_complete_intents(CocoApp *app, int64 run_id);
+extern int64 coco_pending_intents(int app_id);
+
 /* worker.c: the launcher and per-database workers */
 extern int	coco_naptime;
 extern int	coco_max_workers;
@@ -169,6 +177,7 @@ extern int	coco_run_retention;
 extern void coco_worker_init(void);
 extern bool coco_worker_available(void);
 extern void coco_worker_wake(Oid dbid);
+extern int64 coco_queue_run(const CocoApp *app, bool full);
 /* sleeping until the worker finishes some run (for coco.wait()) */
 extern void coco_run_done_prepare(void);
 extern void coco_run_done_sleep(long timeout_ms);

@@ -237,6 +237,13 @@ typedef struct CocoProvider
 	/* Its states are declared with coco.declare_target_state(app, provider,
 	 * key, spec): the handler must validate any JSON spec it is given. */
 	bool		generic_specs;
+	/* Its sink acts outside the database transaction (files, remote
+	 * systems).  The engine then commits the intended record next to the old
+	 * ones before the sink runs and prunes them after it succeeded (DESIGN.md
+	 * rule 9): a run records intents; the background worker applies them,
+	 * each in a transaction of its own.  Its actions must be idempotent and
+	 * correct whichever of the previous records is true (rule 5). */
+	bool		outside_transaction;
 } CocoProvider;
 
 /* Register a root provider; call from _PG_init.  Names are unique. */
@@ -250,6 +257,11 @@ extern const CocoProvider *coco_lookup_provider(const char *name);
 /* Run fn(arg) with the extension owner's rights and a pinned search_path:
  * for connectors that keep bookkeeping of their own in the coco schema. */
 extern void coco_as_extension_owner(void (*fn) (void *arg), void *arg);
+
+/* The settings of context `key`, which must be of `kind` and usable by the
+ * role `user` (errors otherwise).  Look them up when applying, not only when
+ * declaring: a superuser may change them in between.  Inside SPI only. */
+extern Jsonb *coco_context_settings(const char *key, const char *kind, Oid user);
 
 /* Quote "schema"."name" after the caller validated both parts. */
 extern char *coco_quote_qualified(const char *schema, const char *name);

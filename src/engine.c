@@ -268,14 +268,23 @@ find_drift(RootState *states, int n)
 	return found;
 }
 
-/* "schema.table" of the container an attachment's spec names */
+/* The name of the container an attachment's spec names: its "parent", or
+ * for postgres attachments "schema.table". */
 static char *
 attachment_parent_name(RootState *a)
 {
 	Jsonb	   *spec = a->st.desired ? a->st.desired : a->st.prev[a->st.nprev - 1];
-	JsonbValue *schema = getKeyJsonValueFromContainer(&spec->root, "schema", 6, NULL);
-	JsonbValue *table = getKeyJsonValueFromContainer(&spec->root, "table", 5, NULL);
+	JsonbValue *parent = getKeyJsonValueFromContainer(&spec->root, "parent", 6, NULL);
+	JsonbValue *schema;
+	JsonbValue *table;
 
+	/* other connectors name their container's state outright */
+	if (parent && parent->type == jbvString)
+		return pnstrdup(parent->val.string.val, parent->val.string.len);
+	schema = getKeyJsonValueFromContainer(&spec->root, "schema", 6, NULL);
+	table = getKeyJsonValueFromContainer(&spec->root, "table", 5, NULL);
+	if (schema == NULL || table == NULL || schema->type != jbvString || table->type != jbvString)
+		elog(ERROR, "coco_target: attachment \"%s\" does not name its container", a->st.name);
 	return psprintf("%.*s.%.*s", schema->val.string.len, schema->val.string.val,
 					table->val.string.len, table->val.string.val);
 }
@@ -320,6 +329,13 @@ decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 								(a->ts_id != 0 && a->parent_generation != p->generation))))
 		{
 			a->st.prev_may_be_missing = true;
+			if (a->bystander && a->provider->outside_transaction)
+			{
+				/* its record is not enough to make it again (a file's
+				 * content is not kept): it is made when declared again */
+				a->skip = true;
+				continue;
+			}
 			if (a->bystander)
 				a->st.desired = a->st.prev[a->st.nprev - 1];
 		}
@@ -375,7 +391,8 @@ takes_part(RootState *s, ApplyStep step)
 {
 	CocoAction	a = s->decision.action;
 
-	if (s->skip || s->forget || a == COCO_NO_ACTION)
+	/* sinks outside the transaction run later, from recorded intents */
+	if (s->skip || s->forget || a == COCO_NO_ACTION || s->provider->outside_transaction)
 		return false;
 	if (s->provider->parent == NULL)
 		return step != STEP_RETIRE;
@@ -530,6 +547,11 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 			coco_spi_exec("DELETE FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1",
 						  1, types, values, NULL, SPI_OK_DELETE);
 			coco_leave(&uc);
+			continue;
+		}
+		if (s->provider->outside_transaction && d->action != COCO_NO_ACTION)
+		{
+			coco_record_intent(app, s, rs);
 			continue;
 		}
 		ps = coco_run_provider_stats(rs, s->st.provider);
@@ -818,6 +840,11 @@ stats_jsonb(RunStats *rs, int64 run_id)
 					 ", \"stale_components\": " INT64_FORMAT ", \"drift\": " INT64_FORMAT
 					 ", \"passes\": %d",
 					 ins, upd, del, unch, rs->stale, rs->drift, rs->passes);
+	/* only apps with targets outside the database ever defer */
+	if (rs->deferred > 0)
+		appendStringInfo(&out, ", \"deferred\": " INT64_FORMAT, rs->deferred);
+	if (rs->completion_run_id > 0)
+		appendStringInfo(&out, ", \"completion_run_id\": " INT64_FORMAT, rs->completion_run_id);
 	if (run_id > 0)
 		appendStringInfo(&out, ", \"run_id\": " INT64_FORMAT, run_id);
 	appendStringInfoChar(&out, '}');
@@ -841,6 +868,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	CocoUserContext uc;
 	bool		isnull;
 	bool		declare_fn_ran = false;
+	int64		pending;
 
 	memset(&rs, 0, sizeof(rs));
 	coco_run_provider_stats(&rs, COCO_TABLE_PROVIDER);
@@ -874,6 +902,24 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 		rs.stale = count_stale(app->app_id);
 	}
 
+	/*
+	 * Intents for sinks outside the transaction are completed by the worker
+	 * once this commits: a worker run stays 'running' until then (worker.c
+	 * completes it next); a run in the caller's transaction queues one.
+	 */
+	pending = coco_pending_intents(app->app_id);
+	if (pending > 0 && run_id == 0)
+	{
+		if (!coco_worker_available())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("app \"%s\" has changes for targets outside the database, which need the background worker",
+							app->name),
+					 errdetail("Files and similar targets are written after the run commits, by the worker."),
+					 errhint("Add coco_target to shared_preload_libraries and restart the server.")));
+		rs.completion_run_id = coco_queue_run(app, false);
+	}
+
 	values[0] = Int32GetDatum(app->app_id);
 	values[1] = BoolGetDatum(full);
 	values[2] = TimestampTzGetDatum(started);
@@ -883,7 +929,11 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	values[6] = Int64GetDatum(run_id);
 	coco_enter_extension_owner(&uc);
 	if (run_id > 0)
-		coco_spi_exec("UPDATE coco.run SET status = 'succeeded', error = NULL, started_at = $3, "
+		coco_spi_exec(pending > 0 ?
+					  "UPDATE coco.run SET status = 'running', error = NULL, started_at = $3, "
+					  "finished_at = NULL, stats = $5, pid = $6 "
+					  "WHERE run_id OPERATOR(pg_catalog.=) $7 AND app_id OPERATOR(pg_catalog.=) $1" :
+					  "UPDATE coco.run SET status = 'succeeded', error = NULL, started_at = $3, "
 					  "finished_at = $4, stats = $5, pid = $6 "
 					  "WHERE run_id OPERATOR(pg_catalog.=) $7 AND app_id OPERATOR(pg_catalog.=) $1",
 					  7, types, values, NULL, SPI_OK_UPDATE);
@@ -919,6 +969,14 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 		/* nothing declared, every component replaced: everything goes */
 		memset(&rs, 0, sizeof(rs));
 		run_pass(app, true, &rs);
+
+		/*
+		 * The app's records are about to go, so targets outside the
+		 * transaction are removed now, in this transaction.  Should it roll
+		 * back, the app stays and its next run finds them missing (drift)
+		 * and writes them again.
+		 */
+		(void) coco_complete_intents(app, 0);
 	}
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("DELETE FROM coco.tracked_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);

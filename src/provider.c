@@ -85,7 +85,7 @@ _PG_init(void)
 	DefineCustomStringVariable("coco_target.fault_point",
 							   "Testing only: stop the backend hard at this point of a run.",
 							   "A named point (after_staging_read, after_decisions, after_table_ddl, "
-							   "after_row_batch, before_attachments, before_consume); the backend "
+							   "after_row_batch, before_attachments, before_consume, after_outside_write); the backend "
 							   "kills itself with SIGKILL there, as a crash would.",
 							   &coco_fault_point, "", PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	/* the worker's settings, shared memory and launcher (when preloaded) */
@@ -95,7 +95,10 @@ _PG_init(void)
 	coco_progress_init();
 
 	if (coco_lookup_c_provider(COCO_TABLE_PROVIDER) == NULL)
+	{
 		coco_pg_table_register();
+		coco_localfs_register();
+	}
 }
 
 /* The names of the registered providers: containers and other root

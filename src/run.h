@@ -22,6 +22,9 @@ typedef struct RunStats
 	int			nproviders;
 	int64		stale;
 	int64		drift;			/* targets found changed behind our back */
+	int64		deferred;		/* intents recorded for sinks outside the
+								 * transaction */
+	int64		completion_run_id;	/* the worker run queued to complete them */
 	int			passes;
 } RunStats;
 
@@ -65,6 +68,9 @@ extern ArrayType *coco_run_int_array(int *values, int n);
 extern void coco_run_init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
 							   int *replaced, int nreplaced);
 extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync);
+
+/* intents.c */
+extern void coco_record_intent(CocoApp *app, RootState *s, RunStats *rs);
 
 /* children.c */
 extern void coco_sync_children(CocoApp *app, int *replaced, int nreplaced,

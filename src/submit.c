@@ -266,12 +266,7 @@ Datum
 coco_submit(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
-	CocoUserContext uc;
-	Oid			types[2] = {INT4OID, BOOLOID};
-	Datum		values[2];
-	bool		isnull;
 	int64		run_id;
-	int64	   *idp;
 
 	check_worker_available("coco.submit()");
 	coco_require_arg(fcinfo, 0, "app name");
@@ -279,26 +274,40 @@ coco_submit(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = PG_GETARG_DATUM(1);
+	run_id = coco_queue_run(app, PG_GETARG_BOOL(1));
+	SPI_finish();
+	PG_RETURN_INT64(run_id);
+}
+
+/*
+ * Queue a run of the app for the worker, woken when this transaction
+ * commits; returns its run_id.  Inside SPI.
+ */
+int64
+coco_queue_run(const CocoApp *app, bool full)
+{
+	CocoUserContext uc;
+	Oid			types[2] = {INT4OID, BOOLOID};
+	Datum		values[2] = {Int32GetDatum(app->app_id), BoolGetDatum(full)};
+	bool		isnull;
+	int64		run_id;
+	int64	   *idp;
+	MemoryContext old;
+
 	coco_enter_extension_owner(&uc);
 	run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts) "
 						   "VALUES ($1, $2, 'queued', pg_catalog.now(), 0) RETURNING run_id",
 						   2, types, values, &isnull);
 	coco_leave(&uc);
-	SPI_finish();
 
 	wake_at_commit = true;
 	/* remembered so coco.wait() can refuse a run this transaction queued */
 	idp = MemoryContextAlloc(TopTransactionContext, sizeof(int64));
 	*idp = run_id;
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-
-		submitted_runs = lappend(submitted_runs, idp);
-		MemoryContextSwitchTo(old);
-	}
-	PG_RETURN_INT64(run_id);
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	submitted_runs = lappend(submitted_runs, idp);
+	MemoryContextSwitchTo(old);
+	return run_id;
 }
 
 static bool

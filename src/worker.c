@@ -574,11 +574,22 @@ do_run(QueuedRun *run)
 					 errmsg("app \"%s\" was dropped and created again", run->app_name)));
 		(void) coco_engine_reconcile(app, run->full, false, run->run_id);
 		SetUserIdAndSecContext(save_userid, save_sec);
-		/* the engine recorded the success; a retry time no longer applies */
+		/* the engine recorded the outcome; a retry time no longer applies */
 		coco_enter_extension_owner(&uc);
 		coco_spi_exec("UPDATE coco.run SET retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
 					  1, types, values, NULL, SPI_OK_UPDATE);
 		coco_leave(&uc);
+		end_xact();
+
+		/*
+		 * 3. sinks outside the transaction: their intents are committed now,
+		 * so they run, each pruning its records once it succeeded (rule 9).
+		 */
+		start_xact(activity);
+		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		app = coco_app_lookup(run->app_name);
+		(void) coco_complete_intents(app, run->run_id);
+		SetUserIdAndSecContext(save_userid, save_sec);
 		notify_finished(run->app_name, run->run_id, "succeeded");
 		end_xact();
 		final_status = "succeeded";
@@ -594,7 +605,7 @@ do_run(QueuedRun *run)
 	}
 	PG_END_TRY();
 
-	/* 3. a failure: back to the queue with a backoff, or failed for good */
+	/* 4. a failure: back to the queue with a backoff, or failed for good */
 	if (edata)
 	{
 		bool		retry = run->attempts < coco_max_attempts;
