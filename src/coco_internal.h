@@ -165,7 +165,17 @@ extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first,
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);
 
 /* intents.c: sinks outside the transaction */
-extern int64 coco_complete_intents(CocoApp *app, int64 run_id);
+typedef struct CocoTopLevelWork
+{
+	int64		ts_id;
+	char	   *name;			/* the state's, for messages */
+	char	   *sql;			/* to run outside any transaction block */
+	char	   *intent;			/* the intent it completes, as text */
+} CocoTopLevelWork;
+extern int64 coco_complete_intents(CocoApp *app, int64 run_id, List **top_level,
+								   MemoryContext top_cxt);
+extern void coco_prune_intent(CocoApp *app, const CocoTopLevelWork *w, int64 run_id,
+							  int64 completed);
 extern int64 coco_pending_intents(int app_id);
 
 /* worker.c: the launcher and per-database workers */

@@ -244,6 +244,12 @@ typedef struct CocoProvider
 	 * each in a transaction of its own.  Its actions must be idempotent and
 	 * correct whichever of the previous records is true (rule 5). */
 	bool		outside_transaction;
+	/* Optional, with outside_transaction: the creating half of an action as
+	 * one SQL statement that must run outside any transaction block (CREATE
+	 * INDEX CONCURRENTLY).  Called in a transaction, which may prepare (drop
+	 * a leftover); the worker then runs the statement at top level as the
+	 * app owner and prunes the records after it succeeded. */
+	char	   *(*top_level_sql) (const CocoPlannedAction *action);
 } CocoProvider;
 
 /* Register a root provider; call from _PG_init.  Names are unique. */

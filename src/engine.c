@@ -976,7 +976,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 		 * back, the app stays and its next run finds them missing (drift)
 		 * and writes them again.
 		 */
-		(void) coco_complete_intents(app, 0);
+		(void) coco_complete_intents(app, 0, NULL, NULL);
 	}
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("DELETE FROM coco.tracked_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);

@@ -124,16 +124,17 @@ intent_part(Jsonb *intent, const char *field)
 
 /* The app's pending intents, as states with their decisions. */
 static RootState *
-load_intents(int app_id, int *n)
+load_intents(int app_id, int *n, char ***intent_texts_out)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(app_id)};
 	CocoUserContext uc;
 	SPITupleTable *tt;
 	RootState  *states;
+	char	  **intent_texts;
 
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT ts_id, provider, key, name, records, may_be_missing, intent "
+	coco_spi_exec("SELECT ts_id, provider, key, name, records, may_be_missing, intent, intent::pg_catalog.text "
 				  "FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 AND intent IS NOT NULL "
 				  "ORDER BY ts_id",
 				  1, types, values, NULL, SPI_OK_SELECT);
@@ -141,6 +142,8 @@ load_intents(int app_id, int *n)
 	tt = SPI_tuptable;
 	*n = (int) SPI_processed;
 	states = palloc0(sizeof(RootState) * Max(*n, 1));
+	intent_texts = palloc0(sizeof(char *) * Max(*n, 1));
+	*intent_texts_out = intent_texts;
 	for (int i = 0; i < *n; i++)
 	{
 		RootState  *s = &states[i];
@@ -174,6 +177,7 @@ load_intents(int app_id, int *n)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("provider \"%s\" is not registered", s->st.provider),
 					 errhint("Load the connector that provides it (shared_preload_libraries).")));
+		intent_texts[i] = TextDatumGetCString(SPI_getbinval(tup, tt->tupdesc, 8, &isnull));
 	}
 	return states;
 }
@@ -186,8 +190,14 @@ typedef enum IntentStep
 	INTENT_REMOVE_CONTAINERS
 } IntentStep;
 
+/*
+ * One step over the intents.  A creation that must run at top level is not
+ * applied here: its statement is handed back in *top_level (when the caller
+ * can run it), and its state marked so it is not pruned yet.
+ */
 static void
-run_step(RootState *states, int n, IntentStep step)
+run_step(RootState *states, char **intent_texts, int n, IntentStep step, List **top_level,
+		 MemoryContext top_cxt)
 {
 	for (int i = 0; i < n; i++)
 	{
@@ -207,7 +217,25 @@ run_step(RootState *states, int n, IntentStep step)
 					s->provider->apply(&act, 1);
 				break;
 			case INTENT_MAKE_ATTACHMENTS:
-				if (attachment && !removes)
+				if (attachment && !removes && s->provider->top_level_sql && top_level)
+				{
+					char	   *sql = s->provider->top_level_sql(&act);
+					CocoTopLevelWork *w = MemoryContextAllocZero(top_cxt, sizeof(CocoTopLevelWork));
+
+					w->ts_id = s->ts_id;
+					w->name = MemoryContextStrdup(top_cxt, s->st.name);
+					w->sql = MemoryContextStrdup(top_cxt, sql);
+					w->intent = MemoryContextStrdup(top_cxt, intent_texts[i]);
+					{
+						/* the list outlives this transaction */
+						MemoryContext old = MemoryContextSwitchTo(top_cxt);
+
+						*top_level = lappend(*top_level, w);
+						MemoryContextSwitchTo(old);
+					}
+					s->skip = true; /* pruned once the statement ran */
+				}
+				else if (attachment && !removes)
 					s->provider->apply(&act, 1);
 				break;
 			case INTENT_REMOVE_CONTAINERS:
@@ -218,36 +246,61 @@ run_step(RootState *states, int n, IntentStep step)
 	}
 }
 
+static void
+mark_run_succeeded(int64 run_id, int64 completed)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(run_id), Int64GetDatum(completed)};
+	CocoUserContext uc;
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.run SET status = 'succeeded', finished_at = pg_catalog.now(), "
+				  "stats = coalesce(stats, '{}') OPERATOR(pg_catalog.||) "
+				  "pg_catalog.jsonb_build_object('completed', $2) "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running'",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+}
+
 /*
  * Complete the app's pending intents: run each sink, then prune the
  * records to the intended one (or forget a removed state).  The caller's
  * transaction is the one that prunes; the app lock serializes this with
- * runs of the app.  With run_id, the worker's run is marked succeeded.
- * Returns how many intents were completed.
+ * runs of the app.
+ *
+ * With top_level (the worker), statements that must run outside any
+ * transaction are handed back, allocated in top_cxt, for the caller to run
+ * and then prune with coco_prune_intent(); otherwise they are applied as
+ * ordinary statements.  With run_id and nothing handed back, the worker's
+ * run is marked succeeded.  Returns how many intents were completed.
  */
 int64
-coco_complete_intents(CocoApp *app, int64 run_id)
+coco_complete_intents(CocoApp *app, int64 run_id, List **top_level, MemoryContext top_cxt)
 {
 	RootState  *states;
+	char	  **intent_texts;
 	int			n;
+	int64		completed = 0;
 	CocoUserContext uc;
-	Oid			types[2] = {INT8OID, INT8OID};
+	Oid			types[1] = {INT8OID};
 
 	coco_lock_app(app, false);
 	coco_run_owner = app->owner;
-	states = load_intents(app->app_id, &n);
+	states = load_intents(app->app_id, &n, &intent_texts);
 
 	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
 	for (IntentStep step = INTENT_RETIRE_ATTACHMENTS; step <= INTENT_REMOVE_CONTAINERS; step++)
-		run_step(states, n, step);
+		run_step(states, intent_texts, n, step, top_level, top_cxt);
 	coco_leave(&uc);
 
 	coco_enter_extension_owner(&uc);
 	for (int i = 0; i < n; i++)
 	{
 		RootState  *s = &states[i];
-		Datum		values[2] = {Int64GetDatum(s->ts_id), (Datum) 0};
+		Datum		values[1] = {Int64GetDatum(s->ts_id)};
 
+		if (s->skip)
+			continue;
 		if (s->decision.record == NULL)
 			coco_spi_exec("DELETE FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1",
 						  1, types, values, NULL, SPI_OK_DELETE);
@@ -256,19 +309,35 @@ coco_complete_intents(CocoApp *app, int64 run_id)
 						  "OPERATOR(pg_catalog.->) 'record'), may_be_missing = false, intent = NULL "
 						  "WHERE ts_id OPERATOR(pg_catalog.=) $1",
 						  1, types, values, NULL, SPI_OK_UPDATE);
-	}
-	if (run_id > 0)
-	{
-		Datum		values[2] = {Int64GetDatum(run_id), Int64GetDatum(n)};
-
-		coco_spi_exec("UPDATE coco.run SET status = 'succeeded', finished_at = pg_catalog.now(), "
-					  "stats = coalesce(stats, '{}') OPERATOR(pg_catalog.||) "
-					  "pg_catalog.jsonb_build_object('completed', $2) "
-					  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running'",
-					  2, types, values, NULL, SPI_OK_UPDATE);
+		completed++;
 	}
 	coco_leave(&uc);
-	return n;
+	if (run_id > 0 && (top_level == NULL || *top_level == NIL))
+		mark_run_succeeded(run_id, completed);
+	return completed;
+}
+
+/*
+ * After a top-level statement ran: prune its state's records, unless a run
+ * recorded a newer intent for it meanwhile (then that one is completed
+ * next).  With run_id, the worker's run is marked succeeded.
+ */
+void
+coco_prune_intent(CocoApp *app, const CocoTopLevelWork *w, int64 run_id, int64 completed)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(w->ts_id), CStringGetTextDatum(w->intent)};
+	CocoUserContext uc;
+
+	coco_lock_app(app, false);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.target_state SET records = pg_catalog.jsonb_build_array(intent "
+				  "OPERATOR(pg_catalog.->) 'record'), may_be_missing = false, intent = NULL "
+				  "WHERE ts_id OPERATOR(pg_catalog.=) $1 AND intent::pg_catalog.text OPERATOR(pg_catalog.=) $2",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	if (run_id > 0)
+		mark_run_succeeded(run_id, completed);
 }
 
 /* How many intents of the app wait to be completed. */

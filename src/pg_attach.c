@@ -19,12 +19,16 @@
 #include "commands/defrem.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #include "coco_internal.h"
 
 #define INDEX_PROVIDER "postgres.index"
+/* built with CREATE INDEX CONCURRENTLY, outside the run's transaction */
+#define INDEX_CONCURRENTLY_PROVIDER "postgres.index_concurrently"
 #define SQL_COMMAND_PROVIDER "postgres.sql_command"
 
 /* ---- specs ------------------------------------------------------------ */
@@ -135,29 +139,105 @@ index_retire(CocoPlannedAction *actions, int n)
 	}
 }
 
+/* pgvector's operator class for a metric, qualified with its schema. */
+static char *
+vector_opclass(const char *method, const char *metric)
+{
+	char	   *opclass = psprintf("vector_%s_ops", metric);
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(opclass), CStringGetTextDatum(method)};
+	char	   *schema;
+
+	if (SPI_execute_with_args("SELECT n.nspname FROM pg_catalog.pg_opclass c "
+							  "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.opcnamespace "
+							  "JOIN pg_catalog.pg_am a ON a.oid OPERATOR(pg_catalog.=) c.opcmethod "
+							  "WHERE c.opcname OPERATOR(pg_catalog.=) $1 AND a.amname OPERATOR(pg_catalog.=) $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "coco_target: looking up operator class %s failed", opclass);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("operator class \"%s\" for index method \"%s\" does not exist", opclass, method),
+				 errhint("Install the vector extension (pgvector) in this database.")));
+	schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return coco_quote_qualified(schema, opclass);
+}
+
+/* The CREATE INDEX statement of a spec; names were validated when declared. */
+static char *
+index_sql(Jsonb *spec, bool concurrently)
+{
+	StringInfoData sql;
+	char	   *include = spec_identifier_list(spec, "include");
+	char	   *where = spec_text(spec, "where");
+	char	   *metric = spec_text(spec, "metric");
+	char	   *method = spec_text(spec, "method");
+	char	   *columns = spec_identifier_list(spec, "columns");
+	JsonbValue *with = getKeyJsonValueFromContainer(&spec->root, "with", 4, NULL);
+
+	/* a vector index has one column, with the metric's operator class */
+	if (metric)
+		columns = psprintf("%s %s", columns, vector_opclass(method, metric));
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE %sINDEX %s%s ON %s USING %s (%s)",
+					 spec_bool(spec, "unique") ? "UNIQUE " : "",
+					 concurrently ? "CONCURRENTLY " : "",
+					 quote_identifier(spec_text(spec, "index_name")),
+					 coco_quote_qualified(spec_text(spec, "schema"), spec_text(spec, "table")),
+					 quote_identifier(method), columns);
+	if (include[0] != '\0')
+		appendStringInfo(&sql, " INCLUDE (%s)", include);
+	if (with && with->type == jbvBinary && JsonContainerSize(with->val.binary.data) > 0)
+	{
+		/* storage parameters: validated identifiers and integers */
+		JsonbIterator *it = JsonbIteratorInit(with->val.binary.data);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		bool		first = true;
+
+		appendStringInfoString(&sql, " WITH (");
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+				appendStringInfo(&sql, "%s%s = ", first ? "" : ", ",
+								 quote_identifier(pnstrdup(v.val.string.val, v.val.string.len)));
+			else if (tok == WJB_VALUE)
+				appendStringInfoString(&sql, DatumGetCString(DirectFunctionCall1(numeric_out,
+																				 NumericGetDatum(v.val.numeric))));
+			if (tok == WJB_VALUE)
+				first = false;
+		}
+		appendStringInfoChar(&sql, ')');
+	}
+	if (where)
+		appendStringInfo(&sql, " WHERE (%s)", where);
+	return sql.data;
+}
+
 static void
 index_apply(CocoPlannedAction *actions, int n)
 {
 	for (int i = 0; i < n; i++)
-	{
-		Jsonb	   *spec = actions[i].state->desired;
-		StringInfoData sql;
-		char	   *include = spec_identifier_list(spec, "include");
-		char	   *where = spec_text(spec, "where");
+		exec_sql(index_sql(actions[i].state->desired, false), "creating index", actions[i].state->name);
+}
 
-		initStringInfo(&sql);
-		appendStringInfo(&sql, "CREATE %sINDEX %s ON %s USING %s (%s)",
-						 spec_bool(spec, "unique") ? "UNIQUE " : "",
-						 quote_identifier(spec_text(spec, "index_name")),
-						 coco_quote_qualified(spec_text(spec, "schema"), spec_text(spec, "table")),
-						 quote_identifier(spec_text(spec, "method")),
-						 spec_identifier_list(spec, "columns"));
-		if (include[0] != '\0')
-			appendStringInfo(&sql, " INCLUDE (%s)", include);
-		if (where)
-			appendStringInfo(&sql, " WHERE (%s)", where);
-		exec_sql(sql.data, "creating index", actions[i].state->name);
-	}
+/*
+ * A concurrent build runs at top level, outside any transaction block.  A
+ * build interrupted earlier may have left an index of this name (invalid,
+ * or built but not yet recorded): it is dropped first, here, in the
+ * transaction before the build.
+ */
+static char *
+index_concurrently_sql(const CocoPlannedAction *action)
+{
+	Jsonb	   *spec = action->state->desired;
+	char	   *qname = coco_quote_qualified(spec_text(spec, "schema"), spec_text(spec, "index_name"));
+	Oid			nsp = get_namespace_oid(spec_text(spec, "schema"), true);
+	Oid			index = OidIsValid(nsp) ? get_relname_relid(spec_text(spec, "index_name"), nsp) : InvalidOid;
+
+	if (OidIsValid(index))
+		exec_sql(psprintf("DROP INDEX IF EXISTS %s", qname), "dropping a leftover index", action->state->name);
+	return index_sql(spec, true);
 }
 
 /* ---- @sql_command ------------------------------------------------------- */
@@ -206,6 +286,17 @@ static const CocoProvider index_provider = {
 	.matches_record = index_matches_record,
 };
 
+static const CocoProvider index_concurrently_provider = {
+	.name = INDEX_CONCURRENTLY_PROVIDER,
+	.parent = COCO_TABLE_PROVIDER,
+	.reconcile = spec_reconcile,
+	.apply = index_apply,
+	.retire = index_retire,
+	.matches_record = index_matches_record,
+	.outside_transaction = true,
+	.top_level_sql = index_concurrently_sql,
+};
+
 static const CocoProvider sql_command_provider = {
 	.name = SQL_COMMAND_PROVIDER,
 	.parent = COCO_TABLE_PROVIDER,
@@ -218,6 +309,7 @@ void
 coco_pg_attach_register(void)
 {
 	coco_register_root_provider(&index_provider);
+	coco_register_root_provider(&index_concurrently_provider);
 	coco_register_root_provider(&sql_command_provider);
 }
 
@@ -291,10 +383,113 @@ append_json_identifiers(StringInfo out, const char *field, ArrayType *arr, const
 	appendStringInfoChar(out, ']');
 }
 
+static bool
+is_vector_method(const char *method)
+{
+	return strcmp(method, "hnsw") == 0 || strcmp(method, "ivfflat") == 0;
+}
+
+/*
+ * pgvector's hnsw and ivfflat: one column, a metric (cosine, l2, ip) naming
+ * the operator class, and integer build parameters ("with": hnsw's m and
+ * ef_construction, ivfflat's lists).  Other methods take neither.
+ */
+static void
+append_vector_options(StringInfo spec, Jsonb *options, const char *method, ArrayType *columns)
+{
+	JsonbValue *metric = options ? getKeyJsonValueFromContainer(&options->root, "metric", 6, NULL) : NULL;
+	JsonbValue *with = options ? getKeyJsonValueFromContainer(&options->root, "with", 4, NULL) : NULL;
+	static const char *const metrics[] = {"cosine", "l2", "ip"};
+	const char *const *params;
+	static const char *const hnsw_params[] = {"m", "ef_construction", NULL};
+	static const char *const ivfflat_params[] = {"lists", NULL};
+	static const char *const no_params[] = {NULL};
+	char	   *m;
+	bool		known = false;
+
+	if (!is_vector_method(method))
+	{
+		if (metric || with)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("index options \"metric\" and \"with\" apply to hnsw and ivfflat indexes, not %s", method)));
+		return;
+	}
+	if (metric == NULL || metric->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a %s index needs the option \"metric\"", method),
+				 errhint("The metrics are cosine, l2 and ip.")));
+	m = pnstrdup(metric->val.string.val, metric->val.string.len);
+	for (int i = 0; i < (int) lengthof(metrics); i++)
+		known |= strcmp(m, metrics[i]) == 0;
+	if (!known)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown metric \"%s\"", m),
+				 errhint("The metrics are cosine, l2 and ip.")));
+	if (ArrayGetNItems(ARR_NDIM(columns), ARR_DIMS(columns)) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a %s index has exactly one column", method)));
+	appendStringInfoString(spec, ", \"metric\": ");
+	escape_json(spec, m);
+	if (with == NULL)
+		return;
+	params = strcmp(method, "hnsw") == 0 ? hnsw_params : strcmp(method, "ivfflat") == 0 ? ivfflat_params : no_params;
+	if (with->type != jbvBinary || !JsonContainerIsObject(with->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("index option \"with\" must be a JSON object")));
+	{
+		JsonbIterator *it = JsonbIteratorInit(with->val.binary.data);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		char	   *key = NULL;
+
+		appendStringInfoString(spec, ", \"with\": {");
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				bool		ok = false;
+
+				key = pnstrdup(v.val.string.val, v.val.string.len);
+				for (int i = 0; params[i]; i++)
+					ok |= strcmp(key, params[i]) == 0;
+				if (!ok)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown %s parameter \"%s\"", method, key),
+							 errhint("hnsw takes m and ef_construction; ivfflat takes lists.")));
+			}
+			else if (tok == WJB_VALUE)
+			{
+				int64		n;
+
+				if (v.type != jbvNumeric)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("%s parameter \"%s\" must be an integer", method, key)));
+				n = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
+				if (n < 1 || n > 100000)
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("%s parameter \"%s\" is out of range", method, key)));
+				appendStringInfo(spec, "%s\"%s\": " INT64_FORMAT, spec->data[spec->len - 1] == '{' ? "" : ", ",
+								 key, n);
+			}
+		}
+		appendStringInfoChar(spec, '}');
+	}
+}
+
 /*
  * coco.declare_index(app, table_name, index_name, columns, method, options,
  * component).  Options: unique (boolean), where (a predicate, SQL run as the
- * app owner), include (column names).  The index in the database is named
+ * app owner), include (column names), concurrently (built with CREATE INDEX
+ * CONCURRENTLY by the worker, outside the run's transaction), and for
+ * pgvector's hnsw and ivfflat a metric and build parameters ("with").  The index in the database is named
  * <table>_<index_name>, so equal index names on two tables never collide.
  */
 PG_FUNCTION_INFO_V1(coco_declare_index);
@@ -312,6 +507,7 @@ coco_declare_index(PG_FUNCTION_ARGS)
 	JsonbIteratorToken tok;
 	StringInfoData spec;
 	JsonbValue *opt;
+	bool		concurrently = false;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
@@ -359,11 +555,12 @@ coco_declare_index(PG_FUNCTION_ARGS)
 			{
 				char	   *k = pnstrdup(v.val.string.val, v.val.string.len);
 
-				if (strcmp(k, "unique") != 0 && strcmp(k, "where") != 0 && strcmp(k, "include") != 0)
+				if (strcmp(k, "unique") != 0 && strcmp(k, "where") != 0 && strcmp(k, "include") != 0 &&
+					strcmp(k, "concurrently") != 0 && strcmp(k, "metric") != 0 && strcmp(k, "with") != 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("unknown index option \"%s\"", k),
-							 errhint("Index options are unique, where and include.")));
+							 errhint("Index options are unique, where, include, concurrently, metric and with.")));
 			}
 		}
 		opt = getKeyJsonValueFromContainer(&options->root, "unique", 6, NULL);
@@ -384,6 +581,15 @@ coco_declare_index(PG_FUNCTION_ARGS)
 						 errmsg("index option \"where\" must be a string")));
 			appendStringInfoString(&spec, ", \"where\": ");
 			escape_json(&spec, pnstrdup(opt->val.string.val, opt->val.string.len));
+		}
+		opt = getKeyJsonValueFromContainer(&options->root, "concurrently", 12, NULL);
+		if (opt)
+		{
+			if (opt->type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("index option \"concurrently\" must be true or false")));
+			concurrently = opt->val.boolean;
 		}
 		opt = getKeyJsonValueFromContainer(&options->root, "include", 7, NULL);
 		if (opt)
@@ -413,8 +619,11 @@ coco_declare_index(PG_FUNCTION_ARGS)
 			appendStringInfoChar(&spec, ']');
 		}
 	}
+	append_vector_options(&spec, options, method, PG_GETARG_ARRAYTYPE_P(3));
+	if (concurrently)
+		appendStringInfoString(&spec, ", \"concurrently\": true");
 	appendStringInfoChar(&spec, '}');
-	stage_attachment(app, &tn, INDEX_PROVIDER, "@index", name,
+	stage_attachment(app, &tn, concurrently ? INDEX_CONCURRENTLY_PROVIDER : INDEX_PROVIDER, "@index", name,
 					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
 					 coco_component_arg(fcinfo, 6));
 	SPI_finish();

@@ -48,6 +48,10 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/snapmgr.h"
+#include "nodes/plannodes.h"
+#include "tcop/dest.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -501,6 +505,53 @@ backoff_ms(int attempts)
 	return (long) Min(ms, COCO_RETRY_MAX_MS);
 }
 
+/* holds statements to run at top level, across the run's transactions */
+static MemoryContext top_cxt = NULL;
+
+/*
+ * Run one statement the way a client's would be: at top level, outside any
+ * transaction block (CREATE INDEX CONCURRENTLY commits and starts
+ * transactions itself), as the app owner in a restricted security context
+ * with a pinned search_path.  Its parse tree lives in a context of its own,
+ * not in a transaction's.  Errors propagate; the caller aborts and resets
+ * the user.
+ */
+static void
+run_top_level(const char *sql, Oid owner, const char *activity)
+{
+	MemoryContext stmt_cxt = AllocSetContextCreate(top_cxt, "coco_target statement",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = CurrentMemoryContext;
+	Oid			save_userid;
+	int			save_sec;
+	RawStmt    *raw;
+	PlannedStmt *stmt;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, sql);
+	(void) set_config_option("search_path", COCO_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SET, true, 0, false);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	MemoryContextSwitchTo(stmt_cxt);
+	raw = linitial_node(RawStmt, pg_parse_query(sql));
+	stmt = makeNode(PlannedStmt);
+	stmt->commandType = CMD_UTILITY;
+	stmt->utilityStmt = raw->stmt;
+	stmt->stmt_location = raw->stmt_location;
+	stmt->stmt_len = raw->stmt_len;
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ProcessUtility(stmt, sql, false, PROCESS_UTILITY_TOPLEVEL, NULL, NULL, None_Receiver, NULL);
+	if (ActiveSnapshotSet())
+		PopActiveSnapshot();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(stmt_cxt);
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
 static void
 do_run(QueuedRun *run)
 {
@@ -512,8 +563,15 @@ do_run(QueuedRun *run)
 	ErrorData  *volatile edata = NULL;
 	const char *volatile final_status = NULL;
 	uint64		marked;
+	Oid			base_userid;
+	int			base_sec;
+	List	   *top_level = NIL;
+	ListCell   *lc;
+	int64		completed;
 
+	GetUserIdAndSecContext(&base_userid, &base_sec);
 	/* outside transactions the current context is TopMemoryContext */
+	MemoryContextReset(top_cxt);
 	oldcxt = MemoryContextSwitchTo(worker_cxt);
 	activity = psprintf("coco_target: reconciling app %s run " INT64_FORMAT,
 						run->app_name, run->run_id);
@@ -588,10 +646,28 @@ do_run(QueuedRun *run)
 		start_xact(activity);
 		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		app = coco_app_lookup(run->app_name);
-		(void) coco_complete_intents(app, run->run_id);
+		completed = coco_complete_intents(app, run->run_id, &top_level, top_cxt);
 		SetUserIdAndSecContext(save_userid, save_sec);
-		notify_finished(run->app_name, run->run_id, "succeeded");
+		if (top_level == NIL)
+			notify_finished(run->app_name, run->run_id, "succeeded");
 		end_xact();
+
+		/* statements that must run outside any transaction, one by one */
+		foreach(lc, top_level)
+		{
+			CocoTopLevelWork *w = lfirst(lc);
+			bool		last = lnext(top_level, lc) == NULL;
+
+			run_top_level(w->sql, run->owner, activity);
+			start_xact(activity);
+			SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+			app = coco_app_lookup(run->app_name);
+			coco_prune_intent(app, w, last ? run->run_id : 0, ++completed);
+			SetUserIdAndSecContext(save_userid, save_sec);
+			if (last)
+				notify_finished(run->app_name, run->run_id, "succeeded");
+			end_xact();
+		}
 		final_status = "succeeded";
 	}
 	PG_CATCH();
@@ -600,6 +676,8 @@ do_run(QueuedRun *run)
 		edata = CopyErrorData();
 		EmitErrorReport();
 		AbortCurrentTransaction();
+		/* a top-level statement began transactions as the app owner */
+		SetUserIdAndSecContext(base_userid, base_sec);
 		FlushErrorState();
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
@@ -655,6 +733,8 @@ coco_db_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "coco_target worker",
 									   ALLOCSET_DEFAULT_SIZES);
+	top_cxt = AllocSetContextCreate(TopMemoryContext, "coco_target top-level work",
+									ALLOCSET_SMALL_SIZES);
 
 	/*
 	 * Announce ourselves so submits wake us directly.  A slot that already
