@@ -42,6 +42,7 @@ extern void coco_fault(const char *point);
 /* provider.c: settings */
 extern int	coco_work_mem;
 extern int	coco_batch_size;
+extern int	coco_lock_timeout;
 
 /* fingerprint.c */
 extern bytea *coco_fingerprint_to_bytea(const CocoFingerprint *fp);

@@ -74,11 +74,25 @@ coco_enter_extension_owner(CocoUserContext *ctx)
 	enter(cached_owner, SECURITY_LOCAL_USERID_CHANGE, COCO_SAFE_SEARCH_PATH, ctx);
 }
 
+/*
+ * The app's work: its targets' DDL and DML, its queries and functions.  It
+ * waits for a lock at most coco_target.lock_timeout, so a run does not
+ * queue behind a long transaction (and everyone queued behind the run's
+ * own lock request) forever; the worker retries a run that timed out.
+ */
 void
 coco_enter_app_owner(Oid owner, const char *search_path, CocoUserContext *ctx)
 {
 	enter(owner, SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION,
 		  search_path ? search_path : COCO_SAFE_SEARCH_PATH, ctx);
+	if (coco_lock_timeout > 0)
+	{
+		char		value[32];
+
+		snprintf(value, sizeof(value), "%d", coco_lock_timeout);
+		(void) set_config_option("lock_timeout", value, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
 }
 
 void

@@ -66,6 +66,7 @@ coco_lookup_provider(const char *name)
 int			coco_work_mem = 65536;
 char	   *coco_fault_point = NULL;
 int			coco_batch_size = 50000;
+int			coco_lock_timeout = 30000;
 
 void		_PG_init(void);
 
@@ -82,6 +83,12 @@ _PG_init(void)
 							"Changed rows applied to a target per set-wise statement.",
 							NULL, &coco_batch_size, 50000, 1, 10000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.lock_timeout",
+							"Longest wait for a lock by a run's work on its targets.",
+							"A run waiting longer fails with lock_not_available (55P03) and the "
+							"worker retries it later; 0 waits as the session's lock_timeout says.",
+							&coco_lock_timeout, 30000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomStringVariable("coco_target.fault_point",
 							   "Testing only: stop the backend hard at this point of a run.",
 							   "A named point (after_staging_read, after_decisions, after_table_ddl, "
