@@ -52,3 +52,9 @@ SELECT a.name AS app, c.path AS component, t.provider, coco.key_to_jsonb(t.key) 
   FROM coco.target_state t
   JOIN coco.app a USING (app_id)
   JOIN coco.component c USING (comp_id);
+
+-- Rows changed behind the reconciler's back: found by reading the app's
+-- tables (on demand, not every run); repaired by the next run that
+-- declares them, or at once for an app with a declaration function.
+CREATE FUNCTION coco.verify(app text, repair boolean DEFAULT true)
+    RETURNS jsonb AS 'MODULE_PATHNAME', 'coco_verify' LANGUAGE C;

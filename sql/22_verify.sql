@@ -1,0 +1,75 @@
+-- 22_verify: rows changed behind the reconciler's back (coco.verify).
+--   1. an app without a declaration function: a tracked row deleted, one
+--      edited and one row inserted by hand are found; repair marks the two
+--      drifted rows, and the next run declaring their component writes
+--      exactly those two again (the hand-inserted row is left alone);
+--   2. an app with a declaration function is repaired at once;
+--   3. nothing found: nothing marked, no run.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE TABLE vf_src (id int PRIMARY KEY, v text);
+INSERT INTO vf_src SELECT g, 'v' || g FROM generate_series(1, 100) g;
+\set T '[{"name":"id","type":"integer"},{"name":"v","type":"text"}]'
+CREATE FUNCTION pg_temp.rows(r jsonb) RETURNS text LANGUAGE sql AS $$
+  SELECT format('+%s ~%s -%s =%s', r#>>'{providers,postgres.row,inserted}',
+                r#>>'{providers,postgres.row,updated}', r#>>'{providers,postgres.row,deleted}',
+                r#>>'{providers,postgres.row,unchanged}')
+$$;
+CREATE FUNCTION pg_temp.same(t regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM ((SELECT id, v FROM %s EXCEPT SELECT id, v FROM vf_src)
+                  UNION ALL (SELECT id, v FROM vf_src EXCEPT SELECT id, v FROM %s)) d', t, t) INTO n;
+  RETURN n;
+END $$;
+
+-- 1. without a declaration function
+SELECT coco.create_app('vf');
+SELECT coco.declare_table('vf', 'vf_t', :'T', '{id}');
+SELECT coco.declare_rows('vf', 'vf_t', 'SELECT id, v FROM vf_src');
+SELECT pg_temp.rows(coco.reconcile('vf'));
+DELETE FROM vf_t WHERE id = 10;
+UPDATE vf_t SET v = 'edited' WHERE id = 20;
+INSERT INTO vf_t VALUES (1000, 'by hand');
+SELECT coco.verify('vf', repair => false);
+-- a plain run re-declaring the same rows does not see row drift
+SELECT coco.declare_table('vf', 'vf_t', :'T', '{id}');
+SELECT coco.declare_rows('vf', 'vf_t', 'SELECT id, v FROM vf_src');
+SELECT pg_temp.rows(coco.reconcile('vf'));
+SELECT coco.verify('vf');
+SELECT count(*) AS marked FROM coco.tracked_row WHERE fp = '';
+-- the next run declaring the component writes the two rows again
+SELECT coco.declare_table('vf', 'vf_t', :'T', '{id}');
+SELECT coco.declare_rows('vf', 'vf_t', 'SELECT id, v FROM vf_src');
+SELECT pg_temp.rows(coco.reconcile('vf'));
+SELECT pg_temp.same('vf_t') - 1 AS differences_besides_the_hand_inserted_row;
+SELECT * FROM vf_t WHERE id IN (10, 20, 1000) ORDER BY id;
+SELECT coco.verify('vf') -> 'drifted' AS drifted_after_repair;
+
+-- 2. with a declaration function: repaired at once
+CREATE FUNCTION vf_declare(app text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM coco.declare_table(app, 'vf_fn_t', '[{"name":"id","type":"integer"},{"name":"v","type":"text"}]', '{id}');
+  PERFORM coco.declare_rows(app, 'vf_fn_t', 'SELECT id, v FROM public.vf_src');
+END $$;
+SELECT coco.create_app('vf_fn', 'vf_declare(text)');
+SELECT pg_temp.rows(coco.update('vf_fn'));
+DELETE FROM vf_fn_t WHERE id BETWEEN 1 AND 3;
+UPDATE vf_fn_t SET v = NULL WHERE id = 50;
+SELECT r - 'run' AS found, pg_temp.rows(r -> 'run') AS repair_run
+  FROM coco.verify('vf_fn') r;
+SELECT pg_temp.same('vf_fn_t') AS differences;
+
+-- 3. nothing to find
+SELECT coco.verify('vf_fn');
+SELECT count(*) AS marked FROM coco.tracked_row WHERE fp = '';
+
+-- bad input
+SELECT coco.verify('vf_nonesuch');
+SELECT coco.verify('vf', NULL);
+
+SELECT coco.drop_app('vf');
+SELECT coco.drop_app('vf_fn');
+DROP FUNCTION vf_declare(text);
+DROP TABLE vf_src;

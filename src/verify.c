@@ -1,0 +1,181 @@
+/*
+ * verify.c — coco.verify(app, repair): find rows changed behind the
+ * reconciler's back.
+ *
+ * Every run checks what is cheap to check (tables, columns, indexes, files:
+ * catalog look-ups and stats).  Rows are not: finding a row deleted or
+ * edited by hand means reading the whole table.  coco.verify does that on
+ * demand: it fingerprints each row of each of the app's tables exactly as
+ * tracking did (coco.row_fingerprint over the declared columns) and joins
+ * them with the tracked fingerprints.
+ *
+ * Repairing needs the rows' declared values, which only declarations hold.
+ * So repair marks the drifted rows' tracking as unknown (a fingerprint no
+ * row has) and their components' row sets as undigested: the next run that
+ * declares those components re-writes exactly those rows.  An app with a
+ * declaration function is updated at once.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "coco_internal.h"
+
+typedef struct TableDrift
+{
+	char	   *name;
+	int64		missing;		/* tracked, not in the table */
+	int64		changed;		/* in the table with other values */
+	int64		untracked;		/* in the table, not tracked (left alone) */
+	int64		marked;			/* tracking marked for re-writing */
+} TableDrift;
+
+/* Compare one table with its tracking; mark drifted rows when asked. */
+static void
+verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *out)
+{
+	CocoTableSpec *spec = coco_table_spec_parse(record);
+	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
+	StringInfoData actual;
+	Oid			types[2] = {INT8OID, BYTEAARRAYOID};
+	Datum		values[2] = {Int64GetDatum(ts_id), (Datum) 0};
+	CocoUserContext uc;
+	Datum	   *keys;
+	int			nkeys = 0;
+	Oid			nsp = get_namespace_oid(spec->tn.schema, true);
+
+	out->name = pstrdup(spec->tn.qualified);
+	/* a table gone is drift every run finds and repairs by itself */
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid(spec->tn.name, nsp)))
+		return;
+
+	initStringInfo(&actual);
+	appendStringInfo(&actual, "SELECT %s AS k, coco.row_fingerprint(", coco_rows_key_expr(spec));
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&actual, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
+	appendStringInfo(&actual, ") AS fp FROM ONLY %s x", qname);
+
+	/* read as the app owner: the table is the app's to read */
+	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
+	coco_spi_exec(psprintf("SELECT t.key IS NULL, x.k IS NULL, t.key "
+						   "FROM (SELECT key, fp FROM coco.tracked_row "
+						   "      WHERE target_id OPERATOR(pg_catalog.=) $1) t "
+						   "FULL JOIN (%s) x ON x.k OPERATOR(pg_catalog.=) t.key "
+						   "WHERE t.key IS NULL OR x.k IS NULL OR x.fp OPERATOR(pg_catalog.<>) t.fp",
+						   actual.data),
+				  1, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	keys = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)))
+		{
+			out->untracked++;
+			continue;
+		}
+		if (DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)))
+			out->missing++;
+		else
+			out->changed++;
+		keys[nkeys++] = PointerGetDatum(DatumGetByteaPCopy(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)));
+	}
+	if (!repair || nkeys == 0)
+		return;
+
+	values[1] = PointerGetDatum(construct_array(keys, nkeys, BYTEAOID, -1, false, TYPALIGN_INT));
+	coco_enter_extension_owner(&uc);
+	/* no row fingerprints to the empty string: the next diff re-writes them */
+	coco_spi_exec("UPDATE coco.tracked_row SET fp = ''::pg_catalog.bytea "
+				  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) ANY ($2)",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	out->marked = SPI_processed;
+	coco_spi_exec("UPDATE coco.row_set SET digest = NULL WHERE target_id OPERATOR(pg_catalog.=) $1 "
+				  "AND comp_id OPERATOR(pg_catalog.=) ANY (SELECT comp_id FROM coco.tracked_row "
+				  "  WHERE target_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) ANY ($2))",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+}
+
+/*
+ * coco.verify(app, repair) — returns {"tables": {name: {missing, changed,
+ * untracked, marked}}, "drifted": n, "run": <stats of the update that
+ * repaired them, for apps with a declaration function>}.
+ */
+PG_FUNCTION_INFO_V1(coco_verify);
+Datum
+coco_verify(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	bool		repair;
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+	CocoUserContext uc;
+	SPITupleTable *tables;
+	uint64		ntables;
+	StringInfoData out;
+	int64		drifted = 0;
+	Jsonb	   *result;
+
+	coco_require_arg(fcinfo, 1, "repair");
+	repair = PG_GETARG_BOOL(1);
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
+	coco_lock_app(app, false);
+
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = CStringGetTextDatum(COCO_TABLE_PROVIDER);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT ts_id, records OPERATOR(pg_catalog.->) -1 FROM coco.target_state "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND provider OPERATOR(pg_catalog.=) $2 "
+				  "AND NOT may_be_missing ORDER BY name",
+				  2, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	tables = SPI_tuptable;
+	ntables = SPI_processed;
+
+	initStringInfo(&out);
+	appendStringInfoString(&out, "{\"tables\": {");
+	for (uint64 i = 0; i < ntables; i++)
+	{
+		bool		isnull;
+		int64		ts_id = DatumGetInt64(SPI_getbinval(tables->vals[i], tables->tupdesc, 1, &isnull));
+		Jsonb	   *record = DatumGetJsonbPCopy(SPI_getbinval(tables->vals[i], tables->tupdesc, 2, &isnull));
+		TableDrift	d = {0};
+
+		verify_table(app, ts_id, record, repair, &d);
+		drifted += d.missing + d.changed;
+		if (i > 0)
+			appendStringInfoString(&out, ", ");
+		escape_json(&out, d.name);
+		appendStringInfo(&out, ": {\"missing\": " INT64_FORMAT ", \"changed\": " INT64_FORMAT
+						 ", \"untracked\": " INT64_FORMAT ", \"marked\": " INT64_FORMAT "}",
+						 d.missing, d.changed, d.untracked, d.marked);
+	}
+	appendStringInfo(&out, "}, \"drifted\": " INT64_FORMAT, drifted);
+	if (repair && drifted > 0 && OidIsValid(app->declare_fn))
+	{
+		Jsonb	   *stats = coco_engine_reconcile(app, true, true, 0);
+
+		appendStringInfoString(&out, ", \"run\": ");
+		appendStringInfoString(&out, JsonbToCString(NULL, &stats->root, VARSIZE(stats)));
+	}
+	appendStringInfoChar(&out, '}');
+	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+	{
+		Jsonb	   *copy = SPI_palloc(VARSIZE(result));
+
+		memcpy(copy, result, VARSIZE(result));
+		SPI_finish();
+		PG_RETURN_JSONB_P(copy);
+	}
+}
