@@ -1,7 +1,8 @@
 -- 21_index_methods: @index with each built-in access method — create,
--- change (drop and re-create), no-op and removal — and the index options
--- that belong to other methods or are malformed.  Concurrent builds and
--- pgvector's methods are covered by test/indexes.sh.
+-- change (drop and re-create), no-op and removal — expression indexes, and
+-- the index options that belong to other methods or are malformed (an
+-- expression that smuggles in a statement among them).  Concurrent builds
+-- and pgvector's methods are covered by test/indexes.sh.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 CREATE TABLE im_src (id int PRIMARY KEY, tags text[], doc tsvector, r int4range, n int);
@@ -57,12 +58,26 @@ SELECT coco.declare_index('im', 'im_t', 's', '{r}', 'gist', '{"include": ["n"]}'
 SELECT pg_temp.counts(coco.reconcile('im'));
 SELECT * FROM pg_temp.indexes();
 
+-- expression indexes: expressions after the plain columns
+SELECT coco.declare_table('im', 'im_t', :'T', '{id}');
+SELECT coco.declare_rows('im', 'im_t', 'SELECT * FROM im_src');
+SELECT coco.declare_index('im', 'im_t', 'e', '{}', 'btree', '{"expressions": ["n % 7", "lower(tags[1])"]}');
+SELECT coco.declare_index('im', 'im_t', 'f', '{n}', 'btree', '{"expressions": ["id * 2"], "unique": true}');
+SELECT pg_temp.counts(coco.reconcile('im'));
+SELECT * FROM pg_temp.indexes();
+
 -- options that do not apply, or are malformed: refused, nothing staged
 SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'btree', '{"metric": "cosine"}');
 SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'gin', '{"with": {"lists": 4}}');
 SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'btree', '{"concurrently": "yes"}');
 SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'hnsw', '{"metric": "cosine"}');
 SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'ivfflat');
+SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'btree', '{"where": "n > 0); DROP TABLE im_src; SELECT (1"}');
+SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'btree', '{"where": "n FROM pg_class"}');
+SELECT coco.declare_index('im', 'im_t', 'x', '{}', 'btree', '{"expressions": ["n), (id"]}');
+SELECT coco.declare_index('im', 'im_t', 'x', '{}', 'btree', '{"expressions": "n"}');
+SELECT coco.declare_index('im', 'im_t', 'x', '{}', 'btree', '{"expressions": []}');
+SELECT coco.declare_index('im', 'im_t', 'x', '{}', 'btree');
 SELECT count(*) AS staged FROM coco.staged_state s JOIN coco.app a USING (app_id) WHERE a.name = 'im';
 
 SELECT coco.drop_app('im');

@@ -17,6 +17,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/array.h"
@@ -174,6 +175,24 @@ index_sql(Jsonb *spec, bool concurrently)
 	char	   *method = spec_text(spec, "method");
 	char	   *columns = spec_identifier_list(spec, "columns");
 	JsonbValue *with = getKeyJsonValueFromContainer(&spec->root, "with", 4, NULL);
+	JsonbValue *exprs = getKeyJsonValueFromContainer(&spec->root, "expressions", 11, NULL);
+
+	/* expressions follow the plain columns, each in parentheses */
+	if (exprs && exprs->type == jbvBinary)
+	{
+		StringInfoData all;
+
+		initStringInfo(&all);
+		appendStringInfoString(&all, columns);
+		for (int i = 0; i < (int) JsonContainerSize(exprs->val.binary.data); i++)
+		{
+			JsonbValue *e = getIthJsonbValueFromContainer(exprs->val.binary.data, i);
+
+			appendStringInfo(&all, "%s(%.*s)", all.len > 0 ? ", " : "",
+							 e->val.string.len, e->val.string.val);
+		}
+		columns = all.data;
+	}
 
 	/* a vector index has one column, with the metric's operator class */
 	if (metric)
@@ -383,6 +402,45 @@ append_json_identifiers(StringInfo out, const char *field, ArrayType *arr, const
 	appendStringInfoChar(out, ']');
 }
 
+/*
+ * An index expression or predicate is SQL the app owner runs; it must be
+ * one expression, not a way to append statements to the CREATE INDEX.
+ */
+static char *
+check_expression(char *expr, const char *option)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *stmts = NIL;
+	SelectStmt *select;
+
+	/* a syntax error names the option, not a position in the caller's query */
+	PG_TRY();
+	{
+		stmts = raw_parser(psprintf("SELECT (%s)", expr), RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("index option \"%s\" is not a valid SQL expression: %s", option, expr),
+				 errdetail("%s", e->message)));
+	}
+	PG_END_TRY();
+	select = list_length(stmts) == 1 ? (SelectStmt *) linitial_node(RawStmt, stmts)->stmt : NULL;
+
+	if (select == NULL || !IsA(select, SelectStmt) || list_length(select->targetList) != 1 ||
+		select->fromClause != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("index option \"%s\" must be a single SQL expression: %s", option, expr)));
+	return expr;
+}
+
 static bool
 is_vector_method(const char *method)
 {
@@ -508,6 +566,7 @@ coco_declare_index(PG_FUNCTION_ARGS)
 	StringInfoData spec;
 	JsonbValue *opt;
 	bool		concurrently = false;
+	bool		has_expressions = false;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
@@ -556,11 +615,12 @@ coco_declare_index(PG_FUNCTION_ARGS)
 				char	   *k = pnstrdup(v.val.string.val, v.val.string.len);
 
 				if (strcmp(k, "unique") != 0 && strcmp(k, "where") != 0 && strcmp(k, "include") != 0 &&
-					strcmp(k, "concurrently") != 0 && strcmp(k, "metric") != 0 && strcmp(k, "with") != 0)
+					strcmp(k, "concurrently") != 0 && strcmp(k, "metric") != 0 && strcmp(k, "with") != 0 &&
+					strcmp(k, "expressions") != 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("unknown index option \"%s\"", k),
-							 errhint("Index options are unique, where, include, concurrently, metric and with.")));
+							 errhint("Index options are unique, where, include, expressions, concurrently, metric and with.")));
 			}
 		}
 		opt = getKeyJsonValueFromContainer(&options->root, "unique", 6, NULL);
@@ -580,7 +640,32 @@ coco_declare_index(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("index option \"where\" must be a string")));
 			appendStringInfoString(&spec, ", \"where\": ");
-			escape_json(&spec, pnstrdup(opt->val.string.val, opt->val.string.len));
+			escape_json(&spec, check_expression(pnstrdup(opt->val.string.val, opt->val.string.len), "where"));
+		}
+		opt = getKeyJsonValueFromContainer(&options->root, "expressions", 11, NULL);
+		if (opt)
+		{
+			JsonbContainer *c = opt->type == jbvBinary ? opt->val.binary.data : NULL;
+
+			if (c == NULL || !JsonContainerIsArray(c) || JsonContainerSize(c) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("index option \"expressions\" must be a non-empty array of SQL expressions")));
+			appendStringInfoString(&spec, ", \"expressions\": [");
+			for (int i = 0; i < (int) JsonContainerSize(c); i++)
+			{
+				JsonbValue *e = getIthJsonbValueFromContainer(c, i);
+
+				if (e->type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("index option \"expressions\" must be a non-empty array of SQL expressions")));
+				if (i > 0)
+					appendStringInfoString(&spec, ", ");
+				escape_json(&spec, check_expression(pnstrdup(e->val.string.val, e->val.string.len), "expressions"));
+			}
+			appendStringInfoChar(&spec, ']');
+			has_expressions = true;
 		}
 		opt = getKeyJsonValueFromContainer(&options->root, "concurrently", 12, NULL);
 		if (opt)
@@ -619,6 +704,11 @@ coco_declare_index(PG_FUNCTION_ARGS)
 			appendStringInfoChar(&spec, ']');
 		}
 	}
+	if (!has_expressions && ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(3)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(3))) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("index \"%s\" has no columns", name),
+				 errhint("Name columns, or give the option \"expressions\".")));
 	append_vector_options(&spec, options, method, PG_GETARG_ARRAYTYPE_P(3));
 	if (concurrently)
 		appendStringInfoString(&spec, ", \"concurrently\": true");
