@@ -6,7 +6,9 @@
  * action: it records the intended record next to the old ones, plus an
  * `intent` (the action and the desired spec), and commits.  Completing the
  * intent — in the background worker, after that commit — runs the sink and
- * then prunes the records down to the intended one, in one transaction.
+ * then prunes the records down to the intended one: in the same
+ * transaction, or, for a statement that must run outside any transaction
+ * (CREATE INDEX CONCURRENTLY), in the one after it.
  *
  * A crash before the intent commits leaves the old world and old records.
  * A crash after it, before or during the sink, leaves the intent and both
@@ -26,7 +28,7 @@
 /*
  * A state whose sink acts outside the transaction (rule 9): its intended
  * record joins the old ones and `intent` says what is left to do.  Nothing
- * is applied now; coco_engine_complete_intents() runs the sink once this
+ * is applied now; coco_complete_intents() runs the sink once this
  * has committed, and prunes the records after it succeeded.  Until then,
  * a run deciding the state again sees every record that may be true.
  */
