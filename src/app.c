@@ -105,6 +105,28 @@ check_app_privilege(const CocoApp *app)
 				 errdetail("Only members of the app's owner role may act on it.")));
 }
 
+/*
+ * The library serves the schema of its own version.  After the library was
+ * replaced by a newer one and before ALTER EXTENSION ... UPDATE, say so
+ * instead of failing on a missing column.  Once per transaction (with the
+ * app lookup), so declare_row's hot path does not pay for it.
+ */
+static void
+check_schema_version(void)
+{
+	char	   *installed;
+
+	coco_spi_exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'coco_target'",
+				  0, NULL, NULL, NULL, SPI_OK_SELECT);
+	installed = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+	if (installed == NULL || strcmp(installed, COCO_SCHEMA_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("coco_target is at version %s in this database, its library at %s",
+						installed ? installed : "(none)", COCO_SCHEMA_VERSION),
+				 errhint("Run ALTER EXTENSION coco_target UPDATE.")));
+}
+
 CocoApp *
 coco_app_lookup(const char *name)
 {
@@ -122,6 +144,7 @@ coco_app_lookup(const char *name)
 	}
 
 	check_app_name(name);
+	check_schema_version();
 	values[0] = CStringGetTextDatum(name);
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT app_id, owner, declare_fn, search_path, auto_submit FROM coco.app WHERE name OPERATOR(pg_catalog.=) $1",
@@ -302,6 +325,7 @@ coco_create_app(PG_FUNCTION_ARGS)
 	values[3] = CStringGetTextDatum(coco_current_search_path());
 
 	SPI_connect();
+	check_schema_version();
 	coco_enter_extension_owner(&uc);
 	(void) coco_spi_int8("SELECT 1 FROM coco.app WHERE name OPERATOR(pg_catalog.=) $1",
 						 1, types, values, &isnull);

@@ -18,6 +18,8 @@
 #define COCO_TABLE_PROVIDER "postgres.table"
 /* search_path for every statement the extension builds itself */
 #define COCO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
+/* the extension version whose schema this library works with */
+#define COCO_SCHEMA_VERSION "0.2"
 
 /* stable_key.c */
 extern bytea *coco_key_buf_to_bytea(StringInfo buf);
