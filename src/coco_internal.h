@@ -191,6 +191,7 @@ extern void coco_worker_init(void);
 extern bool coco_worker_available(void);
 extern void coco_worker_wake(Oid dbid);
 extern int64 coco_queue_run(const CocoApp *app, bool full);
+extern int64 coco_queued_run(const CocoApp *app);
 /* sleeping until the worker finishes some run (for coco.wait()) */
 extern void coco_run_done_prepare(void);
 extern void coco_run_done_sleep(long timeout_ms);

@@ -142,6 +142,15 @@ coco_drop_context(PG_FUNCTION_ARGS)
 				 errhint("Only a superuser can drop a context.")));
 	SPI_connect();
 	coco_enter_extension_owner(&uc);
+	/* keys of targets in a context start with the context's key */
+	if (coco_spi_int8("SELECT pg_catalog.count(*) FROM coco.target_state "
+					  "WHERE coco.key_to_jsonb(key) OPERATOR(pg_catalog.->>) 0 OPERATOR(pg_catalog.=) $1 "
+					  "AND provider OPERATOR(pg_catalog.~~) 'localfs.%'",
+					  1, types, values, NULL) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("context \"%s\" still has tracked targets", key),
+				 errhint("Drop or change the apps that declare targets in it first; see coco.target_states.")));
 	coco_spi_exec("DELETE FROM coco.context WHERE key OPERATOR(pg_catalog.=) $1",
 				  1, types, values, NULL, SPI_OK_DELETE);
 	coco_leave(&uc);

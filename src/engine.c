@@ -314,9 +314,10 @@ decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 			if (a->st.desired && !a->bystander)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_TABLE),
-						 errmsg("\"%s\" is declared for table \"%s\", which is no longer declared",
+						 errmsg("\"%s\" is declared for \"%s\", which is no longer declared",
 								a->st.name, parent),
-						 errhint("Declare the table again, or clear the attachment's component.")));
+						 errhint("Declare \"%s\" again, or clear the component of \"%s\".",
+								 parent, a->st.name)));
 			if (p->decision.action == COCO_DELETE)
 			{
 				a->forget = true;
@@ -329,10 +330,11 @@ decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 								(a->ts_id != 0 && a->parent_generation != p->generation))))
 		{
 			a->st.prev_may_be_missing = true;
-			if (a->bystander && a->provider->outside_transaction)
+			if (a->bystander && a->provider->outside_transaction && a->provider->top_level_sql == NULL)
 			{
 				/* its record is not enough to make it again (a file's
-				 * content is not kept): it is made when declared again */
+				 * content is not kept): it is made when declared again.
+				 * (A statement's record is its spec: that is remade.) */
 				a->skip = true;
 				continue;
 			}
@@ -391,8 +393,16 @@ takes_part(RootState *s, ApplyStep step)
 {
 	CocoAction	a = s->decision.action;
 
-	/* sinks outside the transaction run later, from recorded intents */
-	if (s->skip || s->forget || a == COCO_NO_ACTION || s->provider->outside_transaction)
+	if (s->skip || s->forget || a == COCO_NO_ACTION)
+		return false;
+	/*
+	 * Sinks outside the transaction run later, from recorded intents; but a
+	 * provider whose creating half is a top-level statement (a concurrent
+	 * index build) removes with an ordinary one, here, in the run — so an
+	 * index switched to a plain build is gone before that build runs.
+	 */
+	if (s->provider->outside_transaction &&
+		!(step == STEP_RETIRE && s->provider->top_level_sql != NULL))
 		return false;
 	if (s->provider->parent == NULL)
 		return step != STEP_RETIRE;
@@ -484,8 +494,9 @@ resolve_parents(CocoApp *app, RootState *tables, int ntables, RootState *atts, i
 			if (SPI_processed == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_TABLE),
-						 errmsg("\"%s\" is declared for table \"%s\", which the app does not declare",
-								a->st.name, parent)));
+						 errmsg("\"%s\" is declared for \"%s\", which the app does not declare",
+								a->st.name, parent),
+						 errhint("Declare \"%s\" in the app too.", parent)));
 			{
 				bool		isnull;
 
@@ -917,7 +928,9 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 							app->name),
 					 errdetail("Files and similar targets are written after the run commits, by the worker."),
 					 errhint("Add coco_target to shared_preload_libraries and restart the server.")));
-		rs.completion_run_id = coco_queue_run(app, false);
+		rs.completion_run_id = coco_queued_run(app);
+		if (rs.completion_run_id == 0)
+			rs.completion_run_id = coco_queue_run(app, false);
 	}
 
 	values[0] = Int32GetDatum(app->app_id);

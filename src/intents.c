@@ -211,7 +211,10 @@ run_step(RootState *states, char **intent_texts, int n, IntentStep step, List **
 		switch (step)
 		{
 			case INTENT_RETIRE_ATTACHMENTS:
-				if (attachment && (removes || s->decision.action == COCO_REPLACE) && s->provider->retire)
+				/* a provider with a top-level statement removed in the run
+				 * itself (engine.c), and its build replaces any leftover */
+				if (attachment && (removes || s->decision.action == COCO_REPLACE) && s->provider->retire &&
+					s->provider->top_level_sql == NULL)
 					s->provider->retire(&act, 1);
 				break;
 			case INTENT_MAKE_CONTAINERS:

@@ -234,7 +234,9 @@ write_file(const char *root, const char *dir, const char *name, const char *data
 {
 	char	   *what = psprintf("%s/%s", dir, name);
 	int			dirfd = open_dir(root, dir, true, what);
-	char	   *tmp = psprintf(TMP_PREFIX "%d-%s", MyProcPid, name);
+	/* one name per file: a write interrupted by a crash is overwritten
+	 * by the next one, not left behind (completions of an app are serial) */
+	char	   *tmp = psprintf(TMP_PREFIX "%s", name);
 	int			fd;
 	int			err = 0;
 	size_t		done = 0;
@@ -270,7 +272,12 @@ write_file(const char *root, const char *dir, const char *name, const char *data
 		fs_error(err, "write file", what);
 	}
 	/* the rename is durable once the directory is */
-	(void) fsync(dirfd);
+	if (fsync(dirfd) != 0)
+	{
+		err = errno;
+		close(dirfd);
+		fs_error(err, "sync directory of", what);
+	}
 	close(dirfd);
 }
 

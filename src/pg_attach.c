@@ -334,8 +334,13 @@ coco_pg_attach_register(void)
 
 /* ---- the declaration API -------------------------------------------------- */
 
+/*
+ * Stage an attachment.  `sibling` is another provider serving the same
+ * keys (an index built plainly or concurrently): declaring both is
+ * declaring the same index twice.
+ */
 static void
-stage_attachment(CocoApp *app, const CocoTableName *tn, const char *provider,
+stage_attachment(CocoApp *app, const CocoTableName *tn, const char *provider, const char *sibling,
 				 const char *symbol, const char *name, Jsonb *spec, ArrayType *component)
 {
 	StringInfoData key;
@@ -364,6 +369,16 @@ stage_attachment(CocoApp *app, const CocoTableName *tn, const char *provider,
 	(void) coco_spi_int8("INSERT INTO coco.staged_state (app_id, comp_id, provider, key, name, spec) "
 						 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
 						 6, types, values, &isnull);
+	if (!isnull && sibling)
+	{
+		bool		no_sibling;
+
+		values[2] = CStringGetTextDatum(sibling);
+		(void) coco_spi_int8("SELECT 1 FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+							 "AND provider OPERATOR(pg_catalog.=) $3 AND key OPERATOR(pg_catalog.=) $4",
+							 4, types, values, &no_sibling);
+		isnull = !no_sibling;	/* declared already, under the other provider */
+	}
 	coco_leave(&uc);
 	if (isnull)
 		ereport(ERROR,
@@ -530,6 +545,12 @@ append_vector_options(StringInfo spec, Jsonb *options, const char *method, Array
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("%s parameter \"%s\" must be an integer", method, key)));
 				n = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
+				/* numeric_int8 rounds: 1.5 is not an integer */
+				if (!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(v.val.numeric),
+													  DirectFunctionCall1(int8_numeric, Int64GetDatum(n)))))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("%s parameter \"%s\" must be an integer", method, key)));
 				if (n < 1 || n > 100000)
 					ereport(ERROR,
 							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -713,7 +734,8 @@ coco_declare_index(PG_FUNCTION_ARGS)
 	if (concurrently)
 		appendStringInfoString(&spec, ", \"concurrently\": true");
 	appendStringInfoChar(&spec, '}');
-	stage_attachment(app, &tn, concurrently ? INDEX_CONCURRENTLY_PROVIDER : INDEX_PROVIDER, "@index", name,
+	stage_attachment(app, &tn, concurrently ? INDEX_CONCURRENTLY_PROVIDER : INDEX_PROVIDER,
+					 concurrently ? INDEX_PROVIDER : INDEX_CONCURRENTLY_PROVIDER, "@index", name,
 					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
 					 coco_component_arg(fcinfo, 6));
 	SPI_finish();
@@ -757,7 +779,7 @@ coco_declare_sql_command(PG_FUNCTION_ARGS)
 	else
 		escape_json(&spec, text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	appendStringInfoChar(&spec, '}');
-	stage_attachment(app, &tn, SQL_COMMAND_PROVIDER, "@sql_command", name,
+	stage_attachment(app, &tn, SQL_COMMAND_PROVIDER, NULL, "@sql_command", name,
 					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
 					 coco_component_arg(fcinfo, 5));
 	SPI_finish();

@@ -6,7 +6,8 @@
  * for rows, the diff statement counted instead of applied.  Each step
  * carries hazard labels a reviewer cares about: drops_table, drops_column,
  * rewrites_rows, deletes_rows, drops_index, access_exclusive_lock,
- * blocks_writes, runs_sql.
+ * blocks_writes, runs_sql, writes_files, removes_files, after_commit (done by
+ * the worker after the run commits).
  */
 #include "postgres.h"
 
@@ -106,15 +107,20 @@ plan_root_state(PlanOut *out, RootState *s)
 		action = d->action == COCO_INSERT ? "create" :
 			d->action == COCO_DELETE ? "drop" :
 			d->action == COCO_REPLACE ? "replace" : "update";
-		if (attachment && strcmp(s->st.provider, "postgres.index") == 0)
+		if (attachment && strncmp(s->st.provider, "postgres.index", 14) == 0)
 		{
 			if (d->action != COCO_INSERT)
 				appendStringInfoString(&h, ", \"drops_index\"");
-			if (d->action != COCO_DELETE)
+			/* a concurrent build lets writes through */
+			if (d->action != COCO_DELETE && !s->provider->outside_transaction)
 				appendStringInfoString(&h, ", \"blocks_writes\"");
 		}
+		else if (strncmp(s->st.provider, "localfs.", 8) == 0)
+			appendStringInfoString(&h, d->action == COCO_DELETE ? ", \"removes_files\"" : ", \"writes_files\"");
 		else if (attachment)
 			appendStringInfoString(&h, ", \"runs_sql\"");
+		if (s->provider->outside_transaction)
+			appendStringInfoString(&h, ", \"after_commit\"");
 	}
 	if (d->invalidation == COCO_INVALIDATE_DESTRUCTIVE || d->invalidation == COCO_INVALIDATE_LOSSY)
 		appendStringInfoString(&h, ", \"rewrites_rows\"");

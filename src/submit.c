@@ -280,6 +280,33 @@ coco_submit(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A run of the app already waiting in the queue, which will see this
+ * transaction's work (0: none).  As for auto-submit: the submit lock, held
+ * to commit, keeps the worker from starting that run before this commits;
+ * under a transaction snapshot a run seen as queued may have started
+ * already, so none is reused there.
+ */
+int64
+coco_queued_run(const CocoApp *app)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app->app_id)};
+	bool		isnull;
+	int64		run_id;
+
+	if (IsolationUsesXactSnapshot())
+		return 0;
+	coco_submit_lock(app->app_id, ShareLock);
+	coco_enter_extension_owner(&uc);
+	run_id = coco_spi_int8("SELECT min(run_id) FROM coco.run WHERE app_id OPERATOR(pg_catalog.=) $1 "
+						   "AND status OPERATOR(pg_catalog.=) 'queued' AND retry_at IS NULL",
+						   1, types, values, &isnull);
+	coco_leave(&uc);
+	return isnull ? 0 : run_id;
+}
+
+/*
  * Queue a run of the app for the worker, woken when this transaction
  * commits; returns its run_id.  Inside SPI.
  */

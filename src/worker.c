@@ -535,7 +535,13 @@ run_top_level(const char *sql, Oid owner, const char *activity)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	MemoryContextSwitchTo(stmt_cxt);
-	raw = linitial_node(RawStmt, pg_parse_query(sql));
+	{
+		List	   *parsed = pg_parse_query(sql);
+
+		if (list_length(parsed) != 1)
+			elog(ERROR, "coco_target: a top-level statement must be exactly one statement");
+		raw = linitial_node(RawStmt, parsed);
+	}
 	stmt = makeNode(PlannedStmt);
 	stmt->commandType = CMD_UTILITY;
 	stmt->utilityStmt = raw->stmt;

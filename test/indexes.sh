@@ -112,12 +112,34 @@ q -c "DROP INDEX t_v_idx" -c "CREATE INDEX t_v_idx ON t (id)" >/dev/null
 declare '{"concurrently": true, "unique": true, "where": "id > 0"}'
 reconcile_and_wait
 [ "$(index_def)" = "CREATE UNIQUE INDEX t_v_idx ON public.t USING btree (v) WHERE (id > 0)" ] || fail "leftover not replaced: $(index_def)"
+# switched to a plain build: the concurrent index goes in the run, before
+# the plain one is built
+declare '{"unique": true}'
+r=$(q -c "SELECT coco.reconcile('ix')")
+[ "$(index_def)" = "CREATE UNIQUE INDEX t_v_idx ON public.t USING btree (v)" ] || fail "switched to plain: $(index_def)"
+run=$(q -c "SELECT '$r'::jsonb ->> 'completion_run_id'")
+[ "$(await_run "$run")" = succeeded ] || fail "completion of the switch"
+[ "$(q -c "SELECT string_agg(provider, ',') FROM coco.target_states WHERE provider LIKE 'postgres.index%'")" = postgres.index ] ||
+    fail "after the switch: $(q -c "SELECT provider, pending_action FROM coco.target_states")"
+# and back, then removal
+declare '{"concurrently": true}'
+reconcile_and_wait
+[ "$(index_def)" = "CREATE INDEX t_v_idx ON public.t USING btree (v)" ] || fail "switched back: $(index_def)"
 q -c "SELECT coco.declare_table('ix', 'public.t', '$COLS', '{id}')" \
   -c "SELECT coco.declare_rows('ix', 'public.t', 'SELECT id, v FROM src')" >/dev/null
-q -c "SELECT coco.reconcile('ix')" >/dev/null
+reconcile_and_wait
 [ "$(index_def)" = none ] || fail "after removal: $(index_def)"
 [ "$(q -c "SELECT count(*) FROM coco.target_states WHERE provider LIKE 'postgres.index%'")" = 0 ] || fail "index states remain"
-ok "changed and rebuilt concurrently, leftover replaced, removed"
+ok "changed and rebuilt concurrently, leftover replaced, switched to plain and back, removed"
+
+# the same index declared both ways is declared twice (23505)
+state=$(q -c "SELECT coco.declare_table('ix', 'public.t', '$COLS', '{id}')" \
+          -c "SELECT coco.declare_index('ix', 'public.t', 'v_idx', '{v}')" \
+          -c "DO \$\$ BEGIN PERFORM coco.declare_index('ix', 'public.t', 'v_idx', '{v}', 'btree', '{\"concurrently\": true}');
+              RAISE EXCEPTION 'accepted'; EXCEPTION WHEN OTHERS THEN RAISE NOTICE '%', SQLSTATE; END \$\$" 2>&1 | grep -o '[0-9A-Z]\{5\}$' || true)
+[ "$state" = 23505 ] || fail "both variants of one index: $state"
+q -c "SELECT coco.reconcile('ix')" >/dev/null
+ok "one index declared plainly and concurrently is refused (23505)"
 
 # 4. pgvector
 if [ -n "$(q -c "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")" ]; then
