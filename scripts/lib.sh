@@ -26,9 +26,12 @@ coco_install_deps() {
     fi
     # postgresql-contrib-15 is not a real package on Debian 12: postgresql-15
     # provides it, so it is not listed. libipc-run-perl is for TAP tests.
+    # clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes,
+    # only recommended by clang) are for test/fuzz_smoke.sh.
     apt-get install -y -qq --no-install-recommends \
         postgresql-15 postgresql-server-dev-15 postgresql-15-cron \
-        libxxhash-dev build-essential perl libipc-run-perl >/dev/null
+        libxxhash-dev build-essential perl libipc-run-perl \
+        clang libclang-rt-14-dev >/dev/null
 }
 
 # Build and install the extension from the repo root with the PG 15 toolchain.

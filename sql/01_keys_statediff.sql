@@ -89,6 +89,12 @@ SELECT coco.key_from_jsonb('[1, {"symbol": null}]');
 -- Nested more than 32 levels deep:
 SELECT coco.key_from_jsonb((repeat('[', 40) || '1' || repeat(']', 40))::jsonb);
 \echo :LAST_ERROR_SQLSTATE
+-- A scalar 33 levels deep is refused too (found by fuzzing: it was accepted,
+-- then refused as corrupt on the way back); 32 levels round-trip.
+SELECT coco.key_from_jsonb((repeat('[', 33) || '1' || repeat(']', 33))::jsonb);
+\echo :LAST_ERROR_SQLSTATE
+SELECT coco.key_to_jsonb(coco.key_from_jsonb((repeat('[', 32) || '1' || repeat(']', 32))::jsonb))
+       = (repeat('[', 32) || '1' || repeat(']', 32))::jsonb AS round_trips;
 -- An integer past 64 bits is out of range (22003).
 SELECT coco.key_from_jsonb('9223372036854775808');
 \echo :LAST_ERROR_SQLSTATE

@@ -519,6 +519,9 @@ key_container_from_jsonb(StringInfo buf, JsonbContainer *c, int depth)
 static void
 key_value_from_jsonb(StringInfo buf, JsonbValue *v, int depth)
 {
+	/* scalars too: coco_key_to_jsonb reads no item deeper than this */
+	if (depth > COCO_KEY_MAX_DEPTH)
+		bad_key("Keys may nest at most 32 levels deep.");
 	switch (v->type)
 	{
 		case jbvNull:
