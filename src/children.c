@@ -262,8 +262,32 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 									   2, t2, v2, NULL) != 0;
 		coco_leave(&uc);
 		sync.fresh_container = fresh;
+		sync.change_limit = rs->change_budget;
 		p->sync_children(&sync);
 		coco_run_count_children(rs, p, &sync);
+		if (sync.more)
+		{
+			/*
+			 * Stopped early: the diffed components are partly written.
+			 * Their row sets say so (no digest: the next pass diffs them
+			 * again and counts what they track).  Containers after this
+			 * one wait for that pass too.
+			 */
+			Oid			t4[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4OID, INT4OID};
+			Datum		v4[5] = {Int32GetDatum(app->app_id), v2[0], v2[1],
+			Int32GetDatum(generation), Int32GetDatum(schema_version)};
+
+			coco_enter_extension_owner(&uc);
+			coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $2 "
+						  "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)",
+						  5, t4, v4, NULL, SPI_OK_DELETE);
+			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
+						  "SELECT $1, $2, c, $4, $5, 0, NULL FROM pg_catalog.unnest($3) c",
+						  5, t4, v4, NULL, SPI_OK_INSERT);
+			coco_leave(&uc);
+			rs->more = true;
+			break;
+		}
 		check_distinct_keys(app, ts_id, name, comps, ncomps, dirty, ndirty, &sync);
 
 		/*
@@ -295,5 +319,16 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, t3b, v3, NULL, SPI_OK_INSERT);
 		}
 		coco_leave(&uc);
+
+		/* this container is complete; the budget left goes to the next */
+		if (rs->change_budget > 0)
+		{
+			rs->change_budget -= sync.inserted + sync.updated + sync.deleted;
+			if (rs->change_budget <= 0)
+			{
+				rs->more = true;
+				break;
+			}
+		}
 	}
 }

@@ -45,6 +45,7 @@ extern void coco_fault(const char *point);
 extern int	coco_work_mem;
 extern int	coco_batch_size;
 extern int	coco_lock_timeout;
+extern int	coco_commit_every;
 
 /* fingerprint.c */
 extern bytea *coco_fingerprint_to_bytea(const CocoFingerprint *fp);

@@ -199,6 +199,12 @@ typedef struct CocoChildSync
 	int64		updated;
 	int64		deleted;
 	int64		unchanged;
+	/* Rows the provider may change before it stops (0: no limit).  Set
+	 * when the worker commits a big run in batches; a provider that stops
+	 * early sets `more`, and a later pass (a new transaction) diffs the
+	 * components again: what was written is then unchanged. */
+	int64		change_limit;
+	bool		more;
 } CocoChildSync;
 
 typedef struct CocoProvider

@@ -34,6 +34,7 @@
 #include "utils/json.h"
 #include "utils/regproc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -768,7 +769,35 @@ coco_run_end(void)
 	coco_run_snapshot = NULL;
 }
 
-/* One pass over the app's staging; the caller holds the app lock. */
+/*
+ * May this pass stop after `commit_every` changed rows and leave the rest
+ * to a pass in the next transaction?  Only when nothing it does must wait
+ * for all the rows (a container's finishing step, as SET NOT NULL after an
+ * altered column is filled) or would be done twice (an attachment's
+ * removing half, as a teardown: a partial pass records no attachment).
+ */
+static bool
+may_stop_early(RunDecisions *rd)
+{
+	for (int i = 0; i < rd->ntables; i++)
+		if (takes_part(&rd->tables[i], STEP_FINISH) && rd->tables[i].provider->finish &&
+			rd->tables[i].decision.action == COCO_UPSERT)
+			return false;
+	for (int i = 0; i < rd->natts; i++)
+		if (takes_part(&rd->atts[i], STEP_RETIRE))
+			return false;
+	return true;
+}
+
+/* Set by coco_engine_reconcile for worker runs that commit in batches. */
+static bool batched_run = false;
+
+/*
+ * One pass over the app's staging; the caller holds the app lock.  In a
+ * batched run a pass may stop early (rs->more): then the containers and
+ * rows written so far are recorded, but no attachment is made and the
+ * staging stays for the next pass, which finds what was written unchanged.
+ */
 static void
 run_pass(CocoApp *app, bool full, RunStats *rs)
 {
@@ -777,6 +806,8 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	coco_progress_phase("deciding", NULL, 0);
 	coco_run_decide(app, full, &rd, rs);
 	coco_fault("after_decisions");
+	rs->more = false;
+	rs->change_budget = (batched_run && may_stop_early(&rd)) ? coco_commit_every : 0;
 	coco_progress_phase("applying tables", NULL, rd.ntables + rd.natts);
 
 	/*
@@ -789,6 +820,12 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	coco_fault("after_table_ddl");
 	record_root_states(app, rd.tables, rd.ntables, rd.all, rd.nall, rs);
 	coco_sync_children(app, rd.replaced, rd.nreplaced, rd.tables, rd.ntables, rs);
+	if (rs->more)
+	{
+		coco_run_end();
+		rs->passes++;
+		return;
+	}
 	apply_root_actions(app, rd.tables, rd.ntables, STEP_FINISH);
 	coco_fault("before_attachments");
 	coco_progress_phase("applying attachments", NULL, rd.natts);
@@ -834,17 +871,18 @@ stats_jsonb(RunStats *rs, int64 run_id)
 	for (int i = 0; i < rs->nproviders; i++)
 	{
 		ProviderStats *p = &rs->by_provider[i];
+		int64		unchanged = Max(p->unchanged - p->earlier_writes, 0);
 
 		ins += p->inserted;
 		upd += p->updated;
 		del += p->deleted;
-		unch += p->unchanged;
+		unch += unchanged;
 		if (i > 0)
 			appendStringInfoString(&out, ", ");
 		escape_json(&out, p->name);
 		appendStringInfo(&out, ": {\"inserted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
 						 ", \"deleted\": " INT64_FORMAT ", \"unchanged\": " INT64_FORMAT "}",
-						 p->inserted, p->updated, p->deleted, p->unchanged);
+						 p->inserted, p->updated, p->deleted, unchanged);
 	}
 	appendStringInfo(&out, "}, \"inserted\": " INT64_FORMAT ", \"updated\": " INT64_FORMAT
 					 ", \"deleted\": " INT64_FORMAT ", \"unchanged\": " INT64_FORMAT
@@ -854,12 +892,60 @@ stats_jsonb(RunStats *rs, int64 run_id)
 	/* only apps with targets outside the database ever defer */
 	if (rs->deferred > 0)
 		appendStringInfo(&out, ", \"deferred\": " INT64_FORMAT, rs->deferred);
+	if (rs->more)
+		appendStringInfoString(&out, ", \"more\": true");
+	if (rs->transactions > 1)
+		appendStringInfo(&out, ", \"transactions\": %d", rs->transactions);
 	if (rs->completion_run_id > 0)
 		appendStringInfo(&out, ", \"completion_run_id\": " INT64_FORMAT, rs->completion_run_id);
 	if (run_id > 0)
 		appendStringInfo(&out, ", \"run_id\": " INT64_FORMAT, run_id);
 	appendStringInfoChar(&out, '}');
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+}
+
+/*
+ * A worker run committed in batches is several calls, one per transaction;
+ * its statistics add up across them.  They are kept between the calls with
+ * their provider names copied out of the transaction's memory.
+ */
+static MemoryContext carry_cxt = NULL;
+static RunStats carried;
+static int64 carried_run_id = 0;
+
+static bool
+carry_stats_in(RunStats *rs, int64 run_id)
+{
+	if (run_id <= 0 || run_id != carried_run_id)
+		return false;
+	*rs = carried;
+	/* this transaction counts what is unchanged afresh */
+	for (int i = 0; i < rs->nproviders; i++)
+	{
+		ProviderStats *p = &rs->by_provider[i];
+
+		p->earlier_writes = p->inserted + p->updated;
+		p->unchanged = 0;
+	}
+	return true;
+}
+
+static void
+carry_stats_out(RunStats *rs, int64 run_id)
+{
+	MemoryContext cxt;
+
+	carried_run_id = 0;
+	if (run_id <= 0 || !rs->more)
+		return;
+	cxt = AllocSetContextCreate(TopMemoryContext, "coco_target run statistics", ALLOCSET_SMALL_SIZES);
+	carried = *rs;
+	for (int i = 0; i < carried.nproviders; i++)
+		carried.by_provider[i].name = MemoryContextStrdup(cxt, carried.by_provider[i].name);
+	if (carry_cxt)
+		MemoryContextDelete(carry_cxt);
+	carry_cxt = cxt;
+	carried_run_id = run_id;
 }
 
 /*
@@ -881,9 +967,14 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	bool		declare_fn_ran = false;
 	int64		pending;
 
-	memset(&rs, 0, sizeof(rs));
-	coco_run_provider_stats(&rs, COCO_TABLE_PROVIDER);
-	coco_run_provider_stats(&rs, COCO_ROW_PROVIDER);
+	batched_run = run_id > 0 && coco_commit_every > 0;
+	if (!carry_stats_in(&rs, run_id))
+	{
+		memset(&rs, 0, sizeof(rs));
+		coco_run_provider_stats(&rs, COCO_TABLE_PROVIDER);
+		coco_run_provider_stats(&rs, COCO_ROW_PROVIDER);
+	}
+	rs.transactions++;
 
 	coco_lock_app(app, false);
 	coco_progress_begin(app->app_id);
@@ -905,7 +996,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	}
 	run_pass(app, full, &rs);
 	rs.stale = count_stale(app->app_id);
-	if (rs.stale > 0 && OidIsValid(app->declare_fn) && !declare_fn_ran)
+	if (rs.stale > 0 && OidIsValid(app->declare_fn) && !declare_fn_ran && !rs.more)
 	{
 		/* give the stale components their values back */
 		run_declare_fn(app);
@@ -942,7 +1033,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	values[6] = Int64GetDatum(run_id);
 	coco_enter_extension_owner(&uc);
 	if (run_id > 0)
-		coco_spi_exec(pending > 0 ?
+		coco_spi_exec(pending > 0 || rs.more ?
 					  "UPDATE coco.run SET status = 'running', error = NULL, started_at = $3, "
 					  "finished_at = NULL, stats = $5, pid = $6 "
 					  "WHERE run_id OPERATOR(pg_catalog.=) $7 AND app_id OPERATOR(pg_catalog.=) $1" :
@@ -956,6 +1047,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 							   6, types, values, &isnull);
 	coco_leave(&uc);
 	coco_progress_end();
+	carry_stats_out(&rs, run_id);
 	return stats_jsonb(&rs, run_id);
 }
 
@@ -981,6 +1073,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 
 		/* nothing declared, every component replaced: everything goes */
 		memset(&rs, 0, sizeof(rs));
+		batched_run = false;
 		run_pass(app, true, &rs);
 
 		/*

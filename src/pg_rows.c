@@ -672,8 +672,9 @@ coco_rows_sync(CocoChildSync *sync)
 	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
 	values[3] = int_array_datum(sync->rewrite_comps, sync->nrewrite);
 	values[4] = CStringGetTextDatum(spec->tn.qualified);
+	/* one INSERT … SELECT cannot stop after a batch: not when batching */
 	if (sync->fresh_container && sync->exclusive && sync->nreplaced == 1 &&
-		!sync->ignore_declarations)
+		!sync->ignore_declarations && sync->change_limit == 0)
 	{
 		bulk_load(sync, spec, queries, search_path, values);
 		return;
@@ -698,7 +699,9 @@ coco_rows_sync(CocoChildSync *sync)
 	{
 		Batch		batch;
 
-		SPI_cursor_fetch(portal, true, coco_batch_size);
+		/* a batched run commits every change_limit rows: no bigger batches */
+		SPI_cursor_fetch(portal, true, sync->change_limit > 0 ?
+						 Min(coco_batch_size, sync->change_limit) : coco_batch_size);
 		if (SPI_processed == 0)
 			break;
 		if (bdesc == NULL)
@@ -768,6 +771,12 @@ coco_rows_sync(CocoChildSync *sync)
 		coco_fault("after_row_batch");
 		tuplestore_end(batch.store);
 		MemoryContextReset(batch_cxt);
+		if (sync->change_limit > 0 &&
+			sync->inserted + sync->updated + sync->deleted >= sync->change_limit)
+		{
+			sync->more = true;	/* the rest in the next transaction */
+			break;
+		}
 	}
 	SPI_cursor_close(portal);
 	coco_leave(&uc);

@@ -67,6 +67,7 @@ int			coco_work_mem = 65536;
 char	   *coco_fault_point = NULL;
 int			coco_batch_size = 50000;
 int			coco_lock_timeout = 30000;
+int			coco_commit_every = 1000000;
 
 void		_PG_init(void);
 
@@ -89,10 +90,18 @@ _PG_init(void)
 							"worker retries it later; 0 waits as the session's lock_timeout says.",
 							&coco_lock_timeout, 30000, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.commit_every",
+							"Rows a worker run changes per transaction.",
+							"A run of the background worker commits after about this many "
+							"changed rows and goes on in a new transaction; a crash keeps the "
+							"committed batches. 0: one transaction per run.",
+							&coco_commit_every, 1000000, 0, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("coco_target.fault_point",
 							   "Testing only: stop the backend hard at this point of a run.",
 							   "A named point (after_staging_read, after_decisions, after_table_ddl, "
-							   "after_row_batch, before_attachments, before_consume, after_outside_write); the backend "
+							   "after_row_batch, before_attachments, before_consume, after_outside_write, "
+							   "after_batch_commit); the backend "
 							   "kills itself with SIGKILL there, as a crash would.",
 							   &coco_fault_point, "", PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	/* the worker's settings, shared memory and launcher (when preloaded) */

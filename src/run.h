@@ -14,6 +14,8 @@ typedef struct ProviderStats
 	int64		updated;
 	int64		deleted;
 	int64		unchanged;
+	int64		earlier_writes; /* by earlier transactions of a batched run:
+								 * unchanged now, not counted so */
 } ProviderStats;
 
 typedef struct RunStats
@@ -25,6 +27,9 @@ typedef struct RunStats
 	int64		deferred;		/* intents recorded for sinks outside the
 								 * transaction */
 	int64		completion_run_id;	/* the worker run queued to complete them */
+	int64		change_budget;	/* rows this pass may change (0: no limit) */
+	bool		more;			/* the pass stopped early: another follows */
+	int			transactions;	/* of a worker run committed in batches */
 	int			passes;
 } RunStats;
 

@@ -558,6 +558,49 @@ run_top_level(const char *sql, Oid owner, const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+/*
+ * One transaction of a run: reconcile as the app owner (the privilege
+ * check passes as it would for the owner, and any path of the engine that
+ * did not switch identity itself still runs with the owner's rights, never
+ * the worker's superuser), and commit.  Returns whether the run stopped
+ * after a batch and goes on in another transaction.
+ */
+static bool
+reconcile_one_transaction(QueuedRun *run, const char *activity)
+{
+	CocoApp    *app;
+	Oid			save_userid;
+	int			save_sec;
+	CocoUserContext uc;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(run->run_id)};
+	Jsonb	   *stats;
+	bool		more;
+
+	start_xact(activity);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("owner of app \"%s\" (role %u) does not exist", run->app_name, run->owner)));
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	app = coco_app_lookup(run->app_name);
+	if (app->app_id != run->app_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("app \"%s\" was dropped and created again", run->app_name)));
+	stats = coco_engine_reconcile(app, run->full, false, run->run_id);
+	more = getKeyJsonValueFromContainer(&stats->root, "more", 4, NULL) != NULL;
+	SetUserIdAndSecContext(save_userid, save_sec);
+	/* the engine recorded the outcome; a retry time no longer applies */
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.run SET retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
+				  1, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	end_xact();
+	return more;
+}
+
 static void
 do_run(QueuedRun *run)
 {
@@ -617,33 +660,16 @@ do_run(QueuedRun *run)
 		Oid			save_userid;
 		int			save_sec;
 
-		start_xact(activity);
-		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run->owner)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("owner of app \"%s\" (role %u) does not exist", run->app_name, run->owner)));
-
 		/*
-		 * Looked up and reconciled as the app owner: the privilege check
-		 * passes as it would for the owner, and any path of the engine that
-		 * did not switch identity itself still runs with the owner's rights,
-		 * never the worker's superuser.
+		 * A big run commits in batches (coco_target.commit_every): each
+		 * transaction goes on where the last committed one stopped.
 		 */
 		GetUserIdAndSecContext(&save_userid, &save_sec);
-		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		app = coco_app_lookup(run->app_name);
-		if (app->app_id != run->app_id)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("app \"%s\" was dropped and created again", run->app_name)));
-		(void) coco_engine_reconcile(app, run->full, false, run->run_id);
-		SetUserIdAndSecContext(save_userid, save_sec);
-		/* the engine recorded the outcome; a retry time no longer applies */
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("UPDATE coco.run SET retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
-					  1, types, values, NULL, SPI_OK_UPDATE);
-		coco_leave(&uc);
-		end_xact();
+		while (reconcile_one_transaction(run, activity))
+		{
+			coco_fault("after_batch_commit");
+			CHECK_FOR_INTERRUPTS();
+		}
 
 		/*
 		 * 3. sinks outside the transaction: their intents are committed now,
