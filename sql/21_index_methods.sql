@@ -74,6 +74,7 @@ SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'hnsw', '{"metric": "cosine"
 SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'ivfflat');
 SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'btree', '{"where": "n > 0); DROP TABLE im_src; SELECT (1"}');
 SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'btree', '{"where": "n FROM pg_class"}');
+SELECT coco.declare_index('im', 'im_t', 'x', '{n}', 'btree', '{"where": "n > 0) WHERE (true"}');
 SELECT coco.declare_index('im', 'im_t', 'x', '{}', 'btree', '{"expressions": ["n), (id"]}');
 SELECT coco.declare_index('im', 'im_t', 'x', '{}', 'btree', '{"expressions": "n"}');
 SELECT coco.declare_index('im', 'im_t', 'x', '{}', 'btree', '{"expressions": []}');

@@ -4,7 +4,8 @@
 --      drifted rows, and the next run declaring their component writes
 --      exactly those two again (the hand-inserted row is left alone);
 --   2. an app with a declaration function is repaired at once;
---   3. nothing found: nothing marked, no run.
+--   3. nothing found: nothing marked, no run;
+--   4. a table that cannot be read as declared reports its error.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
@@ -64,6 +65,10 @@ SELECT pg_temp.same('vf_fn_t') AS differences;
 -- 3. nothing to find
 SELECT coco.verify('vf_fn');
 SELECT count(*) AS marked FROM coco.tracked_row WHERE fp = '';
+
+-- a table that cannot be read as declared is reported, not fatal
+ALTER TABLE vf_t DROP COLUMN v;
+SELECT coco.verify('vf', repair => false);
 
 -- bad input
 SELECT coco.verify('vf_nonesuch');

@@ -254,7 +254,10 @@ typedef struct CocoProvider
 	 * one SQL statement that must run outside any transaction block (CREATE
 	 * INDEX CONCURRENTLY).  Called in a transaction, which may prepare (drop
 	 * a leftover); the worker then runs the statement at top level as the
-	 * app owner and prunes the records after it succeeded. */
+	 * app owner and prunes the records after it succeeded.  The removing
+	 * half (retire) of such a provider is an ordinary statement: it runs in
+	 * the run's transaction, and the completion does not repeat it.  Its
+	 * record must be its spec: the engine remakes it from the record. */
 	char	   *(*top_level_sql) (const CocoPlannedAction *action);
 } CocoProvider;
 

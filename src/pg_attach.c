@@ -448,8 +448,13 @@ check_expression(char *expr, const char *option)
 	PG_END_TRY();
 	select = list_length(stmts) == 1 ? (SelectStmt *) linitial_node(RawStmt, stmts)->stmt : NULL;
 
+	/* exactly "SELECT (expr)": no clause may follow the parenthesis */
 	if (select == NULL || !IsA(select, SelectStmt) || list_length(select->targetList) != 1 ||
-		select->fromClause != NIL)
+		select->fromClause != NIL || select->whereClause != NULL || select->groupClause != NIL ||
+		select->havingClause != NULL || select->windowClause != NIL || select->sortClause != NIL ||
+		select->limitCount != NULL || select->limitOffset != NULL || select->lockingClause != NIL ||
+		select->withClause != NULL || select->distinctClause != NIL || select->intoClause != NULL ||
+		select->op != SETOP_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("index option \"%s\" must be a single SQL expression: %s", option, expr)));
@@ -501,10 +506,11 @@ append_vector_options(StringInfo spec, Jsonb *options, const char *method, Array
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown metric \"%s\"", m),
 				 errhint("The metrics are cosine, l2 and ip.")));
-	if (ArrayGetNItems(ARR_NDIM(columns), ARR_DIMS(columns)) != 1)
+	if (ArrayGetNItems(ARR_NDIM(columns), ARR_DIMS(columns)) != 1 ||
+		(options && getKeyJsonValueFromContainer(&options->root, "expressions", 11, NULL)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a %s index has exactly one column", method)));
+				 errmsg("a %s index has exactly one column, and no expressions", method)));
 	appendStringInfoString(spec, ", \"metric\": ");
 	escape_json(spec, m);
 	if (with == NULL)

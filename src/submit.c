@@ -279,6 +279,19 @@ coco_submit(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(run_id);
 }
 
+/* Remembered so coco.wait() can refuse a run this transaction queued. */
+static void
+remember_submitted(int64 run_id)
+{
+	int64	   *idp = MemoryContextAlloc(TopTransactionContext, sizeof(int64));
+	MemoryContext old;
+
+	*idp = run_id;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	submitted_runs = lappend(submitted_runs, idp);
+	MemoryContextSwitchTo(old);
+}
+
 /*
  * A run of the app already waiting in the queue, which will see this
  * transaction's work (0: none).  As for auto-submit: the submit lock, held
@@ -303,7 +316,11 @@ coco_queued_run(const CocoApp *app)
 						   "AND status OPERATOR(pg_catalog.=) 'queued' AND retry_at IS NULL",
 						   1, types, values, &isnull);
 	coco_leave(&uc);
-	return isnull ? 0 : run_id;
+	if (isnull)
+		return 0;
+	/* the worker cannot start it before this commits: coco.wait must refuse */
+	remember_submitted(run_id);
+	return run_id;
 }
 
 /*
@@ -318,8 +335,6 @@ coco_queue_run(const CocoApp *app, bool full)
 	Datum		values[2] = {Int32GetDatum(app->app_id), BoolGetDatum(full)};
 	bool		isnull;
 	int64		run_id;
-	int64	   *idp;
-	MemoryContext old;
 
 	coco_enter_extension_owner(&uc);
 	run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts) "
@@ -328,12 +343,7 @@ coco_queue_run(const CocoApp *app, bool full)
 	coco_leave(&uc);
 
 	wake_at_commit = true;
-	/* remembered so coco.wait() can refuse a run this transaction queued */
-	idp = MemoryContextAlloc(TopTransactionContext, sizeof(int64));
-	*idp = run_id;
-	old = MemoryContextSwitchTo(TopTransactionContext);
-	submitted_runs = lappend(submitted_runs, idp);
-	MemoryContextSwitchTo(old);
+	remember_submitted(run_id);
 	return run_id;
 }
 

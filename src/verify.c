@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -25,6 +26,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 
 #include "coco_internal.h"
 
@@ -35,6 +37,7 @@ typedef struct TableDrift
 	int64		changed;		/* in the table with other values */
 	int64		untracked;		/* in the table, not tracked (left alone) */
 	int64		marked;			/* tracking marked for re-writing */
+	char	   *error;			/* why the table could not be verified */
 } TableDrift;
 
 /* Compare one table with its tracking; mark drifted rows when asked. */
@@ -107,6 +110,42 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *
 }
 
 /*
+ * One table in a subtransaction: a table that cannot be read as declared
+ * (a declared column dropped by hand, a NULL in a key column of a user's
+ * table) is reported with the error, and the others are still verified.
+ */
+static void
+verify_table_guarded(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *out)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		verify_table(app, ts_id, record, repair, out);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		out->error = e->message;
+		out->missing = out->changed = out->untracked = out->marked = 0;
+	}
+	PG_END_TRY();
+}
+
+/*
  * coco.verify(app, repair) — returns {"tables": {name: {missing, changed,
  * untracked, marked}}, "drifted": n, "run": <stats of the update that
  * repaired them, for apps with a declaration function>}.
@@ -152,14 +191,21 @@ coco_verify(PG_FUNCTION_ARGS)
 		Jsonb	   *record = DatumGetJsonbPCopy(SPI_getbinval(tables->vals[i], tables->tupdesc, 2, &isnull));
 		TableDrift	d = {0};
 
-		verify_table(app, ts_id, record, repair, &d);
+		d.name = psprintf("table %lld", (long long) ts_id);
+		verify_table_guarded(app, ts_id, record, repair, &d);
 		drifted += d.missing + d.changed;
 		if (i > 0)
 			appendStringInfoString(&out, ", ");
 		escape_json(&out, d.name);
 		appendStringInfo(&out, ": {\"missing\": " INT64_FORMAT ", \"changed\": " INT64_FORMAT
-						 ", \"untracked\": " INT64_FORMAT ", \"marked\": " INT64_FORMAT "}",
+						 ", \"untracked\": " INT64_FORMAT ", \"marked\": " INT64_FORMAT,
 						 d.missing, d.changed, d.untracked, d.marked);
+		if (d.error)
+		{
+			appendStringInfoString(&out, ", \"error\": ");
+			escape_json(&out, d.error);
+		}
+		appendStringInfoChar(&out, '}');
 	}
 	appendStringInfo(&out, "}, \"drifted\": " INT64_FORMAT, drifted);
 	if (repair && drifted > 0 && OidIsValid(app->declare_fn))
