@@ -53,6 +53,46 @@ coco_pg_ctl() {
     coco_as_pg "$COCO_PGBIN/pg_ctl" -D "$PGDATA" -l "$COCO_TMP/postgres.log" "$@"
 }
 
+# Wait until the cluster answers queries again (after a crash or restart).
+coco_wait_up() {
+    for _ in $(seq 1 120); do
+        if coco_as_pg "$COCO_PGBIN/pg_isready" -q -h "$PGHOST" -p "$PGPORT" &&
+            coco_psql -qAt -c "SELECT 1" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "coco: the server did not come back" >&2
+    return 1
+}
+
+# Wait up to 60 s for a fault point (coco_target.fault_point) to be reached.
+coco_await_fault() {
+    for _ in $(seq 1 240); do
+        grep -q "fault point \"$1\" reached" "$COCO_TMP/postgres.log" && return 0
+        sleep 0.25
+    done
+    echo "coco: fault point $1 was not reached" >&2
+    return 1
+}
+
+# After a fault point set with ALTER SYSTEM killed the worker: every retry
+# would die the same way. Stop at once, forget the fault point, and start
+# without the worker (coco_target not preloaded), so the state the crash
+# left can be looked at; coco_start_worker_again brings the worker back.
+coco_stop_fault_and_worker() {
+    coco_pg_ctl -m immediate -w stop >/dev/null
+    sed -i '/coco_target.fault_point/d' "$PGDATA/postgresql.auto.conf"
+    echo "shared_preload_libraries = 'pg_cron'" >>"$PGDATA/postgresql.auto.conf"
+    coco_pg_ctl -w start >/dev/null
+    coco_wait_up
+}
+coco_start_worker_again() {
+    sed -i "/shared_preload_libraries = 'pg_cron'/d" "$PGDATA/postgresql.auto.conf"
+    coco_pg_ctl -m fast -w restart >/dev/null
+    coco_wait_up
+}
+
 # psql against the throwaway cluster, as postgres, stopping at the first error.
 coco_psql() {
     runuser -u postgres -- "$COCO_PGBIN/psql" -X -v ON_ERROR_STOP=1 "$@"

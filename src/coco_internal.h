@@ -22,6 +22,7 @@
 #define COCO_SCHEMA_VERSION "0.2"
 
 /* stable_key.c */
+extern bytea *coco_key_to_bytea(const char *data, int len);
 extern bytea *coco_key_buf_to_bytea(StringInfo buf);
 
 /* provider.c */
@@ -143,6 +144,8 @@ extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 
 /* declare.c */
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
+extern bool coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
+							 const char *sibling, StringInfo key, const char *name, Jsonb *spec);
 extern void coco_invalidate_table_cache(void);
 
 /* pg_table.c, pg_attach.c */

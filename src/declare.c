@@ -144,6 +144,47 @@ coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn)
 	return table_cache.spec;
 }
 
+/* ---- staging a target state --------------------------------------------- */
+
+/*
+ * Stage one declared target state (as the extension owner).  Returns false
+ * when it is declared already in this staging — under `provider`, or under
+ * `sibling`, another provider serving the same keys (an index built plainly
+ * or concurrently) — and the caller reports that in its own words.
+ */
+bool
+coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
+				 const char *sibling, StringInfo key, const char *name, Jsonb *spec)
+{
+	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
+	Datum		values[6];
+	CocoUserContext uc;
+	bool		duplicate;
+
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = Int32GetDatum(coco_component_id(app->app_id, component));
+	values[2] = CStringGetTextDatum(provider);
+	values[3] = PointerGetDatum(coco_key_buf_to_bytea(key));
+	values[4] = CStringGetTextDatum(name);
+	values[5] = JsonbPGetDatum(spec);
+	coco_enter_extension_owner(&uc);
+	(void) coco_spi_int8("INSERT INTO coco.staged_state (app_id, comp_id, provider, key, name, spec) "
+						 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
+						 6, types, values, &duplicate);
+	if (!duplicate && sibling)
+	{
+		bool		no_sibling;
+
+		values[2] = CStringGetTextDatum(sibling);
+		(void) coco_spi_int8("SELECT 1 FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+							 "AND provider OPERATOR(pg_catalog.=) $3 AND key OPERATOR(pg_catalog.=) $4",
+							 4, types, values, &no_sibling);
+		duplicate = !no_sibling;
+	}
+	coco_leave(&uc);
+	return !duplicate;
+}
+
 /* ---- declare_table ------------------------------------------------------ */
 
 static void
@@ -164,12 +205,7 @@ coco_declare_table(PG_FUNCTION_ARGS)
 	CocoApp    *app;
 	CocoTableName tn;
 	Jsonb	   *spec;
-	int			comp_id;
 	StringInfoData key;
-	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
-	Datum		values[6];
-	CocoUserContext uc;
-	bool		isnull;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
@@ -181,23 +217,10 @@ coco_declare_table(PG_FUNCTION_ARGS)
 				 errmsg("columns and primary_key must not be null")));
 	spec = coco_table_spec_build(&tn, PG_GETARG_JSONB_P(2), PG_GETARG_ARRAYTYPE_P(3),
 								 text_to_cstring(coco_text_arg(fcinfo, 4, "managed_by")));
-	comp_id = coco_component_id(app->app_id, coco_component_arg(fcinfo, 5));
-
 	initStringInfo(&key);
 	coco_table_key(&tn, &key);
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = Int32GetDatum(comp_id);
-	values[2] = CStringGetTextDatum(COCO_TABLE_PROVIDER);
-	values[3] = PointerGetDatum(coco_key_buf_to_bytea(&key));
-	values[4] = CStringGetTextDatum(tn.qualified);
-	values[5] = JsonbPGetDatum(spec);
-
-	coco_enter_extension_owner(&uc);
-	(void) coco_spi_int8("INSERT INTO coco.staged_state (app_id, comp_id, provider, key, name, spec) "
-						 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
-						 6, types, values, &isnull);
-	coco_leave(&uc);
-	if (isnull)
+	if (!coco_stage_state(app, coco_component_arg(fcinfo, 5), COCO_TABLE_PROVIDER, NULL, &key,
+						  tn.qualified, spec))
 		duplicate_declaration("table", psprintf("\"%s\"", tn.qualified), NULL);
 	forget_table_cache();
 	SPI_finish();

@@ -155,6 +155,32 @@ replaced_components(int app_id, bool full, int *n)
 	return coco_run_int_column(n);
 }
 
+/* The provider of a tracked or declared state, which must be loaded. */
+const CocoProvider *
+coco_run_provider(const char *name)
+{
+	const CocoProvider *p = coco_lookup_provider(name);
+
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("provider \"%s\" is not registered", name),
+				 errhint("Load the connector that provides it (shared_preload_libraries).")));
+	return p;
+}
+
+/* A state's previous records, from the jsonb array tracking keeps. */
+void
+coco_run_set_prev(CocoTargetState *st, Jsonb *records)
+{
+	int			nrec = JB_ROOT_COUNT(records);
+
+	st->prev = palloc(sizeof(Jsonb *) * Max(nrec, 1));
+	st->nprev = 0;
+	for (int r = 0; r < nrec; r++)
+		st->prev[st->nprev++] = JsonbValueToJsonb(getIthJsonbValueFromContainer(&records->root, r));
+}
+
 /*
  * The target states of the given providers that this run decides: those
  * staged, those tracked in a replaced component, and (for attachments) those
@@ -212,16 +238,7 @@ load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayTyp
 		rs->ts_id = isnull ? 0 : DatumGetInt64(d);
 		if (rs->ts_id != 0)
 		{
-			Jsonb	   *records = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
-			int			nrec = JB_ROOT_COUNT(records);
-
-			rs->st.prev = palloc(sizeof(Jsonb *) * Max(nrec, 1));
-			for (int r = 0; r < nrec; r++)
-			{
-				JsonbValue *v = getIthJsonbValueFromContainer(&records->root, r);
-
-				rs->st.prev[rs->st.nprev++] = JsonbValueToJsonb(v);
-			}
+			coco_run_set_prev(&rs->st, DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull)));
 			rs->st.prev_may_be_missing = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
 			if (rs->comp_id == 0)
 				rs->comp_id = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
@@ -233,12 +250,7 @@ load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayTyp
 			rs->parent_generation = isnull ? 0 : DatumGetInt32(d);
 		}
 		rs->bystander = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
-		rs->provider = coco_lookup_provider(rs->st.provider);
-		if (rs->provider == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("provider \"%s\" is not registered", rs->st.provider),
-					 errhint("Load the connector that provides it (shared_preload_libraries).")));
+		rs->provider = coco_run_provider(rs->st.provider);
 	}
 	*n = (int) nresult;
 	return states;
@@ -610,13 +622,7 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 		values[3] = Int32GetDatum(d->invalidation == COCO_INVALIDATE_DESTRUCTIVE ? 1 : 0);
 		values[4] = Int32GetDatum(d->invalidation == COCO_INVALIDATE_LOSSY ? 1 : 0);
 		values[5] = CStringGetTextDatum(s->st.provider);
-		{
-			bytea	   *k = palloc(VARHDRSZ + s->st.keylen);
-
-			SET_VARSIZE(k, VARHDRSZ + s->st.keylen);
-			memcpy(VARDATA(k), s->st.key, s->st.keylen);
-			values[6] = PointerGetDatum(k);
-		}
+		values[6] = PointerGetDatum(coco_key_to_bytea(s->st.key, s->st.keylen));
 		values[7] = CStringGetTextDatum(s->st.name);
 		values[8] = Int64GetDatum(s->parent_id);
 		values[9] = Int32GetDatum(s->parent_generation);

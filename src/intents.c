@@ -42,7 +42,6 @@ coco_record_intent(CocoApp *app, RootState *s, RunStats *rs)
 	char		nulls[12];
 	CocoUserContext uc;
 	bool		isnull;
-	StringInfoData key;
 	ProviderStats *ps = coco_run_provider_stats(rs, s->st.provider);
 
 	if (s->ts_id == 0 && d->record == NULL)
@@ -71,9 +70,7 @@ coco_record_intent(CocoApp *app, RootState *s, RunStats *rs)
 		nulls[6] = nulls[7] = 'n';
 	values[8] = Int32GetDatum(app->app_id);
 	values[9] = CStringGetTextDatum(s->st.provider);
-	initStringInfo(&key);
-	appendBinaryStringInfo(&key, s->st.key, s->st.keylen);
-	values[10] = PointerGetDatum(coco_key_buf_to_bytea(&key));
+	values[10] = PointerGetDatum(coco_key_to_bytea(s->st.key, s->st.keylen));
 	values[11] = CStringGetTextDatum(s->st.name);
 
 	coco_enter_extension_owner(&uc);
@@ -152,19 +149,14 @@ load_intents(int app_id, int *n, char ***intent_texts_out)
 		HeapTuple	tup = tt->vals[i];
 		bool		isnull;
 		bytea	   *key = DatumGetByteaPCopy(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
-		Jsonb	   *records = DatumGetJsonbPCopy(SPI_getbinval(tup, tt->tupdesc, 5, &isnull));
 		Jsonb	   *intent = DatumGetJsonbPCopy(SPI_getbinval(tup, tt->tupdesc, 7, &isnull));
-		int			nrec = JB_ROOT_COUNT(records);
 
 		s->ts_id = DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
 		s->st.provider = TextDatumGetCString(SPI_getbinval(tup, tt->tupdesc, 2, &isnull));
 		s->st.key = VARDATA(key);
 		s->st.keylen = VARSIZE(key) - VARHDRSZ;
 		s->st.name = TextDatumGetCString(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
-		s->st.prev = palloc(sizeof(Jsonb *) * Max(nrec, 1));
-		for (int r = 0; r < nrec; r++)
-			s->st.prev[s->st.nprev++] =
-				JsonbValueToJsonb(getIthJsonbValueFromContainer(&records->root, r));
+		coco_run_set_prev(&s->st, DatumGetJsonbPCopy(SPI_getbinval(tup, tt->tupdesc, 5, &isnull)));
 		s->st.prev_may_be_missing = DatumGetBool(SPI_getbinval(tup, tt->tupdesc, 6, &isnull));
 		s->st.desired = intent_part(intent, "desired");
 		s->decision.record = intent_part(intent, "record");
@@ -173,12 +165,7 @@ load_intents(int app_id, int *n, char ***intent_texts_out)
 
 			s->decision.action = action_from_name(pnstrdup(a->val.string.val, a->val.string.len));
 		}
-		s->provider = coco_lookup_provider(s->st.provider);
-		if (s->provider == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("provider \"%s\" is not registered", s->st.provider),
-					 errhint("Load the connector that provides it (shared_preload_libraries).")));
+		s->provider = coco_run_provider(s->st.provider);
 		intent_texts[i] = TextDatumGetCString(SPI_getbinval(tup, tt->tupdesc, 8, &isnull));
 	}
 	return states;
@@ -251,6 +238,26 @@ run_step(RootState *states, char **intent_texts, int n, IntentStep step, List **
 	}
 }
 
+/*
+ * The sink succeeded: the intended record is the only one left.  With
+ * `intent`, only if that is still the state's intent (a run may have
+ * recorded a newer one meanwhile, to be completed next).  As the extension
+ * owner.
+ */
+static void
+prune_records(int64 ts_id, const char *intent)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(ts_id), intent ? CStringGetTextDatum(intent) : (Datum) 0};
+	char		nulls[2] = {' ', intent ? ' ' : 'n'};
+
+	coco_spi_exec("UPDATE coco.target_state SET records = pg_catalog.jsonb_build_array(intent "
+				  "OPERATOR(pg_catalog.->) 'record'), may_be_missing = false, intent = NULL "
+				  "WHERE ts_id OPERATOR(pg_catalog.=) $1 "
+				  "AND ($2 IS NULL OR intent::pg_catalog.text OPERATOR(pg_catalog.=) $2)",
+				  2, types, values, nulls, SPI_OK_UPDATE);
+}
+
 static void
 mark_run_succeeded(int64 run_id, int64 completed)
 {
@@ -310,10 +317,7 @@ coco_complete_intents(CocoApp *app, int64 run_id, List **top_level, MemoryContex
 			coco_spi_exec("DELETE FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1",
 						  1, types, values, NULL, SPI_OK_DELETE);
 		else
-			coco_spi_exec("UPDATE coco.target_state SET records = pg_catalog.jsonb_build_array(intent "
-						  "OPERATOR(pg_catalog.->) 'record'), may_be_missing = false, intent = NULL "
-						  "WHERE ts_id OPERATOR(pg_catalog.=) $1",
-						  1, types, values, NULL, SPI_OK_UPDATE);
+			prune_records(s->ts_id, NULL);
 		completed++;
 	}
 	coco_leave(&uc);
@@ -330,16 +334,11 @@ coco_complete_intents(CocoApp *app, int64 run_id, List **top_level, MemoryContex
 void
 coco_prune_intent(CocoApp *app, const CocoTopLevelWork *w, int64 run_id, int64 completed)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(w->ts_id), CStringGetTextDatum(w->intent)};
 	CocoUserContext uc;
 
 	coco_lock_app(app, false);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.target_state SET records = pg_catalog.jsonb_build_array(intent "
-				  "OPERATOR(pg_catalog.->) 'record'), may_be_missing = false, intent = NULL "
-				  "WHERE ts_id OPERATOR(pg_catalog.=) $1 AND intent::pg_catalog.text OPERATOR(pg_catalog.=) $2",
-				  2, types, values, NULL, SPI_OK_UPDATE);
+	prune_records(w->ts_id, w->intent);
 	coco_leave(&uc);
 	if (run_id > 0)
 		mark_run_succeeded(run_id, completed);

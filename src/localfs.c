@@ -491,23 +491,8 @@ static void
 stage(CocoApp *app, ArrayType *component, const char *provider, StringInfo key,
 	  const char *display, StringInfo spec)
 {
-	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
-	Datum		values[6];
-	CocoUserContext uc;
-	bool		isnull;
-
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = Int32GetDatum(coco_component_id(app->app_id, component));
-	values[2] = CStringGetTextDatum(provider);
-	values[3] = PointerGetDatum(coco_key_buf_to_bytea(key));
-	values[4] = CStringGetTextDatum(display);
-	values[5] = DirectFunctionCall1(jsonb_in, CStringGetDatum(spec->data));
-	coco_enter_extension_owner(&uc);
-	(void) coco_spi_int8("INSERT INTO coco.staged_state (app_id, comp_id, provider, key, name, spec) "
-						 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
-						 6, types, values, &isnull);
-	coco_leave(&uc);
-	if (isnull)
+	if (!coco_stage_state(app, component, provider, NULL, key, display,
+						  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec->data)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("\"%s\" is declared twice", display),

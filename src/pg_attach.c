@@ -344,43 +344,13 @@ stage_attachment(CocoApp *app, const CocoTableName *tn, const char *provider, co
 				 const char *symbol, const char *name, Jsonb *spec, ArrayType *component)
 {
 	StringInfoData key;
-	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
-	Datum		values[6];
-	CocoUserContext uc;
-	bool		isnull;
-	bytea	   *k;
 	char	   *display = psprintf("%s%s/%s", tn->qualified, symbol, name);
 
 	/* the table must be declared in the app */
 	(void) coco_declared_table_spec(app, tn);
 	initStringInfo(&key);
 	attachment_key(tn, symbol, name, &key);
-	k = palloc(VARHDRSZ + key.len);
-	SET_VARSIZE(k, VARHDRSZ + key.len);
-	memcpy(VARDATA(k), key.data, key.len);
-
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = Int32GetDatum(coco_component_id(app->app_id, component));
-	values[2] = CStringGetTextDatum(provider);
-	values[3] = PointerGetDatum(k);
-	values[4] = CStringGetTextDatum(display);
-	values[5] = JsonbPGetDatum(spec);
-	coco_enter_extension_owner(&uc);
-	(void) coco_spi_int8("INSERT INTO coco.staged_state (app_id, comp_id, provider, key, name, spec) "
-						 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
-						 6, types, values, &isnull);
-	if (!isnull && sibling)
-	{
-		bool		no_sibling;
-
-		values[2] = CStringGetTextDatum(sibling);
-		(void) coco_spi_int8("SELECT 1 FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
-							 "AND provider OPERATOR(pg_catalog.=) $3 AND key OPERATOR(pg_catalog.=) $4",
-							 4, types, values, &no_sibling);
-		isnull = !no_sibling;	/* declared already, under the other provider */
-	}
-	coco_leave(&uc);
-	if (isnull)
+	if (!coco_stage_state(app, component, provider, sibling, &key, display, spec))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("\"%s\" is declared twice", display),
@@ -459,6 +429,49 @@ check_expression(char *expr, const char *option)
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("index option \"%s\" must be a single SQL expression: %s", option, expr)));
 	return expr;
+}
+
+static char *
+check_column_name(char *name, const char *option)
+{
+	coco_validate_identifier(name, "column name");
+	return name;
+}
+
+/*
+ * Copy the index option `field`, a JSON array of strings each checked by
+ * `check`, into the spec.  `what` says what it must be, for the error.
+ * Returns whether it was given.
+ */
+static bool
+append_string_list(StringInfo spec, Jsonb *options, const char *field, bool non_empty,
+				   const char *what, char *(*check) (char *item, const char *option))
+{
+	JsonbValue *opt = getKeyJsonValueFromContainer(&options->root, field, strlen(field), NULL);
+	JsonbContainer *c;
+
+	if (opt == NULL)
+		return false;
+	c = opt->type == jbvBinary ? opt->val.binary.data : NULL;
+	if (c == NULL || !JsonContainerIsArray(c) || (non_empty && JsonContainerSize(c) == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("index option \"%s\" must be %s", field, what)));
+	appendStringInfo(spec, ", \"%s\": [", field);
+	for (int i = 0; i < (int) JsonContainerSize(c); i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(c, i);
+
+		if (e->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("index option \"%s\" must be %s", field, what)));
+		if (i > 0)
+			appendStringInfoString(spec, ", ");
+		escape_json(spec, check(pnstrdup(e->val.string.val, e->val.string.len), field));
+	}
+	appendStringInfoChar(spec, ']');
+	return true;
 }
 
 static bool
@@ -669,31 +682,8 @@ coco_declare_index(PG_FUNCTION_ARGS)
 			appendStringInfoString(&spec, ", \"where\": ");
 			escape_json(&spec, check_expression(pnstrdup(opt->val.string.val, opt->val.string.len), "where"));
 		}
-		opt = getKeyJsonValueFromContainer(&options->root, "expressions", 11, NULL);
-		if (opt)
-		{
-			JsonbContainer *c = opt->type == jbvBinary ? opt->val.binary.data : NULL;
-
-			if (c == NULL || !JsonContainerIsArray(c) || JsonContainerSize(c) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("index option \"expressions\" must be a non-empty array of SQL expressions")));
-			appendStringInfoString(&spec, ", \"expressions\": [");
-			for (int i = 0; i < (int) JsonContainerSize(c); i++)
-			{
-				JsonbValue *e = getIthJsonbValueFromContainer(c, i);
-
-				if (e->type != jbvString)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("index option \"expressions\" must be a non-empty array of SQL expressions")));
-				if (i > 0)
-					appendStringInfoString(&spec, ", ");
-				escape_json(&spec, check_expression(pnstrdup(e->val.string.val, e->val.string.len), "expressions"));
-			}
-			appendStringInfoChar(&spec, ']');
-			has_expressions = true;
-		}
+		has_expressions = append_string_list(&spec, options, "expressions", true,
+											 "a non-empty array of SQL expressions", check_expression);
 		opt = getKeyJsonValueFromContainer(&options->root, "concurrently", 12, NULL);
 		if (opt)
 		{
@@ -703,33 +693,8 @@ coco_declare_index(PG_FUNCTION_ARGS)
 						 errmsg("index option \"concurrently\" must be true or false")));
 			concurrently = opt->val.boolean;
 		}
-		opt = getKeyJsonValueFromContainer(&options->root, "include", 7, NULL);
-		if (opt)
-		{
-			JsonbContainer *c = opt->type == jbvBinary ? opt->val.binary.data : NULL;
-
-			if (c == NULL || !JsonContainerIsArray(c))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("index option \"include\" must be an array of column names")));
-			appendStringInfoString(&spec, ", \"include\": [");
-			for (int i = 0; i < (int) JsonContainerSize(c); i++)
-			{
-				JsonbValue *e = getIthJsonbValueFromContainer(c, i);
-				char	   *ident;
-
-				if (e->type != jbvString)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("index option \"include\" must be an array of column names")));
-				ident = pnstrdup(e->val.string.val, e->val.string.len);
-				coco_validate_identifier(ident, "column name");
-				if (i > 0)
-					appendStringInfoString(&spec, ", ");
-				escape_json(&spec, ident);
-			}
-			appendStringInfoChar(&spec, ']');
-		}
+		(void) append_string_list(&spec, options, "include", false, "an array of column names",
+								  check_column_name);
 	}
 	if (!has_expressions && ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(3)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(3))) == 0)
 		ereport(ERROR,

@@ -63,6 +63,8 @@ typedef struct RunDecisions
 	int			natts;
 } RunDecisions;
 
+extern const CocoProvider *coco_run_provider(const char *name);
+extern void coco_run_set_prev(CocoTargetState *st, Jsonb *records);
 extern void coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs);
 extern void coco_run_end(void);
 extern ProviderStats *coco_run_provider_stats(RunStats *rs, const char *name);

@@ -355,12 +355,7 @@ coco_declare_target_state(PG_FUNCTION_ARGS)
 	char	   *provider;
 	const CocoProvider *p;
 	StringInfoData key;
-	bytea	   *k;
 	Jsonb	   *keyjson;
-	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID};
-	Datum		values[6];
-	CocoUserContext uc;
-	bool		isnull;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -384,22 +379,8 @@ coco_declare_target_state(PG_FUNCTION_ARGS)
 	keyjson = PG_GETARG_JSONB_P(2);
 	initStringInfo(&key);
 	coco_key_from_jsonb(&key, keyjson);
-	k = palloc(VARHDRSZ + key.len);
-	SET_VARSIZE(k, VARHDRSZ + key.len);
-	memcpy(VARDATA(k), key.data, key.len);
-
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = Int32GetDatum(coco_component_id(app->app_id, PG_GETARG_ARRAYTYPE_P(4)));
-	values[2] = CStringGetTextDatum(provider);
-	values[3] = PointerGetDatum(k);
-	values[4] = CStringGetTextDatum(coco_key_describe(key.data, key.len));
-	values[5] = PG_GETARG_DATUM(3);
-	coco_enter_extension_owner(&uc);
-	(void) coco_spi_int8("INSERT INTO coco.staged_state (app_id, comp_id, provider, key, name, spec) "
-						 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
-						 6, types, values, &isnull);
-	coco_leave(&uc);
-	if (isnull)
+	if (!coco_stage_state(app, PG_GETARG_ARRAYTYPE_P(4), provider, NULL, &key,
+						  coco_key_describe(key.data, key.len), PG_GETARG_JSONB_P(3)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("%s state %s is declared twice", provider, coco_key_describe(key.data, key.len)),

@@ -572,13 +572,19 @@ coco_key_from_jsonb(StringInfo buf, Jsonb *json)
 
 /* An encoded key as the bytea stored in the tracking tables. */
 bytea *
+coco_key_to_bytea(const char *data, int len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return b;
+}
+
+bytea *
 coco_key_buf_to_bytea(StringInfo buf)
 {
-	bytea	   *b = palloc(VARHDRSZ + buf->len);
-
-	SET_VARSIZE(b, VARHDRSZ + buf->len);
-	memcpy(VARDATA(b), buf->data, buf->len);
-	return b;
+	return coco_key_to_bytea(buf->data, buf->len);
 }
 
 /*

@@ -559,36 +559,48 @@ run_top_level(const char *sql, Oid owner, const char *activity)
 }
 
 /*
- * One transaction of a run: reconcile as the app owner (the privilege
- * check passes as it would for the owner, and any path of the engine that
- * did not switch identity itself still runs with the owner's rights, never
- * the worker's superuser), and commit.  Returns whether the run stopped
- * after a batch and goes on in another transaction.
+ * Start a transaction of a run with the app owner as the current user: the
+ * privilege check passes as it would for the owner, and any path of the
+ * engine that did not switch identity itself still runs with the owner's
+ * rights, never the worker's superuser.  The caller switches back with
+ * SetUserIdAndSecContext(*save_userid, *save_sec) before its bookkeeping.
  */
-static bool
-reconcile_one_transaction(QueuedRun *run, const char *activity)
+static CocoApp *
+start_xact_as_owner(QueuedRun *run, const char *activity, Oid *save_userid, int *save_sec)
 {
 	CocoApp    *app;
-	Oid			save_userid;
-	int			save_sec;
-	CocoUserContext uc;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(run->run_id)};
-	Jsonb	   *stats;
-	bool		more;
 
 	start_xact(activity);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("owner of app \"%s\" (role %u) does not exist", run->app_name, run->owner)));
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(run->owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	app = coco_app_lookup(run->app_name);
 	if (app->app_id != run->app_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("app \"%s\" was dropped and created again", run->app_name)));
+	return app;
+}
+
+/*
+ * One transaction of a run: reconcile and commit.  Returns whether the run
+ * stopped after a batch and goes on in another transaction.
+ */
+static bool
+reconcile_one_transaction(QueuedRun *run, const char *activity)
+{
+	Oid			save_userid;
+	int			save_sec;
+	CocoApp    *app = start_xact_as_owner(run, activity, &save_userid, &save_sec);
+	CocoUserContext uc;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(run->run_id)};
+	Jsonb	   *stats;
+	bool		more;
+
 	stats = coco_engine_reconcile(app, run->full, false, run->run_id);
 	more = getKeyJsonValueFromContainer(&stats->root, "more", 4, NULL) != NULL;
 	SetUserIdAndSecContext(save_userid, save_sec);
@@ -664,7 +676,6 @@ do_run(QueuedRun *run)
 		 * A big run commits in batches (coco_target.commit_every): each
 		 * transaction goes on where the last committed one stopped.
 		 */
-		GetUserIdAndSecContext(&save_userid, &save_sec);
 		while (reconcile_one_transaction(run, activity))
 		{
 			coco_fault("after_batch_commit");
@@ -675,9 +686,7 @@ do_run(QueuedRun *run)
 		 * 3. sinks outside the transaction: their intents are committed now,
 		 * so they run, each pruning its records once it succeeded (rule 9).
 		 */
-		start_xact(activity);
-		SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		app = coco_app_lookup(run->app_name);
+		app = start_xact_as_owner(run, activity, &save_userid, &save_sec);
 		completed = coco_complete_intents(app, run->run_id, &top_level, top_cxt);
 		SetUserIdAndSecContext(save_userid, save_sec);
 		if (top_level == NIL)
@@ -691,9 +700,7 @@ do_run(QueuedRun *run)
 			bool		last = lnext(top_level, lc) == NULL;
 
 			run_top_level(w->sql, run->owner, activity);
-			start_xact(activity);
-			SetUserIdAndSecContext(run->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-			app = coco_app_lookup(run->app_name);
+			app = start_xact_as_owner(run, activity, &save_userid, &save_sec);
 			coco_prune_intent(app, w, last ? run->run_id : 0, ++completed);
 			SetUserIdAndSecContext(save_userid, save_sec);
 			if (last)

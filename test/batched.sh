@@ -17,15 +17,6 @@ fail() {
 ok() { echo "ok: $*"; }
 q() { coco_psql -qAt "$@"; }
 
-wait_up() {
-    for _ in $(seq 1 120); do
-        if coco_as_pg "$COCO_PGBIN/pg_isready" -q -h "$PGHOST" -p "$PGPORT"; then
-            q -c "SELECT 1" >/dev/null 2>&1 && return 0
-        fi
-        sleep 0.5
-    done
-    fail "server did not come back"
-}
 # target = source both ways, and one tracking row per target row
 check() {
     local diff tracked rows
@@ -59,25 +50,14 @@ q -c "UPDATE src SET v = v || '!' WHERE id % 2 = 0" >/dev/null
 q -c "ALTER SYSTEM SET coco_target.fault_point = 'after_batch_commit'" -c "SELECT pg_reload_conf()" >/dev/null
 declare_all
 run=$(q -c "SELECT coco.submit('b')")
-for _ in $(seq 1 120); do
-    grep -q 'fault point "after_batch_commit" reached' "$COCO_TMP/postgres.log" && break
-    sleep 0.25
-done
-grep -q 'fault point "after_batch_commit" reached' "$COCO_TMP/postgres.log" || fail "the fault point was not reached"
-# every retry would stop the same way: stop, reset the fault point, and
+coco_await_fault after_batch_commit || fail "the fault point was not reached"
 # look at the target before the worker goes on
-coco_pg_ctl -m immediate -w stop >/dev/null
-sed -i '/coco_target.fault_point/d' "$PGDATA/postgresql.auto.conf"
-echo "shared_preload_libraries = 'pg_cron'" >> "$PGDATA/postgresql.auto.conf"
-coco_pg_ctl -w start >/dev/null
-wait_up
+coco_stop_fault_and_worker || fail "server did not come back"
 done_before=$(q -c "SELECT count(*) FROM t WHERE v LIKE '%!'")
 [ "$done_before" -ge 3000 ] && [ "$done_before" -lt 10000 ] || fail "rows written before the crash: $done_before"
 [ "$(q -c "SELECT status FROM coco.runs WHERE run_id = $run")" = running ] || fail "run $run is not left running"
 ok "killed after a batch commit: $done_before of 10000 changed rows are written and stay"
-sed -i "/shared_preload_libraries = 'pg_cron'/d" "$PGDATA/postgresql.auto.conf"
-coco_pg_ctl -m fast -w restart >/dev/null
-wait_up
+coco_start_worker_again || fail "server did not come back"
 q -c "SELECT coco.wait($run, '120s')" >/dev/null
 stats=$(q -c "SELECT stats FROM coco.run WHERE run_id = $run")
 updated=$(q -c "SELECT '$stats'::jsonb #>> '{providers,postgres.row,updated}'")

@@ -21,15 +21,7 @@ fail() {
 ok() { echo "ok: $*"; }
 q() { coco_psql -qAt "$@"; }
 
-wait_up() {
-    for _ in $(seq 1 120); do
-        if coco_as_pg "$COCO_PGBIN/pg_isready" -q -h "$PGHOST" -p "$PGPORT"; then
-            q -c "SELECT 1" >/dev/null 2>&1 && return 0
-        fi
-        sleep 0.5
-    done
-    fail "server did not come back"
-}
+wait_up() { coco_wait_up || fail "server did not come back"; }
 
 T1='[{"name":"id","type":"integer","nullable":false},{"name":"v","type":"text"},{"name":"n","type":"integer"}]'
 T2='[{"name":"id","type":"integer","nullable":false},{"name":"v","type":"text"},{"name":"n","type":"integer"},{"name":"w","type":"integer","nullable":false}]'

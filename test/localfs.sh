@@ -23,15 +23,6 @@ fail() {
 ok() { echo "ok: $*"; }
 q() { coco_psql -qAt "$@"; }
 
-wait_up() {
-    for _ in $(seq 1 120); do
-        if coco_as_pg "$COCO_PGBIN/pg_isready" -q -h "$PGHOST" -p "$PGPORT"; then
-            q -c "SELECT 1" >/dev/null 2>&1 && return 0
-        fi
-        sleep 0.5
-    done
-    fail "server did not come back"
-}
 
 # reconcile, then wait for the worker to complete what it deferred
 sync_app() {
@@ -174,18 +165,9 @@ q -c "SELECT coco.declare_dir('fs', 'exports', 'reports/2026')" \
   -c "SELECT coco.declare_file('fs', 'exports', 'reports/2026', 'mar.csv', 'c,3')" \
   -c "SELECT coco.declare_file('fs', 'exports', 'reports/2026', 'apr.csv', 'd,4')" >/dev/null
 q -c "SELECT coco.reconcile('fs')" >/dev/null
-for _ in $(seq 1 60); do
-    grep -q 'fault point "after_outside_write" reached' "$COCO_TMP/postgres.log" && break
-    sleep 0.5
-done
-grep -q 'fault point "after_outside_write" reached' "$COCO_TMP/postgres.log" || fail "the fault point was not reached"
-# Until the fault point is reset, every retry dies the same way.  Stop,
-# reset it, and start once without the worker to look at the state.
-coco_pg_ctl -m immediate -w stop >/dev/null
-sed -i '/coco_target.fault_point/d' "$PGDATA/postgresql.auto.conf"
-echo "shared_preload_libraries = 'pg_cron'" >> "$PGDATA/postgresql.auto.conf"
-coco_pg_ctl -w start >/dev/null
-wait_up
+coco_await_fault after_outside_write || fail "the fault point was not reached"
+# look at the state the crash left before the worker goes on
+coco_stop_fault_and_worker || fail "server did not come back"
 multi=$(q -c "SELECT name || ' ' || jsonb_array_length(records) || ' ' || pending_action
               FROM coco.target_states WHERE provider = 'localfs.file' AND pending_action IS NOT NULL ORDER BY name")
 want="exports:reports/2026/apr.csv 1 insert
@@ -195,9 +177,7 @@ exports:reports/2026/jan.csv 2 upsert"
     fail "jan.csv records are not the old and the intended one"
 [ "$(cat "$ROOT/reports/2026/jan.csv")" = "a,100" ] || fail "jan.csv was not written before the crash"
 ok "interrupted: jan.csv written, its old and intended records both kept; apr.csv pending"
-sed -i "/shared_preload_libraries = 'pg_cron'/d" "$PGDATA/postgresql.auto.conf"
-coco_pg_ctl -m fast -w restart >/dev/null
-wait_up
+coco_start_worker_again || fail "server did not come back"
 # The interrupted run is queued again, unless its crashes used up its
 # attempts; then the next run of the app queues the completion.
 sync_app fs >/dev/null
