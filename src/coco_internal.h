@@ -11,6 +11,7 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/snapshot.h"
+#include "utils/tuplestore.h"
 
 #include "coco_target.h"
 
@@ -64,6 +65,10 @@ extern void coco_digest_add_row(CocoDigest *d, const char *key, int keylen,
 extern bytea *coco_digest_to_bytea(const CocoDigest *d);
 extern void coco_digest_from_bytea(bytea *b, CocoDigest *d);
 extern void coco_diff_tally_reset(void);
+extern void coco_diff_tally_add(int comp_id, const char *key, int keylen, const CocoFingerprint *fp);
+extern void coco_diff_tally_set(int comp_id, int64 nrows, const CocoDigest *digest);
+extern int	coco_diff_tally_count(void);
+extern void coco_diff_tally_nth(int i, int *comp_id, int64 *nrows, CocoDigest *digest);
 extern bool coco_diff_tally_get(int comp_id, int64 *nrows, CocoDigest *digest);
 extern int64 coco_diff_tally_total(void);
 
@@ -162,6 +167,34 @@ extern void coco_rows_summarize(CocoChildSync *sync);
 extern void coco_rows_plan(CocoChildSync *sync);
 extern char *coco_rows_select_list(const CocoTableSpec *spec, List *query_columns);
 extern char *coco_rows_key_expr(const CocoTableSpec *spec);
+
+/*
+ * rowdiff.c: the diff of a table's declared rows against tracking.  Its
+ * changes come out as rows of (op, key, fp, component, tracked tid,
+ * declared columns…).
+ */
+enum
+{
+	COCO_CH_OP, COCO_CH_KEY, COCO_CH_FP, COCO_CH_COMP, COCO_CH_TID, COCO_CH_NFIXED
+};
+#define COCO_OP_INSERT 1		/* declared, not tracked */
+#define COCO_OP_UPDATE 2		/* tracked, changed (or to re-write) */
+#define COCO_OP_DELETE 3		/* tracked, no longer declared */
+#define COCO_OP_TRACK_ONLY 4	/* unchanged, moved to another component */
+
+typedef struct CocoRowDiff CocoRowDiff;
+
+extern CocoRowDiff *coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
+										int nparams, const Oid *types, const Datum *values);
+extern void coco_rowdiff_free(CocoRowDiff *d, bool close_files);
+extern void coco_rowdiff_read_declared(CocoRowDiff *d);
+extern void coco_rowdiff_publish_tally(CocoRowDiff *d, const int *comps, int ncomps);
+extern bool coco_rowdiff_against_tracked(CocoRowDiff *d, int64 target_id, const int *comps,
+										 int ncomps, const int *rewrite, int nrewrite);
+extern void coco_rowdiff_duplicate_error(CocoRowDiff *d) pg_attribute_noreturn();
+extern TupleDesc coco_rowdiff_changes_desc(CocoRowDiff *d);
+extern void coco_rowdiff_deletions(CocoRowDiff *d, Tuplestorestate *out);
+extern void coco_rowdiff_read_changed(CocoRowDiff *d, Tuplestorestate *out);
 
 /* engine.c */
 extern Snapshot coco_run_snapshot;

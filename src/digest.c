@@ -109,6 +109,38 @@ tally_entry(int comp_id)
 	return &tally[ntally++];
 }
 
+void
+coco_diff_tally_add(int comp_id, const char *key, int keylen, const CocoFingerprint *fp)
+{
+	TallyEntry *t = tally_entry(comp_id);
+
+	t->nrows++;
+	coco_digest_add_row(&t->digest, key, keylen, fp);
+}
+
+void
+coco_diff_tally_set(int comp_id, int64 nrows, const CocoDigest *digest)
+{
+	TallyEntry *t = tally_entry(comp_id);
+
+	t->nrows = nrows;
+	t->digest = *digest;
+}
+
+int
+coco_diff_tally_count(void)
+{
+	return ntally;
+}
+
+void
+coco_diff_tally_nth(int i, int *comp_id, int64 *nrows, CocoDigest *digest)
+{
+	*comp_id = tally[i].comp_id;
+	*nrows = tally[i].nrows;
+	*digest = tally[i].digest;
+}
+
 bool
 coco_diff_tally_get(int comp_id, int64 *nrows, CocoDigest *digest)
 {
@@ -146,7 +178,6 @@ coco_tracked_fingerprint(PG_FUNCTION_ARGS)
 {
 	CocoFingerprint fp;
 	bytea	   *key;
-	TallyEntry *t;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -154,9 +185,7 @@ coco_tracked_fingerprint(PG_FUNCTION_ARGS)
 				 errmsg("component and key of a tracked fingerprint must not be null")));
 	key = PG_GETARG_BYTEA_PP(1);
 	coco_fingerprint_args(fcinfo, 2, &fp);
-	t = tally_entry(PG_GETARG_INT32(0));
-	t->nrows++;
-	coco_digest_add_row(&t->digest, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &fp);
+	coco_diff_tally_add(PG_GETARG_INT32(0), VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &fp);
 	PG_RETURN_BYTEA_P(coco_fingerprint_to_bytea(&fp));
 }
 

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -35,22 +36,10 @@
 
 #define BATCH_ENR "coco_batch"
 
-/* batch operations */
-#define OP_INSERT 1				/* declared, not tracked */
-#define OP_UPDATE 2				/* tracked, changed (or to re-write) */
-#define OP_DELETE 3				/* tracked, no longer declared */
-#define OP_TRACK_ONLY 4			/* unchanged, moved to another component */
-
-/* leading columns of the diff statement, before the table's columns */
+/* leading columns of the diff statement (coco.plan), before the table's columns */
 enum
 {
 	D_KEY, D_FP, D_COMP, D_TRACKED_KEY, D_TRACKED_COMP, D_CHANGED, D_TRACKED_TID, D_NFIXED
-};
-
-/* leading columns of a batch, before the table's columns */
-enum
-{
-	B_OP, B_KEY, B_FP, B_COMP, B_TID, B_NFIXED
 };
 
 typedef struct StagedQuery
@@ -244,25 +233,6 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 	return sql.data;
 }
 
-static TupleDesc
-batch_desc(const CocoTableSpec *spec, TupleDesc diff_desc)
-{
-	TupleDesc	desc = CreateTemplateTupleDesc(B_NFIXED + spec->ncolumns);
-
-	TupleDescInitEntry(desc, B_OP + 1, "coco#op", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, B_KEY + 1, "coco#k", BYTEAOID, -1, 0);
-	TupleDescInitEntry(desc, B_FP + 1, "coco#f", BYTEAOID, -1, 0);
-	TupleDescInitEntry(desc, B_COMP + 1, "coco#c", INT4OID, -1, 0);
-	TupleDescInitEntry(desc, B_TID + 1, "coco#tid", TIDOID, -1, 0);
-	for (int i = 0; i < spec->ncolumns; i++)
-	{
-		Form_pg_attribute a = TupleDescAttr(diff_desc, D_NFIXED + i);
-
-		TupleDescInitEntry(desc, B_NFIXED + 1 + i, spec->columns[i].name, a->atttypid, a->atttypmod, 0);
-	}
-	return desc;
-}
-
 typedef struct RowStatements
 {
 	char	   *delete_target;
@@ -291,7 +261,7 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "DELETE FROM %s t USING " BATCH_ENR " b WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d",
-					 qname, OP_DELETE);
+					 qname, COCO_OP_DELETE);
 	for (int i = 0; i < spec->nkeys; i++)
 	{
 		const char *k = quote_identifier(spec->columns[spec->key_index[i]].name);
@@ -319,11 +289,11 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 
 	st->insert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
 								 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
-								 qname, cols.data, cols.data, OP_INSERT,
+								 qname, cols.data, cols.data, COCO_OP_INSERT,
 								 fresh_table ? "" : conflict);
 	st->upsert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
 								 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
-								 qname, cols.data, cols.data, OP_UPDATE, conflict);
+								 qname, cols.data, cols.data, COCO_OP_UPDATE, conflict);
 
 	/*
 	 * A new row whose key another component (one this run does not diff)
@@ -334,17 +304,17 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 	st->insert_tracking = psprintf(
 		"INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp, pass_id) "
 		"SELECT $1, $2, \"coco#c\", \"coco#k\", \"coco#f\", $3 FROM " BATCH_ENR
-		" WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s", OP_INSERT,
+		" WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s", COCO_OP_INSERT,
 		exclusive ? "" : " ON CONFLICT (target_id, key) DO NOTHING");
 	st->update_tracking = psprintf(
 		"UPDATE coco.tracked_row t SET comp_id = b.\"coco#c\", fp = b.\"coco#f\", pass_id = $3 FROM " BATCH_ENR " b "
 		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.>=) %d AND b.\"coco#op\" OPERATOR(pg_catalog.<>) %d "
 		"AND t.ctid OPERATOR(pg_catalog.=) b.\"coco#tid\" AND t.pass_id OPERATOR(pg_catalog.<>) $3",
-		OP_UPDATE, OP_DELETE);
+		COCO_OP_UPDATE, COCO_OP_DELETE);
 	st->delete_tracking = psprintf(
 		"DELETE FROM coco.tracked_row t USING " BATCH_ENR " b "
 		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d AND t.ctid OPERATOR(pg_catalog.=) b.\"coco#tid\"",
-		OP_DELETE);
+		COCO_OP_DELETE);
 }
 
 static void
@@ -364,34 +334,7 @@ typedef struct Batch
 	int64		nupdates;
 	int64		ndeletes;
 	int64		nretracked;		/* updated or moved: tracking updated */
-	HTAB	   *keys;			/* keys in this batch, to catch duplicates */
 } Batch;
-
-typedef struct KeyEntry
-{
-	char		hashkey[NAMEDATALEN];	/* fixed-size digest of the key */
-} KeyEntry;
-
-static void
-check_duplicate(Batch *b, Datum key, const CocoTableSpec *spec)
-{
-	bytea	   *k = DatumGetByteaPP(key);
-	KeyEntry	probe;
-	CocoFingerprint fp;
-	bool		found;
-
-	memset(&probe, 0, sizeof(probe));
-	coco_fingerprint_bytes(VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k), &fp);
-	memcpy(probe.hashkey, fp.bytes, COCO_FINGERPRINT_LEN);
-	hash_search(b->keys, &probe, HASH_ENTER, &found);
-	if (found)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("row with key %s is declared twice for table \"%s\"",
-						coco_key_describe(VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k)),
-						spec->tn.qualified),
-				 errdetail("Each row may be declared once between two reconciles.")));
-}
 
 static void
 duplicate_across_batches(const CocoTableSpec *spec)
@@ -467,41 +410,6 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	SPI_unregister_relation(BATCH_ENR);
 }
 
-static void
-new_batch(Batch *b)
-{
-	HASHCTL		ctl;
-
-	memset(b, 0, sizeof(*b));
-	b->store = tuplestore_begin_heap(false, false, work_mem);
-	ctl.keysize = NAMEDATALEN;
-	ctl.entrysize = sizeof(KeyEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	b->keys = hash_create("coco_target row batch keys", 1024, &ctl,
-						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-/* Delete rows need their primary-key values back from the stable key. */
-static void
-decode_key_into(Datum key, const CocoTableSpec *spec, TupleDesc desc, Datum *values, bool *nulls)
-{
-	bytea	   *k = DatumGetByteaPP(key);
-	const char *data = VARDATA_ANY(k);
-	int			len = VARSIZE_ANY_EXHDR(k);
-	int			pos = 0;
-	CocoKeyItem item;
-
-	coco_key_read(data, len, &pos, &item);	/* the tuple */
-	for (int i = 0; i < spec->nkeys; i++)
-	{
-		int			col = spec->key_index[i];
-
-		coco_key_read(data, len, &pos, &item);
-		values[B_NFIXED + col] = coco_key_item_datum(&item, TupleDescAttr(desc, B_NFIXED + col)->atttypid);
-		nulls[B_NFIXED + col] = false;
-	}
-}
-
 /* The staged queries of the replaced components, and the search_path they
  * were declared under (one for all: they run in one statement). */
 static List *
@@ -547,6 +455,129 @@ int_array_datum(int *values, int n)
 }
 
 /*
+ * The summary pass of one table leaves its diff behind, so that a sync of
+ * the same table in the same pass does not read the declarations again.
+ * The diff's memory belongs to the transaction: the pass id and table say
+ * whether it is still this one.
+ */
+static CocoRowDiff *kept_diff = NULL;
+static int64 kept_pass = 0;
+static int64 kept_container = 0;
+static SubTransactionId kept_subid = InvalidSubTransactionId;
+
+static void
+forget_kept_diff_files(bool close_files)
+{
+	if (kept_diff != NULL)
+		coco_rowdiff_free(kept_diff, close_files);
+	kept_diff = NULL;
+	kept_pass = kept_container = 0;
+}
+
+static void
+forget_kept_diff(void)
+{
+	forget_kept_diff_files(true);
+}
+
+static CocoRowDiff *
+take_kept_diff(int64 container_id)
+{
+	CocoRowDiff *d = NULL;
+
+	if (kept_diff != NULL && kept_pass == coco_run_pass_id && kept_container == container_id)
+	{
+		d = kept_diff;
+		kept_diff = NULL;
+		kept_pass = kept_container = 0;
+	}
+	else
+		forget_kept_diff();
+	return d;
+}
+
+/*
+ * A kept diff not used (its components were clean) goes when its
+ * transaction or subtransaction ends, before the end would close its
+ * temporary files for it.
+ */
+static void
+rows_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT ||
+		event == XACT_EVENT_PRE_PREPARE)
+		forget_kept_diff_files(true);
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		forget_kept_diff_files(false);
+}
+
+static void
+rows_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_PRE_COMMIT_SUB && mySubid == kept_subid)
+		forget_kept_diff_files(true);
+	else if (event == SUBXACT_EVENT_ABORT_SUB && mySubid == kept_subid)
+		forget_kept_diff_files(false);
+}
+
+static void
+keep_diff(CocoRowDiff *d, int64 container_id)
+{
+	static bool callbacks = false;
+
+	if (!callbacks)
+	{
+		RegisterXactCallback(rows_xact_callback, NULL);
+		RegisterSubXactCallback(rows_subxact_callback, NULL);
+		callbacks = true;
+	}
+	kept_diff = d;
+	kept_pass = coco_run_pass_id;
+	kept_container = container_id;
+	kept_subid = GetCurrentSubTransactionId();
+}
+
+/* $1 app, $2 container, $3 replaced components, $4 to re-write, $5 the table */
+static void
+row_params(CocoChildSync *sync, const CocoTableSpec *spec, Oid *types, Datum *values)
+{
+	types[0] = INT4OID;
+	types[1] = INT8OID;
+	types[2] = INT4ARRAYOID;
+	types[3] = INT4ARRAYOID;
+	types[4] = TEXTOID;
+	values[0] = Int32GetDatum(sync->app_id);
+	values[1] = Int64GetDatum(sync->container_id);
+	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
+	values[3] = int_array_datum(sync->rewrite_comps, sync->nrewrite);
+	values[4] = CStringGetTextDatum(spec->tn.qualified);
+}
+
+/* Read the declarations once: count, digest and an entry per row. */
+static CocoRowDiff *
+read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
+			  const char *search_path)
+{
+	Oid			types[5];
+	Datum		values[5];
+	CocoUserContext uc;
+	CocoRowDiff *d;
+
+	row_params(sync, spec, types, values);
+	/* with declarations ignored, the statement reads no row but still
+	 * describes them */
+	d = coco_rowdiff_create(spec, build_declared_sql(spec, queries, sync->ignore_declarations),
+							5, types, values);
+	coco_enter_app_owner(sync->owner, search_path, &uc);
+	coco_push_run_snapshot();
+	coco_rowdiff_read_declared(d);
+	PopActiveSnapshot();
+	coco_leave(&uc);
+	return d;
+}
+
+/*
  * Count and digest, per replaced component, the rows it declares now —
  * one streaming pass with no join.  The engine compares them with each
  * component's row set and diffs only the components that differ.
@@ -557,26 +588,9 @@ coco_rows_summarize(CocoChildSync *sync)
 	CocoTableSpec *spec = coco_table_spec_parse(sync->record);
 	char	   *search_path;
 	List	   *queries = replaced_queries(sync, spec, &search_path);
-	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
-	Datum		values[5];
-	CocoUserContext uc;
-	char	   *sql;
 
-	values[0] = Int32GetDatum(sync->app_id);
-	values[1] = Int64GetDatum(sync->container_id);
-	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
-	values[3] = int_array_datum(NULL, 0);
-	values[4] = CStringGetTextDatum(spec->tn.qualified);
-	sql = psprintf("SELECT pg_catalog.count(%s) FROM (%s) x", tracked_fingerprint_expr(spec),
-				   build_declared_sql(spec, queries, false));
-
-	coco_enter_app_owner(sync->owner, search_path, &uc);
-	coco_push_run_snapshot();
-	coco_diff_tally_reset();
-	if (SPI_execute_with_args(sql, 5, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "coco_target: summarizing declared rows failed");
-	PopActiveSnapshot();
-	coco_leave(&uc);
+	forget_kept_diff();
+	keep_diff(read_declared(sync, spec, queries, search_path), sync->container_id);
 }
 
 /*
@@ -633,32 +647,97 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	coco_leave(&uc);
 }
 
+/* Apply the changes in batches; stop early where the run commits in batches. */
+static void
+apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *changes,
+			  TupleDesc desc)
+{
+	RowStatements st;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "coco_target row batch",
+													ALLOCSET_DEFAULT_SIZES);
+	int64		limit = sync->change_limit > 0 ?
+		Min(coco_batch_size, sync->change_limit) : coco_batch_size;
+	bool		done = false;
+
+	build_statements(spec, sync->fresh_container, sync->exclusive, &st);
+	tuplestore_rescan(changes);
+	while (!done)
+	{
+		Batch		batch;
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
+		memset(&batch, 0, sizeof(batch));
+		batch.store = tuplestore_begin_heap(false, false, work_mem);
+		while (batch.nrows < limit)
+		{
+			bool		isnull;
+			int			op;
+
+			if (!tuplestore_gettupleslot(changes, true, false, slot))
+			{
+				done = true;
+				break;
+			}
+			op = DatumGetInt32(slot_getattr(slot, COCO_CH_OP + 1, &isnull));
+			switch (op)
+			{
+				case COCO_OP_DELETE:
+					batch.ndeletes++;
+					sync->deleted++;
+					break;
+				case COCO_OP_INSERT:
+					batch.ninserts++;
+					sync->inserted++;
+					break;
+				case COCO_OP_UPDATE:
+					batch.nupdates++;
+					sync->updated++;
+					batch.nretracked++;
+					break;
+				default:
+					batch.nretracked++;
+			}
+			tuplestore_puttupleslot(batch.store, slot);
+			batch.nrows++;
+		}
+		MemoryContextSwitchTo(old);
+		apply_batch(&batch, spec, &st, desc, sync);
+		coco_progress_advance(batch.nrows);
+		if (batch.nrows > 0)
+			coco_fault("after_row_batch");
+		tuplestore_end(batch.store);
+		MemoryContextReset(batch_cxt);
+		if (!done && sync->change_limit > 0 &&
+			sync->inserted + sync->updated + sync->deleted >= sync->change_limit)
+		{
+			/* the rest in the next transaction (unless nothing is left) */
+			sync->more = tuplestore_gettupleslot(changes, true, false, slot);
+			break;
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(batch_cxt);
+}
+
 void
 coco_rows_sync(CocoChildSync *sync)
 {
 	CocoTableSpec *spec = coco_table_spec_parse(sync->record);
 	List	   *queries;
 	char	   *search_path = NULL;
-	char	   *sql;
-	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
+	Oid			types[5];
 	Datum		values[5];
 	CocoUserContext uc;
-	Portal		portal;
-	TupleDesc	bdesc = NULL;
-	RowStatements st;
-	MemoryContext batch_cxt;
-	MemoryContext old;
-	int			ncols = spec->ncolumns;
-	Datum	   *bvalues = palloc(sizeof(Datum) * (B_NFIXED + ncols));
-	bool	   *bnulls = palloc(sizeof(bool) * (B_NFIXED + ncols));
-	Datum	   *dvalues = palloc(sizeof(Datum) * (D_NFIXED + ncols));
-	bool	   *dnulls = palloc(sizeof(bool) * (D_NFIXED + ncols));
+	CocoRowDiff *d;
+	Tuplestorestate *changes;
 
 	if (sync->container_gone)
 	{
 		Oid			t[1] = {INT8OID};
 		Datum		v[1] = {Int64GetDatum(sync->container_id)};
 
+		forget_kept_diff();
 		coco_enter_extension_owner(&uc);
 		coco_spi_exec("DELETE FROM coco.tracked_row WHERE target_id OPERATOR(pg_catalog.=) $1",
 					  1, t, v, NULL, SPI_OK_DELETE);
@@ -667,120 +746,47 @@ coco_rows_sync(CocoChildSync *sync)
 	}
 
 	queries = sync->ignore_declarations ? NIL : replaced_queries(sync, spec, &search_path);
-	values[0] = Int32GetDatum(sync->app_id);
-	values[1] = Int64GetDatum(sync->container_id);
-	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
-	values[3] = int_array_datum(sync->rewrite_comps, sync->nrewrite);
-	values[4] = CStringGetTextDatum(spec->tn.qualified);
 	/* one INSERT … SELECT cannot stop after a batch: not when batching */
 	if (sync->fresh_container && sync->exclusive && sync->nreplaced == 1 &&
 		!sync->ignore_declarations && sync->change_limit == 0)
 	{
+		forget_kept_diff();
+		row_params(sync, spec, types, values);
 		bulk_load(sync, spec, queries, search_path, values);
 		return;
 	}
-	sql = build_diff_sql(spec, queries, sync->ignore_declarations);
-	build_statements(spec, sync->fresh_container, sync->exclusive, &st);
 
-	/* The user's queries run as the app owner with their own search_path,
-	 * and see staging as of the run's snapshot. */
-	coco_enter_app_owner(sync->owner, search_path, &uc);
-	/* the diff's hash join: room for the tracked rows (it spills past this) */
-	(void) set_config_option("work_mem", psprintf("%d", coco_work_mem),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	coco_push_run_snapshot();
-	coco_diff_tally_reset();
-	portal = SPI_cursor_open_with_args(NULL, sql, 5, types, values, NULL, true, 0);
-	PopActiveSnapshot();
+	/* the summary pass's reading, or a reading now */
+	d = sync->ignore_declarations ? NULL : take_kept_diff(sync->container_id);
+	if (d == NULL)
+		d = read_declared(sync, spec, queries, search_path);
+	coco_rowdiff_publish_tally(d, sync->replaced_comps, sync->nreplaced);
 
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "coco_target row batch",
-									  ALLOCSET_DEFAULT_SIZES);
-	for (;;)
+	coco_enter_extension_owner(&uc);
+	/* the tracked rows of the replaced components: where the memory goes */
+	if (!coco_rowdiff_against_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced,
+									  sync->rewrite_comps, sync->nrewrite))
 	{
-		Batch		batch;
-
-		/* a batched run commits every change_limit rows: no bigger batches */
-		SPI_cursor_fetch(portal, true, sync->change_limit > 0 ?
-						 Min(coco_batch_size, sync->change_limit) : coco_batch_size);
-		if (SPI_processed == 0)
-			break;
-		if (bdesc == NULL)
-			bdesc = batch_desc(spec, SPI_tuptable->tupdesc);
-
-		old = MemoryContextSwitchTo(batch_cxt);
-		new_batch(&batch);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			heap_deform_tuple(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, dvalues, dnulls);
-			memset(bnulls, true, sizeof(bool) * (B_NFIXED + ncols));
-			/* where the tracked row is, to update or delete it without a lookup */
-			bvalues[B_TID] = dvalues[D_TRACKED_TID];
-			bnulls[B_TID] = dnulls[D_TRACKED_TID];
-			if (dnulls[D_KEY])
-			{
-				/* tracked, no longer declared */
-				bvalues[B_OP] = Int32GetDatum(OP_DELETE);
-				bvalues[B_KEY] = dvalues[D_TRACKED_KEY];
-				bvalues[B_COMP] = dvalues[D_TRACKED_COMP];
-				bnulls[B_OP] = bnulls[B_KEY] = bnulls[B_COMP] = false;
-				decode_key_into(dvalues[D_TRACKED_KEY], spec, bdesc, bvalues, bnulls);
-				batch.ndeletes++;
-				sync->deleted++;
-			}
-			else
-			{
-				bool		is_new = dnulls[D_TRACKED_KEY];
-				int			op = is_new ? OP_INSERT :
-					DatumGetBool(dvalues[D_CHANGED]) ? OP_UPDATE : OP_TRACK_ONLY;
-
-				/* a plain INSERT into a fresh table reports a duplicate itself */
-				if (op != OP_INSERT || !sync->fresh_container)
-					check_duplicate(&batch, dvalues[D_KEY], spec);
-				bvalues[B_OP] = Int32GetDatum(op);
-				bvalues[B_KEY] = dvalues[D_KEY];
-				bvalues[B_FP] = dvalues[D_FP];
-				bvalues[B_COMP] = dvalues[D_COMP];
-				bnulls[B_OP] = bnulls[B_KEY] = bnulls[B_FP] = bnulls[B_COMP] = false;
-				for (int c = 0; c < ncols; c++)
-				{
-					bvalues[B_NFIXED + c] = dvalues[D_NFIXED + c];
-					bnulls[B_NFIXED + c] = dnulls[D_NFIXED + c];
-				}
-				if (op == OP_INSERT)
-				{
-					batch.ninserts++;
-					sync->inserted++;
-				}
-				else
-				{
-					batch.nretracked++;
-					if (op == OP_UPDATE)
-					{
-						batch.nupdates++;
-						sync->updated++;
-					}
-				}
-			}
-			tuplestore_putvalues(batch.store, bdesc, bvalues, bnulls);
-			batch.nrows++;
-		}
-		MemoryContextSwitchTo(old);
-		SPI_freetuptable(SPI_tuptable);
-		apply_batch(&batch, spec, &st, bdesc, sync);
-		coco_progress_advance(batch.nrows);
-		coco_fault("after_row_batch");
-		tuplestore_end(batch.store);
-		MemoryContextReset(batch_cxt);
-		if (sync->change_limit > 0 &&
-			sync->inserted + sync->updated + sync->deleted >= sync->change_limit)
-		{
-			sync->more = true;	/* the rest in the next transaction */
-			break;
-		}
+		coco_leave(&uc);
+		coco_enter_app_owner(sync->owner, search_path, &uc);
+		coco_push_run_snapshot();
+		coco_rowdiff_duplicate_error(d);
 	}
-	SPI_cursor_close(portal);
+	changes = tuplestore_begin_heap(false, false, coco_work_mem);
+	coco_rowdiff_deletions(d, changes);
 	coco_leave(&uc);
-	MemoryContextDelete(batch_cxt);
+
+	coco_enter_app_owner(sync->owner, search_path, &uc);
+	coco_push_run_snapshot();
+	coco_rowdiff_read_changed(d, changes);
+	PopActiveSnapshot();
+	coco_leave(&uc);
+
+	/* the writes: each batch as the app owner, its tracking as the extension owner */
+	if (coco_rowdiff_changes_desc(d) != NULL)
+		apply_changes(sync, spec, changes, coco_rowdiff_changes_desc(d));
+	tuplestore_end(changes);
+	coco_rowdiff_free(d, true);
 
 	sync->unchanged = coco_diff_tally_total() - sync->inserted - sync->updated;
 }

@@ -1,0 +1,77 @@
+-- 23_spill: the row diff past its memory (coco_target.work_mem).  With the
+-- smallest setting, a few thousand rows are split by key hash into
+-- partition files and diffed one partition at a time; the results must be
+-- those of the in-memory diff: inserts, updates, deletes and no-ops, a
+-- key declared twice, rows coco.verify marked, and two components.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE FUNCTION pg_temp.rows(r jsonb) RETURNS text LANGUAGE sql AS $$
+  SELECT format('+%s ~%s -%s =%s', r#>>'{providers,postgres.row,inserted}',
+                r#>>'{providers,postgres.row,updated}', r#>>'{providers,postgres.row,deleted}',
+                r#>>'{providers,postgres.row,unchanged}')
+$$;
+CREATE FUNCTION pg_temp.same() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN (SELECT count(*) FROM (SELECT * FROM sp_t EXCEPT SELECT id, v FROM sp_src) a)
+       + (SELECT count(*) FROM (SELECT id, v FROM sp_src EXCEPT SELECT * FROM sp_t) b);
+END $$;
+CREATE FUNCTION pg_temp.sync() RETURNS text LANGUAGE sql AS $$
+  SELECT coco.declare_table('sp', 'sp_t', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
+  SELECT coco.declare_rows('sp', 'sp_t', 'SELECT id, v FROM sp_src WHERE id <= 4000', '{low}');
+  SELECT coco.declare_rows('sp', 'sp_t', 'SELECT id, v FROM sp_src WHERE id > 4000', '{high}');
+  SELECT pg_temp.rows(coco.reconcile('sp'));
+$$;
+
+SELECT coco.create_app('sp');
+CREATE TABLE sp_src (id int PRIMARY KEY, v text);
+INSERT INTO sp_src SELECT g, 'v' || g FROM generate_series(1, 6000) g;
+
+SET coco_target.work_mem = '64kB';
+SELECT pg_temp.sync() AS first_load;
+SELECT pg_temp.same() AS differences;
+
+-- nothing changed: the summary pass finds every component clean
+SELECT pg_temp.sync() AS noop;
+
+-- 1 % updated, 1 % deleted, 1 % inserted, in both components
+UPDATE sp_src SET v = v || '!' WHERE id % 100 = 1;
+DELETE FROM sp_src WHERE id % 100 = 2;
+INSERT INTO sp_src SELECT g, 'new' || g FROM generate_series(6001, 6060) g;
+SELECT pg_temp.sync() AS changed;
+SELECT pg_temp.same() AS differences;
+
+-- the same changes diffed in memory give the same counts
+RESET coco_target.work_mem;
+UPDATE sp_src SET v = v || '?' WHERE id % 100 = 3;
+DELETE FROM sp_src WHERE id % 100 = 4;
+INSERT INTO sp_src SELECT g, 'new' || g FROM generate_series(6061, 6120) g;
+SELECT pg_temp.sync() AS changed_in_memory;
+SELECT pg_temp.same() AS differences;
+SET coco_target.work_mem = '64kB';
+
+-- rows marked by coco.verify are written again, found in their partitions
+DELETE FROM sp_t WHERE id IN (10, 5000);
+SELECT coco.verify('sp') -> 'drifted' AS drifted;
+SELECT pg_temp.sync() AS repaired;
+SELECT pg_temp.same() AS differences;
+
+-- a key declared twice in one component is refused, with the key named
+-- (23505), and nothing is written
+INSERT INTO sp_src VALUES (6500, 'x');
+SELECT coco.declare_table('sp', 'sp_t', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
+SELECT coco.declare_rows('sp', 'sp_t', 'SELECT id, v FROM sp_src UNION ALL SELECT 4242, ''again''', '{all}');
+SELECT coco.reconcile('sp');
+SELECT count(*) AS not_written FROM sp_t WHERE id = 6500;
+SELECT coco.clear_component('sp', '{all}');
+
+-- a component moved wholesale to another one: the rows stay, only tracking
+-- moves (the table's declaration is still staged from the failed run)
+SELECT coco.declare_rows('sp', 'sp_t', 'SELECT id, v FROM sp_src', '{low}');
+SELECT coco.declare_rows('sp', 'sp_t', 'SELECT id, v FROM sp_src WHERE false', '{high}');
+SELECT pg_temp.rows(coco.reconcile('sp')) AS moved;
+SELECT pg_temp.same() AS differences;
+SELECT c.path AS component, count(*) FROM coco.tracked_row r JOIN coco.component c USING (comp_id)
+ WHERE r.app_id = (SELECT app_id FROM coco.app WHERE name = 'sp') GROUP BY 1 ORDER BY 1;
+
+SELECT coco.drop_app('sp');
