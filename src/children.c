@@ -217,6 +217,15 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 		}
 		else if (p->summarize_children && declares_any)
 		{
+			/* a summary that diffs as it reads must know what to re-write */
+			int		   *stale = palloc(sizeof(int) * Max(ncomps, 1));
+			int			nstale = 0;
+
+			for (int c = 0; c < ncomps; c++)
+				if (comps[c].has_set && !comps[c].set_current)
+					stale[nstale++] = comps[c].comp_id;
+			sync.rewrite_comps = stale;
+			sync.nrewrite = nstale;
 			p->summarize_children(&sync);
 			for (int r = 0; r < nreplaced; r++)
 			{

@@ -185,16 +185,18 @@ enum
 typedef struct CocoRowDiff CocoRowDiff;
 
 extern CocoRowDiff *coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
-										int nparams, const Oid *types, const Datum *values);
+										int nparams, const Oid *types, const Datum *values,
+										const int *rewrite, int nrewrite);
 extern void coco_rowdiff_free(CocoRowDiff *d, bool close_files);
+extern void coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
 extern void coco_rowdiff_read_declared(CocoRowDiff *d);
 extern void coco_rowdiff_publish_tally(CocoRowDiff *d, const int *comps, int ncomps);
-extern bool coco_rowdiff_against_tracked(CocoRowDiff *d, int64 target_id, const int *comps,
-										 int ncomps, const int *rewrite, int nrewrite);
+extern bool coco_rowdiff_finish(CocoRowDiff *d);
 extern void coco_rowdiff_duplicate_error(CocoRowDiff *d) pg_attribute_noreturn();
 extern TupleDesc coco_rowdiff_changes_desc(CocoRowDiff *d);
-extern void coco_rowdiff_deletions(CocoRowDiff *d, Tuplestorestate *out);
-extern void coco_rowdiff_read_changed(CocoRowDiff *d, Tuplestorestate *out);
+extern void coco_rowdiff_deletions(CocoRowDiff *d);
+extern void coco_rowdiff_read_changed(CocoRowDiff *d);
+extern Tuplestorestate *coco_rowdiff_changes(CocoRowDiff *d);
 
 /* engine.c */
 extern Snapshot coco_run_snapshot;

@@ -237,8 +237,10 @@ typedef struct CocoProvider
 	/* Optional: diff and apply a container's children. */
 	void		(*sync_children) (CocoChildSync *sync);
 	/* With sync_children: count and digest what each replaced component
-	 * declares (coco.tracked_fingerprint tallies them), so components that
-	 * declare exactly what they have are not diffed. */
+	 * declares (coco_diff_tally), so components that declare exactly what
+	 * they have are not diffed.  sync->rewrite_comps names the components
+	 * whose children are written even when unchanged, for a summary that
+	 * diffs as it reads and leaves its work to sync_children. */
 	void		(*summarize_children) (CocoChildSync *sync);
 	/* Its states are declared with coco.declare_target_state(app, provider,
 	 * key, spec): the handler must validate any JSON spec it is given. */

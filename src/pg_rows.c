@@ -554,7 +554,11 @@ row_params(CocoChildSync *sync, const CocoTableSpec *spec, Oid *types, Datum *va
 	values[4] = CStringGetTextDatum(spec->tn.qualified);
 }
 
-/* Read the declarations once: count, digest and an entry per row. */
+/*
+ * The one read of the declarations: the tracked rows of the replaced
+ * components first (as the extension owner), then every declared row (as
+ * the app owner): counted, digested and diffed as it streams.
+ */
 static CocoRowDiff *
 read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 			  const char *search_path)
@@ -568,7 +572,10 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	/* with declarations ignored, the statement reads no row but still
 	 * describes them */
 	d = coco_rowdiff_create(spec, build_declared_sql(spec, queries, sync->ignore_declarations),
-							5, types, values);
+							5, types, values, sync->rewrite_comps, sync->nrewrite);
+	coco_enter_extension_owner(&uc);
+	coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
+	coco_leave(&uc);
 	coco_enter_app_owner(sync->owner, search_path, &uc);
 	coco_push_run_snapshot();
 	coco_rowdiff_read_declared(d);
@@ -701,6 +708,8 @@ apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *c
 			tuplestore_puttupleslot(batch.store, slot);
 			batch.nrows++;
 		}
+		/* a tuple read back from disk lives in the batch's memory */
+		ExecClearTuple(slot);
 		MemoryContextSwitchTo(old);
 		apply_batch(&batch, spec, &st, desc, sync);
 		coco_progress_advance(batch.nrows);
@@ -730,7 +739,6 @@ coco_rows_sync(CocoChildSync *sync)
 	Datum		values[5];
 	CocoUserContext uc;
 	CocoRowDiff *d;
-	Tuplestorestate *changes;
 
 	if (sync->container_gone)
 	{
@@ -762,30 +770,23 @@ coco_rows_sync(CocoChildSync *sync)
 		d = read_declared(sync, spec, queries, search_path);
 	coco_rowdiff_publish_tally(d, sync->replaced_comps, sync->nreplaced);
 
-	coco_enter_extension_owner(&uc);
-	/* the tracked rows of the replaced components: where the memory goes */
-	if (!coco_rowdiff_against_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced,
-									  sync->rewrite_comps, sync->nrewrite))
+	if (!coco_rowdiff_finish(d))
 	{
-		coco_leave(&uc);
 		coco_enter_app_owner(sync->owner, search_path, &uc);
 		coco_push_run_snapshot();
 		coco_rowdiff_duplicate_error(d);
 	}
-	changes = tuplestore_begin_heap(false, false, coco_work_mem);
-	coco_rowdiff_deletions(d, changes);
+	coco_enter_extension_owner(&uc);
+	coco_rowdiff_deletions(d);
 	coco_leave(&uc);
-
 	coco_enter_app_owner(sync->owner, search_path, &uc);
 	coco_push_run_snapshot();
-	coco_rowdiff_read_changed(d, changes);
+	coco_rowdiff_read_changed(d);
 	PopActiveSnapshot();
 	coco_leave(&uc);
 
 	/* the writes: each batch as the app owner, its tracking as the extension owner */
-	if (coco_rowdiff_changes_desc(d) != NULL)
-		apply_changes(sync, spec, changes, coco_rowdiff_changes_desc(d));
-	tuplestore_end(changes);
+	apply_changes(sync, spec, coco_rowdiff_changes(d), coco_rowdiff_changes_desc(d));
 	coco_rowdiff_free(d, true);
 
 	sync->unchanged = coco_diff_tally_total() - sync->inserted - sync->updated;

@@ -1,25 +1,24 @@
 /*
  * rowdiff.c — the diff of a table's declared rows against its tracked rows.
  *
- * The declared rows are read once in full (the summary pass): each row
- * becomes a fixed 40-byte entry — a 128-bit hash of its key, its
- * fingerprint and its component — and is tallied into its component's
- * count and digest.  When a component's digest differs from its row set,
- * the tracked rows are streamed once against an open-addressing index of
- * those entries, which sorts every key into unchanged, changed, new, moved
- * or no longer declared.  Only then are the declarations read a second
- * time, and only the rows that change keep their values: they go to a
- * tuplestore the caller applies in batches.
+ * One read of the declarations does the work.  The tracked rows of the
+ * replaced components are loaded first, as fixed 48-byte entries (a
+ * 128-bit hash of the key, the fingerprint, the component, where the row
+ * is tracked) behind an open-addressing index.  Then the declarations
+ * stream: each row's key and fingerprint are computed, tallied into its
+ * component's count and digest, and looked up.  An unchanged row is only
+ * marked; a new, changed or moved row goes with its values into a
+ * tuplestore of changes; tracked rows left unmarked are the deletions.
+ * Nothing about an unchanged row is copied or written.
  *
- * A FULL JOIN in SQL did the same with the executor's hash table, holding
- * each tracked row's bytea key and fingerprint (about 80 bytes a row) and
- * fingerprinting every declared row a second time.  The entries here are
- * half that, hash and compare as two machine words, and the second read
- * of the declarations only computes keys.
- *
- * Memory: the entries stay in memory up to coco_target.work_mem.  Past
- * that they, and the tracked rows, are split by key hash into
- * ROWDIFF_PARTITIONS temporary files and diffed one partition at a time.
+ * Memory: the tracked entries are split by key hash into
+ * ROWDIFF_PARTITIONS partitions.  While they exceed coco_target.work_mem,
+ * the highest partition still in memory moves to a temporary file.  A
+ * declared row whose partition is on disk leaves a 40-byte entry in that
+ * partition's file instead; after the read, each such partition is diffed
+ * from its two files, and the declarations are read a second time for the
+ * values of the rows that change there.  Memory stays near the budget
+ * however many rows the table has.
  *
  * Keys are compared by their 128-bit hash, as values are compared by
  * their 128-bit fingerprint: two different keys with one hash are as
@@ -31,12 +30,12 @@
 
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "nodes/params.h"
 #include "storage/buffile.h"
 #include "storage/itemptr.h"
-#include "access/xact.h"
 #include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -49,22 +48,14 @@
 
 #define ROWDIFF_PARTITIONS 16
 #define PARTITION_SHIFT 60		/* the top four bits of a key hash */
-#define CHUNK_ENTRIES 65536
-#define PREFETCH_ROWS 32		/* tracked rows looked up together */
+#define CHUNK_ENTRIES 16384
+#define PREFETCH_ROWS 32		/* tracked rows indexed together */
 
 typedef struct KeyHash
 {
-	uint64		a;				/* places the key in the index */
+	uint64		a;				/* places the key in an index */
 	uint64		b;				/* places the key in a partition */
 } KeyHash;
-
-typedef struct DeclaredEntry
-{
-	KeyHash		key;
-	CocoFingerprint fp;
-	int32		comp;
-	int32		matched;		/* a tracked row has this key */
-} DeclaredEntry;
 
 typedef struct TrackedEntry
 {
@@ -73,15 +64,25 @@ typedef struct TrackedEntry
 	int32		comp;
 	ItemPointerData tid;
 	bool		marked;			/* coco.verify found it drifted: write it */
+	bool		matched;		/* declared again */
 } TrackedEntry;
 
-/* A key whose row is written: its operation and where it is tracked. */
+/* a declared row of a partition on disk */
+typedef struct DeclaredEntry
+{
+	KeyHash		key;
+	CocoFingerprint fp;
+	int32		comp;
+} DeclaredEntry;
+
+/* A key written by this run: new rows, and changes read a second time. */
 typedef struct ChangeEntry
 {
 	KeyHash		key;
 	ItemPointerData tid;		/* invalid for a new row */
 	int16		op;
-	bool		seen;			/* read again with its values */
+	bool		to_read;		/* its values come from the second read */
+	bool		seen;			/* ... and have */
 } ChangeEntry;
 
 /*
@@ -107,27 +108,32 @@ struct CocoRowDiff
 	char	   *table;			/* for messages */
 	int			nkeys;
 	int		   *key_index;		/* declared columns of the primary key */
+	int		   *rewrite;		/* components written even when unchanged */
+	int			nrewrite;
 	/* the declarations: the statement and its parameters */
 	char	   *sql;
 	ParamListInfo params;
-	TupleDesc	changes_desc;
-	/* what the summary pass read */
-	int64		budget;			/* entries held in memory before spilling */
-	EntryTable	declared;
-	BufFile    *declared_parts[ROWDIFF_PARTITIONS];
-	bool		spilled;
+	/* the tracked rows, per partition: in memory or on disk */
+	int64		budget;			/* tracked entries held in memory at most */
+	int64		resident;		/* tracked entries in memory now */
+	EntryTable	tracked[ROWDIFF_PARTITIONS];
+	bool		on_disk[ROWDIFF_PARTITIONS];
+	BufFile    *tracked_file[ROWDIFF_PARTITIONS];
+	BufFile    *declared_file[ROWDIFF_PARTITIONS];
+	/* the counts and digests the read tallied */
 	int			ntally;
 	int		   *tally_comp;
 	int64	   *tally_rows;
 	CocoDigest *tally_digest;
-	/* what the diff found, for these components */
-	int		   *comps;
-	int			ncomps;
-	EntryTable	changes;
-	int64		nwanted;		/* changes that need the row's values */
+	/* what the diff found */
+	TupleDesc	changes_desc;
+	Tuplestorestate *changes;
+	EntryTable	changed;		/* ChangeEntry */
+	int64		to_read;
 	ItemPointerData *deleted;
 	int64		ndeleted;
 	int64		maxdeleted;
+	/* a key declared twice, found from a file: its bytes are not at hand */
 	bool		duplicate;
 	KeyHash		duplicate_key;
 };
@@ -210,7 +216,7 @@ table_reserve(EntryTable *t, int64 n)
 	if (n > (int64) PG_UINT32_MAX - 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many rows in one table's diff: %lld", (long long) n)));
+				 errmsg("too many rows in one partition of a table's diff: %lld", (long long) n)));
 	while (want < (uint64) n * 2)
 		want *= 2;
 	if (want <= t->nslots)
@@ -269,15 +275,94 @@ table_prefetch_entry(EntryTable *t, const KeyHash *key)
 		__builtin_prefetch(table_entry(t, s - 1));
 }
 
+/* Index every entry (all keys distinct), asking for slots ahead of time. */
+static void
+table_index_all(EntryTable *t)
+{
+	table_reserve(t, t->n);
+	for (int64 i = 0; i < t->n; i++)
+	{
+		if (i + PREFETCH_ROWS < t->n)
+			table_prefetch_slot(t, table_entry(t, i + PREFETCH_ROWS));
+		(void) table_index(t, i);
+	}
+}
+
+/* ---- temporary files ---------------------------------------------------- */
+
+static void
+file_write(MemoryContext cxt, BufFile **file, void *entry, Size size)
+{
+	if (*file == NULL)
+	{
+		/*
+		 * The files belong to the diff and to the (sub)transaction, not to
+		 * the row or the statement at hand: a diff kept after the summary
+		 * pass outlives both.
+		 */
+		ResourceOwner owner = CurrentResourceOwner;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		CurrentResourceOwner = CurTransactionResourceOwner;
+		*file = BufFileCreateTemp(false);
+		CurrentResourceOwner = owner;
+		MemoryContextSwitchTo(old);
+	}
+	BufFileWrite(*file, entry, size);
+}
+
+static void
+file_load(BufFile *file, EntryTable *t)
+{
+	char		buf[sizeof(TrackedEntry)];
+
+	if (file == NULL)
+		return;
+	if (BufFileSeek(file, 0, 0, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rewind a temporary file of the row diff")));
+	for (;;)
+	{
+		size_t		got = BufFileRead(file, buf, t->entry_size);
+
+		if (got == 0)
+			break;
+		if (got != t->entry_size)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read a temporary file of the row diff")));
+		memcpy(table_append(t), buf, t->entry_size);
+	}
+}
+
+static void
+file_close(BufFile **file)
+{
+	if (*file)
+		BufFileClose(*file);
+	*file = NULL;
+}
+
 /* ---- receiving rows ---------------------------------------------------- */
 
 typedef enum ReadMode
 {
-	READ_SUMMARY,				/* every declared row: entry and tally */
-	READ_CHANGED,				/* declared rows that change, with values */
-	READ_FIND_KEY,				/* the key bytes of one key hash */
-	READ_TRACKED				/* tracked rows against the entries */
+	READ_TRACKED,				/* load the tracked rows */
+	READ_DECLARED,				/* every declared row: tally, diff */
+	READ_CHANGED,				/* declared rows of partitions on disk that change */
+	READ_FIND_KEY				/* nothing: stop at one key */
 } ReadMode;
+
+/* a declared row waiting for its lookup */
+typedef struct PendingRow
+{
+	KeyHash		hash;
+	CocoFingerprint fp;
+	int			comp;
+	StringInfoData key;
+	MinimalTuple row;
+} PendingRow;
 
 typedef struct RowReceiver
 {
@@ -291,20 +376,14 @@ typedef struct RowReceiver
 	Oid		   *typid;
 	int16	   *typlen;
 	bool	   *typbyval;
-	/* READ_CHANGED */
-	Tuplestorestate *out;
-	Datum	   *values;
+	Datum	   *values;			/* a change being written */
 	bool	   *nulls;
-	int64		nseen;
-	/* READ_FIND_KEY */
-	KeyHash		want;
-	bytea	   *found;
-	/* READ_TRACKED */
-	TrackedEntry pending[PREFETCH_ROWS];	/* read, not yet diffed */
+	int64		nseen;			/* READ_CHANGED */
+	PendingRow	pending[PREFETCH_ROWS]; /* READ_DECLARED */
 	int			npending;
-	int		   *rewrite;
-	int			nrewrite;
-	BufFile    *tracked_parts[ROWDIFF_PARTITIONS];
+	MemoryContext pendingcxt;
+	TupleTableSlot *copy;
+	StringInfoData found;		/* READ_FIND_KEY */
 } RowReceiver;
 
 static void
@@ -322,11 +401,21 @@ partition_of(const KeyHash *key)
 	return (int) (key->b >> PARTITION_SHIFT);
 }
 
+static bool
+in_list(int value, const int *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == value)
+			return true;
+	return false;
+}
+
 static void
 receiver_startup(DestReceiver *self, int operation, TupleDesc desc)
 {
 	RowReceiver *r = (RowReceiver *) self;
-	MemoryContext old = MemoryContextSwitchTo(r->diff->cxt);
+	CocoRowDiff *d = r->diff;
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
 	r->natts = desc->natts;
 	r->typid = palloc(sizeof(Oid) * desc->natts);
@@ -337,7 +426,7 @@ receiver_startup(DestReceiver *self, int operation, TupleDesc desc)
 		r->typid[i] = TupleDescAttr(desc, i)->atttypid;
 		get_typlenbyval(r->typid[i], &r->typlen[i], &r->typbyval[i]);
 	}
-	if (r->mode == READ_SUMMARY && r->diff->changes_desc == NULL)
+	if (r->mode == READ_DECLARED && d->changes_desc == NULL)
 	{
 		/* the changes: (op, key, fp, component, tracked at, columns…) */
 		TupleDesc	cd = CreateTemplateTupleDesc(COCO_CH_NFIXED + desc->natts - 1);
@@ -353,8 +442,15 @@ receiver_startup(DestReceiver *self, int operation, TupleDesc desc)
 
 			TupleDescInitEntry(cd, COCO_CH_NFIXED + i, NameStr(a->attname), a->atttypid, a->atttypmod, 0);
 		}
-		r->diff->changes_desc = cd;
+		d->changes_desc = cd;
 	}
+	if (d->changes_desc != NULL)
+	{
+		r->values = palloc(sizeof(Datum) * d->changes_desc->natts);
+		r->nulls = palloc(sizeof(bool) * d->changes_desc->natts);
+	}
+	if (r->mode == READ_DECLARED)
+		r->copy = MakeSingleTupleTableSlot(CreateTupleDescCopy(desc), &TTSOpsMinimalTuple);
 	MemoryContextSwitchTo(old);
 }
 
@@ -365,7 +461,7 @@ receiver_shutdown(DestReceiver *self)
 {
 	RowReceiver *r = (RowReceiver *) self;
 
-	if (r->mode == READ_TRACKED)
+	if (r->mode == READ_DECLARED)
 		diff_pending(r);
 }
 
@@ -376,7 +472,7 @@ receiver_destroy(DestReceiver *self)
 
 /* The stable key of a declared row: its primary-key values, as coco.row_key. */
 static void
-declared_key(RowReceiver *r, TupleTableSlot *slot)
+declared_key(RowReceiver *r, TupleTableSlot *slot, KeyHash *hash)
 {
 	CocoRowDiff *d = r->diff;
 
@@ -394,6 +490,7 @@ declared_key(RowReceiver *r, TupleTableSlot *slot)
 		coco_key_put_datum(&r->keybuf, slot->tts_values[att], r->typid[att]);
 	}
 	coco_key_end_tuple(&r->keybuf);
+	key_hash(r->keybuf.data, r->keybuf.len, hash);
 }
 
 /* The fingerprint of a declared row: every declared column, as coco.tracked_fingerprint. */
@@ -407,196 +504,241 @@ declared_fingerprint(RowReceiver *r, TupleTableSlot *slot, CocoFingerprint *fp)
 	coco_fingerprint_bytes(r->fpbuf.data, r->fpbuf.len, fp);
 }
 
+/*
+ * A key declared twice.  With its bytes at hand, that is the error; from a
+ * file, the diff notes it and coco_rowdiff_duplicate_error() names it.
+ */
 static void
-spill(BufFile **parts, const KeyHash *key, void *entry, Size size)
+declared_twice(CocoRowDiff *d, StringInfo key, const KeyHash *hash)
 {
-	int			p = partition_of(key);
-
-	if (parts[p] == NULL)
+	if (key != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("row with key %s is declared twice for table \"%s\"",
+						coco_key_describe(key->data, key->len), d->table),
+				 errdetail("Each row may be declared once between two reconciles.")));
+	if (!d->duplicate)
 	{
-		/*
-		 * The files belong to the (sub)transaction, not to the statement
-		 * that happens to be running: a diff kept after the summary pass
-		 * outlives it.
-		 */
-		ResourceOwner owner = CurrentResourceOwner;
-
-		CurrentResourceOwner = CurTransactionResourceOwner;
-		parts[p] = BufFileCreateTemp(false);
-		CurrentResourceOwner = owner;
+		d->duplicate = true;
+		d->duplicate_key = *hash;
 	}
-	BufFileWrite(parts[p], entry, size);
 }
 
-/* Past the memory budget: move the entries held so far to partition files. */
-static void
-spill_declared(CocoRowDiff *d)
+/*
+ * Remember a key this run writes; a new key seen before is declared twice.
+ * `key` (the key's bytes, when at hand) names it in that error.
+ */
+static ChangeEntry *
+add_change(CocoRowDiff *d, const KeyHash *hash, const ItemPointerData *tid, int op,
+		   bool to_read, StringInfo key)
 {
-	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+	ChangeEntry *c;
 
-	for (int64 i = 0; i < d->declared.n; i++)
+	table_reserve(&d->changed, d->changed.n + 1);
+	c = table_append(&d->changed);
+	memset(c, 0, sizeof(*c));
+	c->key = *hash;
+	if (tid)
+		c->tid = *tid;
+	else
+		ItemPointerSetInvalid(&c->tid);
+	c->op = op;
+	c->to_read = to_read;
+	if (table_index(&d->changed, d->changed.n - 1) != NULL)
 	{
-		DeclaredEntry *e = table_entry(&d->declared, i);
-
-		spill(d->declared_parts, &e->key, e, sizeof(*e));
+		d->changed.n--;
+		declared_twice(d, key, hash);
+		return NULL;
 	}
-	table_free(&d->declared);
-	d->spilled = true;
-	MemoryContextSwitchTo(old);
+	if (to_read)
+		d->to_read++;
+	return c;
+}
+
+/* A row that changes, with its values, into the changes. */
+/*
+ * Changes go to disk past their share of the budget; like the partition
+ * files, those files belong to the (sub)transaction.
+ */
+static void
+store_change(CocoRowDiff *d, Datum *values, bool *nulls)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+
+	CurrentResourceOwner = CurTransactionResourceOwner;
+	tuplestore_putvalues(d->changes, d->changes_desc, values, nulls);
+	CurrentResourceOwner = owner;
 }
 
 static void
-read_summary_row(RowReceiver *r, TupleTableSlot *slot)
+put_change(RowReceiver *r, TupleTableSlot *slot, StringInfo key, int op,
+		   const CocoFingerprint *fp, const ItemPointerData *tid)
 {
 	CocoRowDiff *d = r->diff;
-	DeclaredEntry entry;
-	int			comp;
+	int			ncols = r->natts - 1;
 
-	declared_key(r, slot);
-	comp = DatumGetInt32(slot->tts_values[0]);
-	memset(&entry, 0, sizeof(entry));
-	declared_fingerprint(r, slot, &entry.fp);
-	coco_diff_tally_add(comp, r->keybuf.data, r->keybuf.len, &entry.fp);
-	key_hash(r->keybuf.data, r->keybuf.len, &entry.key);
-	entry.comp = comp;
-	if (!d->spilled && d->declared.n >= d->budget)
-		spill_declared(d);
-	if (d->spilled)
-	{
-		MemoryContext old = MemoryContextSwitchTo(d->cxt);
-
-		spill(d->declared_parts, &entry.key, &entry, sizeof(entry));
-		MemoryContextSwitchTo(old);
-	}
-	else
-		*(DeclaredEntry *) table_append(&d->declared) = entry;
+	r->values[COCO_CH_OP] = Int32GetDatum(op);
+	r->values[COCO_CH_KEY] = PointerGetDatum(coco_key_buf_to_bytea(key));
+	r->values[COCO_CH_FP] = PointerGetDatum(coco_fingerprint_to_bytea(fp));
+	r->values[COCO_CH_COMP] = slot->tts_values[0];
+	r->values[COCO_CH_TID] = PointerGetDatum(tid);
+	memset(r->nulls, false, COCO_CH_NFIXED);
+	r->nulls[COCO_CH_TID] = (tid == NULL || !ItemPointerIsValid(tid));
+	memcpy(r->values + COCO_CH_NFIXED, slot->tts_values + 1, sizeof(Datum) * ncols);
+	memcpy(r->nulls + COCO_CH_NFIXED, slot->tts_isnull + 1, sizeof(bool) * ncols);
+	store_change(d, r->values, r->nulls);
 }
 
-static bool
-in_list(int value, const int *list, int n)
+/* What a declared row does to the tracked row with its key (or to none). */
+static int
+classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprint *fp, StringInfo key)
 {
-	for (int i = 0; i < n; i++)
-		if (list[i] == value)
-			return true;
-	return false;
+	if (t == NULL)
+		return COCO_OP_INSERT;
+	if (t->matched)
+	{
+		declared_twice(d, key, &t->key);
+		return 0;
+	}
+	t->matched = true;
+	if (t->marked || in_list(comp, d->rewrite, d->nrewrite) || !coco_fingerprint_equal(fp, &t->fp))
+		return COCO_OP_UPDATE;
+	if (comp != t->comp)
+		return COCO_OP_TRACK_ONLY;
+	return 0;					/* unchanged */
+}
+
+/*
+ * Declared rows whose partition is in memory wait in small groups, copied,
+ * so that their index slots and entries are fetched from memory together
+ * rather than one cache miss at a time.
+ */
+static void
+diff_pending(RowReceiver *r)
+{
+	CocoRowDiff *d = r->diff;
+
+	for (int i = 0; i < r->npending; i++)
+	{
+		PendingRow *pr = &r->pending[i];
+
+		table_prefetch_entry(&d->tracked[partition_of(&pr->hash)], &pr->hash);
+	}
+	for (int i = 0; i < r->npending; i++)
+	{
+		PendingRow *pr = &r->pending[i];
+		TrackedEntry *t = table_lookup(&d->tracked[partition_of(&pr->hash)], &pr->hash);
+		int			op = classify(d, t, pr->comp, &pr->fp, &pr->key);
+
+		if (op == 0)
+			continue;
+		if (op == COCO_OP_INSERT)
+			(void) add_change(d, &pr->hash, NULL, op, false, &pr->key);
+		ExecStoreMinimalTuple(pr->row, r->copy, false);
+		slot_getallattrs(r->copy);
+		put_change(r, r->copy, &pr->key, op, &pr->fp, t ? &t->tid : NULL);
+		ExecClearTuple(r->copy);
+	}
+	r->npending = 0;
+	MemoryContextReset(r->pendingcxt);
 }
 
 static void
-changes_mismatch(CocoRowDiff *d)
+read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("the rows declared for table \"%s\" differ between two reads in one run",
-					d->table),
-			 errdetail("A run reads the declarations twice: once to diff them, once more for the values of the rows that change."),
-			 errhint("A declare_rows query must return the same rows each time it runs in one snapshot: avoid volatile functions and LIMIT without ORDER BY.")));
+	CocoRowDiff *d = r->diff;
+	KeyHash		hash;
+	CocoFingerprint fp;
+	int			comp = DatumGetInt32(slot->tts_values[0]);
+	int			p;
+	PendingRow *pr;
+	MemoryContext old;
+
+	declared_key(r, slot, &hash);
+	declared_fingerprint(r, slot, &fp);
+	coco_diff_tally_add(comp, r->keybuf.data, r->keybuf.len, &fp);
+	p = partition_of(&hash);
+	if (d->on_disk[p])
+	{
+		DeclaredEntry e;
+
+		memset(&e, 0, sizeof(e));
+		e.key = hash;
+		e.fp = fp;
+		e.comp = comp;
+		file_write(d->cxt, &d->declared_file[p], &e, sizeof(e));
+		return;
+	}
+	table_prefetch_slot(&d->tracked[p], &hash);
+	old = MemoryContextSwitchTo(r->pendingcxt);
+	pr = &r->pending[r->npending++];
+	pr->hash = hash;
+	pr->fp = fp;
+	pr->comp = comp;
+	initStringInfo(&pr->key);
+	appendBinaryStringInfo(&pr->key, r->keybuf.data, r->keybuf.len);
+	pr->row = ExecCopySlotMinimalTuple(slot);
+	MemoryContextSwitchTo(old);
+	if (r->npending == PREFETCH_ROWS)
+		diff_pending(r);
 }
 
 static void
 read_changed_row(RowReceiver *r, TupleTableSlot *slot)
 {
 	CocoRowDiff *d = r->diff;
-	KeyHash		key;
+	KeyHash		hash;
 	ChangeEntry *c;
 	CocoFingerprint fp;
-	int			ncols = r->natts - 1;
 
-	if (!in_list(DatumGetInt32(slot->tts_values[0]), d->comps, d->ncomps))
-		return;					/* a component not diffed */
-	declared_key(r, slot);
-	key_hash(r->keybuf.data, r->keybuf.len, &key);
-	c = table_lookup(&d->changes, &key);
-	if (c == NULL || c->op == COCO_OP_DELETE)
+	declared_key(r, slot, &hash);
+	if (!d->on_disk[partition_of(&hash)])
+		return;
+	c = table_lookup(&d->changed, &hash);
+	if (c == NULL || !c->to_read)
 		return;
 	if (c->seen)
-		changes_mismatch(d);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the rows declared for table \"%s\" differ between two reads in one run",
+						d->table),
+				 errhint("A declare_rows query must return the same rows each time it runs in one snapshot: avoid volatile functions and LIMIT without ORDER BY.")));
 	c->seen = true;
 	r->nseen++;
 	declared_fingerprint(r, slot, &fp);
-	r->values[COCO_CH_OP] = Int32GetDatum(c->op);
-	r->nulls[COCO_CH_OP] = false;
-	r->values[COCO_CH_KEY] = PointerGetDatum(coco_key_buf_to_bytea(&r->keybuf));
-	r->nulls[COCO_CH_KEY] = false;
-	r->values[COCO_CH_FP] = PointerGetDatum(coco_fingerprint_to_bytea(&fp));
-	r->nulls[COCO_CH_FP] = false;
-	r->values[COCO_CH_COMP] = slot->tts_values[0];
-	r->nulls[COCO_CH_COMP] = false;
-	r->values[COCO_CH_TID] = PointerGetDatum(&c->tid);
-	r->nulls[COCO_CH_TID] = !ItemPointerIsValid(&c->tid);
-	memcpy(r->values + COCO_CH_NFIXED, slot->tts_values + 1, sizeof(Datum) * ncols);
-	memcpy(r->nulls + COCO_CH_NFIXED, slot->tts_isnull + 1, sizeof(bool) * ncols);
-	tuplestore_putvalues(r->out, d->changes_desc, r->values, r->nulls);
+	put_change(r, slot, &r->keybuf, c->op, &fp, &c->tid);
 }
 
+/* Past the budget: move the highest partition in memory to its file. */
 static void
-add_change(CocoRowDiff *d, const KeyHash *key, const ItemPointerData *tid, int op)
+evict_partition(CocoRowDiff *d)
 {
-	ChangeEntry *c;
-
-	table_reserve(&d->changes, d->changes.n + 1);
-	c = table_append(&d->changes);
-	memset(c, 0, sizeof(*c));
-	c->key = *key;
-	if (tid)
-		c->tid = *tid;
-	else
-		ItemPointerSetInvalid(&c->tid);
-	c->op = op;
-	(void) table_index(&d->changes, d->changes.n - 1);
-	if (op != COCO_OP_DELETE)
-		d->nwanted++;
-}
-
-/* One tracked row against the indexed entries of its partition. */
-static void
-diff_tracked(RowReceiver *r, const TrackedEntry *t)
-{
-	CocoRowDiff *d = r->diff;
-	DeclaredEntry *e = table_lookup(&d->declared, &t->key);
-
-	if (e == NULL)
+	for (int p = ROWDIFF_PARTITIONS - 1; p > 0; p--)
 	{
-		/* tracked, no longer declared */
-		if (d->ndeleted == d->maxdeleted)
-		{
-			d->maxdeleted = d->maxdeleted ? d->maxdeleted * 2 : 1024;
-			d->deleted = d->deleted ?
-				repalloc_huge(d->deleted, sizeof(ItemPointerData) * d->maxdeleted) :
-				MemoryContextAllocHuge(d->cxt, sizeof(ItemPointerData) * d->maxdeleted);
-		}
-		d->deleted[d->ndeleted++] = t->tid;
+		EntryTable *t = &d->tracked[p];
+
+		if (d->on_disk[p])
+			continue;
+		for (int64 i = 0; i < t->n; i++)
+			file_write(d->cxt, &d->tracked_file[p], table_entry(t, i), sizeof(TrackedEntry));
+		d->resident -= t->n;
+		table_free(t);
+		d->on_disk[p] = true;
 		return;
 	}
-	e->matched = true;
-	if (t->marked || in_list(e->comp, r->rewrite, r->nrewrite) ||
-		!coco_fingerprint_equal(&e->fp, &t->fp))
-		add_change(d, &e->key, &t->tid, COCO_OP_UPDATE);
-	else if (e->comp != t->comp)
-		add_change(d, &e->key, &t->tid, COCO_OP_TRACK_ONLY);
-}
-
-/* Diff the tracked rows read so far, their entries fetched together. */
-static void
-diff_pending(RowReceiver *r)
-{
-	for (int i = 0; i < r->npending; i++)
-		table_prefetch_entry(&r->diff->declared, &r->pending[i].key);
-	for (int i = 0; i < r->npending; i++)
-		diff_tracked(r, &r->pending[i]);
-	r->npending = 0;
 }
 
 static void
 read_tracked_row(RowReceiver *r, TupleTableSlot *slot)
 {
+	CocoRowDiff *d = r->diff;
 	TrackedEntry t;
-	bytea	   *key;
-	bytea	   *fp;
+	bytea	   *key = DatumGetByteaPP(slot->tts_values[1]);
+	bytea	   *fp = DatumGetByteaPP(slot->tts_values[2]);
+	int			p;
 
 	memset(&t, 0, sizeof(t));
 	t.tid = *(ItemPointer) DatumGetPointer(slot->tts_values[0]);
-	key = DatumGetByteaPP(slot->tts_values[1]);
-	fp = DatumGetByteaPP(slot->tts_values[2]);
 	/* an empty fingerprint is coco.verify's mark: the row is written again */
 	if (VARSIZE_ANY_EXHDR(fp) == 0)
 		t.marked = true;
@@ -604,24 +746,19 @@ read_tracked_row(RowReceiver *r, TupleTableSlot *slot)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("a tracked row of table \"%s\" has a fingerprint of %d bytes",
-						r->diff->table, (int) VARSIZE_ANY_EXHDR(fp))));
+						d->table, (int) VARSIZE_ANY_EXHDR(fp))));
 	else
 		memcpy(t.fp.bytes, VARDATA_ANY(fp), COCO_FINGERPRINT_LEN);
 	key_hash(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &t.key);
 	t.comp = DatumGetInt32(slot->tts_values[3]);
-	if (r->diff->spilled)
-	{
-		MemoryContext old = MemoryContextSwitchTo(r->diff->cxt);
-
-		spill(r->tracked_parts, &t.key, &t, sizeof(t));
-		MemoryContextSwitchTo(old);
-	}
+	p = partition_of(&t.key);
+	if (d->on_disk[p])
+		file_write(d->cxt, &d->tracked_file[p], &t, sizeof(t));
 	else
 	{
-		table_prefetch_slot(&r->diff->declared, &t.key);
-		r->pending[r->npending++] = t;
-		if (r->npending == PREFETCH_ROWS)
-			diff_pending(r);
+		*(TrackedEntry *) table_append(&d->tracked[p]) = t;
+		if (++d->resident > d->budget)
+			evict_partition(d);
 	}
 }
 
@@ -635,29 +772,27 @@ receiver_receive(TupleTableSlot *slot, DestReceiver *self)
 	slot_getallattrs(slot);
 	switch (r->mode)
 	{
-		case READ_SUMMARY:
-			read_summary_row(r, slot);
+		case READ_TRACKED:
+			read_tracked_row(r, slot);
+			break;
+		case READ_DECLARED:
+			read_declared_row(r, slot);
 			break;
 		case READ_CHANGED:
 			read_changed_row(r, slot);
 			break;
 		case READ_FIND_KEY:
 			{
-				KeyHash		key;
+				KeyHash		hash;
 
-				declared_key(r, slot);
-				key_hash(r->keybuf.data, r->keybuf.len, &key);
-				if (key_equal(&key, &r->want))
+				declared_key(r, slot, &hash);
+				if (key_equal(&hash, &r->diff->duplicate_key))
 				{
-					MemoryContextSwitchTo(r->diff->cxt);
-					r->found = coco_key_buf_to_bytea(&r->keybuf);
+					appendBinaryStringInfo(&r->found, r->keybuf.data, r->keybuf.len);
 					go_on = false;
 				}
 				break;
 			}
-		case READ_TRACKED:
-			read_tracked_row(r, slot);
-			break;
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(r->rowcxt);
@@ -678,8 +813,10 @@ receiver_create(CocoRowDiff *d, ReadMode mode)
 	r->diff = d;
 	r->mode = mode;
 	r->rowcxt = AllocSetContextCreate(d->cxt, "coco_target row", ALLOCSET_SMALL_SIZES);
+	r->pendingcxt = AllocSetContextCreate(d->cxt, "coco_target pending rows", ALLOCSET_DEFAULT_SIZES);
 	initStringInfo(&r->keybuf);
 	initStringInfo(&r->fpbuf);
+	initStringInfo(&r->found);
 	MemoryContextSwitchTo(old);
 	return r;
 }
@@ -688,8 +825,12 @@ static void
 receiver_free(RowReceiver *r)
 {
 	MemoryContextDelete(r->rowcxt);
+	MemoryContextDelete(r->pendingcxt);
+	if (r->copy)
+		ExecDropSingleTupleTableSlot(r->copy);
 	pfree(r->keybuf.data);
 	pfree(r->fpbuf.data);
+	pfree(r->found.data);
 	pfree(r);
 }
 
@@ -713,15 +854,37 @@ run_into(const char *sql, ParamListInfo params, RowReceiver *r)
 		elog(ERROR, "coco_target: reading rows failed (%s)", SPI_result_code_string(rc));
 }
 
+static ParamListInfo
+make_params(int nparams, const Oid *types, const Datum *values)
+{
+	ParamListInfo params = makeParamList(nparams);
+
+	for (int i = 0; i < nparams; i++)
+	{
+		ParamExternData *p = &params->params[i];
+		int16		len;
+		bool		byval;
+
+		get_typlenbyval(types[i], &len, &byval);
+		p->value = datumCopy(values[i], byval, len);
+		p->isnull = false;
+		p->pflags = PARAM_FLAG_CONST;
+		p->ptype = types[i];
+	}
+	return params;
+}
+
 /* ---- the steps ------------------------------------------------------------ */
 
 /*
  * A diff of one table's rows.  It lives until coco_rowdiff_free() or the
- * end of the transaction, so one summary pass can serve the diff after it.
+ * end of the transaction, so that the summary pass can leave its work to
+ * the sync after it.
  */
 CocoRowDiff *
 coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
-					int nparams, const Oid *types, const Datum *values)
+					int nparams, const Oid *types, const Datum *values,
+					const int *rewrite, int nrewrite)
 {
 	MemoryContext cxt = AllocSetContextCreate(TopTransactionContext, "coco_target row diff",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -733,24 +896,19 @@ coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 	d->nkeys = spec->nkeys;
 	d->key_index = palloc(sizeof(int) * Max(spec->nkeys, 1));
 	memcpy(d->key_index, spec->key_index, sizeof(int) * spec->nkeys);
+	d->rewrite = palloc(sizeof(int) * Max(nrewrite, 1));
+	memcpy(d->rewrite, rewrite, sizeof(int) * nrewrite);
+	d->nrewrite = nrewrite;
 	d->sql = pstrdup(declared_sql);
-	d->params = makeParamList(nparams);
-	for (int i = 0; i < nparams; i++)
-	{
-		ParamExternData *p = &d->params->params[i];
-		int16		len;
-		bool		byval;
-
-		get_typlenbyval(types[i], &len, &byval);
-		p->value = datumCopy(values[i], byval, len);
-		p->isnull = false;
-		p->pflags = PARAM_FLAG_CONST;
-		p->ptype = types[i];
-	}
-	d->budget = Max((int64) coco_work_mem * 1024 / (int64) (sizeof(DeclaredEntry) + 2 * sizeof(uint32)),
+	d->params = make_params(nparams, types, values);
+	/* the entries and, at half fill, their slots */
+	d->budget = Max((int64) coco_work_mem * 1024 / (int64) (sizeof(TrackedEntry) + 2 * sizeof(uint32)),
 					1024);
-	table_init(&d->declared, sizeof(DeclaredEntry), cxt);
-	table_init(&d->changes, sizeof(ChangeEntry), cxt);
+	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
+		table_init(&d->tracked[p], sizeof(TrackedEntry), cxt);
+	table_init(&d->changed, sizeof(ChangeEntry), cxt);
+	/* the changes take an eighth of the budget before they go to disk */
+	d->changes = tuplestore_begin_heap(false, false, Max(coco_work_mem / 8, 64));
 	MemoryContextSwitchTo(old);
 	return d;
 }
@@ -760,28 +918,56 @@ void
 coco_rowdiff_free(CocoRowDiff *d, bool close_files)
 {
 	for (int p = 0; p < ROWDIFF_PARTITIONS && close_files; p++)
-		if (d->declared_parts[p])
-			BufFileClose(d->declared_parts[p]);
+	{
+		file_close(&d->tracked_file[p]);
+		file_close(&d->declared_file[p]);
+	}
+	if (close_files)
+		tuplestore_end(d->changes);
 	MemoryContextDelete(d->cxt);
 }
 
 /*
- * The summary pass: read every declared row once, as the caller (the app
- * owner, under the run's snapshot).  Tallies count and digest per
- * component (coco_diff_tally) and keeps each row's entry for a diff.
+ * Load the tracked rows of these components (as the extension owner):
+ * into memory, partition by partition while the budget lasts.
+ */
+void
+coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
+{
+	RowReceiver *r = receiver_create(d, READ_TRACKED);
+	Oid			types[2] = {INT8OID, INT4ARRAYOID};
+	Datum		values[2];
+	Datum	   *cd = palloc(sizeof(Datum) * Max(ncomps, 1));
+
+	for (int i = 0; i < ncomps; i++)
+		cd[i] = Int32GetDatum(comps[i]);
+	values[0] = Int64GetDatum(target_id);
+	values[1] = PointerGetDatum(construct_array(cd, ncomps, INT4OID, 4, true, TYPALIGN_INT));
+	run_into("SELECT ctid, key, fp, comp_id FROM coco.tracked_row "
+			 "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
+			 make_params(2, types, values), r);
+	receiver_free(r);
+	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
+		if (!d->on_disk[p])
+			table_index_all(&d->tracked[p]);
+}
+
+/*
+ * The read of the declarations (as the app owner, under the run's
+ * snapshot): tallies count and digest per component (coco_diff_tally),
+ * and diffs each row whose partition is in memory.
  */
 void
 coco_rowdiff_read_declared(CocoRowDiff *d)
 {
-	RowReceiver *r;
+	RowReceiver *r = receiver_create(d, READ_DECLARED);
 	MemoryContext old;
 
 	coco_diff_tally_reset();
-	r = receiver_create(d, READ_SUMMARY);
 	run_into(d->sql, d->params, r);
 	receiver_free(r);
 
-	/* keep the tallies: a later diff of some of the components reports theirs */
+	/* keep the tallies: the sync after the summary pass reports them */
 	d->ntally = coco_diff_tally_count();
 	old = MemoryContextSwitchTo(d->cxt);
 	d->tally_comp = palloc(sizeof(int) * Max(d->ntally, 1));
@@ -803,149 +989,69 @@ coco_rowdiff_publish_tally(CocoRowDiff *d, const int *comps, int ncomps)
 }
 
 static void
-load_partition(BufFile *file, EntryTable *t, Size size)
+add_deleted(CocoRowDiff *d, TrackedEntry *t)
 {
-	char		buf[sizeof(TrackedEntry)];
-
-	if (file == NULL)
-		return;
-	if (BufFileSeek(file, 0, 0, SEEK_SET) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not rewind a temporary file of the row diff")));
-	for (;;)
+	if (d->ndeleted == d->maxdeleted)
 	{
-		size_t		got = BufFileRead(file, buf, size);
-
-		if (got == 0)
-			break;
-		if (got != size)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read a temporary file of the row diff")));
-		memcpy(table_append(t), buf, size);
+		d->maxdeleted = d->maxdeleted ? d->maxdeleted * 2 : 1024;
+		d->deleted = d->deleted ?
+			repalloc_huge(d->deleted, sizeof(ItemPointerData) * d->maxdeleted) :
+			MemoryContextAllocHuge(d->cxt, sizeof(ItemPointerData) * d->maxdeleted);
 	}
-}
-
-/* Index the declared entries of one partition; false on a repeated key. */
-static bool
-index_declared(CocoRowDiff *d, const int *comps, int ncomps)
-{
-	EntryTable *t = &d->declared;
-	int64		keep = 0;
-
-	/* only the diffed components' rows take part */
-	for (int64 i = 0; i < t->n; i++)
-	{
-		DeclaredEntry *e = table_entry(t, i);
-
-		if (!in_list(e->comp, comps, ncomps))
-			continue;
-		e->matched = false;
-		if (keep != i)
-			memcpy(table_entry(t, keep), e, sizeof(DeclaredEntry));
-		keep++;
-	}
-	t->n = keep;
-	table_reserve(t, t->n);
-	for (int64 i = 0; i < t->n; i++)
-	{
-		DeclaredEntry *dup;
-
-		if (i + PREFETCH_ROWS < t->n)
-			table_prefetch_slot(t, table_entry(t, i + PREFETCH_ROWS));
-		dup = table_index(t, i);
-
-		if (dup != NULL)
-		{
-			d->duplicate = true;
-			d->duplicate_key = dup->key;
-			return false;
-		}
-	}
-	return true;
+	d->deleted[d->ndeleted++] = t->tid;
 }
 
 static void
-declared_not_tracked(CocoRowDiff *d)
+unmatched_are_deleted(CocoRowDiff *d, EntryTable *t)
 {
-	for (int64 i = 0; i < d->declared.n; i++)
+	for (int64 i = 0; i < t->n; i++)
 	{
-		DeclaredEntry *e = table_entry(&d->declared, i);
+		TrackedEntry *e = table_entry(t, i);
 
 		if (!e->matched)
-			add_change(d, &e->key, NULL, COCO_OP_INSERT);
+			add_deleted(d, e);
 	}
 }
 
 /*
- * The diff: stream the tracked rows of these components (as the extension
- * owner) against the declared entries.  Rows of the components in
- * `rewrite` are written even when unchanged.  False when a key is
+ * After the read: the deletions of the partitions in memory, and the diff
+ * of each partition on disk, from its two files.  False when a key is
  * declared twice: coco_rowdiff_duplicate_error() says which.
  */
 bool
-coco_rowdiff_against_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
-							 const int *rewrite, int nrewrite)
+coco_rowdiff_finish(CocoRowDiff *d)
 {
-	RowReceiver *r = receiver_create(d, READ_TRACKED);
-	Oid			types[2] = {INT8OID, INT4ARRAYOID};
-	Datum		values[2];
-	Datum	   *cd = palloc(sizeof(Datum) * Max(ncomps, 1));
-	ParamListInfo params = makeParamList(2);
-	const char *sql = "SELECT ctid, key, fp, comp_id FROM coco.tracked_row "
-		"WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)";
+	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
+	{
+		EntryTable *t = &d->tracked[p];
+		EntryTable	declared;
 
-	for (int i = 0; i < ncomps; i++)
-		cd[i] = Int32GetDatum(comps[i]);
-	values[0] = Int64GetDatum(target_id);
-	values[1] = PointerGetDatum(construct_array(cd, ncomps, INT4OID, 4, true, TYPALIGN_INT));
-	for (int i = 0; i < 2; i++)
-	{
-		params->params[i].value = values[i];
-		params->params[i].isnull = false;
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = types[i];
-	}
-	r->rewrite = (int *) rewrite;
-	r->nrewrite = nrewrite;
-	d->comps = MemoryContextAlloc(d->cxt, sizeof(int) * Max(ncomps, 1));
-	memcpy(d->comps, comps, sizeof(int) * ncomps);
-	d->ncomps = ncomps;
-
-	if (!d->spilled)
-	{
-		/* everything in memory: each tracked row is diffed as it streams */
-		if (!index_declared(d, comps, ncomps))
-			return false;
-		run_into(sql, params, r);
-		declared_not_tracked(d);
-		table_free(&d->declared);
-	}
-	else
-	{
-		/* partitioned: split the tracked rows too, then diff each partition */
-		run_into(sql, params, r);
-		for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
+		if (!d->on_disk[p])
 		{
-			EntryTable	tracked;
-
-			load_partition(d->declared_parts[p], &d->declared, sizeof(DeclaredEntry));
-			if (!index_declared(d, comps, ncomps))
-				return false;
-			table_init(&tracked, sizeof(TrackedEntry), d->cxt);
-			load_partition(r->tracked_parts[p], &tracked, sizeof(TrackedEntry));
-			for (int64 i = 0; i < tracked.n; i++)
-				diff_tracked(r, table_entry(&tracked, i));
-			table_free(&tracked);
-			declared_not_tracked(d);
-			table_free(&d->declared);
-			if (r->tracked_parts[p])
-				BufFileClose(r->tracked_parts[p]);
+			unmatched_are_deleted(d, t);
+			table_free(t);
+			continue;
 		}
+		file_load(d->tracked_file[p], t);
+		file_close(&d->tracked_file[p]);
+		table_index_all(t);
+		table_init(&declared, sizeof(DeclaredEntry), d->cxt);
+		file_load(d->declared_file[p], &declared);
+		file_close(&d->declared_file[p]);
+		for (int64 i = 0; i < declared.n; i++)
+		{
+			DeclaredEntry *e = table_entry(&declared, i);
+			TrackedEntry *te = table_lookup(t, &e->key);
+			int			op = classify(d, te, e->comp, &e->fp, NULL);
+
+			if (op != 0)
+				(void) add_change(d, &e->key, te ? &te->tid : NULL, op, true, NULL);
+		}
+		table_free(&declared);
+		unmatched_are_deleted(d, t);
+		table_free(t);
 	}
-	receiver_free(r);
-	return true;
+	return !d->duplicate;
 }
 
 /* The key declared twice, found by reading the declarations once more. */
@@ -954,14 +1060,12 @@ coco_rowdiff_duplicate_error(CocoRowDiff *d)
 {
 	RowReceiver *r = receiver_create(d, READ_FIND_KEY);
 
-	r->want = d->duplicate_key;
 	run_into(d->sql, d->params, r);
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 r->found ?
+			 r->found.len > 0 ?
 			 errmsg("row with key %s is declared twice for table \"%s\"",
-					coco_key_describe(VARDATA_ANY(r->found), VARSIZE_ANY_EXHDR(r->found)),
-					d->table) :
+					coco_key_describe(r->found.data, r->found.len), d->table) :
 			 errmsg("a row key is declared twice for table \"%s\"", d->table),
 			 errdetail("Each row may be declared once between two reconciles.")));
 }
@@ -997,7 +1101,7 @@ decode_key_into(CocoRowDiff *d, bytea *k, TupleDesc desc, Datum *values, bool *n
  * keys and components from tracking, by the tids the diff found.
  */
 void
-coco_rowdiff_deletions(CocoRowDiff *d, Tuplestorestate *out)
+coco_rowdiff_deletions(CocoRowDiff *d)
 {
 	TupleDesc	desc = d->changes_desc;
 	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
@@ -1031,7 +1135,7 @@ coco_rowdiff_deletions(CocoRowDiff *d, Tuplestorestate *out)
 			values[COCO_CH_COMP] = SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull);
 			nulls[COCO_CH_OP] = nulls[COCO_CH_TID] = nulls[COCO_CH_KEY] = nulls[COCO_CH_COMP] = false;
 			decode_key_into(d, DatumGetByteaPP(values[COCO_CH_KEY]), desc, values, nulls);
-			tuplestore_putvalues(out, desc, values, nulls);
+			store_change(d, values, nulls);
 		}
 		SPI_freetuptable(SPI_tuptable);
 		pfree(tids);
@@ -1041,21 +1145,30 @@ coco_rowdiff_deletions(CocoRowDiff *d, Tuplestorestate *out)
 
 /*
  * The second read of the declarations (as the app owner, under the run's
- * snapshot): the rows that change, with their values, into `out`.
+ * snapshot), only when partitions went to disk: the values of the rows
+ * that change there.
  */
 void
-coco_rowdiff_read_changed(CocoRowDiff *d, Tuplestorestate *out)
+coco_rowdiff_read_changed(CocoRowDiff *d)
 {
 	RowReceiver *r;
 
-	if (d->nwanted == 0)
+	if (d->to_read == 0)
 		return;
 	r = receiver_create(d, READ_CHANGED);
-	r->out = out;
-	r->values = MemoryContextAlloc(d->cxt, sizeof(Datum) * d->changes_desc->natts);
-	r->nulls = MemoryContextAlloc(d->cxt, sizeof(bool) * d->changes_desc->natts);
 	run_into(d->sql, d->params, r);
-	if (r->nseen != d->nwanted)
-		changes_mismatch(d);
+	if (r->nseen != d->to_read)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the rows declared for table \"%s\" differ between two reads in one run",
+						d->table),
+				 errhint("A declare_rows query must return the same rows each time it runs in one snapshot: avoid volatile functions and LIMIT without ORDER BY.")));
 	receiver_free(r);
+}
+
+/* Every change: rows written or moved, and rows deleted. */
+Tuplestorestate *
+coco_rowdiff_changes(CocoRowDiff *d)
+{
+	return d->changes;
 }
