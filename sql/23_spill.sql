@@ -2,7 +2,8 @@
 -- smallest setting, a few thousand rows are split by key hash into
 -- partition files and diffed one partition at a time; the results must be
 -- those of the in-memory diff: inserts, updates, deletes and no-ops, a
--- key declared twice, rows coco.verify marked, and two components.
+-- key declared twice, rows coco.verify marked, two components, and a query
+-- that returns other rows when read a second time.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
@@ -73,5 +74,18 @@ SELECT pg_temp.rows(coco.reconcile('sp')) AS moved;
 SELECT pg_temp.same() AS differences;
 SELECT c.path AS component, count(*) FROM coco.tracked_row r JOIN coco.component c USING (comp_id)
  WHERE r.app_id = (SELECT app_id FROM coco.app WHERE name = 'sp') GROUP BY 1 ORDER BY 1;
+
+-- rows of partitions on disk are read a second time for their values; a
+-- query that then returns other rows is refused (55000), nothing written.
+-- The sequence makes every row's key move on the second read.
+CREATE SEQUENCE sp_seq;
+SELECT coco.declare_rows('sp', 'sp_t',
+  $$SELECT id + CASE WHEN nextval('sp_seq') > (SELECT count(*) + 1 FROM sp_src) THEN 100000 ELSE 0 END AS id,
+           v || '*' AS v FROM sp_src$$, '{low}') > 0 AS declared;
+SELECT setval('sp_seq', 1);
+SELECT coco.reconcile('sp');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS written FROM sp_t WHERE v LIKE '%*' OR id > 100000;
+SELECT pg_temp.same() AS differences;
 
 SELECT coco.drop_app('sp');

@@ -9,9 +9,10 @@
  * component declares exactly the rows it has, and its diff can be skipped —
  * the no-op resync then costs one pass over the declared rows.
  *
- * The diff statement fingerprints every declared row through
- * coco.tracked_fingerprint(), which also tallies the digest and count per
- * component: after a diff the engine remembers those exact values.
+ * The run's diff (rowdiff.c) tallies the digest and count per component
+ * as it reads the declared rows (coco_diff_tally_add); a statement can do
+ * the same through coco.tracked_fingerprint().  After a diff the engine
+ * remembers those exact values.
  */
 #include "postgres.h"
 
@@ -169,8 +170,9 @@ coco_diff_tally_total(void)
 /*
  * coco.tracked_fingerprint(comp integer, key bytea, VARIADIC "any") — the
  * fingerprint of a declared row (its values from the third argument on),
- * tallied for the row's component.  Used by the engine's diff statement;
- * PARALLEL RESTRICTED so that every call is tallied in this backend.
+ * tallied for the row's component.  Used by the bulk load's tracking and
+ * by coco.plan; PARALLEL RESTRICTED so that every call is tallied in this
+ * backend.
  */
 PG_FUNCTION_INFO_V1(coco_tracked_fingerprint);
 Datum

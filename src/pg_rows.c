@@ -1,20 +1,20 @@
 /*
- * pg_rows.c — the rows of a postgres.table: a set-wise, streaming diff.
+ * pg_rows.c — the rows of a postgres.table.
  *
- * Rows are tracked by key and fingerprint only (coco.tracked_row).  One
- * statement evaluates every declaration of a table's replaced components —
- * staged declare_rows queries and staged jsonb rows, converted to the
- * declared column types — computes each row's key and fingerprint, and FULL
- * JOINs that with the tracked rows of those components.  Only rows that are
- * new, changed, moved between components, re-written after a lossy change,
- * or no longer declared come out of it; an unchanged row is read once and
- * never copied.  The executor's hash join spills to disk, so memory stays
- * bounded however many rows are declared.
+ * Rows are tracked by key and fingerprint only (coco.tracked_row).  The
+ * diff (rowdiff.c) reads every declaration of a table's replaced components
+ * once — staged declare_rows queries and staged jsonb rows, converted to
+ * the declared column types — against the tracked rows, as the engine's
+ * summary pass, and leaves the rows that are new, changed, moved between
+ * components, re-written after a lossy change, or no longer declared in a
+ * tuplestore.  An unchanged row is read once and never copied.
  *
- * Changed rows are fetched in batches and applied set-wise through an
- * ephemeral named relation: one DELETE and one INSERT … ON CONFLICT on the
- * target (as the app owner), and the matching tracking writes (as the
- * extension owner), in the run's transaction (DESIGN.md rule 9).
+ * The changes are applied set-wise in batches through an ephemeral named
+ * relation: one DELETE and one INSERT … ON CONFLICT on the target (as the
+ * app owner), and the matching tracking writes (as the extension owner), in
+ * the run's transaction (DESIGN.md rule 9).  A table the run created, whose
+ * rows one component declares, is loaded with one INSERT … SELECT instead.
+ * coco.plan still counts with one SQL statement (a FULL JOIN).
  */
 #include "postgres.h"
 
@@ -24,10 +24,8 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/portal.h"
 #include "utils/queryenvironment.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -35,12 +33,6 @@
 #include "coco_internal.h"
 
 #define BATCH_ENR "coco_batch"
-
-/* leading columns of the diff statement (coco.plan), before the table's columns */
-enum
-{
-	D_KEY, D_FP, D_COMP, D_TRACKED_KEY, D_TRACKED_COMP, D_CHANGED, D_TRACKED_TID, D_NFIXED
-};
 
 typedef struct StagedQuery
 {
@@ -193,9 +185,9 @@ tracked_fingerprint_expr(const CocoTableSpec *spec)
 }
 
 /*
- * The diff statement: declared rows FULL JOIN tracked rows of the replaced
- * components; only what changed comes out.  $2 target_id, $4 components to
- * re-write in full.
+ * coco.plan's diff statement: declared rows FULL JOIN tracked rows of the
+ * replaced components; only what changed comes out.  $2 target_id, $4
+ * components to re-write in full.
  */
 static char *
 build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations)

@@ -75,9 +75,9 @@ void
 _PG_init(void)
 {
 	DefineCustomIntVariable("coco_target.work_mem",
-							"Memory for the set-wise diff of a table's rows against tracking.",
-							"The diff's hash join holds the tracked rows of the replaced "
-							"components; past this it spills to disk in batches.",
+							"Memory for the diff of a table's rows against tracking.",
+							"Bounds the tracked rows held in memory (about 56 bytes each); "
+							"past it, partitions of them go to temporary files.",
 							&coco_work_mem, 65536, 64, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("coco_target.batch_size",
