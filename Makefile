@@ -1,6 +1,6 @@
 # coco_target — PGXS build.
 EXTENSION    = coco_target
-EXTVERSION   = 0.2
+EXTVERSION   = 0.3
 MODULE_big   = coco_target
 OBJS         = $(patsubst %.c,%.o,$(wildcard src/*.c))
 DATA         = $(wildcard extension/coco_target--*.sql)

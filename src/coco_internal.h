@@ -20,7 +20,7 @@
 /* search_path for every statement the extension builds itself */
 #define COCO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
 /* the extension version whose schema this library works with */
-#define COCO_SCHEMA_VERSION "0.2"
+#define COCO_SCHEMA_VERSION "0.3"
 
 /* stable_key.c */
 extern bytea *coco_key_to_bytea(const char *data, int len);

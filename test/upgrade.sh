@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# Scenario: a database at 0.1 with the 0.2 library.  Before ALTER
+# Scenario: a database at 0.1 with the current library.  Before ALTER
 # EXTENSION coco_target UPDATE the library refuses to act, with a hint;
-# after it the database has the same objects as a fresh 0.2 install and
-# apps work, tracking included (a resync writes nothing).
+# after it (through every update script) the database has the same
+# objects and indexes as a fresh install and apps work, tracking included
+# (a resync writes nothing).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
 q() { coco_psql -qAt "$@"; }
+
+# the version the library and a fresh install are at
+current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$COCO_ROOT/coco_target.control")
+
+# the extension's indexes, by table and definition
+indexes() {
+    q -d "$1" -c "SELECT indrelid::regclass || ' ' || pg_get_indexdef(indexrelid) FROM pg_index
+                  WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'coco'::regnamespace)
+                  ORDER BY 1"
+}
 
 members() {
     q -d "$1" -c "SELECT pg_describe_object(classid, objid, 0) FROM pg_depend
@@ -22,10 +33,10 @@ q -d up_old -c "CREATE EXTENSION coco_target VERSION '0.1'" \
   -c "SELECT coco.create_app('up')" \
   -c "SELECT coco.declare_table('up', 'public.t', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"v\",\"type\":\"text\"}]', '{id}')" \
   -c "SELECT coco.declare_rows('up', 'public.t', 'SELECT g AS id, g::text AS v FROM generate_series(1, 100) g')" >/dev/null 2>&1 &&
-    fail "the 0.2 library acted on a 0.1 schema"
+    fail "the $current library acted on a 0.1 schema"
 [ "$(q -d up_old -c "SELECT extversion FROM pg_extension WHERE extname = 'coco_target'")" = 0.1 ] || fail "not at 0.1"
 err=$(q -d up_old -c "SELECT coco.create_app('up')" 2>&1 || true)
-case "$err" in *"version 0.1 in this database, its library at 0.2"*) ;; *) fail "no clear refusal before the update: $err" ;; esac
+case "$err" in *"version 0.1 in this database, its library at $current"*) ;; *) fail "no clear refusal before the update: $err" ;; esac
 ok "before the update, the library refuses with a hint: ${err%%$'\n'*}"
 
 q -d up_old -c "ALTER EXTENSION coco_target UPDATE" >/dev/null
@@ -33,10 +44,11 @@ q -d up_old -c "SELECT coco.create_app('up')" \
   -c "SELECT coco.declare_table('up', 'public.t', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"v\",\"type\":\"text\"}]', '{id}')" \
   -c "SELECT coco.declare_rows('up', 'public.t', 'SELECT g AS id, g::text AS v FROM generate_series(1, 100) g')" \
   -c "SELECT coco.reconcile('up')" >/dev/null
-[ "$(q -d up_old -c "SELECT extversion FROM pg_extension WHERE extname = 'coco_target'")" = 0.2 ] || fail "not updated to 0.2"
+[ "$(q -d up_old -c "SELECT extversion FROM pg_extension WHERE extname = 'coco_target'")" = "$current" ] || fail "not updated to $current"
 q -d up_new -c "CREATE EXTENSION coco_target" >/dev/null
 [ "$(members up_old)" = "$(members up_new)" ] || fail "objects differ: $(diff <(members up_old) <(members up_new))"
-ok "updated to 0.2: $(members up_new | wc -l) objects, the same as a fresh install"
+[ "$(indexes up_old)" = "$(indexes up_new)" ] || fail "indexes differ: $(diff <(indexes up_old) <(indexes up_new))"
+ok "updated to $current: $(members up_new | wc -l) objects and $(indexes up_new | wc -l) indexes, the same as a fresh install"
 
 # tracking works on the updated schema: re-declaring the same rows writes nothing
 r=$(q -d up_old -c "SELECT coco.declare_table('up', 'public.t', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"v\",\"type\":\"text\"}]', '{id}')" \
