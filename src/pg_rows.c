@@ -608,8 +608,6 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	StringInfoData cols;
 	StringInfoData xcols;
 	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
-	Oid			ttypes[4] = {INT4OID, INT8OID, INT8OID, INT4OID};
-	Datum		tvalues[4];
 	CocoUserContext uc;
 
 	initStringInfo(&cols);
@@ -632,17 +630,11 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	sync->inserted = SPI_processed;
 	coco_fault("after_row_batch");
 
-	tvalues[0] = Int32GetDatum(sync->app_id);
-	tvalues[1] = Int64GetDatum(sync->container_id);
-	tvalues[2] = Int64GetDatum(coco_run_pass_id);
-	tvalues[3] = Int32GetDatum(sync->replaced_comps[0]);
+	/* the table read back as (component, columns…): no user code runs */
 	coco_enter_extension_owner(&uc);
-	coco_diff_tally_reset();
-	coco_spi_exec(psprintf("INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp, pass_id) "
-						   "SELECT $1, $2, $4, x.\"coco#k\", coco.tracked_fingerprint($4, x.\"coco#k\"%s), $3 "
-						   "FROM (SELECT %s AS \"coco#k\", x.* FROM ONLY %s x) x",
-						   xcols.data, coco_rows_key_expr(spec), qname),
-				  4, ttypes, tvalues, NULL, SPI_OK_INSERT);
+	coco_rowdiff_track_table(spec, psprintf("SELECT %d AS \"coco#c\"%s FROM ONLY %s x",
+											sync->replaced_comps[0], xcols.data, qname),
+							 sync->app_id, sync->container_id, coco_run_pass_id);
 	coco_leave(&uc);
 }
 

@@ -28,10 +28,14 @@
 
 #include <xxhash.h>
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/tableam.h"
 #include "access/tupdesc.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "nodes/params.h"
 #include "storage/buffile.h"
@@ -50,6 +54,7 @@
 #define PARTITION_SHIFT 60		/* the top four bits of a key hash */
 #define CHUNK_ENTRIES 16384
 #define PREFETCH_ROWS 32		/* tracked rows indexed together */
+#define TRACK_BATCH 1000		/* tracking rows inserted together */
 
 typedef struct KeyHash
 {
@@ -351,7 +356,8 @@ typedef enum ReadMode
 	READ_TRACKED,				/* load the tracked rows */
 	READ_DECLARED,				/* every declared row: tally, diff */
 	READ_CHANGED,				/* declared rows of partitions on disk that change */
-	READ_FIND_KEY				/* nothing: stop at one key */
+	READ_FIND_KEY,				/* nothing: stop at one key */
+	READ_TRACK_ALL				/* a loaded table's rows: write their tracking */
 } ReadMode;
 
 /* a declared row waiting for its lookup */
@@ -384,6 +390,7 @@ typedef struct RowReceiver
 	MemoryContext pendingcxt;
 	TupleTableSlot *copy;
 	StringInfoData found;		/* READ_FIND_KEY */
+	struct TrackWriter *writer; /* READ_TRACK_ALL */
 } RowReceiver;
 
 static void
@@ -762,6 +769,70 @@ read_tracked_row(RowReceiver *r, TupleTableSlot *slot)
 	}
 }
 
+/*
+ * The tracking of a table the run loaded in one statement: a row per
+ * target row, inserted like COPY does, a page of rows per WAL record,
+ * then its index entries.
+ */
+typedef struct TrackWriter
+{
+	Relation	rel;
+	ResultRelInfo *rri;
+	EState	   *estate;
+	BulkInsertState bistate;
+	CommandId	cid;
+	TupleTableSlot *slots[TRACK_BATCH];
+	int			nslots;
+	MemoryContext cxt;			/* the keys and fingerprints of a batch */
+	int32		app_id;
+	int64		target_id;
+	int64		pass_id;
+} TrackWriter;
+
+static void
+track_flush(TrackWriter *w)
+{
+	if (w->nslots == 0)
+		return;
+	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, 0, w->bistate);
+	for (int i = 0; i < w->nslots; i++)
+	{
+		(void) ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false, false, NULL, NIL);
+		ResetPerTupleExprContext(w->estate);
+		ExecClearTuple(w->slots[i]);
+	}
+	w->nslots = 0;
+	MemoryContextReset(w->cxt);
+}
+
+static void
+track_row(RowReceiver *r, TupleTableSlot *slot)
+{
+	TrackWriter *w = r->writer;
+	int			comp = DatumGetInt32(slot->tts_values[0]);
+	CocoFingerprint fp;
+	KeyHash		hash;
+	TupleTableSlot *ts = w->slots[w->nslots];
+	MemoryContext old;
+
+	declared_key(r, slot, &hash);
+	declared_fingerprint(r, slot, &fp);
+	coco_diff_tally_add(comp, r->keybuf.data, r->keybuf.len, &fp);
+	ExecClearTuple(ts);
+	old = MemoryContextSwitchTo(w->cxt);
+	ts->tts_values[0] = Int32GetDatum(w->app_id);
+	ts->tts_values[1] = Int64GetDatum(w->target_id);
+	ts->tts_values[2] = Int32GetDatum(comp);
+	ts->tts_values[3] = PointerGetDatum(coco_key_buf_to_bytea(&r->keybuf));
+	ts->tts_values[4] = PointerGetDatum(coco_fingerprint_to_bytea(&fp));
+	ts->tts_values[5] = Int64GetDatum(w->pass_id);
+	MemoryContextSwitchTo(old);
+	memset(ts->tts_isnull, false, sizeof(bool) * 6);
+	ExecStoreVirtualTuple(ts);
+	if (++w->nslots == TRACK_BATCH)
+		track_flush(w);
+}
+
 static bool
 receiver_receive(TupleTableSlot *slot, DestReceiver *self)
 {
@@ -780,6 +851,9 @@ receiver_receive(TupleTableSlot *slot, DestReceiver *self)
 			break;
 		case READ_CHANGED:
 			read_changed_row(r, slot);
+			break;
+		case READ_TRACK_ALL:
+			track_row(r, slot);
 			break;
 		case READ_FIND_KEY:
 			{
@@ -836,8 +910,9 @@ receiver_free(RowReceiver *r)
 
 /*
  * Run a query into a receiver.  Declarations are read under the active
- * snapshot (the run's, pushed by the caller); tracking is read as it is
- * now, after what this run has written so far.
+ * snapshot (the run's, pushed by the caller); tracking, and a table the
+ * run has just loaded, are read as they are now, after what this run has
+ * written so far.
  */
 static void
 run_into(const char *sql, ParamListInfo params, RowReceiver *r)
@@ -847,7 +922,7 @@ run_into(const char *sql, ParamListInfo params, RowReceiver *r)
 
 	memset(&opts, 0, sizeof(opts));
 	opts.params = params;
-	opts.read_only = (r->mode != READ_TRACKED);
+	opts.read_only = (r->mode != READ_TRACKED && r->mode != READ_TRACK_ALL);
 	opts.dest = (DestReceiver *) r;
 	rc = SPI_execute_extended(sql, &opts);
 	if (rc < 0)
@@ -897,7 +972,8 @@ coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 	d->key_index = palloc(sizeof(int) * Max(spec->nkeys, 1));
 	memcpy(d->key_index, spec->key_index, sizeof(int) * spec->nkeys);
 	d->rewrite = palloc(sizeof(int) * Max(nrewrite, 1));
-	memcpy(d->rewrite, rewrite, sizeof(int) * nrewrite);
+	if (nrewrite > 0)
+		memcpy(d->rewrite, rewrite, sizeof(int) * nrewrite);
 	d->nrewrite = nrewrite;
 	d->sql = pstrdup(declared_sql);
 	d->params = make_params(nparams, types, values);
@@ -1171,4 +1247,53 @@ Tuplestorestate *
 coco_rowdiff_changes(CocoRowDiff *d)
 {
 	return d->changes;
+}
+
+/*
+ * The tracking of a table this run created and filled with one statement
+ * (as the extension owner): `sql` reads it back as (component, declared
+ * columns…); each row's key and fingerprint are tallied and written to
+ * coco.tracked_row through the heap's multi-insert path.  Reading the
+ * table, not the declarations, runs no user code.
+ */
+void
+coco_rowdiff_track_table(const CocoTableSpec *spec, const char *sql, int32 app_id,
+						 int64 target_id, int64 pass_id)
+{
+	CocoRowDiff *d = coco_rowdiff_create(spec, sql, 0, NULL, NULL, NULL, 0);
+	RowReceiver *r = receiver_create(d, READ_TRACK_ALL);
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+	TrackWriter *w = palloc0(sizeof(TrackWriter));
+	Oid			relid = get_relname_relid("tracked_row", get_namespace_oid("coco", false));
+
+	w->rel = table_open(relid, RowExclusiveLock);
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->estate = CreateExecutorState();
+	w->bistate = GetBulkInsertState();
+	w->cid = GetCurrentCommandId(true);
+	for (int i = 0; i < TRACK_BATCH; i++)
+		w->slots[i] = table_slot_create(w->rel, NULL);
+	w->cxt = AllocSetContextCreate(d->cxt, "coco_target tracking batch", ALLOCSET_DEFAULT_SIZES);
+	w->app_id = app_id;
+	w->target_id = target_id;
+	w->pass_id = pass_id;
+	r->writer = w;
+	MemoryContextSwitchTo(old);
+
+	coco_diff_tally_reset();
+	run_into(sql, NULL, r);
+	track_flush(w);
+
+	for (int i = 0; i < TRACK_BATCH; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	FreeBulkInsertState(w->bistate);
+	ExecCloseIndices(w->rri);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+	receiver_free(r);
+	coco_rowdiff_free(d, true);
+	/* the statements after this one see the rows */
+	CommandCounterIncrement();
 }
