@@ -25,6 +25,7 @@
 /* stable_key.c */
 extern bytea *coco_key_to_bytea(const char *data, int len);
 extern bytea *coco_key_buf_to_bytea(StringInfo buf);
+extern void coco_key_put_base_datum(StringInfo buf, Datum value, Oid basetypid, Oid typid);
 
 /* provider.c */
 extern ArrayType *coco_provider_names(bool attachments);

@@ -170,9 +170,8 @@ coco_diff_tally_total(void)
 /*
  * coco.tracked_fingerprint(comp integer, key bytea, VARIADIC "any") — the
  * fingerprint of a declared row (its values from the third argument on),
- * tallied for the row's component.  Used by the bulk load's tracking and
- * by coco.plan; PARALLEL RESTRICTED so that every call is tallied in this
- * backend.
+ * tallied for the row's component.  Used by coco.plan's statement;
+ * PARALLEL RESTRICTED so that every call is tallied in this backend.
  */
 PG_FUNCTION_INFO_V1(coco_tracked_fingerprint);
 Datum

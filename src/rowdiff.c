@@ -380,6 +380,7 @@ typedef struct RowReceiver
 	StringInfoData fpbuf;
 	int			natts;
 	Oid		   *typid;
+	Oid		   *basetypid;		/* of domains: the type a key encodes */
 	int16	   *typlen;
 	bool	   *typbyval;
 	Datum	   *values;			/* a change being written */
@@ -426,11 +427,13 @@ receiver_startup(DestReceiver *self, int operation, TupleDesc desc)
 
 	r->natts = desc->natts;
 	r->typid = palloc(sizeof(Oid) * desc->natts);
+	r->basetypid = palloc(sizeof(Oid) * desc->natts);
 	r->typlen = palloc(sizeof(int16) * desc->natts);
 	r->typbyval = palloc(sizeof(bool) * desc->natts);
 	for (int i = 0; i < desc->natts; i++)
 	{
 		r->typid[i] = TupleDescAttr(desc, i)->atttypid;
+		r->basetypid[i] = getBaseType(r->typid[i]);
 		get_typlenbyval(r->typid[i], &r->typlen[i], &r->typbyval[i]);
 	}
 	if (r->mode == READ_DECLARED && d->changes_desc == NULL)
@@ -494,7 +497,7 @@ declared_key(RowReceiver *r, TupleTableSlot *slot, KeyHash *hash)
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("primary key value %d of a declared row is null", i + 1),
 					 errhint("Every primary key column must have a value.")));
-		coco_key_put_datum(&r->keybuf, slot->tts_values[att], r->typid[att]);
+		coco_key_put_base_datum(&r->keybuf, slot->tts_values[att], r->basetypid[att], r->typid[att]);
 	}
 	coco_key_end_tuple(&r->keybuf);
 	key_hash(r->keybuf.data, r->keybuf.len, hash);

@@ -120,7 +120,17 @@ coco_key_type_supported(Oid typid)
 void
 coco_key_put_datum(StringInfo buf, Datum value, Oid typid)
 {
-	switch (getBaseType(typid))
+	coco_key_put_base_datum(buf, value, getBaseType(typid), typid);
+}
+
+/*
+ * The same with the base type already resolved (a domain's is looked up
+ * in the catalog cache): for callers that encode many rows of one type.
+ */
+void
+coco_key_put_base_datum(StringInfo buf, Datum value, Oid basetypid, Oid typid)
+{
+	switch (basetypid)
 	{
 		case BOOLOID:
 			coco_key_put_bool(buf, DatumGetBool(value));
