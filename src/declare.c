@@ -9,9 +9,9 @@
  * query columns.  Staging is written as the extension owner.
  *
  * A declare_rows query is staged as a query, not as rows: the run evaluates
- * it (as the app owner, with the declaring session's search_path) inside
- * one set-wise diff against tracking, so an unchanged row is never copied
- * anywhere.
+ * it (as the app owner, with the declaring session's search_path) in the
+ * diff against tracking, so an unchanged row is never staged, kept or
+ * written anywhere.
  */
 #include "postgres.h"
 

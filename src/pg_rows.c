@@ -7,7 +7,7 @@
  * the declared column types — against the tracked rows, as the engine's
  * summary pass, and leaves the rows that are new, changed, moved between
  * components, re-written after a lossy change, or no longer declared in a
- * tuplestore.  An unchanged row is read once and never copied.
+ * tuplestore.  An unchanged row is read once and never kept or written.
  *
  * The changes are applied set-wise in batches through an ephemeral named
  * relation: one DELETE and one INSERT … ON CONFLICT on the target (as the

@@ -6,10 +6,10 @@
  * 128-bit hash of the key, the fingerprint, the component, where the row
  * is tracked) behind an open-addressing index.  Then the declarations
  * stream: each row's key and fingerprint are computed, tallied into its
- * component's count and digest, and looked up.  An unchanged row is only
- * marked; a new, changed or moved row goes with its values into a
- * tuplestore of changes; tracked rows left unmarked are the deletions.
- * Nothing about an unchanged row is copied or written.
+ * component's count and digest, and looked up (in groups, with their
+ * memory fetched ahead).  An unchanged row is only marked: nothing of it is
+ * kept or written.  A new, changed or moved row goes with its values into
+ * a tuplestore of changes; tracked rows left unmarked are the deletions.
  *
  * Memory: the tracked entries are split by key hash into
  * ROWDIFF_PARTITIONS partitions.  While they exceed coco_target.work_mem,
@@ -565,7 +565,6 @@ add_change(CocoRowDiff *d, const KeyHash *hash, const ItemPointerData *tid, int 
 	return c;
 }
 
-/* A row that changes, with its values, into the changes. */
 /*
  * Changes go to disk past their share of the budget; like the partition
  * files, those files belong to the (sub)transaction.
@@ -580,6 +579,7 @@ store_change(CocoRowDiff *d, Datum *values, bool *nulls)
 	CurrentResourceOwner = owner;
 }
 
+/* A row that changes, with its values, into the changes. */
 static void
 put_change(RowReceiver *r, TupleTableSlot *slot, StringInfo key, int op,
 		   const CocoFingerprint *fp, const ItemPointerData *tid)
@@ -693,6 +693,17 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 		diff_pending(r);
 }
 
+/* The second read of the declarations did not return what the first found. */
+static void
+declarations_changed(CocoRowDiff *d)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the rows declared for table \"%s\" differ between two reads in one run",
+					d->table),
+			 errhint("A declare_rows query must return the same rows each time it runs in one snapshot: avoid volatile functions and LIMIT without ORDER BY.")));
+}
+
 static void
 read_changed_row(RowReceiver *r, TupleTableSlot *slot)
 {
@@ -708,11 +719,7 @@ read_changed_row(RowReceiver *r, TupleTableSlot *slot)
 	if (c == NULL || !c->to_read)
 		return;
 	if (c->seen)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the rows declared for table \"%s\" differ between two reads in one run",
-						d->table),
-				 errhint("A declare_rows query must return the same rows each time it runs in one snapshot: avoid volatile functions and LIMIT without ORDER BY.")));
+		declarations_changed(d);
 	c->seen = true;
 	r->nseen++;
 	declared_fingerprint(r, slot, &fp);
@@ -1237,11 +1244,7 @@ coco_rowdiff_read_changed(CocoRowDiff *d)
 	r = receiver_create(d, READ_CHANGED);
 	run_into(d->sql, d->params, r);
 	if (r->nseen != d->to_read)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the rows declared for table \"%s\" differ between two reads in one run",
-						d->table),
-				 errhint("A declare_rows query must return the same rows each time it runs in one snapshot: avoid volatile functions and LIMIT without ORDER BY.")));
+		declarations_changed(d);
 	receiver_free(r);
 }
 
