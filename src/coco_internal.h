@@ -198,8 +198,9 @@ extern TupleDesc coco_rowdiff_changes_desc(CocoRowDiff *d);
 extern void coco_rowdiff_deletions(CocoRowDiff *d);
 extern void coco_rowdiff_read_changed(CocoRowDiff *d);
 extern Tuplestorestate *coco_rowdiff_changes(CocoRowDiff *d);
-extern void coco_rowdiff_track_table(const CocoTableSpec *spec, const char *sql, int32 app_id,
-									 int64 target_id, int64 pass_id);
+extern int64 coco_rowdiff_load(const CocoTableSpec *spec, const char *sql, int nparams,
+							   const Oid *types, const Datum *values, Oid target_relid,
+							   int32 app_id, int64 target_id, int64 pass_id);
 
 /* engine.c */
 extern Snapshot coco_run_snapshot;

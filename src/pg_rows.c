@@ -20,6 +20,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -594,21 +595,41 @@ coco_rows_summarize(CocoChildSync *sync)
 
 /*
  * A table this run created, whose rows one component declares and no
- * other component tracks: nothing can conflict and nothing is tracked yet.
- * The rows go in with one INSERT … SELECT as the app owner, and their
- * tracking is computed from the table afterwards (as the extension owner,
- * reading raw values: no user code runs) — no join, no batches.  A repeated
- * key fails the INSERT with the table's own unique violation.
+ * other component tracks: nothing can conflict and nothing is tracked yet,
+ * so there is nothing to diff.
+ *
+ * A table the extension made (managed_by system) has no trigger, rule or
+ * policy: its rows and their tracking are written in one read of the
+ * declarations, through the heap's multi-insert path (rowdiff.c), as the
+ * app owner whose query it is; NOT NULL and the primary key are checked as
+ * an INSERT would.  A user's table gets one INSERT … SELECT as the app
+ * owner, and its tracking is computed from the table afterwards (as the
+ * extension owner, reading raw values: no user code runs).  A repeated key
+ * fails with the table's own unique violation.
  */
 static void
 bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
-		  const char *search_path, Datum *values)
+		  const char *search_path, Oid *types, Datum *values)
 {
 	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
 	StringInfoData cols;
 	StringInfoData xcols;
-	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
 	CocoUserContext uc;
+
+	if (strcmp(spec->managed_by, "system") == 0)
+	{
+		Oid			relid = get_relname_relid(spec->tn.name, get_namespace_oid(spec->tn.schema, false));
+
+		coco_enter_app_owner(sync->owner, search_path, &uc);
+		coco_push_run_snapshot();
+		sync->inserted = coco_rowdiff_load(spec, build_declared_sql(spec, queries, false), 5, types,
+										   values, relid, sync->app_id, sync->container_id,
+										   coco_run_pass_id);
+		PopActiveSnapshot();
+		coco_leave(&uc);
+		coco_fault("after_row_batch");
+		return;
+	}
 
 	initStringInfo(&cols);
 	initStringInfo(&xcols);
@@ -632,9 +653,10 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 
 	/* the table read back as (component, columns…): no user code runs */
 	coco_enter_extension_owner(&uc);
-	coco_rowdiff_track_table(spec, psprintf("SELECT %d AS \"coco#c\"%s FROM ONLY %s x",
+	(void) coco_rowdiff_load(spec, psprintf("SELECT %d AS \"coco#c\"%s FROM ONLY %s x",
 											sync->replaced_comps[0], xcols.data, qname),
-							 sync->app_id, sync->container_id, coco_run_pass_id);
+							 0, NULL, NULL, InvalidOid, sync->app_id, sync->container_id,
+							 coco_run_pass_id);
 	coco_leave(&uc);
 }
 
@@ -744,7 +766,7 @@ coco_rows_sync(CocoChildSync *sync)
 	{
 		forget_kept_diff();
 		row_params(sync, spec, types, values);
-		bulk_load(sync, spec, queries, search_path, values);
+		bulk_load(sync, spec, queries, search_path, types, values);
 		return;
 	}
 

@@ -54,7 +54,7 @@
 #define PARTITION_SHIFT 60		/* the top four bits of a key hash */
 #define CHUNK_ENTRIES 16384
 #define PREFETCH_ROWS 32		/* tracked rows indexed together */
-#define TRACK_BATCH 1000		/* tracking rows inserted together */
+#define BULK_BATCH 1000			/* rows multi-inserted together */
 
 typedef struct KeyHash
 {
@@ -357,7 +357,7 @@ typedef enum ReadMode
 	READ_DECLARED,				/* every declared row: tally, diff */
 	READ_CHANGED,				/* declared rows of partitions on disk that change */
 	READ_FIND_KEY,				/* nothing: stop at one key */
-	READ_TRACK_ALL				/* a loaded table's rows: write their tracking */
+	READ_LOAD					/* a created table's rows: write them, and their tracking */
 } ReadMode;
 
 /* a declared row waiting for its lookup */
@@ -391,7 +391,12 @@ typedef struct RowReceiver
 	MemoryContext pendingcxt;
 	TupleTableSlot *copy;
 	StringInfoData found;		/* READ_FIND_KEY */
-	struct TrackWriter *writer; /* READ_TRACK_ALL */
+	struct BulkWriter *target;	/* READ_LOAD: NULL when the table is filled */
+	struct BulkWriter *tracking;
+	int32		app_id;
+	int64		target_id;
+	int64		pass_id;
+	int64		loaded;
 } RowReceiver;
 
 static void
@@ -780,33 +785,54 @@ read_tracked_row(RowReceiver *r, TupleTableSlot *slot)
 }
 
 /*
- * The tracking of a table the run loaded in one statement: a row per
- * target row, inserted like COPY does, a page of rows per WAL record,
- * then its index entries.
+ * Rows written straight into a table, as COPY does: a batch of slots goes
+ * in with one multi-insert (a page of rows per WAL record), then into the
+ * table's indexes.  Used only where no user code can be attached: the
+ * extension's tracking table, and a table this run has just created.
  */
-typedef struct TrackWriter
+typedef struct BulkWriter
 {
 	Relation	rel;
 	ResultRelInfo *rri;
 	EState	   *estate;
 	BulkInsertState bistate;
 	CommandId	cid;
-	TupleTableSlot *slots[TRACK_BATCH];
+	TupleTableSlot *slots[BULK_BATCH];
 	int			nslots;
-	MemoryContext cxt;			/* the keys and fingerprints of a batch */
-	int32		app_id;
-	int64		target_id;
-	int64		pass_id;
-} TrackWriter;
+	bool		check_constraints;	/* NOT NULL of a created table */
+	MemoryContext cxt;			/* values made for a batch */
+} BulkWriter;
+
+static BulkWriter *
+bulk_open(Oid relid, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	BulkWriter *w = palloc0(sizeof(BulkWriter));
+
+	w->rel = table_open(relid, RowExclusiveLock);
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->estate = CreateExecutorState();
+	w->bistate = GetBulkInsertState();
+	w->cid = GetCurrentCommandId(true);
+	w->check_constraints = RelationGetDescr(w->rel)->constr != NULL;
+	for (int i = 0; i < BULK_BATCH; i++)
+		w->slots[i] = table_slot_create(w->rel, NULL);
+	w->cxt = AllocSetContextCreate(cxt, "coco_target bulk batch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(old);
+	return w;
+}
 
 static void
-track_flush(TrackWriter *w)
+bulk_flush(BulkWriter *w)
 {
 	if (w->nslots == 0)
 		return;
 	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, 0, w->bistate);
 	for (int i = 0; i < w->nslots; i++)
 	{
+		/* a unique index refuses a repeated key here, as an INSERT would */
 		(void) ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false, false, NULL, NIL);
 		ResetPerTupleExprContext(w->estate);
 		ExecClearTuple(w->slots[i]);
@@ -815,32 +841,79 @@ track_flush(TrackWriter *w)
 	MemoryContextReset(w->cxt);
 }
 
-static void
-track_row(RowReceiver *r, TupleTableSlot *slot)
+/* The next slot to fill; the caller stores a virtual tuple in it. */
+static TupleTableSlot *
+bulk_slot(BulkWriter *w)
 {
-	TrackWriter *w = r->writer;
+	if (w->nslots == BULK_BATCH)
+		bulk_flush(w);
+	ExecClearTuple(w->slots[w->nslots]);
+	return w->slots[w->nslots];
+}
+
+static void
+bulk_stored(BulkWriter *w)
+{
+	TupleTableSlot *slot = w->slots[w->nslots];
+
+	if (w->check_constraints)
+		ExecConstraints(w->rri, slot, w->estate);
+	w->nslots++;
+}
+
+static void
+bulk_close(BulkWriter *w)
+{
+	bulk_flush(w);
+	for (int i = 0; i < BULK_BATCH; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	FreeBulkInsertState(w->bistate);
+	ExecCloseIndices(w->rri);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+}
+
+/*
+ * A row of a table loaded by this run: into the table itself (when the
+ * run writes it here too), and its tracking row.
+ */
+static void
+load_row(RowReceiver *r, TupleTableSlot *slot)
+{
 	int			comp = DatumGetInt32(slot->tts_values[0]);
 	CocoFingerprint fp;
 	KeyHash		hash;
-	TupleTableSlot *ts = w->slots[w->nslots];
+	TupleTableSlot *ts;
 	MemoryContext old;
 
 	declared_key(r, slot, &hash);
 	declared_fingerprint(r, slot, &fp);
 	coco_diff_tally_add(comp, r->keybuf.data, r->keybuf.len, &fp);
-	ExecClearTuple(ts);
-	old = MemoryContextSwitchTo(w->cxt);
-	ts->tts_values[0] = Int32GetDatum(w->app_id);
-	ts->tts_values[1] = Int64GetDatum(w->target_id);
+	if (r->target)
+	{
+		int			ncols = r->natts - 1;
+
+		ts = bulk_slot(r->target);
+		memcpy(ts->tts_values, slot->tts_values + 1, sizeof(Datum) * ncols);
+		memcpy(ts->tts_isnull, slot->tts_isnull + 1, sizeof(bool) * ncols);
+		ExecStoreVirtualTuple(ts);
+		/* the values point into the row being read: copy them now */
+		ExecMaterializeSlot(ts);
+		bulk_stored(r->target);
+		r->loaded++;
+	}
+	ts = bulk_slot(r->tracking);
+	old = MemoryContextSwitchTo(r->tracking->cxt);
+	ts->tts_values[0] = Int32GetDatum(r->app_id);
+	ts->tts_values[1] = Int64GetDatum(r->target_id);
 	ts->tts_values[2] = Int32GetDatum(comp);
 	ts->tts_values[3] = PointerGetDatum(coco_key_buf_to_bytea(&r->keybuf));
 	ts->tts_values[4] = PointerGetDatum(coco_fingerprint_to_bytea(&fp));
-	ts->tts_values[5] = Int64GetDatum(w->pass_id);
+	ts->tts_values[5] = Int64GetDatum(r->pass_id);
 	MemoryContextSwitchTo(old);
 	memset(ts->tts_isnull, false, sizeof(bool) * 6);
 	ExecStoreVirtualTuple(ts);
-	if (++w->nslots == TRACK_BATCH)
-		track_flush(w);
+	bulk_stored(r->tracking);
 }
 
 static bool
@@ -862,8 +935,8 @@ receiver_receive(TupleTableSlot *slot, DestReceiver *self)
 		case READ_CHANGED:
 			read_changed_row(r, slot);
 			break;
-		case READ_TRACK_ALL:
-			track_row(r, slot);
+		case READ_LOAD:
+			load_row(r, slot);
 			break;
 		case READ_FIND_KEY:
 			{
@@ -932,7 +1005,7 @@ run_into(const char *sql, ParamListInfo params, RowReceiver *r)
 
 	memset(&opts, 0, sizeof(opts));
 	opts.params = params;
-	opts.read_only = (r->mode != READ_TRACKED && r->mode != READ_TRACK_ALL);
+	opts.read_only = !(r->mode == READ_TRACKED || (r->mode == READ_LOAD && r->target == NULL));
 	opts.dest = (DestReceiver *) r;
 	rc = SPI_execute_extended(sql, &opts);
 	if (rc < 0)
@@ -1256,50 +1329,41 @@ coco_rowdiff_changes(CocoRowDiff *d)
 }
 
 /*
- * The tracking of a table this run created and filled with one statement
- * (as the extension owner): `sql` reads it back as (component, declared
- * columns…); each row's key and fingerprint are tallied and written to
- * coco.tracked_row through the heap's multi-insert path.  Reading the
- * table, not the declarations, runs no user code.
+ * A table this run created, loaded by one component (as the extension
+ * owner, with the caller's snapshot for `sql`).  `sql` gives its rows as
+ * (component, declared columns…): the declarations, or the table itself
+ * when a statement has already filled it.  Each row's key and fingerprint
+ * are tallied and its tracking row written; with `target_relid`, the row
+ * itself is written into the table first.  Both go in through the heap's
+ * multi-insert path; the table's NOT NULL and primary key are checked as
+ * an INSERT would.  Returns the rows written into the table.
  */
-void
-coco_rowdiff_track_table(const CocoTableSpec *spec, const char *sql, int32 app_id,
-						 int64 target_id, int64 pass_id)
+int64
+coco_rowdiff_load(const CocoTableSpec *spec, const char *sql, int nparams, const Oid *types,
+				  const Datum *values, Oid target_relid, int32 app_id, int64 target_id,
+				  int64 pass_id)
 {
-	CocoRowDiff *d = coco_rowdiff_create(spec, sql, 0, NULL, NULL, NULL, 0);
-	RowReceiver *r = receiver_create(d, READ_TRACK_ALL);
-	MemoryContext old = MemoryContextSwitchTo(d->cxt);
-	TrackWriter *w = palloc0(sizeof(TrackWriter));
-	Oid			relid = get_relname_relid("tracked_row", get_namespace_oid("coco", false));
+	CocoRowDiff *d = coco_rowdiff_create(spec, sql, nparams, types, values, NULL, 0);
+	RowReceiver *r = receiver_create(d, READ_LOAD);
+	int64		loaded;
 
-	w->rel = table_open(relid, RowExclusiveLock);
-	w->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
-	ExecOpenIndices(w->rri, false);
-	w->estate = CreateExecutorState();
-	w->bistate = GetBulkInsertState();
-	w->cid = GetCurrentCommandId(true);
-	for (int i = 0; i < TRACK_BATCH; i++)
-		w->slots[i] = table_slot_create(w->rel, NULL);
-	w->cxt = AllocSetContextCreate(d->cxt, "coco_target tracking batch", ALLOCSET_DEFAULT_SIZES);
-	w->app_id = app_id;
-	w->target_id = target_id;
-	w->pass_id = pass_id;
-	r->writer = w;
-	MemoryContextSwitchTo(old);
+	if (OidIsValid(target_relid))
+		r->target = bulk_open(target_relid, d->cxt);
+	r->tracking = bulk_open(get_relname_relid("tracked_row", get_namespace_oid("coco", false)),
+							d->cxt);
+	r->app_id = app_id;
+	r->target_id = target_id;
+	r->pass_id = pass_id;
 
 	coco_diff_tally_reset();
-	run_into(sql, NULL, r);
-	track_flush(w);
-
-	for (int i = 0; i < TRACK_BATCH; i++)
-		ExecDropSingleTupleTableSlot(w->slots[i]);
-	FreeBulkInsertState(w->bistate);
-	ExecCloseIndices(w->rri);
-	FreeExecutorState(w->estate);
-	table_close(w->rel, NoLock);
+	run_into(d->sql, d->params, r);
+	if (r->target)
+		bulk_close(r->target);
+	bulk_close(r->tracking);
+	loaded = r->loaded;
 	receiver_free(r);
 	coco_rowdiff_free(d, true);
 	/* the statements after this one see the rows */
 	CommandCounterIncrement();
+	return loaded;
 }
