@@ -1351,6 +1351,8 @@ coco_rowdiff_load(const CocoTableSpec *spec, const char *sql, int nparams, const
 		r->target = bulk_open(target_relid, d->cxt);
 	r->tracking = bulk_open(get_relname_relid("tracked_row", get_namespace_oid("coco", false)),
 							d->cxt);
+	/* its rows are made here, never with a NULL: no NOT NULL to check */
+	r->tracking->check_constraints = false;
 	r->app_id = app_id;
 	r->target_id = target_id;
 	r->pass_id = pass_id;
