@@ -520,6 +520,22 @@ declared_fingerprint(RowReceiver *r, TupleTableSlot *slot, CocoFingerprint *fp)
 }
 
 /*
+ * What every read of declared rows does first: the row's key (left in
+ * r->keybuf) and fingerprint, tallied into its component's count and
+ * digest.  Returns the component.
+ */
+static int
+count_declared_row(RowReceiver *r, TupleTableSlot *slot, KeyHash *hash, CocoFingerprint *fp)
+{
+	int			comp = DatumGetInt32(slot->tts_values[0]);
+
+	declared_key(r, slot, hash);
+	declared_fingerprint(r, slot, fp);
+	coco_diff_tally_add(comp, r->keybuf.data, r->keybuf.len, fp);
+	return comp;
+}
+
+/*
  * A key declared twice.  With its bytes at hand, that is the error; from a
  * file, the diff notes it and coco_rowdiff_duplicate_error() names it.
  */
@@ -664,15 +680,11 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 	CocoRowDiff *d = r->diff;
 	KeyHash		hash;
 	CocoFingerprint fp;
-	int			comp = DatumGetInt32(slot->tts_values[0]);
-	int			p;
+	int			comp = count_declared_row(r, slot, &hash, &fp);
+	int			p = partition_of(&hash);
 	PendingRow *pr;
 	MemoryContext old;
 
-	declared_key(r, slot, &hash);
-	declared_fingerprint(r, slot, &fp);
-	coco_diff_tally_add(comp, r->keybuf.data, r->keybuf.len, &fp);
-	p = partition_of(&hash);
 	if (d->on_disk[p])
 	{
 		DeclaredEntry e;
@@ -685,13 +697,20 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 		return;
 	}
 	table_prefetch_slot(&d->tracked[p], &hash);
-	old = MemoryContextSwitchTo(r->pendingcxt);
 	pr = &r->pending[r->npending++];
 	pr->hash = hash;
 	pr->fp = fp;
 	pr->comp = comp;
-	initStringInfo(&pr->key);
+	/* the pending keys' buffers last as long as the receiver */
+	if (pr->key.data == NULL)
+	{
+		old = MemoryContextSwitchTo(d->cxt);
+		initStringInfo(&pr->key);
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(&pr->key);
 	appendBinaryStringInfo(&pr->key, r->keybuf.data, r->keybuf.len);
+	old = MemoryContextSwitchTo(r->pendingcxt);
 	pr->row = ExecCopySlotMinimalTuple(slot);
 	MemoryContextSwitchTo(old);
 	if (r->npending == PREFETCH_ROWS)
@@ -880,15 +899,12 @@ bulk_close(BulkWriter *w)
 static void
 load_row(RowReceiver *r, TupleTableSlot *slot)
 {
-	int			comp = DatumGetInt32(slot->tts_values[0]);
 	CocoFingerprint fp;
 	KeyHash		hash;
+	int			comp = count_declared_row(r, slot, &hash, &fp);
 	TupleTableSlot *ts;
 	MemoryContext old;
 
-	declared_key(r, slot, &hash);
-	declared_fingerprint(r, slot, &fp);
-	coco_diff_tally_add(comp, r->keybuf.data, r->keybuf.len, &fp);
 	if (r->target)
 	{
 		int			ncols = r->natts - 1;
@@ -985,6 +1001,9 @@ receiver_free(RowReceiver *r)
 	MemoryContextDelete(r->pendingcxt);
 	if (r->copy)
 		ExecDropSingleTupleTableSlot(r->copy);
+	for (int i = 0; i < PREFETCH_ROWS; i++)
+		if (r->pending[i].key.data)
+			pfree(r->pending[i].key.data);
 	pfree(r->keybuf.data);
 	pfree(r->fpbuf.data);
 	pfree(r->found.data);
