@@ -53,6 +53,18 @@ coco_pg_ctl() {
     coco_as_pg "$COCO_PGBIN/pg_ctl" -D "$PGDATA" -l "$COCO_TMP/postgres.log" "$@"
 }
 
+# The checks of a scenario test (test/*.sh); a test may define its own
+# after sourcing this. ok reports a check that passed; fail stops the test,
+# showing the tail of the server log, where the cause usually is; q runs
+# SQL on the test cluster, unaligned and tuples only.
+ok() { echo "ok: $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    [ -z "${COCO_TMP:-}" ] || tail -n 30 "$COCO_TMP/postgres.log" >&2
+    exit 1
+}
+q() { coco_psql -qAt "$@"; }
+
 # Wait until the cluster answers queries again (after a crash or restart).
 coco_wait_up() {
     for _ in $(seq 1 120); do

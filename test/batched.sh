@@ -9,14 +9,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
-fail() {
-    echo "FAIL: $*" >&2
-    tail -n 30 "$COCO_TMP/postgres.log" >&2
-    exit 1
-}
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
-
 # target = source both ways, and one tracking row per target row
 check() {
     local diff tracked rows

@@ -9,8 +9,6 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
 
 q -c "CREATE ROLE regress_coco_dumper LOGIN" \
   -c "CREATE DATABASE dump_src OWNER regress_coco_dumper" \

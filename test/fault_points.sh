@@ -13,14 +13,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
-fail() {
-    echo "FAIL: $*" >&2
-    tail -n 30 "$COCO_TMP/postgres.log" >&2
-    exit 1
-}
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
-
 wait_up() { coco_wait_up || fail "server did not come back"; }
 
 T1='[{"name":"id","type":"integer","nullable":false},{"name":"v","type":"text"},{"name":"n","type":"integer"}]'

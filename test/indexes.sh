@@ -11,14 +11,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
-fail() {
-    echo "FAIL: $*" >&2
-    tail -n 30 "$COCO_TMP/postgres.log" >&2
-    exit 1
-}
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
-
 COLS='[{"name":"id","type":"integer"},{"name":"v","type":"text"}]'
 # declare(options): the table, its rows and the index v_idx with options
 declare() {

@@ -26,8 +26,6 @@ fail() {
     tail -n 40 "$COCO_TMP/postgres.log" >&2
     exit 1
 }
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
 # expect "what" "sql" "wanted output"
 expect() {
     local got

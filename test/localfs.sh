@@ -15,15 +15,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
-fail() {
-    echo "FAIL: $*" >&2
-    tail -n 30 "$COCO_TMP/postgres.log" >&2
-    exit 1
-}
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
-
-
 # reconcile, then wait for the worker to complete what it deferred
 sync_app() {
     local app=$1 r run

@@ -7,14 +7,6 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
-fail() {
-    echo "FAIL: $*" >&2
-    tail -n 30 "$COCO_TMP/postgres.log" >&2
-    exit 1
-}
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
-
 q -c "ALTER SYSTEM SET coco_target.lock_timeout = '300ms'" \
   -c "ALTER SYSTEM SET coco_target.retry_base = '500ms'" \
   -c "SELECT pg_reload_conf()" >/dev/null

@@ -7,8 +7,6 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
 
 q <<'SQL' >/dev/null
 CREATE EXTENSION coco_target;

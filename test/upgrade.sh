@@ -8,8 +8,6 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
 
 # the version the library and a fresh install are at
 current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$COCO_ROOT/coco_target.control")

@@ -27,8 +27,6 @@ fail() {
     tail -n 40 "$COCO_TMP/postgres.log" >&2
     exit 1
 }
-ok() { echo "ok: $*"; }
-q() { coco_psql -qAt "$@"; }
 
 # Poll `sql` (in database $2, default postgres) until it prints `want`,
 # at most $3 seconds (default 30).
