@@ -200,6 +200,16 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 		if (!declares_any && ncomps == 0)
 			continue;			/* no child of this container is in play */
 
+		/*
+		 * Rows written under an older generation or schema are written
+		 * again in full; such a component is never clean, so this is also
+		 * what the sync re-writes.  A summary that diffs as it reads needs
+		 * it first.
+		 */
+		for (int c = 0; c < ncomps; c++)
+			if (comps[c].has_set && !comps[c].set_current)
+				rewrite[nrewrite++] = comps[c].comp_id;
+
 		/* what they declare now, per component, from one streaming pass */
 		coco_run_init_sync(&sync, app, ts_id, record, replaced, nreplaced);
 		fresh = is_fresh(states, nstates, ts_id);
@@ -217,15 +227,8 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 		}
 		else if (p->summarize_children && declares_any)
 		{
-			/* a summary that diffs as it reads must know what to re-write */
-			int		   *stale = palloc(sizeof(int) * Max(ncomps, 1));
-			int			nstale = 0;
-
-			for (int c = 0; c < ncomps; c++)
-				if (comps[c].has_set && !comps[c].set_current)
-					stale[nstale++] = comps[c].comp_id;
-			sync.rewrite_comps = stale;
-			sync.nrewrite = nstale;
+			sync.rewrite_comps = rewrite;
+			sync.nrewrite = nrewrite;
 			p->summarize_children(&sync);
 			for (int r = 0; r < nreplaced; r++)
 			{
@@ -252,8 +255,6 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 				continue;
 			}
 			dirty[ndirty++] = comps[c].comp_id;
-			if (comps[c].has_set && !comps[c].set_current)
-				rewrite[nrewrite++] = comps[c].comp_id;
 		}
 		coco_run_provider_stats(rs, p->child_name)->unchanged += clean_rows;
 		if (ndirty == 0)

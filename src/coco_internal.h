@@ -206,6 +206,7 @@ extern int64 coco_rowdiff_load(const CocoTableSpec *spec, const char *sql, int n
 extern Snapshot coco_run_snapshot;
 extern int64 coco_run_pass_id;
 extern void coco_push_run_snapshot(void);
+extern ArrayType *coco_run_int_array(const int *values, int n);
 extern void coco_lock_app(CocoApp *app, bool for_drop);
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);

@@ -6,8 +6,8 @@
  * digest can be computed while a query streams, added up across several
  * declarations of one component, and compared with the digest remembered for
  * the rows the component has in a table.  Equal digests and counts mean the
- * component declares exactly the rows it has, and its diff can be skipped —
- * the no-op resync then costs one pass over the declared rows.
+ * component declares exactly the rows it has: it is clean, and nothing of
+ * it is written.
  *
  * The run's diff (rowdiff.c) tallies the digest and count per component
  * as it reads the declared rows (coco_diff_tally_add); a statement can do

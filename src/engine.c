@@ -128,7 +128,7 @@ coco_run_int_column(int *n)
 }
 
 ArrayType *
-coco_run_int_array(int *values, int n)
+coco_run_int_array(const int *values, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
 

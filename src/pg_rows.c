@@ -437,16 +437,6 @@ replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_p
 	return queries;
 }
 
-static Datum
-int_array_datum(int *values, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int32GetDatum(values[i]);
-	return PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
-}
-
 /*
  * The summary pass of one table leaves its diff behind, so that a sync of
  * the same table in the same pass does not read the declarations again.
@@ -458,19 +448,14 @@ static int64 kept_pass = 0;
 static int64 kept_container = 0;
 static SubTransactionId kept_subid = InvalidSubTransactionId;
 
+/* On abort the diff's temporary files are the resource owner's to close. */
 static void
-forget_kept_diff_files(bool close_files)
+forget_kept_diff(bool close_files)
 {
 	if (kept_diff != NULL)
 		coco_rowdiff_free(kept_diff, close_files);
 	kept_diff = NULL;
 	kept_pass = kept_container = 0;
-}
-
-static void
-forget_kept_diff(void)
-{
-	forget_kept_diff_files(true);
 }
 
 static CocoRowDiff *
@@ -485,7 +470,7 @@ take_kept_diff(int64 container_id)
 		kept_pass = kept_container = 0;
 	}
 	else
-		forget_kept_diff();
+		forget_kept_diff(true);
 	return d;
 }
 
@@ -499,9 +484,9 @@ rows_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT ||
 		event == XACT_EVENT_PRE_PREPARE)
-		forget_kept_diff_files(true);
+		forget_kept_diff(true);
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		forget_kept_diff_files(false);
+		forget_kept_diff(false);
 }
 
 static void
@@ -509,9 +494,9 @@ rows_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_PRE_COMMIT_SUB && mySubid == kept_subid)
-		forget_kept_diff_files(true);
+		forget_kept_diff(true);
 	else if (event == SUBXACT_EVENT_ABORT_SUB && mySubid == kept_subid)
-		forget_kept_diff_files(false);
+		forget_kept_diff(false);
 }
 
 static void
@@ -542,8 +527,8 @@ row_params(CocoChildSync *sync, const CocoTableSpec *spec, Oid *types, Datum *va
 	types[4] = TEXTOID;
 	values[0] = Int32GetDatum(sync->app_id);
 	values[1] = Int64GetDatum(sync->container_id);
-	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
-	values[3] = int_array_datum(sync->rewrite_comps, sync->nrewrite);
+	values[2] = PointerGetDatum(coco_run_int_array(sync->replaced_comps, sync->nreplaced));
+	values[3] = PointerGetDatum(coco_run_int_array(sync->rewrite_comps, sync->nrewrite));
 	values[4] = CStringGetTextDatum(spec->tn.qualified);
 }
 
@@ -589,7 +574,7 @@ coco_rows_summarize(CocoChildSync *sync)
 	char	   *search_path;
 	List	   *queries = replaced_queries(sync, spec, &search_path);
 
-	forget_kept_diff();
+	forget_kept_diff(true);
 	keep_diff(read_declared(sync, spec, queries, search_path), sync->container_id);
 }
 
@@ -751,7 +736,7 @@ coco_rows_sync(CocoChildSync *sync)
 		Oid			t[1] = {INT8OID};
 		Datum		v[1] = {Int64GetDatum(sync->container_id)};
 
-		forget_kept_diff();
+		forget_kept_diff(true);
 		coco_enter_extension_owner(&uc);
 		coco_spi_exec("DELETE FROM coco.tracked_row WHERE target_id OPERATOR(pg_catalog.=) $1",
 					  1, t, v, NULL, SPI_OK_DELETE);
@@ -764,7 +749,7 @@ coco_rows_sync(CocoChildSync *sync)
 	if (sync->fresh_container && sync->exclusive && sync->nreplaced == 1 &&
 		!sync->ignore_declarations && sync->change_limit == 0)
 	{
-		forget_kept_diff();
+		forget_kept_diff(true);
 		row_params(sync, spec, types, values);
 		bulk_load(sync, spec, queries, search_path, types, values);
 		return;
@@ -816,8 +801,8 @@ coco_rows_plan(CocoChildSync *sync)
 
 	values[0] = Int32GetDatum(sync->app_id);
 	values[1] = Int64GetDatum(sync->container_id);
-	values[2] = int_array_datum(sync->replaced_comps, sync->nreplaced);
-	values[3] = int_array_datum(sync->rewrite_comps, sync->nrewrite);
+	values[2] = PointerGetDatum(coco_run_int_array(sync->replaced_comps, sync->nreplaced));
+	values[3] = PointerGetDatum(coco_run_int_array(sync->rewrite_comps, sync->nrewrite));
 	values[4] = CStringGetTextDatum(spec->tn.qualified);
 	/* the diff's output columns: key, fingerprint, component, tracked key, … changed */
 	sql = psprintf("SELECT pg_catalog.count(*) FILTER (WHERE z.\"coco#k\" IS NULL), "

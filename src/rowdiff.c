@@ -1115,12 +1115,9 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 	RowReceiver *r = receiver_create(d, READ_TRACKED);
 	Oid			types[2] = {INT8OID, INT4ARRAYOID};
 	Datum		values[2];
-	Datum	   *cd = palloc(sizeof(Datum) * Max(ncomps, 1));
 
-	for (int i = 0; i < ncomps; i++)
-		cd[i] = Int32GetDatum(comps[i]);
 	values[0] = Int64GetDatum(target_id);
-	values[1] = PointerGetDatum(construct_array(cd, ncomps, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(coco_run_int_array(comps, ncomps));
 	run_into("SELECT ctid, key, fp, comp_id FROM coco.tracked_row "
 			 "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
 			 make_params(2, types, values), r);

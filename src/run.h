@@ -71,7 +71,6 @@ extern ProviderStats *coco_run_provider_stats(RunStats *rs, const char *name);
 extern void coco_run_snap_exec(const char *sql, int nargs, Oid *types, Datum *values,
 							   bool read_only, int expected);
 extern int *coco_run_int_column(int *n);
-extern ArrayType *coco_run_int_array(int *values, int n);
 extern void coco_run_init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
 							   int *replaced, int nreplaced);
 extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync);
