@@ -106,6 +106,7 @@ SELECT coco.drop_app('sec_alice_app', keep_targets => true);
 \echo :LAST_ERROR_SQLSTATE
 SELECT coco.submit('sec_alice_app');
 \echo :LAST_ERROR_SQLSTATE
+-- another role's run looks like one that does not exist (42704)
 SELECT public.sec_sqlstate_of(format('SELECT coco.wait(%s, %L)', :alice_run, '0s')) AS wait_on_alice_run;
 -- creating an app with alice's name is a duplicate, not a takeover
 SELECT coco.create_app('sec_alice_app');

@@ -298,6 +298,7 @@ check_declare_fn(Oid fn)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", format_procedure(fn))));
+	coco_check_lasting_function(fn, "an app's declaration function");
 }
 
 PG_FUNCTION_INFO_V1(coco_create_app);
@@ -347,9 +348,10 @@ coco_drop_app(PG_FUNCTION_ARGS)
 	CocoApp    *app;
 
 	coco_require_arg(fcinfo, 0, "app name");
+	coco_require_arg(fcinfo, 1, "keep_targets");
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	coco_engine_drop_app(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
+	coco_engine_drop_app(app, PG_GETARG_BOOL(1));
 	forget_cached_app();
 	SPI_finish();
 	PG_RETURN_VOID();

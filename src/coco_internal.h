@@ -36,7 +36,7 @@ extern Oid	coco_run_owner;
 extern const CocoProvider *coco_lookup_sql_provider(const char *name);
 /* progress.c */
 extern void coco_progress_init(void);
-extern void coco_progress_begin(int app_id);
+extern void coco_progress_begin(int app_id, Oid owner);
 extern void coco_progress_phase(const char *phase, const char *target, int64 total);
 extern void coco_progress_advance(int64 done);
 extern void coco_progress_end(void);
@@ -90,6 +90,8 @@ extern void coco_table_key(const CocoTableName *tn, StringInfo buf);
 extern void coco_require_arg(FunctionCallInfo fcinfo, int n, const char *what);
 extern text *coco_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
 extern ArrayType *coco_component_arg(FunctionCallInfo fcinfo, int n);
+extern char *coco_function_call_name(Oid fn, const char *what);
+extern void coco_check_lasting_function(Oid fn, const char *what);
 
 /* privilege.c */
 typedef struct CocoUserContext
@@ -201,6 +203,13 @@ extern Tuplestorestate *coco_rowdiff_changes(CocoRowDiff *d);
 extern int64 coco_rowdiff_load(const CocoTableSpec *spec, const char *sql, int nparams,
 							   const Oid *types, const Datum *values, Oid target_relid,
 							   int32 app_id, int64 target_id, int64 pass_id);
+
+/* run_guard.c: one run at a time in a backend */
+extern void coco_run_guard_init(void);
+extern void coco_run_guard_enter(const CocoApp *app, const char *what);
+extern void coco_run_guard_leave(void);
+extern void coco_run_guard_declaring(bool declaring);
+extern void coco_run_guard_check_staging(const CocoApp *app, const char *what);
 
 /* engine.c */
 extern Snapshot coco_run_snapshot;

@@ -142,10 +142,10 @@ coco_drop_context(PG_FUNCTION_ARGS)
 				 errhint("Only a superuser can drop a context.")));
 	SPI_connect();
 	coco_enter_extension_owner(&uc);
-	/* keys of targets in a context start with the context's key */
+	/* keys of the localfs connector's targets start with their context's key */
 	if (coco_spi_int8("SELECT pg_catalog.count(*) FROM coco.target_state "
 					  "WHERE coco.key_to_jsonb(key) OPERATOR(pg_catalog.->>) 0 OPERATOR(pg_catalog.=) $1 "
-					  "AND provider OPERATOR(pg_catalog.~~) 'localfs.%'",
+					  "AND provider OPERATOR(pg_catalog.=) ANY ('{localfs.dir,localfs.file}'::pg_catalog.text[])",
 					  1, types, values, NULL) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),

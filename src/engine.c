@@ -852,14 +852,14 @@ run_declare_fn(CocoApp *app)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(app->name)};
 
-	coco_enter_app_owner(app->owner, app->search_path, &uc);
-	{
-	char	   *fn = quote_qualified_identifier(get_namespace_name(get_func_namespace(app->declare_fn)),
-												get_func_name(app->declare_fn));
+	char	   *fn = coco_function_call_name(app->declare_fn,
+											 psprintf("the declaration function of app \"%s\"", app->name));
 
+	coco_enter_app_owner(app->owner, app->search_path, &uc);
+	coco_run_guard_declaring(true);
 	/* the argument is cast to text, so the call resolves to this function */
 	coco_spi_exec(psprintf("SELECT %s($1::pg_catalog.text)", fn), 1, types, values, NULL, SPI_OK_SELECT);
-	}
+	coco_run_guard_declaring(false);
 	coco_leave(&uc);
 }
 
@@ -973,6 +973,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	bool		declare_fn_ran = false;
 	int64		pending;
 
+	coco_run_guard_enter(app, declare_first ? "coco.update()" : "coco.reconcile()");
 	batched_run = run_id > 0 && coco_commit_every > 0;
 	if (!carry_stats_in(&rs, run_id))
 	{
@@ -983,7 +984,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	rs.transactions++;
 
 	coco_lock_app(app, false);
-	coco_progress_begin(app->app_id);
+	coco_progress_begin(app->app_id, app->owner);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(app->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1054,6 +1055,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	coco_leave(&uc);
 	coco_progress_end();
 	carry_stats_out(&rs, run_id);
+	coco_run_guard_leave();
 	return stats_jsonb(&rs, run_id);
 }
 
@@ -1064,6 +1066,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 	Datum		values[1] = {Int32GetDatum(app->app_id)};
 	CocoUserContext uc;
 
+	coco_run_guard_enter(app, "coco.drop_app()");
 	coco_lock_app(app, true);
 	delete_staging(app->app_id, false);
 	if (!keep_targets)
@@ -1096,6 +1099,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 	coco_spi_exec("DELETE FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
 	coco_spi_exec("DELETE FROM coco.app WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
 	coco_leave(&uc);
+	coco_run_guard_leave();
 }
 
 /* ---- SQL-callable ------------------------------------------------------ */

@@ -10,12 +10,15 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "parser/parse_type.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 
 #include "coco_internal.h"
@@ -161,4 +164,51 @@ coco_component_arg(FunctionCallInfo fcinfo, int n)
 				 errmsg("component must not be null"),
 				 errhint("The root component is '{}'.")));
 	return PG_GETARG_ARRAYTYPE_P(n);
+}
+
+/* ---- functions kept by OID ------------------------------------------------- */
+
+/*
+ * The quoted, schema-qualified name to call function `fn` by.  Apps and
+ * providers keep their functions by OID, and a function can be dropped
+ * at any time after (a temporary one with its session): then `what` (as
+ * "the declaration function of app \"x\"") is reported missing.
+ */
+char *
+coco_function_call_name(Oid fn, const char *what)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Form_pg_proc form;
+	char	   *nspname;
+	char	   *name;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("%s no longer exists", what),
+				 errdetail("It was the function with OID %u, which has been dropped.", fn),
+				 errhint("Register the function again.")));
+	form = (Form_pg_proc) GETSTRUCT(tup);
+	nspname = get_namespace_name(form->pronamespace);
+	name = quote_qualified_identifier(nspname ? nspname : "", NameStr(form->proname));
+	ReleaseSysCache(tup);
+	return name;
+}
+
+/*
+ * A function kept for later runs must outlive the session that names it:
+ * a temporary one goes when its session ends.
+ */
+void
+coco_check_lasting_function(Oid fn, const char *what)
+{
+	Oid			nsp = get_func_namespace(fn);
+
+	if (OidIsValid(nsp) && isAnyTempNamespace(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("%s cannot be a temporary function", what),
+				 errdetail("Function %s is dropped when its session ends, and later runs need it.",
+						   format_procedure(fn)),
+				 errhint("Create the function in a permanent schema.")));
 }

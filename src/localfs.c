@@ -54,6 +54,12 @@ check_name(const char *name, const char *path, const char *what)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("%s \"%s\" may not contain \"%s\"", what, path, name),
 				 errdetail("Paths are confined to their context's root.")));
+	/* the file-name limit of the file systems a root can be on */
+	if (strlen(name) > 255)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("%s has a component of %zu bytes", what, strlen(name)),
+				 errdetail("A file or directory name has at most 255 bytes.")));
 	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_RESERVED_NAME),
@@ -228,23 +234,69 @@ remove_tree(int dirfd, const char *name, const char *what)
 		fs_error(errno, "remove directory", what);
 }
 
-/* Write `data` to dir/name atomically: a temporary file renamed over it. */
+/*
+ * The temporary file a write of `name` goes through: the reserved prefix,
+ * an unpredictable part (nothing can be planted at the name in advance)
+ * and the file's name, cut to the file-name limit.
+ */
+static char *
+temp_name(const char *name)
+{
+	uint8		bytes[8];
+	char	   *tmp;
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random temporary file name")));
+	tmp = psprintf(TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x.%s", bytes[0], bytes[1], bytes[2],
+				   bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], name);
+	if (strlen(tmp) > 255)
+		tmp[255] = '\0';
+	return tmp;
+}
+
+/*
+ * Remove what earlier writes of `name` left behind when they were cut
+ * short by a crash (writes of one file are serial: a completion run).
+ */
+static void
+remove_stale_temps(int dirfd, const char *name)
+{
+	int			fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR		   *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	size_t		skip = strlen(TMP_PREFIX) + 17;
+
+	if (dir == NULL)
+	{
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL)
+		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 &&
+			strlen(de->d_name) > skip && strncmp(de->d_name + skip, name, 255 - skip) == 0)
+			(void) unlinkat(dirfd, de->d_name, 0);
+	closedir(dir);
+}
+
+/*
+ * Write `data` to dir/name atomically: a new temporary file, created
+ * exclusively and never through a link, renamed over it.
+ */
 static void
 write_file(const char *root, const char *dir, const char *name, const char *data, size_t len)
 {
 	char	   *what = psprintf("%s/%s", dir, name);
 	int			dirfd = open_dir(root, dir, true, what);
-	/* one name per file: a write interrupted by a crash is overwritten
-	 * by the next one, not left behind (completions of an app are serial) */
-	char	   *tmp = psprintf(TMP_PREFIX "%s", name);
+	char	   *tmp = temp_name(name);
 	int			fd;
 	int			err = 0;
 	size_t		done = 0;
 
-	/* the temporary name may be cut short: it only has to be unique here */
-	if (strlen(tmp) > 255)
-		tmp[255] = '\0';
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	remove_stale_temps(dirfd, name);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 	{
 		err = errno;

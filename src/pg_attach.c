@@ -17,6 +17,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -116,10 +117,44 @@ spec_reconcile(const CocoTargetState *st, CocoDecision *d)
 static void
 exec_sql(const char *sql, const char *what, const char *name)
 {
-	if (SPI_execute(sql, false, 0) < 0)
+	int			rc = SPI_execute(sql, false, 0);
+
+	/* what SPI cannot run at all was refused when declared; still, say what */
+	if (rc < 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("coco_target: %s of \"%s\" failed", what, name)));
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the %s of \"%s\" cannot run inside a run: %s", what, name,
+						SPI_result_code_string(rc)),
+				 errhint("Transaction control and COPY to or from the client cannot be part of it.")));
+}
+
+/*
+ * SQL a run will execute (an sql_command's setup or teardown) must be
+ * something a run can execute: no transaction control (the run is one
+ * transaction), no COPY with the client.  Parsed when declared, so the
+ * mistake shows there and not in every later run.
+ */
+static void
+check_run_sql(const char *sql, const char *what, const char *name)
+{
+	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	ListCell   *lc;
+
+	foreach(lc, stmts)
+	{
+		Node	   *stmt = lfirst_node(RawStmt, lc)->stmt;
+
+		if (IsA(stmt, TransactionStmt) ||
+			(IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->filename == NULL &&
+			 !((CopyStmt *) stmt)->is_program))
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("the %s of sql_command \"%s\" contains a statement a run cannot execute",
+							what, name),
+					 errdetail("A run is one transaction: it cannot contain transaction control, "
+							   "or COPY to or from the client."),
+					 errhint("Leave out COMMIT, ROLLBACK, BEGIN, SAVEPOINT and COPY … STDIN/STDOUT.")));
+	}
 }
 
 /* ---- @index ------------------------------------------------------------- */
@@ -164,9 +199,15 @@ vector_opclass(const char *method, const char *metric)
 	return coco_quote_qualified(schema, opclass);
 }
 
-/* The CREATE INDEX statement of a spec; names were validated when declared. */
+static void check_index_statement(Jsonb *spec, const char *sql);
+
+/*
+ * The CREATE INDEX statement of a spec; names were validated when declared.
+ * Without `opclass`, a vector index's operator class is left out (it is
+ * looked up only when the index is built: pgvector may come later).
+ */
 static char *
-index_sql(Jsonb *spec, bool concurrently)
+index_sql(Jsonb *spec, bool concurrently, bool opclass)
 {
 	StringInfoData sql;
 	char	   *include = spec_identifier_list(spec, "include");
@@ -195,7 +236,7 @@ index_sql(Jsonb *spec, bool concurrently)
 	}
 
 	/* a vector index has one column, with the metric's operator class */
-	if (metric)
+	if (metric && opclass)
 		columns = psprintf("%s %s", columns, vector_opclass(method, metric));
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE %sINDEX %s%s ON %s USING %s (%s)",
@@ -230,14 +271,83 @@ index_sql(Jsonb *spec, bool concurrently)
 	}
 	if (where)
 		appendStringInfo(&sql, " WHERE (%s)", where);
+	check_index_statement(spec, sql.data);
 	return sql.data;
+}
+
+static int
+spec_array_size(Jsonb *spec, const char *field)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&spec->root, field, strlen(field), NULL);
+
+	return (v && v->type == jbvBinary) ? (int) JsonContainerSize(v->val.binary.data) : 0;
+}
+
+/*
+ * The CREATE INDEX of a spec must parse as exactly that one statement, with
+ * the spec's name, table, method, columns, expressions, included columns
+ * and predicate.  Expressions and the predicate go in as text (a raw
+ * expression cannot be deparsed), each checked alone when declared; a
+ * comment or a quote that reaches past one of them could still change the
+ * statement around it, or carry another one in.  Checked when declared and
+ * again before the statement runs.
+ */
+static void
+check_index_statement(Jsonb *spec, const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *stmts = NIL;
+	IndexStmt  *ix = NULL;
+	char	   *name = spec_text(spec, "index_name");
+	char	   *where = spec_text(spec, "where");
+	int			ncolumns = spec_array_size(spec, "columns");
+	bool		same;
+
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	if (list_length(stmts) == 1 && IsA(linitial_node(RawStmt, stmts)->stmt, IndexStmt))
+		ix = (IndexStmt *) linitial_node(RawStmt, stmts)->stmt;
+	same = ix != NULL &&
+		strcmp(ix->idxname, name) == 0 &&
+		ix->relation->schemaname != NULL &&
+		strcmp(ix->relation->schemaname, spec_text(spec, "schema")) == 0 &&
+		strcmp(ix->relation->relname, spec_text(spec, "table")) == 0 &&
+		strcmp(ix->accessMethod, spec_text(spec, "method")) == 0 &&
+		ix->unique == spec_bool(spec, "unique") &&
+		list_length(ix->indexParams) == ncolumns + spec_array_size(spec, "expressions") &&
+		list_length(ix->indexIncludingParams) == spec_array_size(spec, "include") &&
+		(ix->whereClause != NULL) == (where != NULL);
+	/* the named columns come first, as names; the expressions after them */
+	for (int i = 0; same && i < list_length(ix->indexParams); i++)
+	{
+		IndexElem  *e = list_nth_node(IndexElem, ix->indexParams, i);
+
+		same = (i < ncolumns) == (e->name != NULL && e->expr == NULL);
+	}
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("the expressions or predicate of index \"%s\" do not make one CREATE INDEX statement",
+						name),
+				 errdetail("A comment or a quoted string in one of them reaches past it and changes the "
+						   "statement around it."),
+				 errhint("Give each expression, and the predicate, as a complete SQL expression of its own.")));
 }
 
 static void
 index_apply(CocoPlannedAction *actions, int n)
 {
 	for (int i = 0; i < n; i++)
-		exec_sql(index_sql(actions[i].state->desired, false), "creating index", actions[i].state->name);
+		exec_sql(index_sql(actions[i].state->desired, false, true), "creating index", actions[i].state->name);
 }
 
 /*
@@ -256,7 +366,7 @@ index_concurrently_sql(const CocoPlannedAction *action)
 
 	if (OidIsValid(index))
 		exec_sql(psprintf("DROP INDEX IF EXISTS %s", qname), "dropping a leftover index", action->state->name);
-	return index_sql(spec, true);
+	return index_sql(spec, true, true);
 }
 
 /* ---- @sql_command ------------------------------------------------------- */
@@ -607,6 +717,7 @@ coco_declare_index(PG_FUNCTION_ARGS)
 	JsonbValue *opt;
 	bool		concurrently = false;
 	bool		has_expressions = false;
+	Jsonb	   *built;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
@@ -705,10 +816,11 @@ coco_declare_index(PG_FUNCTION_ARGS)
 	if (concurrently)
 		appendStringInfoString(&spec, ", \"concurrently\": true");
 	appendStringInfoChar(&spec, '}');
+	built = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data)));
+	(void) index_sql(built, concurrently, false);
 	stage_attachment(app, &tn, concurrently ? INDEX_CONCURRENTLY_PROVIDER : INDEX_PROVIDER,
 					 concurrently ? INDEX_PROVIDER : INDEX_CONCURRENTLY_PROVIDER, "@index", name,
-					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
-					 coco_component_arg(fcinfo, 6));
+					 built, coco_component_arg(fcinfo, 6));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -743,6 +855,9 @@ coco_declare_sql_command(PG_FUNCTION_ARGS)
 	appendStringInfoString(&spec, ", \"name\": ");
 	escape_json(&spec, name);
 	appendStringInfoString(&spec, ", \"setup\": ");
+	check_run_sql(text_to_cstring(coco_text_arg(fcinfo, 3, "setup_sql")), "setup", name);
+	if (!PG_ARGISNULL(4))
+		check_run_sql(text_to_cstring(PG_GETARG_TEXT_PP(4)), "teardown", name);
 	escape_json(&spec, text_to_cstring(coco_text_arg(fcinfo, 3, "setup_sql")));
 	appendStringInfoString(&spec, ", \"teardown\": ");
 	if (PG_ARGISNULL(4))

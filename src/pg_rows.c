@@ -19,10 +19,14 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -579,6 +583,65 @@ coco_rows_summarize(CocoChildSync *sync)
 }
 
 /*
+ * The table this run created, found again by name for its bulk load, under
+ * the lock the load writes with.  User code has run since CREATE TABLE (the
+ * queries of tables loaded before it, a SQL provider's apply function) and
+ * may have dropped, renamed, replaced or altered what now has the name;
+ * rows go straight into the heap only if it is still a plain table of
+ * exactly the declared columns and types, with nothing an INSERT would run
+ * (triggers, rules, row security, CHECK constraints, generated columns,
+ * partitions), that the app owner may insert into.  Anything else is
+ * refused: nothing is written around it.
+ */
+static Oid
+open_created_table(const CocoTableSpec *spec, Oid owner)
+{
+	RangeVar   *rv = makeRangeVar(spec->tn.schema, spec->tn.name, -1);
+	Oid			relid = RangeVarGetRelid(rv, RowExclusiveLock, true);
+	const char *why = NULL;
+
+	if (!OidIsValid(relid))
+		why = "it was dropped or renamed";
+	else
+	{
+		Relation	rel = relation_open(relid, NoLock);
+		Form_pg_class form = RelationGetForm(rel);
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		if (form->relkind != RELKIND_RELATION || form->relispartition)
+			why = "another relation took its name";
+		else if (form->relhastriggers || form->relhasrules || form->relrowsecurity ||
+				 (desc->constr && (desc->constr->num_check > 0 || desc->constr->has_generated_stored)))
+			why = "a trigger, rule, policy or constraint was added to it";
+		else if (desc->natts != spec->ncolumns)
+			why = "its columns were changed";
+		for (int i = 0; why == NULL && i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			Oid			typid;
+			int32		typmod;
+
+			coco_resolve_type(spec->columns[i].type, &typid, &typmod);
+			if (att->attisdropped || att->attgenerated != '\0' ||
+				strcmp(NameStr(att->attname), spec->columns[i].name) != 0 ||
+				att->atttypid != typid || att->atttypmod != typmod)
+				why = "its columns were changed";
+		}
+		if (why == NULL && pg_class_aclcheck(relid, owner, ACL_INSERT) != ACLCHECK_OK)
+			why = "the app's owner may no longer insert into it";
+		relation_close(rel, NoLock);
+	}
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" was changed while the run was loading it", spec->tn.qualified),
+				 errdetail("The run created the table, and since then %s.", why),
+				 errhint("User code that a run calls (declare_rows queries, SQL providers) must not "
+						 "alter the tables the run creates.")));
+	return relid;
+}
+
+/*
  * A table this run created, whose rows one component declares and no
  * other component tracks: nothing can conflict and nothing is tracked yet,
  * so there is nothing to diff.
@@ -588,9 +651,10 @@ coco_rows_summarize(CocoChildSync *sync)
  * declarations, through the heap's multi-insert path (rowdiff.c), as the
  * app owner whose query it is; NOT NULL and the primary key are checked as
  * an INSERT would.  A user's table gets one INSERT … SELECT as the app
- * owner, and its tracking is computed from the table afterwards (as the
- * extension owner, reading raw values: no user code runs).  A repeated key
- * fails with the table's own unique violation.
+ * owner, and its tracking is computed from the table afterwards, read as
+ * the app owner too (the table may be a view by then: its functions must
+ * not run with more privilege).  A repeated key fails with the table's own
+ * unique violation.
  */
 static void
 bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
@@ -603,7 +667,7 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 
 	if (strcmp(spec->managed_by, "system") == 0)
 	{
-		Oid			relid = get_relname_relid(spec->tn.name, get_namespace_oid(spec->tn.schema, false));
+		Oid			relid = open_created_table(spec, sync->owner);
 
 		coco_enter_app_owner(sync->owner, search_path, &uc);
 		coco_push_run_snapshot();
@@ -630,14 +694,16 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 									   qname, cols.data, cols.data,
 									   build_declared_sql(spec, queries, false)),
 							  5, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "coco_target: loading table %s failed", qname);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not load table \"%s\"", spec->tn.qualified)));
 	PopActiveSnapshot();
 	coco_leave(&uc);
 	sync->inserted = SPI_processed;
 	coco_fault("after_row_batch");
 
-	/* the table read back as (component, columns…): no user code runs */
-	coco_enter_extension_owner(&uc);
+	/* the table read back as (component, columns…), as the app owner */
+	coco_enter_app_owner(sync->owner, COCO_SAFE_SEARCH_PATH, &uc);
 	(void) coco_rowdiff_load(spec, psprintf("SELECT %d AS \"coco#c\"%s FROM ONLY %s x",
 											sync->replaced_comps[0], xcols.data, qname),
 							 0, NULL, NULL, InvalidOid, sync->app_id, sync->container_id,

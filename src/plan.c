@@ -198,6 +198,7 @@ coco_plan(PG_FUNCTION_ARGS)
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	memset(&rs, 0, sizeof(rs));
+	coco_run_guard_enter(app, "coco.plan()");
 	coco_run_decide(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1), &rd, &rs);
 
 	for (int i = 0; i < rd.ntables; i++)
@@ -236,6 +237,7 @@ coco_plan(PG_FUNCTION_ARGS)
 					  rd.tables[i].provider);
 
 	coco_run_end();
+	coco_run_guard_leave();
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -15,6 +15,8 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "catalog/pg_authid.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -25,6 +27,7 @@ typedef struct ProgressSlot
 	slock_t		mutex;
 	int			pid;			/* 0: no run */
 	int			app_id;
+	Oid			owner;			/* the app's: who may see the slot */
 	int64		run_id;
 	char		phase[32];
 	char		target[NAMEDATALEN * 2];
@@ -102,7 +105,7 @@ my_slot(void)
 
 /* A run starts, moves to a phase, advances, ends. */
 void
-coco_progress_begin(int app_id)
+coco_progress_begin(int app_id, Oid owner)
 {
 	ProgressSlot *s = my_slot();
 
@@ -111,6 +114,7 @@ coco_progress_begin(int app_id)
 	SpinLockAcquire(&s->mutex);
 	s->pid = MyProcPid;
 	s->app_id = app_id;
+	s->owner = owner;
 	s->run_id = 0;
 	strlcpy(s->phase, "starting", sizeof(s->phase));
 	s->target[0] = '\0';
@@ -177,7 +181,10 @@ coco_progress_slots(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&slots[i].mutex);
 		memcpy(&copy, &slots[i], sizeof(copy));
 		SpinLockRelease(&slots[i].mutex);
-		if (copy.pid == 0)
+		/* as pg_stat_activity: members of the app owner's role, and readers of all stats */
+		if (copy.pid == 0 ||
+			!(has_privs_of_role(GetUserId(), copy.owner) ||
+			  has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS)))
 			continue;
 		values[0] = Int32GetDatum(copy.pid);
 		values[1] = Int32GetDatum(copy.app_id);

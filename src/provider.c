@@ -74,6 +74,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	coco_run_guard_init();
 	DefineCustomIntVariable("coco_target.work_mem",
 							"Memory for the diff of a table's rows against tracking.",
 							"Bounds the tracked rows held in memory (about 56 bytes each); "

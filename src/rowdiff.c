@@ -38,6 +38,7 @@
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "nodes/params.h"
+#include "nodes/parsenodes.h"
 #include "storage/buffile.h"
 #include "storage/itemptr.h"
 #include "tcop/dest.h"
@@ -828,11 +829,25 @@ bulk_open(Oid relid, MemoryContext cxt)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	BulkWriter *w = palloc0(sizeof(BulkWriter));
 
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
 	w->rel = table_open(relid, RowExclusiveLock);
+
+	/*
+	 * The executor state of an INSERT into the relation, range table
+	 * included: a constraint's or a unique index's error builds its detail
+	 * from the range table entry of the result relation.
+	 */
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = RelationGetForm(w->rel)->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	w->estate = CreateExecutorState();
+	ExecInitRangeTable(w->estate, list_make1(rte));
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 	ExecOpenIndices(w->rri, false);
-	w->estate = CreateExecutorState();
 	w->bistate = GetBulkInsertState();
 	w->cid = GetCurrentCommandId(true);
 	w->check_constraints = RelationGetDescr(w->rel)->constr != NULL;

@@ -109,14 +109,15 @@ coco_lookup_sql_provider(const char *name)
 }
 
 static char *
-function_call(Oid fn, int nargs)
+function_call(const SqlProvider *p, Oid fn, int nargs)
 {
 	StringInfoData sql;
+	const char *what = fn == p->reconcile_fn ? "reconcile" : "apply";
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s(",
-					 quote_qualified_identifier(get_namespace_name(get_func_namespace(fn)),
-												get_func_name(fn)));
+					 coco_function_call_name(fn, psprintf("the %s function of provider \"%s\"",
+														 what, p->name)));
 	for (int i = 1; i <= nargs; i++)
 		appendStringInfo(&sql, "%s$%d", i > 1 ? ", " : "", i);
 	appendStringInfoChar(&sql, ')');
@@ -182,7 +183,7 @@ sql_reconcile(const CocoTargetState *st, CocoDecision *d)
 
 	/* the provider's code is the app's work: it runs as the app owner */
 	coco_enter_app_owner(coco_run_owner, COCO_SAFE_SEARCH_PATH, &uc);
-	coco_spi_exec(function_call(p->reconcile_fn, 4), 4, types, values, nulls, SPI_OK_SELECT);
+	coco_spi_exec(function_call(p, p->reconcile_fn, 4), 4, types, values, nulls, SPI_OK_SELECT);
 	coco_leave(&uc);
 	result = (SPI_processed > 0) ?
 		DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) : NULL;
@@ -240,7 +241,7 @@ sql_apply(CocoPlannedAction *actions, int n)
 	appendStringInfoChar(&batch, ']');
 	values[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(batch.data));
 	/* the engine runs sinks as the app owner already */
-	coco_spi_exec(function_call(p->apply_fn, 1), 1, types, values, NULL, SPI_OK_SELECT);
+	coco_spi_exec(function_call(p, p->apply_fn, 1), 1, types, values, NULL, SPI_OK_SELECT);
 }
 
 /* ---- SQL-callable ------------------------------------------------------ */
@@ -285,6 +286,13 @@ check_provider_name(const char *name)
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid provider name \"%s\"", name),
 				 errdetail("Provider names are lowercase letters, digits, '_' and '.', starting with a letter.")));
+	/* the built-in connectors' namespaces: their names mean their targets */
+	if (strncmp(name, "postgres.", 9) == 0 || strncmp(name, "localfs.", 8) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("provider name \"%s\" is reserved", name),
+				 errdetail("Names starting with \"postgres.\" or \"localfs.\" belong to the built-in connectors."),
+				 errhint("Name the provider after your own connector, as \"myorg.kv\".")));
 }
 
 /*
@@ -311,13 +319,15 @@ coco_register_provider(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("provider name and functions must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	check_provider_name(name);
 	if (coco_lookup_c_provider(name) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("provider \"%s\" is provided by a C connector", name)));
+	check_provider_name(name);
 	check_function(PG_GETARG_OID(1), 4, rtypes, JSONBOID, "reconcile function");
 	check_function(PG_GETARG_OID(2), 1, atypes, VOIDOID, "apply function");
+	coco_check_lasting_function(PG_GETARG_OID(1), "a provider's reconcile function");
+	coco_check_lasting_function(PG_GETARG_OID(2), "a provider's apply function");
 
 	SPI_connect();
 	values[0] = CStringGetTextDatum(name);

@@ -170,11 +170,12 @@ coco_key_put_base_datum(StringInfo buf, Datum value, Oid basetypid, Oid typid)
 	}
 }
 
+/* bytes that are not a key: given to coco.key_to_jsonb() or coco.diff() */
 static void
 malformed(void)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 			 errmsg("malformed stable key encoding")));
 }
 

@@ -91,6 +91,7 @@ coco_note_declared(const CocoApp *app)
 	MemoryContext old;
 	NotedApp   *n;
 
+	coco_run_guard_check_staging(app, "declaring into the app");
 	if (!app->auto_submit)
 		return;
 	subid = GetCurrentSubTransactionId();
@@ -360,6 +361,15 @@ submitted_here(int64 run_id)
 
 /* ---- coco.wait() ---------------------------------------------------------- */
 
+static void pg_attribute_noreturn()
+run_not_found(int64 run_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("run %lld does not exist", (long long) run_id),
+			 errdetail("Runs disappear with their app; runs of other roles' apps cannot be waited on.")));
+}
+
 /*
  * coco.wait(run_id, timeout) — wait until the run has succeeded (return its
  * stats) or failed for good (raise its error).  Sleeps on the condition
@@ -419,22 +429,16 @@ coco_wait(PG_FUNCTION_ARGS)
 					  1, types, values, NULL, SPI_OK_SELECT);
 		coco_leave(&uc);
 		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("run %lld does not exist", (long long) run_id),
-					 errdetail("Runs disappear with their app.")));
+			run_not_found(run_id);
 		tup = SPI_tuptable->vals[0];
 		desc = SPI_tuptable->tupdesc;
 		if (!checked_owner)
 		{
 			Oid			owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 
+			/* another role's run is not told apart from one that does not exist */
 			if (!has_privs_of_role(GetUserId(), owner))
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied for run %lld", (long long) run_id),
-						 errdetail("Only members of the owner role of app \"%s\" may wait on its runs.",
-								   SPI_getvalue(tup, desc, 5))));
+				run_not_found(run_id);
 			checked_owner = true;
 		}
 		status = SPI_getvalue(tup, desc, 1);

@@ -169,6 +169,7 @@ coco_verify(PG_FUNCTION_ARGS)
 	repair = PG_GETARG_BOOL(1);
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
+	coco_run_guard_enter(app, "coco.verify()");
 	coco_lock_app(app, false);
 
 	values[0] = Int32GetDatum(app->app_id);
@@ -208,6 +209,7 @@ coco_verify(PG_FUNCTION_ARGS)
 		appendStringInfoChar(&out, '}');
 	}
 	appendStringInfo(&out, "}, \"drifted\": " INT64_FORMAT, drifted);
+	coco_run_guard_leave();
 	if (repair && drifted > 0 && OidIsValid(app->declare_fn))
 	{
 		Jsonb	   *stats = coco_engine_reconcile(app, true, true, 0);
