@@ -674,7 +674,7 @@ SELECT coco.key_from_jsonb('{"uuid": "not-a-uuid"}');
 -- 64. invalid bytes text: 22023 (bytea's own error)
 SELECT coco.key_from_jsonb('{"bytes": "\\xZZ"}');
 \echo :LAST_ERROR_SQLSTATE
--- 65. undecodable bytes: XX001 (data corrupted), never a crash
+-- 65. undecodable bytes: 22P03 (invalid binary representation), never a crash
 SELECT coco.key_to_jsonb(decode('ff00ff', 'hex'));
 \echo :LAST_ERROR_SQLSTATE
 SELECT coco.key_to_jsonb('\x');
@@ -690,14 +690,14 @@ SELECT coco.key_to_jsonb('\x0100');
 SELECT coco.key_to_jsonb(decode(repeat('60', 100) || repeat('00', 100), 'hex'));
 \echo :LAST_ERROR_SQLSTATE
 -- 66. a string item that is not valid UTF-8 is not a valid encoding
--- either: XX001, not a jsonb holding invalid text.  (At the time of writing
+-- either: 22P03, not a jsonb holding invalid text.  (At the time of writing
 -- both are accepted.)
 SELECT public.sec_sqlstate_of($$SELECT coco.key_to_jsonb('\x20ff0000'::bytea)$$) AS invalid_utf8_key;
--- nor is a string item holding a NUL (text cannot): XX001, not the
+-- nor is a string item holding a NUL (text cannot): 22P03, not the
 -- spelling of another key ("" is the empty string's)
 SELECT public.sec_sqlstate_of($$SELECT coco.key_to_jsonb('\x2000ff0000'::bytea)$$) AS nul_in_string_key;
 -- 67. every prefix of a valid key, and 300 pseudo-random byte strings:
--- each decodes or is refused with XX001
+-- each decodes or is refused with 22P03
 SELECT public.sec_sqlstate_of(format('SELECT coco.key_to_jsonb(%L::bytea)',
          substr(coco.row_key(42, 'abc'::text, '\x00ff'::bytea, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid, true), 1, n))) AS sqlstate,
        count(*)

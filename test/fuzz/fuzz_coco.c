@@ -6,7 +6,7 @@
  * The first byte of an input picks a mode, the rest is its payload:
  *
  *   0  raw key bytes: coco_key_read over arbitrary bytes never reads out
- *      of bounds, refuses with XX001 or agrees item by item with an
+ *      of bounds, refuses with 22P03 or agrees item by item with an
  *      independent decoder of the format; what it reads re-encodes to the
  *      same bytes; scalar items survive coco_key_item_datum and
  *      coco_key_put_datum unchanged; coco_key_to_jsonb accepts exactly
@@ -649,7 +649,7 @@ check_to_jsonb(const char *data, int len, const KVal *tree)
 	}
 	if (!got)
 	{
-		FZ_CHECK(fz_error_code() == ERRCODE_DATA_CORRUPTED,
+		FZ_CHECK(fz_error_code() == ERRCODE_INVALID_BINARY_REPRESENTATION,
 				 "to_jsonb refused with the wrong error: %s", fz_error_message());
 		return;
 	}
@@ -820,7 +820,7 @@ mode_raw(const char *data, int len)
 		}
 		if (!ok)
 		{
-			FZ_CHECK(fz_error_code() == ERRCODE_DATA_CORRUPTED,
+			FZ_CHECK(fz_error_code() == ERRCODE_INVALID_BINARY_REPRESENTATION,
 					 "coco_key_read refused with the wrong error: %s", fz_error_message());
 			/* a refused item leaves the position where it was */
 			FZ_CHECK(c.pos == pos, "position moved on a refused item");
