@@ -190,8 +190,13 @@ coco_function_call_name(Oid fn, const char *what)
 				 errhint("Register the function again.")));
 	form = (Form_pg_proc) GETSTRUCT(tup);
 	nspname = get_namespace_name(form->pronamespace);
-	name = quote_qualified_identifier(nspname ? nspname : "", NameStr(form->proname));
+	name = nspname ? quote_qualified_identifier(nspname, NameStr(form->proname)) : NULL;
 	ReleaseSysCache(tup);
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("%s no longer exists", what),
+				 errdetail("The schema of function %u has been dropped.", fn)));
 	return name;
 }
 

@@ -257,31 +257,6 @@ temp_name(const char *name)
 }
 
 /*
- * Remove what earlier writes of `name` left behind when they were cut
- * short by a crash (writes of one file are serial: a completion run).
- */
-static void
-remove_stale_temps(int dirfd, const char *name)
-{
-	int			fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR		   *dir = fd >= 0 ? fdopendir(fd) : NULL;
-	struct dirent *de;
-	size_t		skip = strlen(TMP_PREFIX) + 17;
-
-	if (dir == NULL)
-	{
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	while ((de = readdir(dir)) != NULL)
-		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 &&
-			strlen(de->d_name) > skip && strncmp(de->d_name + skip, name, 255 - skip) == 0)
-			(void) unlinkat(dirfd, de->d_name, 0);
-	closedir(dir);
-}
-
-/*
  * Write `data` to dir/name atomically: a new temporary file, created
  * exclusively and never through a link, renamed over it.
  */
@@ -295,7 +270,6 @@ write_file(const char *root, const char *dir, const char *name, const char *data
 	int			err = 0;
 	size_t		done = 0;
 
-	remove_stale_temps(dirfd, name);
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 	{

@@ -148,7 +148,7 @@ check_run_sql(const char *sql, const char *what, const char *name)
 			(IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->filename == NULL &&
 			 !((CopyStmt *) stmt)->is_program))
 			ereport(ERROR,
-					(errcode(ERRCODE_SYNTAX_ERROR),
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("the %s of sql_command \"%s\" contains a statement a run cannot execute",
 							what, name),
 					 errdetail("A run is one transaction: it cannot contain transaction control, "
@@ -309,7 +309,12 @@ check_index_statement(Jsonb *spec, const char *sql)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *e;
+
 		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (e->sqlerrcode != ERRCODE_SYNTAX_ERROR)
+			PG_RE_THROW();
 		FlushErrorState();
 		stmts = NIL;
 	}

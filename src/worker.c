@@ -511,8 +511,8 @@ static MemoryContext top_cxt = NULL;
 /*
  * Run one statement the way a client's would be: at top level, outside any
  * transaction block (CREATE INDEX CONCURRENTLY commits and starts
- * transactions itself), as the app owner in a restricted security context
- * with a pinned search_path.  Its parse tree lives in a context of its own,
+ * transactions itself), as the app owner with a pinned search_path (the
+ * build restricts the security context of the index's expressions itself).  Its parse tree lives in a context of its own,
  * not in a transaction's.  Errors propagate; the caller aborts and resets
  * the user.
  */
@@ -533,7 +533,17 @@ run_top_level(const char *sql, Oid owner, const char *activity)
 	(void) set_config_option("search_path", COCO_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SET, true, 0, false);
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+
+	/*
+	 * As the app owner, so that its privileges are what is checked; but with
+	 * no security-restricted flags: the statement commits and starts
+	 * transactions of its own, and no security context may cross a
+	 * transaction boundary (an assertion in StartTransaction).  That is safe
+	 * only because the statement is a concurrent index build, which runs the
+	 * index's expressions as the table owner in a security-restricted
+	 * context itself, in each of its transactions; nothing else runs here.
+	 */
+	SetUserIdAndSecContext(owner, 0);
 	MemoryContextSwitchTo(stmt_cxt);
 	{
 		List	   *parsed = pg_parse_query(sql);
@@ -541,6 +551,8 @@ run_top_level(const char *sql, Oid owner, const char *activity)
 		if (list_length(parsed) != 1)
 			elog(ERROR, "coco_target: a top-level statement must be exactly one statement");
 		raw = linitial_node(RawStmt, parsed);
+		if (!IsA(raw->stmt, IndexStmt) || !((IndexStmt *) raw->stmt)->concurrent)
+			elog(ERROR, "coco_target: a top-level statement must be CREATE INDEX CONCURRENTLY");
 	}
 	stmt = makeNode(PlannedStmt);
 	stmt->commandType = CMD_UTILITY;
@@ -687,7 +699,10 @@ do_run(QueuedRun *run)
 		 * so they run, each pruning its records once it succeeded (rule 9).
 		 */
 		app = start_xact_as_owner(run, activity, &save_userid, &save_sec);
+		/* sinks run user code (SQL providers): no nested run under them */
+		coco_run_guard_enter(app, "completing the run's intents");
 		completed = coco_complete_intents(app, run->run_id, &top_level, top_cxt);
+		coco_run_guard_leave();
 		SetUserIdAndSecContext(save_userid, save_sec);
 		if (top_level == NIL)
 			notify_finished(run->app_name, run->run_id, "succeeded");
