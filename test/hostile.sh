@@ -420,6 +420,91 @@ SQL
 [ "$(q -c "SELECT count(*) FROM m.cmd")" = 1 ] || fail "9. the failed run changed m.cmd"
 ok "9. the failed run left m.cmd as it was"
 
+# ---------------------------------------------------------------------------
+# 10. What the API caches, changed by user code while a caller uses it.
+# ---------------------------------------------------------------------------
+# a) a run's app, replaced in the app cache by a lookup of another role's
+#    app (refused, and caught): the run must go on with its own app, and
+#    alice's staged row must stay staged, not be applied as alice.
+q -c "SET ROLE regress_alice" \
+  -c "SELECT coco.create_app('alice_cached')" \
+  -c "SELECT coco.declare_table('alice_cached', 'a.c', '[{\"name\":\"id\",\"type\":\"integer\"}]', '{id}')" \
+  -c "SELECT coco.declare_row('alice_cached', 'a.c', '{\"id\": 1}')" \
+  -c "SELECT coco.reconcile('alice_cached')" \
+  -c "SELECT coco.declare_table('alice_cached', 'a.c', '[{\"name\":\"id\",\"type\":\"integer\"}]', '{id}')" \
+  -c "SELECT coco.declare_row('alice_cached', 'a.c', '{\"id\": 1}')" \
+  -c "SELECT coco.declare_row('alice_cached', 'a.c', '{\"id\": 2}')" >/dev/null
+as_mallory <<'SQL'
+CREATE FUNCTION m.peek() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM coco.progress_slots() WHERE pid = pg_backend_pid()) THEN
+    BEGIN
+      PERFORM coco.declare_row('alice_cached', 'a.c', '{"id": 3}');
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+  END IF;
+  RETURN 1;
+END $$;
+SELECT coco.create_app('cache_run');
+SELECT coco.declare_table('cache_run', 'm.cr', '[{"name":"id","type":"integer"}]', '{id}');
+SELECT coco.declare_rows('cache_run', 'm.cr', 'SELECT m.peek() AS id');
+SQL
+expect "10a. another role's app looked up in the middle of a run" ok <<'SQL'
+SELECT coco.reconcile('cache_run');
+SQL
+[ "$(q -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM a.c")" = 1 ] ||
+    fail "10a. alice's table was changed by mallory's run: $(q -c "SELECT string_agg(id::text, ',') FROM a.c")"
+[ "$(q -c "SELECT count(*) FROM coco.staged_row s JOIN coco.app a USING (app_id) WHERE a.name = 'alice_cached'")" = 2 ] ||
+    fail "10a. alice's staging was consumed by mallory's run"
+[ "$(q -c "SELECT count(*) FROM m.cr")" = 1 ] || fail "10a. mallory's own run did not load m.cr"
+ok "10a. the run kept its own app; alice's app untouched"
+
+# b) a SQL provider registered by user code in the middle of a run that
+#    holds the providers it looked up
+as_mallory <<'SQL'
+CREATE FUNCTION m.rereg(key jsonb, desired jsonb, prev jsonb[], may_be_missing boolean) RETURNS jsonb
+  LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    PERFORM coco.register_provider('mallory.other', 'm.rereg(jsonb,jsonb,jsonb[],boolean)', 'm.app(jsonb)');
+  EXCEPTION WHEN object_in_use THEN NULL;
+  END;
+  RETURN '{"action": "upsert"}';
+END $$;
+SELECT coco.register_provider('mallory.rereg', 'm.rereg(jsonb,jsonb,jsonb[],boolean)', 'm.app(jsonb)');
+SELECT coco.create_app('rereg');
+SELECT coco.declare_target_state('rereg', 'mallory.rereg', '"k1"', '{"v": 1}');
+SELECT coco.declare_target_state('rereg', 'mallory.rereg', '"k2"', '{"v": 2}');
+SQL
+expect "10b. a provider registered in the middle of a run" ok <<'SQL'
+SELECT coco.reconcile('rereg');
+SQL
+[ "$(q -c "SELECT count(*) FROM coco.provider WHERE name = 'mallory.other'")" = 0 ] ||
+    fail "10b. the provider was registered in the middle of the run"
+expect "10b. outside a run it can be registered" ok <<'SQL'
+SELECT coco.register_provider('mallory.other', 'm.rereg(jsonb,jsonb,jsonb[],boolean)', 'm.app(jsonb)');
+SQL
+
+# c) a declared row whose conversion (a domain's CHECK) declares again
+as_mallory <<'SQL'
+CREATE FUNCTION m.reenter(v int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM coco.declare_row('reenter', 'm.r2', '{"id": 1, "v": "x"}');
+  RETURN true;
+END $$;
+CREATE DOMAIN m.checked AS int CHECK (m.reenter(VALUE));
+SELECT coco.create_app('reenter');
+SELECT coco.declare_table('reenter', 'm.r1', '[{"name":"id","type":"integer"},{"name":"v","type":"m.checked"}]', '{id}');
+SELECT coco.declare_table('reenter', 'm.r2', '[{"name":"id","type":"integer"},{"name":"v","type":"text"}]', '{id}');
+SQL
+expect "10c. a domain check that declares while a row is converted" 55006 <<'SQL'
+SELECT coco.declare_row('reenter', 'm.r1', '{"id": 1, "v": 5}');
+SQL
+expect "10c. the next declarations work" ok <<'SQL'
+SELECT coco.declare_row('reenter', 'm.r2', '{"id": 2, "v": "y"}');
+SELECT coco.declare_row('reenter', 'm.r2', '{"id": 3, "v": "z"}');
+SQL
+
 mark=0
 [ -z "$(crashed_since "$mark")" ] || fail "a backend died during the test"
 echo "hostile scenario passed"
