@@ -127,20 +127,38 @@ check_schema_version(void)
 				 errhint("Run ALTER EXTENSION coco_target UPDATE.")));
 }
 
+/* A copy in the caller's memory: the cache may change while it is in use. */
+static CocoApp *
+copy_app(const CocoApp *src, MemoryContext cxt)
+{
+	CocoApp    *app = MemoryContextAlloc(cxt, sizeof(CocoApp));
+
+	*app = *src;
+	app->name = MemoryContextStrdup(cxt, src->name);
+	app->search_path = MemoryContextStrdup(cxt, src->search_path);
+	return app;
+}
+
+/*
+ * The app `name`, if the caller has the privileges of its owner.  Each
+ * caller gets its own copy: user code that runs while a caller holds it (a
+ * run's queries, a domain's check) may look up other apps and replace the
+ * cache's entry.
+ */
 CocoApp *
 coco_app_lookup(const char *name)
 {
 	CocoUserContext uc;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
-	CocoApp    *app;
+	CocoApp		found;
 	bool		isnull;
 
 	if (cached_app && cached_app_lxid == MyProc->lxid && strcmp(cached_app->name, name) == 0)
 	{
 		/* the cache saves the lookup, never the check: the role may differ */
 		check_app_privilege(cached_app);
-		return cached_app;
+		return copy_app(cached_app, CurrentMemoryContext);
 	}
 
 	check_app_name(name);
@@ -156,25 +174,25 @@ coco_app_lookup(const char *name)
 				 errmsg("app \"%s\" does not exist", name),
 				 errhint("Create it with coco.create_app().")));
 
+	memset(&found, 0, sizeof(found));
+	found.name = pstrdup(name);
+	found.app_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	found.owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	found.declare_fn = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (isnull)
+		found.declare_fn = InvalidOid;
+	found.search_path = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	found.auto_submit = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	check_app_privilege(&found);
+
 	if (cache_cxt == NULL)
 		cache_cxt = AllocSetContextCreate(TopMemoryContext, "coco_target app cache",
 										  ALLOCSET_SMALL_SIZES);
+	cached_app = NULL;
 	MemoryContextReset(cache_cxt);
-	app = MemoryContextAllocZero(cache_cxt, sizeof(CocoApp));
-	app->name = MemoryContextStrdup(cache_cxt, name);
-	app->app_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	app->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	app->declare_fn = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	if (isnull)
-		app->declare_fn = InvalidOid;
-	app->search_path = MemoryContextStrdup(cache_cxt,
-										   TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)));
-	app->auto_submit = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
-
-	check_app_privilege(app);
-	cached_app = app;
+	cached_app = copy_app(&found, cache_cxt);
 	cached_app_lxid = MyProc->lxid;
-	return app;
+	return copy_app(&found, CurrentMemoryContext);
 }
 
 static void

@@ -210,6 +210,7 @@ extern void coco_run_guard_enter(const CocoApp *app, const char *what);
 extern void coco_run_guard_leave(void);
 extern void coco_run_guard_declaring(bool declaring);
 extern void coco_run_guard_check_staging(const CocoApp *app, const char *what);
+extern void coco_run_guard_check_idle(const char *what);
 
 /* engine.c */
 extern Snapshot coco_run_snapshot;

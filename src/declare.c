@@ -46,9 +46,28 @@ typedef struct TableCache
 
 static TableCache table_cache;
 
+/*
+ * Converting a declared row runs user code (a domain's CHECK, a type's
+ * input function), which may call the API again; the cache in use must not
+ * be rebuilt under the conversion.
+ */
+static int	table_cache_busy = 0;
+
+static void
+check_table_cache_idle(void)
+{
+	if (table_cache_busy > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("declarations cannot change while a declared row is being converted"),
+				 errdetail("A domain check or a type's input function called coco_target's API "
+						   "from inside coco.declare_row().")));
+}
+
 static void
 forget_table_cache(void)
 {
+	check_table_cache_idle();
 	table_cache.spec = NULL;
 	if (table_cache.insert_plan)
 		SPI_freeplan(table_cache.insert_plan);
@@ -302,14 +321,23 @@ coco_declare_row(PG_FUNCTION_ARGS)
 		}
 	}
 
-	rec = row_to_record(row);
-	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = rec;
 	vals = palloc(sizeof(Datum) * spec->ncolumns);
 	nulls = palloc(sizeof(bool) * spec->ncolumns);
-	heap_deform_tuple(&tuple, table_cache.tupdesc, vals, nulls);
+	table_cache_busy++;
+	PG_TRY();
+	{
+		rec = row_to_record(row);
+		tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = rec;
+		heap_deform_tuple(&tuple, table_cache.tupdesc, vals, nulls);
+	}
+	PG_FINALLY();
+	{
+		table_cache_busy--;
+	}
+	PG_END_TRY();
 
 	initStringInfo(&key);
 	coco_key_begin_tuple(&key);

@@ -64,6 +64,14 @@ coco_run_guard_declaring(bool declaring)
 	guard_declaring = declaring;
 }
 
+/* Something every run depends on is about to change (a provider's functions). */
+void
+coco_run_guard_check_idle(const char *what)
+{
+	if (guard_app_id != 0)
+		refuse(what, guard_app_name);
+}
+
 /* Staging of `app` is about to change (a declaration, a cleared component). */
 void
 coco_run_guard_check_staging(const CocoApp *app, const char *what)

@@ -319,6 +319,8 @@ coco_register_provider(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("provider name and functions must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	/* the run holds the providers it looked up: none may be replaced under it */
+	coco_run_guard_check_idle("coco.register_provider()");
 	if (coco_lookup_c_provider(name) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
