@@ -57,10 +57,12 @@ while :; do
         coco_wait_up || true
         fail "seed $seed: a backend died: $crash"
     fi
-    if printf '%s\n' "$out" | grep -q '^XX000|'; then
-        fail "seed $seed: XX000: $(printf '%s\n' "$out" | grep '^XX000|')"
+    # here-strings, not pipes: with pipefail, grep -q ending a pipe early
+    # would make the writer's SIGPIPE read as "no match"
+    if grep -q '^XX000|' <<<"$out"; then
+        fail "seed $seed: XX000: $(grep '^XX000|' <<<"$out")"
     fi
-    if ! printf '%s\n' "$out" | grep -qE '^[0-9A-Z]{5}\|[0-9]+\|'; then
+    if ! grep -qE '^[0-9A-Z]{5}[|][0-9]+[|]' <<<"$out"; then
         # the session itself failed (a statement timeout outside a call)
         echo "seed $seed: no result: $(printf '%s' "$out" | head -c 300)"
     fi
