@@ -2,11 +2,13 @@
 EXTENSION    = coco_target
 EXTVERSION   = 0.3
 MODULE_big   = coco_target
-OBJS         = $(patsubst %.c,%.o,$(wildcard src/*.c))
+# the layers of src/ (see docs/architecture.md), lowest first
+LAYERS       = core util store engine connectors/postgres connectors/localfs connectors/sql sched bgworker api
+OBJS         = $(patsubst %.c,%.o,$(wildcard src/*.c $(addsuffix /*.c,$(addprefix src/,$(LAYERS)))))
 DATA         = $(wildcard extension/coco_target--*.sql)
-HEADERS      = src/coco_target.h
+HEADERS      = src/include/coco_target.h
 SHLIB_LINK  += -lxxhash
-PG_CPPFLAGS += -Isrc -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
+PG_CPPFLAGS += -Isrc -Isrc/include -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=coco_target
@@ -21,4 +23,4 @@ include $(PGXS)
 
 # PGXS does not track header dependencies: every object depends on them.
 # (After the include, so the default goal stays PGXS's "all".)
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h)

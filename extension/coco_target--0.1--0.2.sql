@@ -1,5 +1,5 @@
 -- coco_target 0.1 -> 0.2: context keys, the localfs connector, and the
--- intents of sinks outside the transaction (DESIGN.md rules 5 and 9).
+-- intents of sinks outside the transaction (reconciliation rules 5 and 9, docs/architecture.md).
 \echo Use "ALTER EXTENSION coco_target UPDATE TO '0.2'" to load this file. \quit
 
 -- Contexts: stable names for external resources.  Target-state keys carry

@@ -69,7 +69,7 @@ CREATE INDEX ON coco.cleared_component (app_id);
 
 -- Tracking: what the reconciler made exist.  One row per target state of a
 -- root provider (tables).  `records` holds every tracking record that may be
--- true (DESIGN.md rule 5); `may_be_missing` says a deletion was recorded
+-- true (reconciliation rule 5, docs/architecture.md); `may_be_missing` says a deletion was recorded
 -- among them.  Containers carry their children's generation.
 CREATE TABLE coco.target_state (
     ts_id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -28,11 +28,12 @@ extern bytea *coco_key_buf_to_bytea(StringInfo buf);
 extern void coco_key_put_base_datum(StringInfo buf, Datum value, Oid basetypid, Oid typid);
 
 /* provider.c */
+typedef const CocoProvider *(*CocoProviderResolver) (const char *name);
 extern ArrayType *coco_provider_names(bool attachments);
 extern const CocoProvider *coco_lookup_c_provider(const char *name);
+extern void coco_set_provider_resolver(CocoProviderResolver resolver);
 
 /* sql_provider.c */
-extern Oid	coco_run_owner;
 extern const CocoProvider *coco_lookup_sql_provider(const char *name);
 /* progress.c */
 extern void coco_progress_init(void);
@@ -41,10 +42,10 @@ extern void coco_progress_phase(const char *phase, const char *target, int64 tot
 extern void coco_progress_advance(int64 done);
 extern void coco_progress_end(void);
 
-/* provider.c: crash tests */
+/* settings.c: the settings, and the crash tests' fault points */
+extern void coco_settings_define(void);
 extern char *coco_fault_point;
 extern void coco_fault(const char *point);
-/* provider.c: settings */
 extern int	coco_work_mem;
 extern int	coco_batch_size;
 extern int	coco_lock_timeout;
@@ -120,6 +121,7 @@ typedef struct CocoApp
 
 extern CocoApp *coco_app_lookup(const char *name);
 extern void coco_invalidate_caches(void);
+extern void coco_forget_cached_app(void);
 extern void coco_register_cache_callbacks(void);
 extern int	coco_component_id(int app_id, ArrayType *path);
 extern void coco_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
@@ -154,7 +156,7 @@ extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
 extern bool coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
 							 const char *sibling, StringInfo key, const char *name, Jsonb *spec);
-extern void coco_invalidate_table_cache(void);
+extern void coco_declare_init(void);
 
 /* pg_table.c, pg_attach.c */
 extern void coco_pg_table_register(void);
@@ -162,7 +164,6 @@ extern void coco_pg_attach_register(void);
 
 /* localfs.c */
 extern void coco_localfs_register(void);
-extern void coco_localfs_check_root(const char *root);
 
 /* pg_rows.c */
 extern void coco_rows_sync(CocoChildSync *sync);
@@ -211,6 +212,15 @@ extern void coco_run_guard_leave(void);
 extern void coco_run_guard_declaring(bool declaring);
 extern void coco_run_guard_check_staging(const CocoApp *app, const char *what);
 extern void coco_run_guard_check_idle(const char *what);
+extern Oid	coco_run_owner(void);
+
+/* hooks.c: what the engine needs from the layers above it */
+typedef void (*CocoDeclaredHook) (const CocoApp *app);
+typedef int64 (*CocoCompletionHook) (const CocoApp *app);
+extern void coco_set_declared_hook(CocoDeclaredHook hook);
+extern void coco_set_completion_hook(CocoCompletionHook hook);
+extern void coco_declaring(const CocoApp *app);
+extern int64 coco_queue_completion(const CocoApp *app);
 
 /* engine.c */
 extern Snapshot coco_run_snapshot;
@@ -253,6 +263,7 @@ extern void coco_run_done_sleep(long timeout_ms);
 /* submit.c: coco.submit(), coco.wait(), auto-submit */
 extern void coco_submit_init(void);
 extern void coco_note_declared(const CocoApp *app);
+extern int64 coco_queue_completion_run(const CocoApp *app);
 extern void coco_submit_lock(int app_id, LOCKMODE mode);
 
 #endif							/* COCO_INTERNAL_H */

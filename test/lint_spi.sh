@@ -5,7 +5,7 @@
 # For each SPI call that takes SQL text (SPI_exec, SPI_execute,
 # SPI_execute_with_args, SPI_execute_extended, SPI_prepare*,
 # SPI_cursor_open_with_args, SPI_cursor_parse_open), and pg_parse_query
-# (statements run at top level), in src/*.c and examples/**/*.c, the SQL
+# (statements run at top level), in src/**/*.c and examples/**/*.c, the SQL
 # argument is followed back through the code:
 #
 #   - string literals (and macros that are literals) are fine;
@@ -86,17 +86,17 @@ my @KNOWN_WRAPPERS = qw(coco_spi_exec coco_spi_int8 coco_run_snap_exec);
 
 # SQL by design, accepted with a reason: [file, function, expression, reason].
 my @BY_DESIGN = (
-    ['src/declare.c', 'coco_declare_rows', 'query',
+    ['src/connectors/postgres/declare.c', 'coco_declare_rows', 'query',
      "the user's declare_rows query: prepared alone, refused unless one read-only SELECT, run as the app owner"],
-    ['src/pg_rows.c', 'build_declared_sql', 'q->query',
+    ['src/connectors/postgres/pg_rows.c', 'build_declared_sql', 'q->query',
      "a staged declare_rows query (checked as above when declared), run as the app owner"],
-    ['src/pg_attach.c', 'index_sql', 'where',
+    ['src/connectors/postgres/pg_attach.c', 'index_sql', 'where',
      "an index WHERE predicate: SQL by design, run as the app owner"],
-    ['src/pg_attach.c', 'index_sql', 'e->val.string.val',
+    ['src/connectors/postgres/pg_attach.c', 'index_sql', 'e->val.string.val',
      "an index expression: SQL by design, checked to be one expression when declared, run as the app owner"],
-    ['src/pg_attach.c', 'sql_command_apply', 'spec_text(actions[i].state->desired, "setup")',
+    ['src/connectors/postgres/pg_attach.c', 'sql_command_apply', 'spec_text(actions[i].state->desired, "setup")',
      "the \@sql_command setup: SQL by design, run as the app owner"],
-    ['src/pg_attach.c', 'sql_command_retire', 'teardown',
+    ['src/connectors/postgres/pg_attach.c', 'sql_command_retire', 'teardown',
      "the \@sql_command teardown: SQL by design, run as the app owner"],
 );
 # Struct fields that hold something safe by construction: "Struct.field".
@@ -112,8 +112,8 @@ my (%TEXT, %MTEXT, %RAW, %LINES, %EXEMPT, %MACRO, @FUNCS, %FUNCS_BY_NAME, %PUBLI
 sub rel { my $f = shift; $f =~ s{^\Q$root\E/}{}; return $f; }
 
 sub find_c_files {
-    my @out = glob("$root/src/*.c");
-    my @dirs = ("$root/examples");
+    my @out;
+    my @dirs = ("$root/src", "$root/examples");
     while (my $d = shift @dirs) {
         next unless -d $d;
         opendir(my $dh, $d) or next;
@@ -240,7 +240,7 @@ sub mask {
 sub norm { my $s = shift; $s =~ s/\s+/ /g; $s =~ s/^ | $//g; $s =~ s/\( /(/g; $s =~ s/ \)/)/g; return $s; }
 
 sub load {
-    for my $h (glob("$root/src/*.h")) {
+    for my $h (glob("$root/src/*.h $root/src/*/*.h")) {
         local $/;
         open(my $fh, '<', $h) or die "$h: $!";
         my $raw = <$fh>;
@@ -645,7 +645,7 @@ sub param_safe {
     my $r;
     my @sites = call_sites($f);
     if ($PUBLIC{ $f->{name} }) {
-        $r = "`$pname` is a parameter of $f->{name}(), which is public (src/coco_target.h): "
+        $r = "`$pname` is a parameter of $f->{name}(), which is public (src/include/coco_target.h): "
             . "connectors may pass anything";
     } elsif (!@sites) {
         $r = value_references($f) // "`$pname` is a parameter of $f->{name}(), and nothing in the "
@@ -970,7 +970,7 @@ expect_fail() {
 
 # 1. the plain case, appended to a real file
 copy_tree "$tmp/direct"
-cat >>"$tmp/direct/src/app.c" <<'EOF'
+cat >>"$tmp/direct/src/store/app.c" <<'EOF'
 
 static void
 lint_spi_planted(const char *user_text)
@@ -986,8 +986,8 @@ lint_spi_planted_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 EOF
-line=$(grep -n 'SPI_execute(psprintf("SELECT %s", user_text)' "$tmp/direct/src/app.c" | cut -d: -f1)
-expect_fail direct "src/app.c:$line"
+line=$(grep -n 'SPI_execute(psprintf("SELECT %s", user_text)' "$tmp/direct/src/store/app.c" | cut -d: -f1)
+expect_fail direct "src/store/app.c:$line"
 
 # 2. through the project's wrapper, a StringInfo and a quoted part
 copy_tree "$tmp/wrapper"
@@ -1061,9 +1061,9 @@ expect_fail field "src/zz_planted.c:$line"
 
 # 4. the first case with an exemption comment: passes, and says so
 copy_tree "$tmp/exempt"
-cp "$tmp/direct/src/app.c" "$tmp/exempt/src/app.c"
+cp "$tmp/direct/src/store/app.c" "$tmp/exempt/src/store/app.c"
 sed -i 's|SPI_execute(psprintf("SELECT %s", user_text), false, 0);|& /* lint-spi: planted by the self-test */|' \
-    "$tmp/exempt/src/app.c"
+    "$tmp/exempt/src/store/app.c"
 if ! out=$(check "$tmp/exempt" 2>&1) || ! grep -q 'planted by the self-test' <<<"$out"; then
     echo "$out"
     echo "lint_spi: FAIL: self-test 'exempt': an exempted line was not accepted" >&2

@@ -29,7 +29,7 @@
 # An "extra" side row (key 100000+client) whose client's last act on the app
 # was a clear is a lost clear_component: a clear committed while a run was
 # consuming an earlier clear marker of the same component is swallowed by
-# the marker's ON CONFLICT DO NOTHING (src/declare.c) and never applied.
+# the marker's ON CONFLICT DO NOTHING (src/connectors/postgres/declare.c) and never applied.
 # Runs against the throwaway cluster scripts/test.sh starts (PG* env set).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"

@@ -1,7 +1,7 @@
 /*
  * fuzz_coco.c — libFuzzer target for the pure-C parts of coco_target:
- * the stable-key encoding (src/stable_key.c), the decision rules
- * (src/statediff.c) and row fingerprint buffers (src/fingerprint.c).
+ * the stable-key encoding (src/core/stable_key.c), the decision rules
+ * (src/core/statediff.c) and row fingerprint buffers (src/core/fingerprint.c).
  *
  * The first byte of an input picks a mode, the rest is its payload:
  *
@@ -373,7 +373,7 @@ print_hex(const char *what, const char *data, int len)
 }
 
 /* ---- an independent decoder of the format ------------------------------
- * Written from the description at the top of src/stable_key.c, not from
+ * Written from the description at the top of src/core/stable_key.c, not from
  * its code: a tag byte; integers 8 bytes big-endian with the sign bit
  * flipped; strings, bytes and symbols with 0x00 escaped as 0x00 0xFF and
  * ended by 0x00 0x00; uuids 16 bytes; a tuple is its tag, its items and

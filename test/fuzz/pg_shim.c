@@ -1,6 +1,6 @@
 /*
- * pg_shim.c — backend stand-ins for running src/stable_key.c,
- * src/statediff.c and src/fingerprint.c outside a server.  See pg_shim.h
+ * pg_shim.c — backend stand-ins for running src/core/stable_key.c,
+ * src/core/statediff.c and src/core/fingerprint.c outside a server.  See pg_shim.h
  * and README.md for what is real and what is modelled.
  */
 #include "postgres.h"

@@ -1,6 +1,6 @@
 /*
- * pg_shim.h — the little of the PostgreSQL backend that src/stable_key.c,
- * src/statediff.c and src/fingerprint.c need, for running them outside a
+ * pg_shim.h — the little of the PostgreSQL backend that src/core/stable_key.c,
+ * src/core/statediff.c and src/core/fingerprint.c need, for running them outside a
  * server (the fuzz target and the seed generator).
  *
  * What is real and what is modelled is listed in test/fuzz/README.md.  In

@@ -1,5 +1,5 @@
 /*
- * intents.c — sinks outside the transaction (DESIGN.md rules 5 and 9).
+ * intents.c — sinks outside the transaction (reconciliation rules 5 and 9, docs/architecture.md).
  *
  * A database write and its tracking record commit together; a file cannot.
  * So for providers marked outside_transaction a run does not apply the
@@ -297,7 +297,6 @@ coco_complete_intents(CocoApp *app, int64 run_id, List **top_level, MemoryContex
 	Oid			types[1] = {INT8OID};
 
 	coco_lock_app(app, false);
-	coco_run_owner = app->owner;
 	states = load_intents(app->app_id, &n, &intent_texts);
 
 	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);

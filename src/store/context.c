@@ -26,32 +26,61 @@
 
 #define LOCAL_CONTEXT "local"
 
-/* The kinds a context can be, and what each needs. */
+/*
+ * The kinds a context can be, each registered by its connector with what
+ * its settings need (init.c).  Every kind so far reaches outside the
+ * database, so only a superuser defines its contexts: they hand every
+ * allowed app's owner the server process's access to what they name.
+ */
+typedef struct ContextKind
+{
+	const char *kind;
+	const char *reach;			/* what a context of the kind hands its users */
+	CocoContextSettingsCheck check;
+} ContextKind;
+
+#define MAX_CONTEXT_KINDS 8
+static ContextKind kinds[MAX_CONTEXT_KINDS];
+static int	nkinds = 0;
+
+void
+coco_register_context_kind(const char *kind, const char *reach, CocoContextSettingsCheck check)
+{
+	if (nkinds >= MAX_CONTEXT_KINDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many context kinds registered (at most %d)", MAX_CONTEXT_KINDS)));
+	kinds[nkinds].kind = kind;
+	kinds[nkinds].reach = reach;
+	kinds[nkinds].check = check;
+	nkinds++;
+}
+
 static void
 check_kind_settings(const char *key, const char *kind, Jsonb *settings)
 {
-	if (strcmp(kind, "localfs") == 0)
-	{
-		JsonbValue *root = getKeyJsonValueFromContainer(&settings->root, "root", 4, NULL);
+	StringInfoData names;
 
+	for (int i = 0; i < nkinds; i++)
+	{
+		if (strcmp(kinds[i].kind, kind) != 0)
+			continue;
 		if (!superuser())
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to define localfs context \"%s\"", key),
-					 errdetail("A localfs context gives its users the server's file access below its root."),
+					 errmsg("permission denied to define %s context \"%s\"", kind, key),
+					 errdetail("A %s context gives its users %s.", kind, kinds[i].reach),
 					 errhint("Ask a superuser to define it and list your role in its users.")));
-		if (root == NULL || root->type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("localfs context \"%s\" needs a \"root\" setting", key),
-					 errhint("For example: '{\"root\": \"/srv/exports\"}'.")));
-		coco_localfs_check_root(pnstrdup(root->val.string.val, root->val.string.len));
+		kinds[i].check(key, settings);
 		return;
 	}
+	initStringInfo(&names);
+	for (int i = 0; i < nkinds; i++)
+		appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", kinds[i].kind);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown context kind \"%s\"", kind),
-			 errhint("The kinds are localfs; \"local\" (this database) is built in.")));
+			 errhint("The kinds are %s; \"local\" (this database) is built in.", names.data)));
 }
 
 static void

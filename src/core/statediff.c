@@ -3,7 +3,7 @@
  *
  * Plain C over fingerprints, no I/O.  A state is skipped only when every
  * record that may be true equals the desired one and the state is known to
- * exist (DESIGN.md rules 2 and 5).  The composite form covers records made of
+ * exist (reconciliation rules 2 and 5, docs/architecture.md).  The composite form covers records made of
  * a main part and named sub-records (a table: its primary key, its columns).
  */
 #include "postgres.h"

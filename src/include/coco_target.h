@@ -90,7 +90,7 @@ extern void coco_fingerprint_add_datum(StringInfo buf, Datum value, bool isnull,
 extern bool coco_fingerprint_equal(const CocoFingerprint *a, const CocoFingerprint *b);
 
 /* ---------------------------------------------------------------------
- * State diffs: the decision rules every handler shares (DESIGN.md 1-5).
+ * State diffs: the decision rules every handler shares (reconciliation rules 1-5, docs/architecture.md).
  * ------------------------------------------------------------------- */
 typedef enum CocoAction
 {
@@ -247,8 +247,8 @@ typedef struct CocoProvider
 	bool		generic_specs;
 	/* Its sink acts outside the database transaction (files, remote
 	 * systems).  The engine then commits the intended record next to the old
-	 * ones before the sink runs and prunes them after it succeeded (DESIGN.md
-	 * rule 9): a run records intents; the background worker applies them,
+	 * ones before the sink runs and prunes them after it succeeded
+	 * (reconciliation rule 9, docs/architecture.md): a run records intents; the background worker applies them,
 	 * each in a transaction of its own.  Its actions must be idempotent and
 	 * correct whichever of the previous records is true (rule 5). */
 	bool		outside_transaction;
@@ -279,6 +279,14 @@ extern void coco_as_extension_owner(void (*fn) (void *arg), void *arg);
  * role `user` (errors otherwise).  Look them up when applying, not only when
  * declaring: a superuser may change them in between.  Inside SPI only. */
 extern Jsonb *coco_context_settings(const char *key, const char *kind, Oid user);
+
+/* A kind of context (as "localfs"), registered from a connector's _PG_init:
+ * `check` validates a context's settings when a superuser defines it (raise
+ * an error to refuse them); `reach` says what the context gives its users,
+ * for the refusal a role without superuser gets. */
+typedef void (*CocoContextSettingsCheck) (const char *key, Jsonb *settings);
+extern void coco_register_context_kind(const char *kind, const char *reach,
+									   CocoContextSettingsCheck check);
 
 /* Quote "schema"."name" after the caller validated both parts. */
 extern char *coco_quote_qualified(const char *schema, const char *name);

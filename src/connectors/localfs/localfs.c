@@ -107,8 +107,8 @@ check_file_name(const char *name)
 	check_name(name, name, "file name");
 }
 
-void
-coco_localfs_check_root(const char *root)
+static void
+check_root(const char *root)
 {
 	struct stat st;
 
@@ -122,10 +122,24 @@ coco_localfs_check_root(const char *root)
 				 errmsg("localfs root \"%s\" is not a directory the server can reach", root)));
 }
 
+/* The settings of a localfs context: a "root" that is a directory. */
+static void
+check_settings(const char *key, Jsonb *settings)
+{
+	JsonbValue *root = getKeyJsonValueFromContainer(&settings->root, "root", 4, NULL);
+
+	if (root == NULL || root->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("localfs context \"%s\" needs a \"root\" setting", key),
+				 errhint("For example: '{\"root\": \"/srv/exports\"}'.")));
+	check_root(pnstrdup(root->val.string.val, root->val.string.len));
+}
+
 static char *
 context_root(const char *context)
 {
-	Jsonb	   *settings = coco_context_settings(context, "localfs", coco_run_owner);
+	Jsonb	   *settings = coco_context_settings(context, "localfs", coco_run_owner());
 	JsonbValue *root = getKeyJsonValueFromContainer(&settings->root, "root", 4, NULL);
 
 	return pnstrdup(root->val.string.val, root->val.string.len);
@@ -509,6 +523,7 @@ coco_localfs_register(void)
 {
 	coco_register_root_provider(&dir_provider);
 	coco_register_root_provider(&file_provider);
+	coco_register_context_kind("localfs", "the server's file access below its root", check_settings);
 }
 
 /* ---- the declaration API -------------------------------------------------- */
@@ -554,7 +569,7 @@ coco_declare_dir(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_note_declared(app);
+	coco_declaring(app);
 	context = text_to_cstring(coco_text_arg(fcinfo, 1, "context"));
 	path = text_to_cstring(coco_text_arg(fcinfo, 2, "path"));
 	check_context(app, context);
@@ -592,7 +607,7 @@ coco_declare_file(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_note_declared(app);
+	coco_declaring(app);
 	context = text_to_cstring(coco_text_arg(fcinfo, 1, "context"));
 	dir = text_to_cstring(coco_text_arg(fcinfo, 2, "dir_path"));
 	name = text_to_cstring(coco_text_arg(fcinfo, 3, "file_name"));

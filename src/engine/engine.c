@@ -4,7 +4,7 @@
  * A run holds the app's advisory lock (runs of one app are serialized) and
  * reads staging through one snapshot taken after the lock: what it reads is
  * exactly what it consumes, and declarations committed meanwhile wait for
- * the next run.  Then, in one transaction (DESIGN.md rule 9):
+ * the next run.  Then, in one transaction (reconciliation rule 9, docs/architecture.md):
  *
  *   1. The replaced components: those with staged declarations or a clear
  *      marker (a full run: every component).
@@ -730,7 +730,6 @@ coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs)
 
 	memset(rd, 0, sizeof(*rd));
 	coco_run_snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	coco_run_owner = app->owner;
 	coco_enter_extension_owner(&uc);
 	coco_run_pass_id = coco_spi_int8("SELECT pg_catalog.nextval('coco.pass_seq')", 0, NULL, NULL, NULL);
 	rd->replaced = replaced_components(app->app_id, full, &rd->nreplaced);
@@ -1019,16 +1018,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	pending = coco_pending_intents(app->app_id);
 	if (pending > 0 && run_id == 0)
 	{
-		if (!coco_worker_available())
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("app \"%s\" has changes for targets outside the database, which need the background worker",
-							app->name),
-					 errdetail("Files and similar targets are written after the run commits, by the worker."),
-					 errhint("Add coco_target to shared_preload_libraries and restart the server.")));
-		rs.completion_run_id = coco_queued_run(app);
-		if (rs.completion_run_id == 0)
-			rs.completion_run_id = coco_queue_run(app, false);
+		rs.completion_run_id = coco_queue_completion(app);
 	}
 
 	values[0] = Int32GetDatum(app->app_id);

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -76,11 +77,31 @@ forget_table_cache(void)
 		MemoryContextReset(table_cache.cxt);
 }
 
-/* After a rollback: the next lookup rebuilds (and frees) the cache. */
-void
-coco_invalidate_table_cache(void)
+/*
+ * After a rollback (of the transaction or of a subtransaction, which may
+ * have taken the staged table it describes) the next lookup rebuilds (and
+ * frees) the cache.
+ */
+static void
+invalidate_on_subxact_abort(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
 {
-	table_cache.lxid = InvalidLocalTransactionId;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		table_cache.lxid = InvalidLocalTransactionId;
+}
+
+static void
+invalidate_on_xact_abort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		table_cache.lxid = InvalidLocalTransactionId;
+}
+
+void
+coco_declare_init(void)
+{
+	RegisterSubXactCallback(invalidate_on_subxact_abort, NULL);
+	RegisterXactCallback(invalidate_on_xact_abort, NULL);
 }
 
 /* Look the spec up in staging first, then in tracking. */
@@ -228,7 +249,7 @@ coco_declare_table(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_note_declared(app);
+	coco_declaring(app);
 	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -293,7 +314,7 @@ coco_declare_row(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_note_declared(app);
+	coco_declaring(app);
 	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -455,7 +476,7 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_note_declared(app);
+	coco_declaring(app);
 	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
 	query = clean_query(text_to_cstring(coco_text_arg(fcinfo, 2, "query")));
 	spec = coco_declared_table_spec(app, &tn);
@@ -548,7 +569,7 @@ coco_clear_component(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_note_declared(app);
+	coco_declaring(app);
 	comp_id = coco_component_id(app->app_id, coco_component_arg(fcinfo, 1));
 	values[0] = Int32GetDatum(app->app_id);
 	values[1] = Int32GetDatum(comp_id);

@@ -81,8 +81,9 @@ noted(int app_id, SubTransactionId subid)
 }
 
 /*
- * Called by every declaration function right after looking the app up:
- * with auto_submit on, the commit of this transaction submits the app.
+ * The engine's declared hook (coco_declaring), called by every declaration
+ * right after looking the app up: with auto_submit on, the commit of this
+ * transaction submits the app.
  */
 void
 coco_note_declared(const CocoApp *app)
@@ -91,7 +92,6 @@ coco_note_declared(const CocoApp *app)
 	MemoryContext old;
 	NotedApp   *n;
 
-	coco_run_guard_check_staging(app, "declaring into the app");
 	if (!app->auto_submit)
 		return;
 	subid = GetCurrentSubTransactionId();
@@ -322,6 +322,26 @@ coco_queued_run(const CocoApp *app)
 	/* the worker cannot start it before this commits: coco.wait must refuse */
 	remember_submitted(run_id);
 	return run_id;
+}
+
+/*
+ * The run that completes the intents a run in the caller's transaction
+ * left: one already queued, or a new one (the engine's completion hook).
+ */
+int64
+coco_queue_completion_run(const CocoApp *app)
+{
+	int64		run_id;
+
+	if (!coco_worker_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("app \"%s\" has changes for targets outside the database, which need the background worker",
+						app->name),
+				 errdetail("Files and similar targets are written after the run commits, by the worker."),
+				 errhint("Add coco_target to shared_preload_libraries and restart the server.")));
+	run_id = coco_queued_run(app);
+	return run_id != 0 ? run_id : coco_queue_run(app, false);
 }
 
 /*

@@ -12,7 +12,7 @@
  * The changes are applied set-wise in batches through an ephemeral named
  * relation: one DELETE and one INSERT … ON CONFLICT on the target (as the
  * app owner), and the matching tracking writes (as the extension owner), in
- * the run's transaction (DESIGN.md rule 9).  A table the run created, whose
+ * the run's transaction (reconciliation rule 9, docs/architecture.md).  A table the run created, whose
  * rows one component declares, is loaded with one INSERT … SELECT instead.
  * coco.plan still counts with one SQL statement (a FULL JOIN).
  */

@@ -35,8 +35,6 @@
 
 #include "coco_internal.h"
 
-Oid			coco_run_owner = InvalidOid;
-
 typedef struct SqlProvider
 {
 	char	   *name;
@@ -182,7 +180,7 @@ sql_reconcile(const CocoTargetState *st, CocoDecision *d)
 	values[3] = BoolGetDatum(st->prev_may_be_missing);
 
 	/* the provider's code is the app's work: it runs as the app owner */
-	coco_enter_app_owner(coco_run_owner, COCO_SAFE_SEARCH_PATH, &uc);
+	coco_enter_app_owner(coco_run_owner(), COCO_SAFE_SEARCH_PATH, &uc);
 	coco_spi_exec(function_call(p, p->reconcile_fn, 4), 4, types, values, nulls, SPI_OK_SELECT);
 	coco_leave(&uc);
 	result = (SPI_processed > 0) ?
@@ -376,7 +374,7 @@ coco_declare_target_state(PG_FUNCTION_ARGS)
 					 errmsg("app, provider, key, spec and component must not be null")));
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	coco_note_declared(app);
+	coco_declaring(app);
 	provider = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	p = coco_lookup_provider(provider);
 	if (p == NULL)

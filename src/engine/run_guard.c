@@ -21,6 +21,7 @@
 #include "coco_internal.h"
 
 static int	guard_app_id = 0;	/* 0: no run in progress */
+static Oid	guard_owner = InvalidOid;	/* the app's owner: the run's work is done as it */
 static char guard_app_name[NAMEDATALEN * 2];
 static SubTransactionId guard_subid = InvalidSubTransactionId;
 static bool guard_declaring = false;
@@ -45,6 +46,7 @@ coco_run_guard_enter(const CocoApp *app, const char *what)
 	if (guard_app_id != 0)
 		refuse(what, guard_app_name);
 	guard_app_id = app->app_id;
+	guard_owner = app->owner;
 	strlcpy(guard_app_name, app->name, sizeof(guard_app_name));
 	guard_subid = GetCurrentSubTransactionId();
 	guard_declaring = false;
@@ -54,7 +56,20 @@ void
 coco_run_guard_leave(void)
 {
 	guard_app_id = 0;
+	guard_owner = InvalidOid;
 	guard_declaring = false;
+}
+
+/*
+ * The owner of the app being run, whose rights the run's work is done
+ * with (InvalidOid outside a run): for sinks that call user code.
+ */
+Oid
+coco_run_owner(void)
+{
+	if (guard_app_id == 0)
+		elog(ERROR, "coco_target: the run's owner was asked for outside a run");
+	return guard_owner;
 }
 
 /* The app's declaration function is running: it may declare into the app. */

@@ -726,7 +726,7 @@ coco_declare_index(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_note_declared(app);
+	coco_declaring(app);
 	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
 	name = text_to_cstring(coco_text_arg(fcinfo, 2, "index_name"));
 	coco_validate_identifier(name, "index name");
@@ -847,7 +847,7 @@ coco_declare_sql_command(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_note_declared(app);
+	coco_declaring(app);
 	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
 	name = text_to_cstring(coco_text_arg(fcinfo, 2, "name"));
 	coco_validate_identifier(name, "sql_command name");

@@ -1,0 +1,68 @@
+/*
+ * apps.c — the SQL-callable functions on a whole app that are not a
+ * connector's: coco.drop_app() and coco.set_app_option().  (coco.create_app()
+ * is the store's: it only writes the app's row.)
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "coco_internal.h"
+
+PG_FUNCTION_INFO_V1(coco_drop_app);
+Datum
+coco_drop_app(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+
+	coco_require_arg(fcinfo, 0, "app name");
+	coco_require_arg(fcinfo, 1, "keep_targets");
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	coco_engine_drop_app(app, PG_GETARG_BOOL(1));
+	coco_forget_cached_app();
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * coco.set_app_option(app, auto_submit) — per-app options.  auto_submit:
+ * the commit of every transaction that declared into the app submits a run
+ * (submit.c).  Owner or member only, like every call on the app.
+ */
+PG_FUNCTION_INFO_V1(coco_set_app_option);
+Datum
+coco_set_app_option(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoUserContext uc;
+	Oid			types[2] = {INT4OID, BOOLOID};
+	Datum		values[2];
+
+	coco_require_arg(fcinfo, 0, "app name");
+	coco_require_arg(fcinfo, 1, "auto_submit");
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (PG_GETARG_BOOL(1) && !coco_worker_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("auto_submit requires the coco_target background worker"),
+				 errdetail("The coco_target library was not loaded through shared_preload_libraries, so no worker runs."),
+				 errhint("Add coco_target to shared_preload_libraries in postgresql.conf and restart the server.")));
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = PG_GETARG_DATUM(1);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.app SET auto_submit = $2 WHERE app_id OPERATOR(pg_catalog.=) $1",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	/* switched on: what is staged now is submitted at commit, too */
+	app->auto_submit = PG_GETARG_BOOL(1);
+	coco_declaring(app);
+	/* later declarations in this transaction see the new value */
+	coco_forget_cached_app();
+	SPI_finish();
+	PG_RETURN_VOID();
+}

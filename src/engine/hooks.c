@@ -1,0 +1,48 @@
+/*
+ * hooks.c — what the engine needs from the layers above it, handed down by
+ * init.c: so that the engine and the connectors, which call it, never call
+ * up into the scheduler.
+ *
+ *  - A declaration into an app (every connector's declare functions call
+ *    coco_declaring): the run guard's check, then the scheduler's
+ *    auto-submit.
+ *  - A run that left intents for sinks outside the transaction, in the
+ *    caller's transaction: the scheduler queues the worker run that
+ *    completes them.
+ */
+#include "postgres.h"
+
+#include "coco_internal.h"
+
+static CocoDeclaredHook declared_hook = NULL;
+static CocoCompletionHook completion_hook = NULL;
+
+void
+coco_set_declared_hook(CocoDeclaredHook hook)
+{
+	declared_hook = hook;
+}
+
+void
+coco_set_completion_hook(CocoCompletionHook hook)
+{
+	completion_hook = hook;
+}
+
+/* Called by every declaration right after looking the app up. */
+void
+coco_declaring(const CocoApp *app)
+{
+	coco_run_guard_check_staging(app, "declaring into the app");
+	if (declared_hook)
+		declared_hook(app);
+}
+
+/* The worker run that completes the app's intents once this commits. */
+int64
+coco_queue_completion(const CocoApp *app)
+{
+	if (completion_hook == NULL)
+		elog(ERROR, "coco_target: no scheduler to complete intents");
+	return completion_hook(app);
+}
