@@ -8,7 +8,7 @@ OBJS         = $(patsubst %.c,%.o,$(wildcard src/*.c $(addsuffix /*.c,$(addprefi
 DATA         = $(wildcard extension/coco_target--*.sql)
 HEADERS      = src/include/coco_target.h
 SHLIB_LINK  += -lxxhash
-PG_CPPFLAGS += -Isrc -Isrc/include -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
+PG_CPPFLAGS += -Isrc -Isrc/include -Isrc/sched -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror
 
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=coco_target

@@ -128,6 +128,10 @@ extern void coco_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
 						  const char *nulls, int expected);
 extern int64 coco_spi_int8(const char *sql, int nargs, Oid *types, Datum *values, bool *isnull);
 
+/* staging.c */
+extern bool coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
+							 const char *sibling, StringInfo key, const char *name, Jsonb *spec);
+
 /* table_spec.c */
 typedef struct CocoColumn
 {
@@ -154,8 +158,6 @@ extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 
 /* declare.c */
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
-extern bool coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
-							 const char *sibling, StringInfo key, const char *name, Jsonb *spec);
 extern void coco_declare_init(void);
 
 /* pg_table.c, pg_attach.c */

@@ -108,7 +108,7 @@ for my $f (sort keys %edge) {
 my %ours = map { (my $b = $_) =~ s{.*/}{}; ($b => $_) } grep { /\.h$/ } @files;
 for my $f (@files) {
     while ($raw{$f} =~ /^\s*#\s*include\s+"([^"]+)"/mg) {
-        my $h = $1;
+        (my $h = $1) =~ s{.*/}{};
         next unless exists $ours{$h};
         my $hp = $ours{$h};
         my ($ff, $fh) = (folder($f), folder($hp));

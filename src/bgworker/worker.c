@@ -62,6 +62,7 @@
 #include "utils/timestamp.h"
 
 #include "coco_internal.h"
+#include "sched_shmem.h"
 
 /* settings */
 int			coco_naptime = 1000;
@@ -81,146 +82,16 @@ int			coco_run_retention = 7 * 24 * 60;	/* minutes; 0 = keep forever */
 /* the launcher looks at a database nobody asked about this often */
 #define COCO_RECHECK_MS		60000
 /* databases with pending work or a worker, tracked at once */
-#define COCO_MAX_DB_SLOTS	128
 /* launcher-side table of databases */
 #define COCO_MAX_DBS		1024
 /* finished runs past the retention are deleted at most this often */
 #define COCO_PURGE_EVERY_MS	60000
 
-typedef struct CocoDbSlot
-{
-	Oid			dbid;			/* InvalidOid: slot is free */
-	Latch	   *latch;			/* the serving worker's, NULL when none */
-	bool		wake;			/* work submitted since the worker last looked */
-} CocoDbSlot;
-
-/* when a database's old runs were last deleted, and under which setting */
-typedef struct CocoPurge
-{
-	Oid			dbid;			/* InvalidOid: entry is free */
-	int			retention;
-	TimestampTz last;
-} CocoPurge;
-
-typedef struct CocoShared
-{
-	slock_t		mutex;
-	Latch	   *launcher_latch;
-	bool		wake_all;		/* a submit found no free slot */
-	ConditionVariable run_done; /* broadcast after every finished run */
-	CocoDbSlot	slots[COCO_MAX_DB_SLOTS];
-	/* per database, not per worker: workers come and go every few seconds */
-	CocoPurge	purges[COCO_MAX_DB_SLOTS];
-} CocoShared;
-
+/* the scheduler's shared memory (sched/shmem.c), looked up at start */
 static CocoShared *shared = NULL;
-static bool preloaded = false;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		coco_launcher_main(Datum arg);
 void		coco_db_worker_main(Datum arg);
-
-/* ---- shared memory ------------------------------------------------------ */
-
-static void
-coco_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(CocoShared)));
-}
-
-static void
-coco_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	shared = ShmemInitStruct("coco_target worker", sizeof(CocoShared), &found);
-	if (!found)
-	{
-		memset(shared, 0, sizeof(CocoShared));
-		SpinLockInit(&shared->mutex);
-		ConditionVariableInit(&shared->run_done);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/* The slot of `dbid`, made when `create` and there is room; hold the mutex. */
-static CocoDbSlot *
-find_slot(Oid dbid, bool create)
-{
-	CocoDbSlot *free_slot = NULL;
-
-	for (int i = 0; i < COCO_MAX_DB_SLOTS; i++)
-	{
-		if (shared->slots[i].dbid == dbid)
-			return &shared->slots[i];
-		if (free_slot == NULL && shared->slots[i].dbid == InvalidOid)
-			free_slot = &shared->slots[i];
-	}
-	if (create && free_slot)
-	{
-		free_slot->dbid = dbid;
-		free_slot->latch = NULL;
-		free_slot->wake = false;
-		return free_slot;
-	}
-	return NULL;
-}
-
-/* Wake whoever serves `dbid`: its worker, or the launcher to start one. */
-void
-coco_worker_wake(Oid dbid)
-{
-	CocoDbSlot *slot;
-	Latch	   *worker = NULL;
-	Latch	   *launcher;
-
-	SpinLockAcquire(&shared->mutex);
-	slot = find_slot(dbid, true);
-	if (slot)
-	{
-		slot->wake = true;
-		worker = slot->latch;
-	}
-	else
-		shared->wake_all = true;
-	launcher = shared->launcher_latch;
-	SpinLockRelease(&shared->mutex);
-
-	if (worker)
-		SetLatch(worker);
-	else if (launcher)
-		SetLatch(launcher);
-}
-
-/* Shared memory exists only when the library was preloaded. */
-bool
-coco_worker_available(void)
-{
-	return preloaded && shared != NULL;
-}
-
-/*
- * Waiting for finished runs: prepare first (then no broadcast after it can
- * be missed), look at the run, sleep, look again; ConditionVariableCancelSleep
- * (also done at transaction abort) ends it.
- */
-void
-coco_run_done_prepare(void)
-{
-	ConditionVariablePrepareToSleep(&shared->run_done);
-}
-
-void
-coco_run_done_sleep(long timeout_ms)
-{
-	(void) ConditionVariableTimedSleep(&shared->run_done, timeout_ms, PG_WAIT_EXTENSION);
-}
 
 /* ---- per-database worker ---------------------------------------------------- */
 
@@ -781,6 +652,7 @@ coco_db_worker_main(Datum arg)
 	Oid			dbid = DatumGetObjectId(arg);
 	TimestampTz idle_since;
 
+	shared = coco_sched_shared();
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
@@ -798,7 +670,7 @@ coco_db_worker_main(Datum arg)
 	 * workers, and two workers must never serve one database.
 	 */
 	SpinLockAcquire(&shared->mutex);
-	my_slot = find_slot(dbid, true);
+	my_slot = coco_sched_find_slot(dbid, true);
 	if (my_slot && my_slot->latch != NULL)
 	{
 		SpinLockRelease(&shared->mutex);
@@ -991,7 +863,7 @@ scan_databases(void)
 			continue;
 		SpinLockAcquire(&shared->mutex);
 		{
-			CocoDbSlot *slot = find_slot(dbs[i].dbid, false);
+			CocoDbSlot *slot = coco_sched_find_slot(dbs[i].dbid, false);
 
 			if (slot && slot->latch == NULL)
 				slot->dbid = InvalidOid;
@@ -1005,6 +877,7 @@ scan_databases(void)
 void
 coco_launcher_main(Datum arg)
 {
+	shared = coco_sched_shared();
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
@@ -1047,7 +920,7 @@ coco_launcher_main(Datum arg)
 				continue;
 			SpinLockAcquire(&shared->mutex);
 			{
-				CocoDbSlot *slot = find_slot(db->dbid, false);
+				CocoDbSlot *slot = coco_sched_find_slot(db->dbid, false);
 
 				wanted = wake_all || (slot && slot->wake) || now >= db->next_check;
 			}
@@ -1114,11 +987,7 @@ coco_worker_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
-	preloaded = true;
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = coco_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = coco_shmem_startup;
+	coco_sched_shmem_init();
 
 	/* pg_upgrade must not see runs being executed */
 	if (IsBinaryUpgrade)
