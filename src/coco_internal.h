@@ -50,6 +50,13 @@ extern int	coco_work_mem;
 extern int	coco_batch_size;
 extern int	coco_lock_timeout;
 extern int	coco_commit_every;
+extern int	coco_naptime;
+extern int	coco_max_workers;
+extern int	coco_retry_base;
+extern int	coco_max_attempts;
+extern int	coco_run_retention;
+/* backoff never waits longer than this between attempts */
+#define COCO_RETRY_MAX_MS	60000
 
 /* fingerprint.c */
 extern bytea *coco_fingerprint_to_bytea(const CocoFingerprint *fp);
@@ -225,9 +232,7 @@ extern void coco_declaring(const CocoApp *app);
 extern int64 coco_queue_completion(const CocoApp *app);
 
 /* engine.c */
-extern Snapshot coco_run_snapshot;
-extern int64 coco_run_pass_id;
-extern void coco_push_run_snapshot(void);
+extern void coco_push_snapshot(Snapshot snapshot);
 extern ArrayType *coco_run_int_array(const int *values, int n);
 extern void coco_lock_app(CocoApp *app, bool for_drop);
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);
@@ -248,11 +253,6 @@ extern void coco_prune_intent(CocoApp *app, const CocoTopLevelWork *w, int64 run
 extern int64 coco_pending_intents(int app_id);
 
 /* worker.c: the launcher and per-database workers */
-extern int	coco_naptime;
-extern int	coco_max_workers;
-extern int	coco_retry_base;
-extern int	coco_max_attempts;
-extern int	coco_run_retention;
 extern void coco_worker_init(void);
 extern bool coco_worker_available(void);
 extern void coco_worker_wake(Oid dbid);

@@ -21,7 +21,7 @@ _PG_init(void)
 {
 	coco_run_guard_init();
 	coco_settings_define();
-	/* the worker's settings, shared memory and launcher (when preloaded) */
+	/* the worker's shared memory and launcher (when preloaded) */
 	coco_worker_init();
 	MarkGUCPrefixReserved("coco_target");
 	coco_register_cache_callbacks();

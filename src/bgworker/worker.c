@@ -64,15 +64,6 @@
 #include "coco_internal.h"
 #include "sched_shmem.h"
 
-/* settings */
-int			coco_naptime = 1000;
-int			coco_max_workers = 4;
-int			coco_retry_base = 1000;
-int			coco_max_attempts = 5;
-int			coco_run_retention = 7 * 24 * 60;	/* minutes; 0 = keep forever */
-
-/* backoff never waits longer than this between attempts */
-#define COCO_RETRY_MAX_MS	60000
 /*
  * A worker with nothing queued gives its pool slot back after this long.
  * Below the 5 s DROP DATABASE waits for other sessions to leave, so an idle
@@ -961,28 +952,6 @@ coco_worker_init(void)
 {
 	BackgroundWorker worker;
 
-	DefineCustomIntVariable("coco_target.naptime",
-							"How often the background worker looks for queued runs.",
-							"Submits wake the worker at once; this bounds the delay otherwise.",
-							&coco_naptime, 1000, 10, 3600 * 1000,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("coco_target.max_workers",
-							"Databases served by background workers at the same time.",
-							NULL, &coco_max_workers, 4, 1, 1000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("coco_target.retry_base",
-							"Delay before the first retry of a failed run; doubled for each further attempt, up to 60 s.",
-							NULL, &coco_retry_base, 1000, 0, COCO_RETRY_MAX_MS,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("coco_target.max_attempts",
-							"Attempts at a submitted run before it is left failed.",
-							NULL, &coco_max_attempts, 5, 1, 1000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("coco_target.run_retention",
-							"How long finished runs are kept in coco.run; 0 keeps them forever.",
-							"The worker deletes succeeded and failed runs older than this, at most once a minute per database.",
-							&coco_run_retention, 7 * 24 * 60, 0, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
 	coco_submit_init();
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -114,7 +114,7 @@ check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *
 
 /* Children of every container of the app that has work in this run. */
 void
-coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states, int nstates,
+coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nreplaced, RootState *states, int nstates,
 				  RunStats *rs)
 {
 	Oid			types[3] = {INT4OID, INT4ARRAYOID, TEXTOID};
@@ -164,7 +164,7 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 
 		/* is any child of this container in play? */
 		values[2] = CStringGetTextDatum(name);
-		coco_run_snap_exec("SELECT 1 FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+		coco_run_snap_exec(pass, "SELECT 1 FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
 				  "UNION ALL SELECT 1 FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) LIMIT 1",
@@ -211,12 +211,12 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 				rewrite[nrewrite++] = comps[c].comp_id;
 
 		/* what they declare now, per component, from one streaming pass */
-		coco_run_init_sync(&sync, app, ts_id, record, replaced, nreplaced);
+		coco_run_init_sync(&sync, app, pass, ts_id, record, replaced, nreplaced);
 		fresh = is_fresh(states, nstates, ts_id);
 		if (fresh)
 		{
 			/* nothing is tracked under this generation: whoever declares is diffed */
-			coco_run_snap_exec("SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+			coco_run_snap_exec(pass, "SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
 					  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
 					  "UNION SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
 					  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
@@ -260,7 +260,7 @@ coco_sync_children(CocoApp *app, int *replaced, int nreplaced, RootState *states
 		if (ndirty == 0)
 			continue;
 
-		coco_run_init_sync(&sync, app, ts_id, record, dirty, ndirty);
+		coco_run_init_sync(&sync, app, pass, ts_id, record, dirty, ndirty);
 		coco_progress_phase("writing rows", name, 0);
 		sync.rewrite_comps = rewrite;
 		sync.nrewrite = nrewrite;

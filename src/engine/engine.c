@@ -42,16 +42,16 @@
 #include "run.h"
 
 static int *
-replaced_components(int app_id, bool full, int *n)
+replaced_components(const CocoPass *pass, int app_id, bool full, int *n)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(app_id)};
 
 	if (full)
-		coco_run_snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
+		coco_run_snap_exec(pass, "SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
 				  1, types, values, true, SPI_OK_SELECT);
 	else
-		coco_run_snap_exec("SELECT comp_id FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+		coco_run_snap_exec(pass, "SELECT comp_id FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				  "UNION SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				  "UNION SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				  "UNION SELECT comp_id FROM coco.cleared_component WHERE app_id OPERATOR(pg_catalog.=) $1",
@@ -65,7 +65,8 @@ replaced_components(int app_id, bool full, int *n)
  * whose container is in play — the latter as bystanders.
  */
 static RootState *
-load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayType *parents,
+load_root_states(const CocoPass *pass, int app_id, ArrayType *replaced, ArrayType *providers,
+				 ArrayType *parents,
 				 int *n)
 {
 	Oid			types[4] = {INT4OID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
@@ -75,7 +76,7 @@ load_root_states(int app_id, ArrayType *replaced, ArrayType *providers, ArrayTyp
 	SPITupleTable *result;
 	uint64		nresult;
 
-	coco_run_snap_exec("SELECT coalesce(s.provider, t.provider), coalesce(s.key, t.key), "
+	coco_run_snap_exec(pass, "SELECT coalesce(s.provider, t.provider), coalesce(s.key, t.key), "
 			  "coalesce(s.name, t.name), s.spec, s.comp_id, t.ts_id, t.records, "
 			  "t.may_be_missing, t.comp_id, t.generation, t.schema_version, "
 			  "t.parent_id, t.parent_generation, "
@@ -243,14 +244,14 @@ decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 
 /* Rows may only be declared for a table that still exists after this run. */
 static void
-check_row_tables(int app_id, RootState *states, int nstates)
+check_row_tables(const CocoPass *pass, int app_id, RootState *states, int nstates)
 {
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(app_id)};
 	uint64		ntables;
 	SPITupleTable *tables;
 
-	coco_run_snap_exec("SELECT tbl FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+	coco_run_snap_exec(pass, "SELECT tbl FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
 			  "UNION SELECT tbl FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1",
 			  1, types, values, true, SPI_OK_SELECT);
 	ntables = SPI_processed;
@@ -400,8 +401,8 @@ resolve_parents(CocoApp *app, RootState *tables, int ntables, RootState *atts, i
 
 /* Tracking of root states after their actions were applied. */
 static void
-record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int nall,
-				   RunStats *rs)
+record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n, int *all_comps,
+				   int nall, RunStats *rs)
 {
 	CocoUserContext uc;
 
@@ -444,7 +445,8 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
 
 				/* a dropped container takes its children with it; otherwise
 				 * (a user's table) the children are deleted one by one */
-				coco_run_init_sync(&sync, app, s->ts_id, s->st.prev[s->st.nprev - 1], all_comps, nall);
+				coco_run_init_sync(&sync, app, pass, s->ts_id, s->st.prev[s->st.nprev - 1], all_comps,
+								   nall);
 				sync.container_gone = (d->action == COCO_DELETE);
 				sync.ignore_declarations = true;
 				s->provider->sync_children(&sync);
@@ -529,7 +531,7 @@ record_root_states(CocoApp *app, RootState *states, int n, int *all_comps, int n
  * all of it when the app is dropped.
  */
 static void
-delete_staging(int app_id, bool consumed_by_run)
+delete_staging(int app_id, const CocoPass *consuming_pass)
 {
 	static const char *const tables[] = {"staged_state", "staged_row", "staged_query",
 	"cleared_component"};
@@ -542,8 +544,8 @@ delete_staging(int app_id, bool consumed_by_run)
 	{
 		char	   *sql = psprintf("DELETE FROM coco.%s WHERE app_id OPERATOR(pg_catalog.=) $1", tables[i]);
 
-		if (consumed_by_run)
-			coco_run_snap_exec(sql, 1, types, values, false, SPI_OK_DELETE);
+		if (consuming_pass)
+			coco_run_snap_exec(consuming_pass, sql, 1, types, values, false, SPI_OK_DELETE);
 		else
 			coco_spi_exec(sql, 1, types, values, NULL, SPI_OK_DELETE);
 	}
@@ -583,15 +585,15 @@ coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs)
 	ArrayType  *replaced_arr;
 
 	memset(rd, 0, sizeof(*rd));
-	coco_run_snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rd->pass.snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	coco_enter_extension_owner(&uc);
-	coco_run_pass_id = coco_spi_int8("SELECT pg_catalog.nextval('coco.pass_seq')", 0, NULL, NULL, NULL);
-	rd->replaced = replaced_components(app->app_id, full, &rd->nreplaced);
-	coco_run_snap_exec("SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
+	rd->pass.pass_id = coco_spi_int8("SELECT pg_catalog.nextval('coco.pass_seq')", 0, NULL, NULL, NULL);
+	rd->replaced = replaced_components(&rd->pass, app->app_id, full, &rd->nreplaced);
+	coco_run_snap_exec(&rd->pass, "SELECT comp_id FROM coco.component WHERE app_id OPERATOR(pg_catalog.=) $1",
 					   1, types, values, true, SPI_OK_SELECT);
 	rd->all = coco_run_int_column(&rd->nall);
 	replaced_arr = coco_run_int_array(rd->replaced, rd->nreplaced);
-	rd->tables = load_root_states(app->app_id, replaced_arr, coco_provider_names(false),
+	rd->tables = load_root_states(&rd->pass, app->app_id, replaced_arr, coco_provider_names(false),
 								  construct_empty_array(INT8OID), &rd->ntables);
 	coco_leave(&uc);
 
@@ -609,7 +611,7 @@ coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs)
 			if (rd->tables[i].ts_id != 0)
 				ids[nids++] = Int64GetDatum(rd->tables[i].ts_id);
 		coco_enter_extension_owner(&uc);
-		rd->atts = load_root_states(app->app_id, replaced_arr, coco_provider_names(true),
+		rd->atts = load_root_states(&rd->pass, app->app_id, replaced_arr, coco_provider_names(true),
 									construct_array(ids, nids, INT8OID, 8, true, TYPALIGN_DOUBLE),
 									&rd->natts);
 		coco_leave(&uc);
@@ -617,15 +619,15 @@ coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs)
 	rs->drift += find_drift(rd->atts, rd->natts);
 	decide_attachments(rd->tables, rd->ntables, rd->atts, rd->natts);
 	coco_enter_extension_owner(&uc);
-	check_row_tables(app->app_id, rd->tables, rd->ntables);
+	check_row_tables(&rd->pass, app->app_id, rd->tables, rd->ntables);
 	coco_leave(&uc);
 }
 
 void
-coco_run_end(void)
+coco_run_end(RunDecisions *rd)
 {
-	UnregisterSnapshot(coco_run_snapshot);
-	coco_run_snapshot = NULL;
+	UnregisterSnapshot(rd->pass.snapshot);
+	rd->pass.snapshot = NULL;
 }
 
 /*
@@ -677,11 +679,11 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	apply_root_actions(app, rd.atts, rd.natts, STEP_RETIRE);
 	apply_root_actions(app, rd.tables, rd.ntables, STEP_APPLY);
 	coco_fault("after_table_ddl");
-	record_root_states(app, rd.tables, rd.ntables, rd.all, rd.nall, rs);
-	coco_sync_children(app, rd.replaced, rd.nreplaced, rd.tables, rd.ntables, rs);
+	record_root_states(app, &rd.pass, rd.tables, rd.ntables, rd.all, rd.nall, rs);
+	coco_sync_children(app, &rd.pass, rd.replaced, rd.nreplaced, rd.tables, rd.ntables, rs);
 	if (rs->more)
 	{
-		coco_run_end();
+		coco_run_end(&rd);
 		rs->passes++;
 		return;
 	}
@@ -690,11 +692,11 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	coco_progress_phase("applying attachments", NULL, rd.natts);
 	resolve_parents(app, rd.tables, rd.ntables, rd.atts, rd.natts);
 	apply_root_actions(app, rd.atts, rd.natts, STEP_APPLY);
-	record_root_states(app, rd.atts, rd.natts, rd.all, rd.nall, rs);
+	record_root_states(app, &rd.pass, rd.atts, rd.natts, rd.all, rd.nall, rs);
 	coco_fault("before_consume");
-	delete_staging(app->app_id, true);
+	delete_staging(app->app_id, &rd.pass);
 
-	coco_run_end();
+	coco_run_end(&rd);
 	rs->passes++;
 }
 
@@ -912,7 +914,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 
 	coco_run_guard_enter(app, "coco.drop_app()");
 	coco_lock_app(app, true);
-	delete_staging(app->app_id, false);
+	delete_staging(app->app_id, NULL);
 	if (!keep_targets)
 	{
 		RunStats	rs;

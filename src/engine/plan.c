@@ -151,7 +151,7 @@ plan_rows(PlanOut *out, CocoApp *app, RunDecisions *rd, int64 ts_id, Jsonb *reco
 		(decided->decision.action == COCO_INSERT || decided->decision.action == COCO_REPLACE);
 	bool		lossy = decided && decided->decision.invalidation == COCO_INVALIDATE_LOSSY;
 
-	coco_run_init_sync(&sync, app, rebuilt ? 0 : ts_id, record, rd->replaced, rd->nreplaced);
+	coco_run_init_sync(&sync, app, &rd->pass, rebuilt ? 0 : ts_id, record, rd->replaced, rd->nreplaced);
 	if (lossy)
 	{
 		sync.rewrite_comps = rd->replaced;
@@ -236,7 +236,7 @@ coco_plan(PG_FUNCTION_ARGS)
 			plan_rows(&out, app, &rd, 0, rd.tables[i].decision.record, &rd.tables[i],
 					  rd.tables[i].provider);
 
-	coco_run_end();
+	coco_run_end(&rd);
 	coco_run_guard_leave();
 	SPI_finish();
 	return (Datum) 0;

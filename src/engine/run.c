@@ -17,9 +17,6 @@
 /* advisory lock class of app locks: 'coco' */
 #define COCO_LOCK_CLASS 0x636f636f
 
-Snapshot	coco_run_snapshot = NULL;
-int64		coco_run_pass_id = 0;	/* stamps the tracking rows a pass writes */
-
 ProviderStats *
 coco_run_provider_stats(RunStats *rs, const char *name)
 {
@@ -33,23 +30,25 @@ coco_run_provider_stats(RunStats *rs, const char *name)
 	return &rs->by_provider[rs->nproviders++];
 }
 
+/* The run's snapshot as the active one, seeing this transaction's writes. */
 void
-coco_push_run_snapshot(void)
+coco_push_snapshot(Snapshot snapshot)
 {
-	PushCopiedSnapshot(coco_run_snapshot);
+	PushCopiedSnapshot(snapshot);
 	UpdateActiveSnapshotCommandId();
 }
 
 /* A statement over staging, through the run's snapshot. */
 void
-coco_run_snap_exec(const char *sql, int nargs, Oid *types, Datum *values, bool read_only, int expected)
+coco_run_snap_exec(const CocoPass *pass, const char *sql, int nargs, Oid *types, Datum *values,
+				   bool read_only, int expected)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
 	int			rc;
 
 	if (plan == NULL)
 		elog(ERROR, "coco_target: SPI_prepare failed for: %s", sql);
-	rc = SPI_execute_snapshot(plan, values, NULL, coco_run_snapshot, InvalidSnapshot,
+	rc = SPI_execute_snapshot(plan, values, NULL, pass->snapshot, InvalidSnapshot,
 							  read_only, false, 0);
 	if (rc != expected)
 		elog(ERROR, "coco_target: unexpected SPI result %s for: %s", SPI_result_code_string(rc), sql);
@@ -137,12 +136,14 @@ coco_run_set_prev(CocoTargetState *st, Jsonb *records)
 }
 
 void
-coco_run_init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
-		  int *replaced, int nreplaced)
+coco_run_init_sync(CocoChildSync *sync, CocoApp *app, const CocoPass *pass, int64 ts_id,
+				   Jsonb *record, int *replaced, int nreplaced)
 {
 	memset(sync, 0, sizeof(*sync));
 	sync->app_id = app->app_id;
 	sync->owner = app->owner;
+	sync->snapshot = pass->snapshot;
+	sync->pass_id = pass->pass_id;
 	sync->container_id = ts_id;
 	sync->record = record;
 	sync->replaced_comps = replaced;

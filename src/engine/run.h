@@ -50,9 +50,21 @@ typedef struct RootState
 	bool		forget;			/* its container was dropped: forget it */
 } RootState;
 
+/*
+ * One pass of a run: the snapshot its reads of staging and tracking use
+ * (registered when the pass decides, released when it ends) and its id,
+ * which stamps the tracking rows it writes.
+ */
+typedef struct CocoPass
+{
+	Snapshot	snapshot;
+	int64		pass_id;
+} CocoPass;
+
 /* what the deciding half of a pass found */
 typedef struct RunDecisions
 {
+	CocoPass	pass;
 	int		   *replaced;
 	int			nreplaced;
 	int		   *all;			/* every component of the app */
@@ -66,20 +78,20 @@ typedef struct RunDecisions
 extern const CocoProvider *coco_run_provider(const char *name);
 extern void coco_run_set_prev(CocoTargetState *st, Jsonb *records);
 extern void coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs);
-extern void coco_run_end(void);
+extern void coco_run_end(RunDecisions *rd);
 extern ProviderStats *coco_run_provider_stats(RunStats *rs, const char *name);
-extern void coco_run_snap_exec(const char *sql, int nargs, Oid *types, Datum *values,
-							   bool read_only, int expected);
+extern void coco_run_snap_exec(const CocoPass *pass, const char *sql, int nargs, Oid *types,
+							   Datum *values, bool read_only, int expected);
 extern int *coco_run_int_column(int *n);
-extern void coco_run_init_sync(CocoChildSync *sync, CocoApp *app, int64 ts_id, Jsonb *record,
-							   int *replaced, int nreplaced);
+extern void coco_run_init_sync(CocoChildSync *sync, CocoApp *app, const CocoPass *pass,
+							   int64 ts_id, Jsonb *record, int *replaced, int nreplaced);
 extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync);
 
 /* intents.c */
 extern void coco_record_intent(CocoApp *app, RootState *s, RunStats *rs);
 
 /* children.c */
-extern void coco_sync_children(CocoApp *app, int *replaced, int nreplaced,
+extern void coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nreplaced,
 							   RootState *states, int nstates, RunStats *rs);
 
 #endif							/* COCO_RUN_H */

@@ -17,6 +17,7 @@
 #include "postgres.h"
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/snapshot.h"
 #include "utils/uuid.h"
 
 /* ---------------------------------------------------------------------
@@ -191,6 +192,8 @@ typedef struct CocoChildSync
 	bool		ignore_declarations;	/* delete every tracked child in the
 										 * replaced components */
 	Oid			owner;			/* the app owner, who applies the changes */
+	Snapshot	snapshot;		/* the run's: read the staged declarations with it */
+	int64		pass_id;		/* the run's pass, which stamps what it tracks */
 	bool		fresh_container;	/* created or rebuilt by this run: empty */
 	bool		exclusive;		/* no component outside the replaced ones
 								 * tracks children of this container */

@@ -1,7 +1,6 @@
 /*
- * settings.c — the coco_target.* settings every layer reads, and the fault
- * points of the crash tests.  The worker's own settings are defined with
- * the worker (bgworker/worker.c).
+ * settings.c — the coco_target.* settings, every layer's (the worker's
+ * included), in one place; and the fault points of the crash tests.
  */
 #include "postgres.h"
 
@@ -17,6 +16,12 @@ char	   *coco_fault_point = NULL;
 int			coco_batch_size = 50000;
 int			coco_lock_timeout = 30000;
 int			coco_commit_every = 1000000;
+/* the worker's */
+int			coco_naptime = 1000;
+int			coco_max_workers = 4;
+int			coco_retry_base = 1000;
+int			coco_max_attempts = 5;
+int			coco_run_retention = 7 * 24 * 60;	/* minutes; 0 = keep forever */
 
 void
 coco_settings_define(void)
@@ -44,6 +49,28 @@ coco_settings_define(void)
 							"committed batches. 0: one transaction per run.",
 							&coco_commit_every, 1000000, 0, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.naptime",
+							"How often the background worker looks for queued runs.",
+							"Submits wake the worker at once; this bounds the delay otherwise.",
+							&coco_naptime, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.max_workers",
+							"Databases served by background workers at the same time.",
+							NULL, &coco_max_workers, 4, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.retry_base",
+							"Delay before the first retry of a failed run; doubled for each further attempt, up to 60 s.",
+							NULL, &coco_retry_base, 1000, 0, COCO_RETRY_MAX_MS,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.max_attempts",
+							"Attempts at a submitted run before it is left failed.",
+							NULL, &coco_max_attempts, 5, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.run_retention",
+							"How long finished runs are kept in coco.run; 0 keeps them forever.",
+							"The worker deletes succeeded and failed runs older than this, at most once a minute per database.",
+							&coco_run_retention, 7 * 24 * 60, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
 	DefineCustomStringVariable("coco_target.fault_point",
 							   "Testing only: stop the backend hard at this point of a run.",
 							   "A named point (after_staging_read, after_decisions, after_table_ddl, "

@@ -48,17 +48,17 @@ typedef struct StagedQuery
 } StagedQuery;
 
 static List *
-load_staged_queries(int app_id, const char *tbl)
+load_staged_queries(const CocoChildSync *sync, const char *tbl)
 {
 	Oid			types[2] = {INT4OID, TEXTOID};
-	Datum		values[2] = {Int32GetDatum(app_id), CStringGetTextDatum(tbl)};
+	Datum		values[2] = {Int32GetDatum(sync->app_id), CStringGetTextDatum(tbl)};
 	List	   *result = NIL;
 	SPIPlanPtr	plan;
 
 	plan = SPI_prepare("SELECT comp_id, query, columns, search_path FROM coco.staged_query "
 					   "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
 					   "ORDER BY query_id", 2, types);
-	if (SPI_execute_snapshot(plan, values, NULL, coco_run_snapshot, InvalidSnapshot,
+	if (SPI_execute_snapshot(plan, values, NULL, sync->snapshot, InvalidSnapshot,
 							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "coco_target: reading staged queries failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -350,7 +350,7 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	CocoUserContext uc;
 	Oid			types[3] = {INT4OID, INT8OID, INT8OID};
 	Datum		values[3] = {Int32GetDatum(sync->app_id), Int64GetDatum(sync->container_id),
-	Int64GetDatum(coco_run_pass_id)};
+	Int64GetDatum(sync->pass_id)};
 
 	if (b->nrows == 0)
 		return;
@@ -412,7 +412,7 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 static List *
 replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path)
 {
-	List	   *queries = load_staged_queries(sync->app_id, spec->tn.qualified);
+	List	   *queries = load_staged_queries(sync, spec->tn.qualified);
 	ListCell   *lc;
 
 	*search_path = NULL;
@@ -463,11 +463,11 @@ forget_kept_diff(bool close_files)
 }
 
 static CocoRowDiff *
-take_kept_diff(int64 container_id)
+take_kept_diff(int64 pass_id, int64 container_id)
 {
 	CocoRowDiff *d = NULL;
 
-	if (kept_diff != NULL && kept_pass == coco_run_pass_id && kept_container == container_id)
+	if (kept_diff != NULL && kept_pass == pass_id && kept_container == container_id)
 	{
 		d = kept_diff;
 		kept_diff = NULL;
@@ -504,7 +504,7 @@ rows_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 static void
-keep_diff(CocoRowDiff *d, int64 container_id)
+keep_diff(CocoRowDiff *d, int64 pass_id, int64 container_id)
 {
 	static bool callbacks = false;
 
@@ -515,7 +515,7 @@ keep_diff(CocoRowDiff *d, int64 container_id)
 		callbacks = true;
 	}
 	kept_diff = d;
-	kept_pass = coco_run_pass_id;
+	kept_pass = pass_id;
 	kept_container = container_id;
 	kept_subid = GetCurrentSubTransactionId();
 }
@@ -559,7 +559,7 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
 	coco_leave(&uc);
 	coco_enter_app_owner(sync->owner, search_path, &uc);
-	coco_push_run_snapshot();
+	coco_push_snapshot(sync->snapshot);
 	coco_rowdiff_read_declared(d);
 	PopActiveSnapshot();
 	coco_leave(&uc);
@@ -579,7 +579,7 @@ coco_rows_summarize(CocoChildSync *sync)
 	List	   *queries = replaced_queries(sync, spec, &search_path);
 
 	forget_kept_diff(true);
-	keep_diff(read_declared(sync, spec, queries, search_path), sync->container_id);
+	keep_diff(read_declared(sync, spec, queries, search_path), sync->pass_id, sync->container_id);
 }
 
 /*
@@ -670,10 +670,10 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 		Oid			relid = open_created_table(spec, sync->owner);
 
 		coco_enter_app_owner(sync->owner, search_path, &uc);
-		coco_push_run_snapshot();
+		coco_push_snapshot(sync->snapshot);
 		sync->inserted = coco_rowdiff_load(spec, build_declared_sql(spec, queries, false), 5, types,
 										   values, relid, sync->app_id, sync->container_id,
-										   coco_run_pass_id);
+										   sync->pass_id);
 		PopActiveSnapshot();
 		coco_leave(&uc);
 		coco_fault("after_row_batch");
@@ -689,7 +689,7 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	}
 
 	coco_enter_app_owner(sync->owner, search_path, &uc);
-	coco_push_run_snapshot();
+	coco_push_snapshot(sync->snapshot);
 	if (SPI_execute_with_args(psprintf("INSERT INTO %s (%s) SELECT %s FROM (%s) x",
 									   qname, cols.data, cols.data,
 									   build_declared_sql(spec, queries, false)),
@@ -707,7 +707,7 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	(void) coco_rowdiff_load(spec, psprintf("SELECT %d AS \"coco#c\"%s FROM ONLY %s x",
 											sync->replaced_comps[0], xcols.data, qname),
 							 0, NULL, NULL, InvalidOid, sync->app_id, sync->container_id,
-							 coco_run_pass_id);
+							 sync->pass_id);
 	coco_leave(&uc);
 }
 
@@ -822,7 +822,7 @@ coco_rows_sync(CocoChildSync *sync)
 	}
 
 	/* the summary pass's reading, or a reading now */
-	d = sync->ignore_declarations ? NULL : take_kept_diff(sync->container_id);
+	d = sync->ignore_declarations ? NULL : take_kept_diff(sync->pass_id, sync->container_id);
 	if (d == NULL)
 		d = read_declared(sync, spec, queries, search_path);
 	coco_rowdiff_publish_tally(d, sync->replaced_comps, sync->nreplaced);
@@ -830,14 +830,14 @@ coco_rows_sync(CocoChildSync *sync)
 	if (!coco_rowdiff_finish(d))
 	{
 		coco_enter_app_owner(sync->owner, search_path, &uc);
-		coco_push_run_snapshot();
+		coco_push_snapshot(sync->snapshot);
 		coco_rowdiff_duplicate_error(d);
 	}
 	coco_enter_extension_owner(&uc);
 	coco_rowdiff_deletions(d);
 	coco_leave(&uc);
 	coco_enter_app_owner(sync->owner, search_path, &uc);
-	coco_push_run_snapshot();
+	coco_push_snapshot(sync->snapshot);
 	coco_rowdiff_read_changed(d);
 	PopActiveSnapshot();
 	coco_leave(&uc);
@@ -879,7 +879,7 @@ coco_rows_plan(CocoChildSync *sync)
 	coco_enter_app_owner(sync->owner, search_path, &uc);
 	(void) set_config_option("work_mem", psprintf("%d", coco_work_mem),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	coco_push_run_snapshot();
+	coco_push_snapshot(sync->snapshot);
 	coco_diff_tally_reset();
 	if (SPI_execute_with_args(sql, 5, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "coco_target: planning the rows of %s failed", spec->tn.qualified);
