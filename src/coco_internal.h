@@ -167,9 +167,9 @@ extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
 extern void coco_declare_init(void);
 
-/* pg_table.c, pg_attach.c */
+/* pg_table.c */
 extern void coco_pg_table_register(void);
-extern void coco_pg_attach_register(void);
+
 
 /* localfs.c */
 extern void coco_localfs_register(void);

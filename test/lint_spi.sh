@@ -90,13 +90,13 @@ my @BY_DESIGN = (
      "the user's declare_rows query: prepared alone, refused unless one read-only SELECT, run as the app owner"],
     ['src/connectors/postgres/pg_rows.c', 'build_declared_sql', 'q->query',
      "a staged declare_rows query (checked as above when declared), run as the app owner"],
-    ['src/connectors/postgres/pg_attach.c', 'index_sql', 'where',
+    ['src/connectors/postgres/pg_index.c', 'index_sql', 'where',
      "an index WHERE predicate: SQL by design, run as the app owner"],
-    ['src/connectors/postgres/pg_attach.c', 'index_sql', 'e->val.string.val',
+    ['src/connectors/postgres/pg_index.c', 'index_sql', 'e->val.string.val',
      "an index expression: SQL by design, checked to be one expression when declared, run as the app owner"],
-    ['src/connectors/postgres/pg_attach.c', 'sql_command_apply', 'spec_text(actions[i].state->desired, "setup")',
+    ['src/connectors/postgres/pg_sql_command.c', 'sql_command_apply', 'attach_spec_text(actions[i].state->desired, "setup")',
      "the \@sql_command setup: SQL by design, run as the app owner"],
-    ['src/connectors/postgres/pg_attach.c', 'sql_command_retire', 'teardown',
+    ['src/connectors/postgres/pg_sql_command.c', 'sql_command_retire', 'teardown',
      "the \@sql_command teardown: SQL by design, run as the app owner"],
 );
 # Struct fields that hold something safe by construction: "Struct.field".

@@ -24,6 +24,7 @@
 #include "utils/resowner.h"
 
 #include "coco_internal.h"
+#include "pg_attach.h"
 
 /* ---- the handler ------------------------------------------------------- */
 
@@ -482,7 +483,8 @@ void
 coco_pg_table_register(void)
 {
 	coco_register_root_provider(&table_provider);
-	coco_pg_attach_register();
+	coco_pg_index_register();
+	coco_pg_sql_command_register();
 }
 
 /*

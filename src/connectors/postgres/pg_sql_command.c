@@ -1,0 +1,142 @@
+/*
+ * pg_sql_command.c — the @sql_command attachment of a postgres.table: SQL
+ * that sets something up for the table (a trigger, a view, grants) and
+ * optionally undoes it; coco.declare_sql_command().  The record keeps the
+ * whole spec, so the previous teardown runs before a changed setup.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+
+#include "pg_attach.h"
+
+/*
+ * SQL a run will execute (an sql_command's setup or teardown) must be
+ * something a run can execute: no transaction control (the run is one
+ * transaction), no COPY with the client.  Parsed when declared, so the
+ * mistake shows there and not in every later run.
+ */
+static void
+check_run_sql(const char *sql, const char *what, const char *name)
+{
+	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	ListCell   *lc;
+
+	foreach(lc, stmts)
+	{
+		Node	   *stmt = lfirst_node(RawStmt, lc)->stmt;
+
+		if (IsA(stmt, TransactionStmt) ||
+			(IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->filename == NULL &&
+			 !((CopyStmt *) stmt)->is_program))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the %s of sql_command \"%s\" contains a statement a run cannot execute",
+							what, name),
+					 errdetail("A run is one transaction: it cannot contain transaction control, "
+							   "or COPY to or from the client."),
+					 errhint("Leave out COMMIT, ROLLBACK, BEGIN, SAVEPOINT and COPY … STDIN/STDOUT.")));
+	}
+}
+
+/* ---- @sql_command ------------------------------------------------------- */
+
+static void
+sql_command_retire(CocoPlannedAction *actions, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		const CocoTargetState *st = actions[i].state;
+
+		/* the previous teardown, as recorded, undoes the previous setup */
+		for (int p = 0; p < st->nprev; p++)
+		{
+			char	   *teardown = attach_spec_text(st->prev[p], "teardown");
+
+			if (teardown)
+				attach_exec_sql(teardown, "teardown", st->name);
+		}
+	}
+}
+
+static void
+sql_command_apply(CocoPlannedAction *actions, int n)
+{
+	for (int i = 0; i < n; i++)
+		attach_exec_sql(attach_spec_text(actions[i].state->desired, "setup"), "setup", actions[i].state->name);
+}
+
+/* Drift: the index was dropped behind the reconciler's back. */
+static const CocoProvider sql_command_provider = {
+	.name = SQL_COMMAND_PROVIDER,
+	.parent = COCO_TABLE_PROVIDER,
+	.reconcile = attach_reconcile,
+	.apply = sql_command_apply,
+	.retire = sql_command_retire,
+};
+
+void
+coco_pg_sql_command_register(void)
+{
+	coco_register_root_provider(&sql_command_provider);
+}
+
+/* ---- the declaration API -------------------------------------------------- */
+
+/*
+ * coco.declare_sql_command(app, table_name, name, setup_sql, teardown_sql,
+ * component): SQL that sets something up for the table (a trigger, a
+ * view, grants) and optionally undoes it.  Both run as the app owner with
+ * the search_path pinned to pg_catalog, pg_temp: schema-qualify names.
+ */
+PG_FUNCTION_INFO_V1(coco_declare_sql_command);
+Datum
+coco_declare_sql_command(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoTableName tn;
+	char	   *name;
+	StringInfoData spec;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
+	coco_declaring(app);
+	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
+	name = text_to_cstring(coco_text_arg(fcinfo, 2, "name"));
+	coco_validate_identifier(name, "sql_command name");
+
+	initStringInfo(&spec);
+	appendStringInfoString(&spec, "{\"schema\": ");
+	escape_json(&spec, tn.schema);
+	appendStringInfoString(&spec, ", \"table\": ");
+	escape_json(&spec, tn.name);
+	appendStringInfoString(&spec, ", \"name\": ");
+	escape_json(&spec, name);
+	appendStringInfoString(&spec, ", \"setup\": ");
+	check_run_sql(text_to_cstring(coco_text_arg(fcinfo, 3, "setup_sql")), "setup", name);
+	if (!PG_ARGISNULL(4))
+		check_run_sql(text_to_cstring(PG_GETARG_TEXT_PP(4)), "teardown", name);
+	escape_json(&spec, text_to_cstring(coco_text_arg(fcinfo, 3, "setup_sql")));
+	appendStringInfoString(&spec, ", \"teardown\": ");
+	if (PG_ARGISNULL(4))
+		appendStringInfoString(&spec, "null");
+	else
+		escape_json(&spec, text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	appendStringInfoChar(&spec, '}');
+	attach_stage(app, &tn, SQL_COMMAND_PROVIDER, NULL, "@sql_command", name,
+					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
+					 coco_component_arg(fcinfo, 5));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
