@@ -261,7 +261,7 @@ temp_name(const char *name)
 
 	if (!pg_strong_random(bytes, sizeof(bytes)))
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
+				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("could not generate a random temporary file name")));
 	tmp = psprintf(TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x.%s", bytes[0], bytes[1], bytes[2],
 				   bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], name);
