@@ -1,10 +1,8 @@
 /*
- * worker.c — the background reconciler: the launcher and the per-database
- * workers that execute the runs coco.submit() queues (submit.c).
+ * worker.c — the per-database workers that execute the runs coco.submit()
+ * queues (submit.c); the launcher that starts them is in launcher.c.
  *
- * A launcher (started from
- * shared_preload_libraries) starts one dynamic worker per database that
- * has work, at most coco_target.max_workers at once.  A per-database worker
+ * A per-database worker
  * takes queued runs in run_id order, app by app: one app's runs strictly in
  * order, a failing app never blocking the others.  Each run is marked
  * 'running' in a short transaction of its own, then reconciled in another,
@@ -70,18 +68,12 @@
  * worker never makes a plain DROP DATABASE fail.
  */
 #define COCO_IDLE_EXIT_MS	3000
-/* the launcher looks at a database nobody asked about this often */
-#define COCO_RECHECK_MS		60000
-/* databases with pending work or a worker, tracked at once */
-/* launcher-side table of databases */
-#define COCO_MAX_DBS		1024
 /* finished runs past the retention are deleted at most this often */
 #define COCO_PURGE_EVERY_MS	60000
 
 /* the scheduler's shared memory (sched/shmem.c), looked up at start */
 static CocoShared *shared = NULL;
 
-void		coco_launcher_main(Datum arg);
 void		coco_db_worker_main(Datum arg);
 
 /* ---- per-database worker ---------------------------------------------------- */
@@ -744,230 +736,4 @@ coco_db_worker_main(Datum arg)
 						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-}
-
-/* ---- launcher ------------------------------------------------------------- */
-
-typedef struct LauncherDb
-{
-	Oid			dbid;
-	BackgroundWorkerHandle *handle;
-	TimestampTz next_check;
-	bool		seen;
-} LauncherDb;
-
-static LauncherDb dbs[COCO_MAX_DBS];
-static int	ndbs = 0;
-
-static bool
-worker_alive(LauncherDb *db)
-{
-	pid_t		pid;
-	BgwHandleStatus st;
-
-	if (db->handle == NULL)
-		return false;
-	st = GetBackgroundWorkerPid(db->handle, &pid);
-	if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED)
-		return true;
-	pfree(db->handle);
-	db->handle = NULL;
-	return false;
-}
-
-static bool
-start_db_worker(LauncherDb *db)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "coco_target");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "coco_db_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "coco_target worker for database %u", db->dbid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "coco_target worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(db->dbid);
-	worker.bgw_notify_pid = MyProcPid;	/* our latch is set when it stops */
-	if (!RegisterDynamicBackgroundWorker(&worker, &db->handle))
-	{
-		db->handle = NULL;
-		ereport(LOG,
-				(errmsg("coco_target: could not start a worker for database %u", db->dbid),
-				 errhint("Raise max_worker_processes.")));
-		return false;
-	}
-	return true;
-}
-
-static void
-scan_databases(void)
-{
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-
-	for (int i = 0; i < ndbs; i++)
-		dbs[i].seen = false;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "coco_target: scanning databases");
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-		int			i;
-
-		/*
-		 * Templates are skipped: a worker connected to one would make
-		 * CREATE DATABASE from it fail.
-		 */
-		if (!d->datallowconn || d->datistemplate)
-			continue;
-		for (i = 0; i < ndbs; i++)
-			if (dbs[i].dbid == d->oid)
-				break;
-		if (i == ndbs)
-		{
-			if (ndbs >= COCO_MAX_DBS)
-				continue;
-			memset(&dbs[ndbs], 0, sizeof(LauncherDb));
-			dbs[ndbs].dbid = d->oid;
-			ndbs++;
-		}
-		dbs[i].seen = true;
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-
-	/* forget dropped databases (and their wake-up slots) */
-	for (int i = 0; i < ndbs; i++)
-	{
-		if (dbs[i].seen || worker_alive(&dbs[i]))
-			continue;
-		SpinLockAcquire(&shared->mutex);
-		{
-			CocoDbSlot *slot = coco_sched_find_slot(dbs[i].dbid, false);
-
-			if (slot && slot->latch == NULL)
-				slot->dbid = InvalidOid;
-		}
-		SpinLockRelease(&shared->mutex);
-		dbs[i] = dbs[--ndbs];
-		i--;
-	}
-}
-
-void
-coco_launcher_main(Datum arg)
-{
-	shared = coco_sched_shared();
-	pqsignal(SIGTERM, die);
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	BackgroundWorkerUnblockSignals();
-	/* no database: only the shared catalogs (pg_database) are needed */
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-
-	SpinLockAcquire(&shared->mutex);
-	shared->launcher_latch = MyLatch;
-	SpinLockRelease(&shared->mutex);
-
-	for (;;)
-	{
-		TimestampTz now;
-		int			running = 0;
-		bool		wake_all;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		scan_databases();
-
-		SpinLockAcquire(&shared->mutex);
-		wake_all = shared->wake_all;
-		shared->wake_all = false;
-		SpinLockRelease(&shared->mutex);
-
-		now = GetCurrentTimestamp();
-		for (int i = 0; i < ndbs; i++)
-			if (worker_alive(&dbs[i]))
-				running++;
-		for (int i = 0; i < ndbs && running < coco_max_workers; i++)
-		{
-			LauncherDb *db = &dbs[i];
-			bool		wanted;
-
-			if (worker_alive(db))
-				continue;
-			SpinLockAcquire(&shared->mutex);
-			{
-				CocoDbSlot *slot = coco_sched_find_slot(db->dbid, false);
-
-				wanted = wake_all || (slot && slot->wake) || now >= db->next_check;
-			}
-			SpinLockRelease(&shared->mutex);
-			if (!wanted)
-				continue;
-			if (!start_db_worker(db))
-			{
-				/* no worker process free: try again next round */
-				if (wake_all)
-				{
-					SpinLockAcquire(&shared->mutex);
-					shared->wake_all = true;
-					SpinLockRelease(&shared->mutex);
-				}
-				break;
-			}
-
-			/*
-			 * Unasked, a database is looked at again after COCO_RECHECK_MS:
-			 * work is queued by submits, which wake us, so this is only a
-			 * safety net.
-			 */
-			db->next_check = TimestampTzPlusMilliseconds(now, Max(COCO_RECHECK_MS, coco_naptime));
-			running++;
-		}
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 coco_naptime, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-}
-
-/* ---- setup from _PG_init ---------------------------------------------------- */
-
-void
-coco_worker_init(void)
-{
-	BackgroundWorker worker;
-
-	coco_submit_init();
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-	coco_sched_shmem_init();
-
-	/* pg_upgrade must not see runs being executed */
-	if (IsBinaryUpgrade)
-		return;
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "coco_target");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "coco_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "coco_target launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "coco_target launcher");
-	RegisterBackgroundWorker(&worker);
 }
