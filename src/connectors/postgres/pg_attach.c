@@ -125,6 +125,33 @@ attach_exec_sql(const char *sql, const char *what, const char *name)
 				 errhint("Transaction control and COPY to or from the client cannot be part of it.")));
 }
 
+/*
+ * Parse SQL an attachment's spec gives (an index expression or predicate,
+ * a SQL command), raw.  When it does not parse: NIL, and the error in
+ * *error (its state cleared), so that the caller can name the input.
+ */
+List *
+attach_raw_parse(const char *sql, ErrorData **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *stmts = NIL;
+
+	*error = NULL;
+	PG_TRY();
+	{
+		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		*error = CopyErrorData();
+		FlushErrorState();
+		stmts = NIL;
+	}
+	PG_END_TRY();
+	return stmts;
+}
+
 int
 attach_spec_array_size(Jsonb *spec, const char *field)
 {

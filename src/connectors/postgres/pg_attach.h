@@ -20,6 +20,7 @@ extern int	attach_spec_array_size(Jsonb *spec, const char *field);
 extern void attach_key(const CocoTableName *tn, const char *symbol, const char *name, StringInfo buf);
 extern void attach_reconcile(const CocoTargetState *st, CocoDecision *d);
 extern void attach_exec_sql(const char *sql, const char *what, const char *name);
+extern List *attach_raw_parse(const char *sql, ErrorData **error);
 extern void attach_stage(CocoApp *app, const CocoTableName *tn, const char *provider,
 						 const char *sibling, const char *symbol, const char *name, Jsonb *spec,
 						 ArrayType *component);

@@ -154,30 +154,17 @@ index_sql(Jsonb *spec, bool concurrently, bool opclass)
 static void
 check_index_statement(Jsonb *spec, const char *sql)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *stmts = NIL;
+	ErrorData  *error;
+	List	   *stmts = attach_raw_parse(sql, &error);
 	IndexStmt  *ix = NULL;
 	char	   *name = attach_spec_text(spec, "index_name");
 	char	   *where = attach_spec_text(spec, "where");
 	int			ncolumns = attach_spec_array_size(spec, "columns");
 	bool		same;
 
-	PG_TRY();
-	{
-		stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		if (e->sqlerrcode != ERRCODE_SYNTAX_ERROR)
-			PG_RE_THROW();
-		FlushErrorState();
-		stmts = NIL;
-	}
-	PG_END_TRY();
+	/* a syntax error is a statement that is not the spec's; anything else is raised */
+	if (error && error->sqlerrcode != ERRCODE_SYNTAX_ERROR)
+		ReThrowError(error);
 	if (list_length(stmts) == 1 && IsA(linitial_node(RawStmt, stmts)->stmt, IndexStmt))
 		ix = (IndexStmt *) linitial_node(RawStmt, stmts)->stmt;
 	same = ix != NULL &&
@@ -233,6 +220,7 @@ index_concurrently_sql(const CocoPlannedAction *action)
 	return index_sql(spec, true, true);
 }
 
+/* Drift: the index was dropped behind the reconciler's back. */
 static bool
 index_matches_record(const CocoTargetState *st)
 {
@@ -308,28 +296,16 @@ append_json_identifiers(StringInfo out, const char *field, ArrayType *arr, const
 static char *
 check_expression(char *expr, const char *option)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *stmts = NIL;
+	ErrorData  *error;
+	List	   *stmts = attach_raw_parse(psprintf("SELECT (%s)", expr), &error);
 	SelectStmt *select;
 
 	/* a syntax error names the option, not a position in the caller's query */
-	PG_TRY();
-	{
-		stmts = raw_parser(psprintf("SELECT (%s)", expr), RAW_PARSE_DEFAULT);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
+	if (error)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNTAX_ERROR),
 				 errmsg("index option \"%s\" is not a valid SQL expression: %s", option, expr),
-				 errdetail("%s", e->message)));
-	}
-	PG_END_TRY();
+				 errdetail("%s", error->message)));
 	select = list_length(stmts) == 1 ? (SelectStmt *) linitial_node(RawStmt, stmts)->stmt : NULL;
 
 	/* exactly "SELECT (expr)": no clause may follow the parenthesis */

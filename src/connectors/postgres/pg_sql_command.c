@@ -30,8 +30,18 @@
 static void
 check_run_sql(const char *sql, const char *what, const char *name)
 {
-	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	ErrorData  *error;
+	List	   *stmts = attach_raw_parse(sql, &error);
 	ListCell   *lc;
+
+	/* a syntax error names the SQL command, not a position in the caller's query */
+	if (error && error->sqlerrcode == ERRCODE_SYNTAX_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("the %s of sql_command \"%s\" is not valid SQL", what, name),
+				 errdetail("%s", error->message)));
+	if (error)
+		ReThrowError(error);
 
 	foreach(lc, stmts)
 	{
@@ -77,7 +87,6 @@ sql_command_apply(CocoPlannedAction *actions, int n)
 		attach_exec_sql(attach_spec_text(actions[i].state->desired, "setup"), "setup", actions[i].state->name);
 }
 
-/* Drift: the index was dropped behind the reconciler's back. */
 static const CocoProvider sql_command_provider = {
 	.name = SQL_COMMAND_PROVIDER,
 	.parent = COCO_TABLE_PROVIDER,
