@@ -66,6 +66,17 @@ fail() {
 }
 q() { coco_psql -qAt "$@"; }
 
+# Where the server log is now, and what it shows since such a mark of a
+# backend that died: its signal, or the crash-restart it caused (the
+# postmaster's start time does not change on a crash-restart). Empty when
+# none died.
+coco_log_mark() { wc -c <"$COCO_TMP/postgres.log"; }
+coco_crashed_since() {
+    tail -c +"$(($1 + 1))" "$COCO_TMP/postgres.log" |
+        grep -E "terminated by signal|terminating any other active server processes|all server processes terminated; reinitializing" ||
+        true
+}
+
 # Wait until the cluster answers queries again (after a crash or restart).
 coco_wait_up() {
     for _ in $(seq 1 120); do

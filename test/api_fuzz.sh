@@ -11,12 +11,6 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 seconds=${COCO_FUZZ_SECONDS:-60}
 ops=${COCO_FUZZ_OPS:-150}
-LOG="$COCO_TMP/postgres.log"
-crashed_since() {
-    tail -c +"$(($1 + 1))" "$LOG" |
-        grep -E "terminated by signal|terminating any other active server processes|all server processes terminated; reinitializing" ||
-        true
-}
 
 root="$COCO_TMP/fsroot"
 mkdir -p "$root"
@@ -49,10 +43,10 @@ declare -A seen
 while :; do
     if [ -n "${COCO_FUZZ_SEED:-}" ]; then seed=$COCO_FUZZ_SEED
     else seed="0.$(printf '%05d' $((RANDOM * 3 % 100000)))$seeds"; fi
-    mark=$(wc -c <"$LOG")
+    mark=$(coco_log_mark)
     out=$(fuzz "$seed" || true)
     sleep 0.2
-    crash=$(crashed_since "$mark")
+    crash=$(coco_crashed_since "$mark")
     if [ -n "$crash" ]; then
         coco_wait_up || true
         fail "seed $seed: a backend died: $crash"
@@ -79,7 +73,7 @@ while :; do
         q -c "SELECT coco.drop_app(name, true) FROM coco.app WHERE owner = 'regress_fuzzer'::regrole" >/dev/null 2>&1 || true
     fi
 done
-[ -z "$(crashed_since 0)" ] || fail "a backend died during the run"
+[ -z "$(coco_crashed_since 0)" ] || fail "a backend died during the run"
 summary=""
 for s in $(printf '%s\n' "${!seen[@]}" | sort); do summary="$summary $s:${seen[$s]}"; done
 ok "$seeds seeds, $calls calls in $(($(date +%s) - start)) s, no backend died, no XX000"

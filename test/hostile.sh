@@ -21,26 +21,18 @@ source "$(dirname "$0")/../scripts/lib.sh"
 # COCO_KEEP_GOING=1 lists every failing check instead of stopping at the first
 if [ "${COCO_KEEP_GOING:-0}" = 1 ]; then fail() { echo "FAIL: $*"; }; fi
 
-LOG="$COCO_TMP/postgres.log"
-log_mark() { wc -c <"$LOG"; }
-# A backend that died takes the server through a crash-restart.
-crashed_since() {
-    tail -c +"$(($1 + 1))" "$LOG" |
-        grep -E "terminated by signal|terminating any other active server processes|all server processes terminated; reinitializing" ||
-        true
-}
 
 # expect NAME SQLSTATE: run stdin as mallory; the first error's SQLSTATE
 # (or "ok") must be SQLSTATE, and no backend may have died.
 expect() {
     local name=$1 want=$2 mark out got crash
-    mark=$(log_mark)
+    mark=$(coco_log_mark)
     out=$(coco_as_pg "$COCO_PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate \
         -c "SET ROLE regress_mallory" -f - 2>&1) || true
     got=$(printf '%s\n' "$out" | sed -n 's/^.*ERROR:  \([0-9A-Z]\{5\}\).*$/\1/p' | head -n 1)
     [ -n "$got" ] || got=ok
     sleep 0.2
-    crash=$(crashed_since "$mark")
+    crash=$(coco_crashed_since "$mark")
     if [ -n "$crash" ]; then
         coco_wait_up || true
         fail "$name: a backend died: $crash"
@@ -171,19 +163,19 @@ q -c "SET ROLE regress_alice" \
 as_mallory <<'SQL'
 DROP FUNCTION m.rec(jsonb, jsonb, jsonb[], boolean);
 SQL
-mark=$(log_mark)
+mark=$(coco_log_mark)
 if out=$(q -v VERBOSITY=sqlstate -c "SET ROLE regress_alice" -c "SELECT coco.reconcile('uses_kv')" 2>&1); then
     fail "2. alice's reconcile with a dropped provider function succeeded"
 fi
-[ -z "$(crashed_since "$mark")" ] || fail "2. alice's reconcile crashed the server"
+[ -z "$(coco_crashed_since "$mark")" ] || fail "2. alice's reconcile crashed the server"
 case "$out" in *42883*) ok "2. a provider's dropped reconcile function: 42883 for its user" ;;
 *) fail "2. a provider's dropped function: $out" ;; esac
 # the same run in the worker fails and is recorded; the worker lives on
-mark=$(log_mark)
+mark=$(coco_log_mark)
 run=$(q -c "SET ROLE regress_alice" -c "SELECT coco.submit('uses_kv')")
 out=$(q -v VERBOSITY=sqlstate -c "SET ROLE regress_alice" -c "SELECT coco.wait($run, '60s')" 2>&1 || true)
 case "$out" in *38000*) ;; *) fail "2. the worker run with a dropped provider function: $out" ;; esac
-[ -z "$(crashed_since "$mark")" ] || fail "2. the worker crashed"
+[ -z "$(coco_crashed_since "$mark")" ] || fail "2. the worker crashed"
 case "$(q -c "SELECT error FROM coco.run WHERE run_id = $run")" in
 *mallory.kv*) ok "2. the worker run failed, naming the provider" ;;
 *) fail "2. the worker run's error: $(q -c "SELECT error FROM coco.run WHERE run_id = $run")" ;; esac
@@ -396,6 +388,9 @@ SQL
 expect "9. a sql_command of COPY FROM STDIN" 0A000 <<'SQL'
 SELECT coco.declare_sql_command('cmd', 'm.cmd', 'c', 'COPY m.cmd FROM STDIN');
 SQL
+expect "9. a sql_command that is not SQL" 42601 <<'SQL'
+SELECT coco.declare_sql_command('cmd', 'm.cmd', 'c', 'SELEC 1');
+SQL
 expect "9. coco.drop_app(app, NULL)" 22004 <<'SQL'
 SELECT coco.drop_app('cmd', NULL);
 SQL
@@ -505,6 +500,5 @@ SELECT coco.declare_row('reenter', 'm.r2', '{"id": 2, "v": "y"}');
 SELECT coco.declare_row('reenter', 'm.r2', '{"id": 3, "v": "z"}');
 SQL
 
-mark=0
-[ -z "$(crashed_since "$mark")" ] || fail "a backend died during the test"
+[ -z "$(coco_crashed_since 0)" ] || fail "a backend died during the test"
 echo "hostile scenario passed"
