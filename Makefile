@@ -23,4 +23,4 @@ include $(PGXS)
 
 # PGXS does not track header dependencies: every object depends on them.
 # (After the include, so the default goal stays PGXS's "all".)
-$(OBJS): $(wildcard src/*.h src/*/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h src/*/*/*.h)

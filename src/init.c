@@ -11,6 +11,9 @@
 #include "utils/guc.h"
 
 #include "coco_internal.h"
+#include "connectors/localfs/localfs.h"
+#include "connectors/postgres/pg_connector.h"
+#include "connectors/sql/sql_provider.h"
 
 PG_MODULE_MAGIC;
 

@@ -10,13 +10,9 @@
 # Every file under src/connectors/ whose includes keep to that is compiled
 # with an include path of the public header and PostgreSQL's only.
 #
-# Known violations are listed in test/layers.allow, one per line; the list
-# may only shrink: a violation not on it fails, and so does a line of it
-# that is no longer a violation.  `test/layers.sh --write` rewrites it from
-# the tree (for review when a violation is removed).
+# Any violation fails, named with the file and the call or include.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-allow="$here/test/layers.allow"
 pgconfig="${COCO_PGBIN:-/usr/lib/postgresql/15/bin}/pg_config"
 
 LAYERS_PL=$(cat <<'PERL'
@@ -164,12 +160,6 @@ violations() { perl -e "$LAYERS_PL" "$1"; }
 
 found=$(violations "$here")
 
-if [ "${1:-}" = "--write" ]; then
-    printf '%s\n' "$found" | sed '/^$/d' >"$allow"
-    echo "layers: wrote $(wc -l <"$allow") known violations to test/layers.allow"
-    exit 0
-fi
-
 tmp="$(mktemp -d -t coco-layers.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -193,17 +183,9 @@ if ! violations "$tmp/planted" 2>/dev/null | grep -q "^call src/core/digest.c ->
 fi
 
 status=0
-listed=$(grep -v '^#' "$allow" 2>/dev/null | sed '/^$/d' | sort || true)
-new=$(comm -23 <(printf '%s\n' "$found" | sed '/^$/d' | sort) <(printf '%s\n' "$listed"))
-gone=$(comm -13 <(printf '%s\n' "$found" | sed '/^$/d' | sort) <(printf '%s\n' "$listed"))
-if [ -n "$new" ]; then
-    echo "layers: FAIL: violations not in test/layers.allow:"
-    sed 's/^/  /' <<<"$new"
-    status=1
-fi
-if [ -n "$gone" ]; then
-    echo "layers: FAIL: test/layers.allow lists what is no longer a violation (remove the lines):"
-    sed 's/^/  /' <<<"$gone"
+if [ -n "$found" ]; then
+    echo "layers: FAIL: violations of the layer order:"
+    sed 's/^/  /' <<<"$found"
     status=1
 fi
 
@@ -212,14 +194,6 @@ pginc="$("$pgconfig" --includedir-server)"
 compiled=0
 for c in "$here"/src/connectors/*/*.c; do
     rel="${c#"$here"/}"
-    # a file with a listed private reach, itself or through a header of its
-    # folder it includes, is on the allow-list already
-    reach=0
-    grep -q "^include $rel -> " <<<"$found" && reach=1
-    for h in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"/]*\.h\)".*/\1/p' "$c"); do
-        [ -f "$(dirname "$c")/$h" ] && grep -q "^include $(dirname "$rel")/$h -> " <<<"$found" && reach=1
-    done
-    [ "$reach" = 1 ] && continue
     if ! gcc -fsyntax-only -std=gnu99 -Wall -Werror -Wno-unused-parameter \
         -I"$here/src/include" -I"$(dirname "$c")" -I"$pginc" "$c" 2>"$tmp/err"; then
         echo "layers: FAIL: $rel does not build with only the public header:"
@@ -228,6 +202,5 @@ for c in "$here"/src/connectors/*/*.c; do
     fi
     compiled=$((compiled + 1))
 done
-nlisted=$(printf '%s\n' "$listed" | sed '/^$/d' | wc -l)
-echo "layers: $(printf '%s\n' "$found" | sed '/^$/d' | wc -l) violations, all of them known ($nlisted listed); $compiled connector files built against the public header alone"
+echo "layers: $(printf '%s\n' "$found" | sed '/^$/d' | wc -l) violations; $compiled connector files built against the public header alone"
 exit $status

@@ -9,10 +9,10 @@
  * component declares exactly the rows it has: it is clean, and nothing of
  * it is written.
  *
- * The run's diff (rowdiff.c) tallies the digest and count per component
- * as it reads the declared rows (coco_diff_tally_add); a statement can do
- * the same through coco.tracked_fingerprint().  After a diff the engine
- * remembers those exact values.
+ * A container's diff tallies the digest and count per component as it
+ * reads the declared rows, into the CocoChildTally the engine hands it; a
+ * statement can do the same through coco.tracked_fingerprint().  After a
+ * diff the engine remembers those exact values.
  */
 #include "postgres.h"
 
@@ -74,7 +74,7 @@ coco_digest_from_bytea(bytea *b, CocoDigest *d)
 	memcpy(&d->lo, VARDATA_ANY(b) + 8, 8);
 }
 
-/* ---- the tally of the running diff, per component ---------------------- */
+/* ---- child tallies: count and digest per component --------------------- */
 
 typedef struct TallyEntry
 {
@@ -83,74 +83,92 @@ typedef struct TallyEntry
 	CocoDigest	digest;
 } TallyEntry;
 
-static TallyEntry *tally = NULL;
-static int	ntally = 0;
-static int	tally_cap = 0;
+struct CocoChildTally
+{
+	MemoryContext cxt;			/* where entries grow */
+	TallyEntry *entries;
+	int			n;
+	int			cap;
+};
+
+/* The tally coco.tracked_fingerprint() adds to while a statement runs. */
+static CocoChildTally *collecting = NULL;
+
+CocoChildTally *
+coco_child_tally_create(void)
+{
+	CocoChildTally *t = palloc0(sizeof(CocoChildTally));
+
+	t->cxt = CurrentMemoryContext;
+	return t;
+}
 
 void
-coco_diff_tally_reset(void)
+coco_child_tally_reset(CocoChildTally *t)
 {
-	ntally = 0;
+	t->n = 0;
 }
 
 static TallyEntry *
-tally_entry(int comp_id)
+tally_entry(CocoChildTally *t, int comp_id)
 {
-	for (int i = 0; i < ntally; i++)
-		if (tally[i].comp_id == comp_id)
-			return &tally[i];
-	if (ntally == tally_cap)
+	for (int i = 0; i < t->n; i++)
+		if (t->entries[i].comp_id == comp_id)
+			return &t->entries[i];
+	if (t->n == t->cap)
 	{
-		tally_cap = tally_cap ? tally_cap * 2 : 16;
-		tally = tally ? repalloc(tally, sizeof(TallyEntry) * tally_cap) :
-			MemoryContextAlloc(TopMemoryContext, sizeof(TallyEntry) * tally_cap);
+		t->cap = t->cap ? t->cap * 2 : 16;
+		t->entries = t->entries ? repalloc(t->entries, sizeof(TallyEntry) * t->cap) :
+			MemoryContextAlloc(t->cxt, sizeof(TallyEntry) * t->cap);
 	}
-	memset(&tally[ntally], 0, sizeof(TallyEntry));
-	tally[ntally].comp_id = comp_id;
-	return &tally[ntally++];
+	memset(&t->entries[t->n], 0, sizeof(TallyEntry));
+	t->entries[t->n].comp_id = comp_id;
+	return &t->entries[t->n++];
 }
 
 void
-coco_diff_tally_add(int comp_id, const char *key, int keylen, const CocoFingerprint *fp)
+coco_child_tally_add(CocoChildTally *t, int comp_id, const char *key, int keylen,
+					 const CocoFingerprint *fp)
 {
-	TallyEntry *t = tally_entry(comp_id);
+	TallyEntry *e = tally_entry(t, comp_id);
 
-	t->nrows++;
-	coco_digest_add_row(&t->digest, key, keylen, fp);
+	e->nrows++;
+	coco_digest_add_row(&e->digest, key, keylen, fp);
 }
 
 void
-coco_diff_tally_set(int comp_id, int64 nrows, const CocoDigest *digest)
+coco_child_tally_set(CocoChildTally *t, int comp_id, int64 nrows, const CocoDigest *digest)
 {
-	TallyEntry *t = tally_entry(comp_id);
+	TallyEntry *e = tally_entry(t, comp_id);
 
-	t->nrows = nrows;
-	t->digest = *digest;
+	e->nrows = nrows;
+	e->digest = *digest;
 }
 
 int
-coco_diff_tally_count(void)
+coco_child_tally_count(const CocoChildTally *t)
 {
-	return ntally;
+	return t->n;
 }
 
 void
-coco_diff_tally_nth(int i, int *comp_id, int64 *nrows, CocoDigest *digest)
+coco_child_tally_nth(const CocoChildTally *t, int i, int *comp_id, int64 *nrows,
+					 CocoDigest *digest)
 {
-	*comp_id = tally[i].comp_id;
-	*nrows = tally[i].nrows;
-	*digest = tally[i].digest;
+	*comp_id = t->entries[i].comp_id;
+	*nrows = t->entries[i].nrows;
+	*digest = t->entries[i].digest;
 }
 
 bool
-coco_diff_tally_get(int comp_id, int64 *nrows, CocoDigest *digest)
+coco_child_tally_get(const CocoChildTally *t, int comp_id, int64 *nrows, CocoDigest *digest)
 {
-	for (int i = 0; i < ntally; i++)
+	for (int i = 0; i < t->n; i++)
 	{
-		if (tally[i].comp_id == comp_id)
+		if (t->entries[i].comp_id == comp_id)
 		{
-			*nrows = tally[i].nrows;
-			*digest = tally[i].digest;
+			*nrows = t->entries[i].nrows;
+			*digest = t->entries[i].digest;
 			return true;
 		}
 	}
@@ -158,20 +176,30 @@ coco_diff_tally_get(int comp_id, int64 *nrows, CocoDigest *digest)
 }
 
 int64
-coco_diff_tally_total(void)
+coco_child_tally_total(const CocoChildTally *t)
 {
 	int64		n = 0;
 
-	for (int i = 0; i < ntally; i++)
-		n += tally[i].nrows;
+	for (int i = 0; i < t->n; i++)
+		n += t->entries[i].nrows;
 	return n;
+}
+
+CocoChildTally *
+coco_child_tally_collect(CocoChildTally *t)
+{
+	CocoChildTally *prev = collecting;
+
+	collecting = t;
+	return prev;
 }
 
 /*
  * coco.tracked_fingerprint(comp integer, key bytea, VARIADIC "any") — the
  * fingerprint of a declared row (its values from the third argument on),
- * tallied for the row's component.  Used by coco.plan's statement;
- * PARALLEL RESTRICTED so that every call is tallied in this backend.
+ * tallied for the row's component in the tally being collected, if any.
+ * Used by coco.plan's statement; PARALLEL RESTRICTED so that every call is
+ * tallied in this backend.
  */
 PG_FUNCTION_INFO_V1(coco_tracked_fingerprint);
 Datum
@@ -186,7 +214,9 @@ coco_tracked_fingerprint(PG_FUNCTION_ARGS)
 				 errmsg("component and key of a tracked fingerprint must not be null")));
 	key = PG_GETARG_BYTEA_PP(1);
 	coco_fingerprint_args(fcinfo, 2, &fp);
-	coco_diff_tally_add(PG_GETARG_INT32(0), VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &fp);
+	if (collecting != NULL)
+		coco_child_tally_add(collecting, PG_GETARG_INT32(0), VARDATA_ANY(key),
+							 VARSIZE_ANY_EXHDR(key), &fp);
 	PG_RETURN_BYTEA_P(coco_fingerprint_to_bytea(&fp));
 }
 

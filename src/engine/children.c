@@ -75,7 +75,7 @@ static void
 check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *comps,
 					int ncomps, int *dirty, int ndirty, CocoChildSync *sync)
 {
-	int64		declared = coco_diff_tally_total();
+	int64		declared = coco_child_tally_total(sync->tally);
 	int64		before = 0;
 	bool		known = true;
 	int64		tracked;
@@ -235,7 +235,7 @@ coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nrepla
 				int64		n;
 				CocoDigest	digest;
 
-				if (coco_diff_tally_get(replaced[r], &n, &digest))
+				if (coco_child_tally_get(sync.tally, replaced[r], &n, &digest))
 				{
 					ComponentRows *c = component_rows(comps, &ncomps, replaced[r]);
 
@@ -316,7 +316,7 @@ coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nrepla
 			Datum		v3[7];
 			Oid			t3b[7] = {INT4OID, INT8OID, INT4OID, INT4OID, INT4OID, INT8OID, BYTEAOID};
 
-			if (!coco_diff_tally_get(dirty[d], &nrows, &digest) || nrows == 0)
+			if (!coco_child_tally_get(sync.tally, dirty[d], &nrows, &digest) || nrows == 0)
 				continue;
 			v3[0] = Int32GetDatum(app->app_id);
 			v3[1] = Int64GetDatum(ts_id);

@@ -160,25 +160,14 @@ find_drift(RootState *states, int n)
 	return found;
 }
 
-/* The name of the container an attachment's spec names: its "parent", or
- * for postgres attachments "schema.table". */
+/* The name of the container an attachment's spec names, as its provider
+ * reads it. */
 static char *
 attachment_parent_name(RootState *a)
 {
 	Jsonb	   *spec = a->st.desired ? a->st.desired : a->st.prev[a->st.nprev - 1];
-	JsonbValue *parent = getKeyJsonValueFromContainer(&spec->root, "parent", 6, NULL);
-	JsonbValue *schema;
-	JsonbValue *table;
 
-	/* other connectors name their container's state outright */
-	if (parent && parent->type == jbvString)
-		return pnstrdup(parent->val.string.val, parent->val.string.len);
-	schema = getKeyJsonValueFromContainer(&spec->root, "schema", 6, NULL);
-	table = getKeyJsonValueFromContainer(&spec->root, "table", 5, NULL);
-	if (schema == NULL || table == NULL || schema->type != jbvString || table->type != jbvString)
-		elog(ERROR, "coco_target: attachment \"%s\" does not name its container", a->st.name);
-	return psprintf("%.*s.%.*s", schema->val.string.len, schema->val.string.val,
-					table->val.string.len, table->val.string.val);
+	return a->provider->container_name(spec);
 }
 
 /*
@@ -242,7 +231,11 @@ decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 	}
 }
 
-/* Rows may only be declared for a table that still exists after this run. */
+/*
+ * Children may only be declared for a container that still exists after
+ * this run.  (The children staged are rows: coco.staged_row and
+ * coco.staged_query hold them by the container's name.)
+ */
 static void
 check_row_tables(const CocoPass *pass, int app_id, RootState *states, int nstates)
 {
@@ -263,7 +256,7 @@ check_row_tables(const CocoPass *pass, int app_id, RootState *states, int nstate
 
 		for (int s = 0; s < nstates; s++)
 		{
-			if (strcmp(states[s].st.provider, COCO_TABLE_PROVIDER) == 0 &&
+			if (states[s].provider->child_name != NULL &&
 				strcmp(states[s].st.name, tbl) == 0 && states[s].decision.record == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -832,9 +825,17 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	batched_run = run_id > 0 && coco_commit_every > 0;
 	if (!carry_stats_in(&rs, run_id))
 	{
+		const CocoProvider *const *providers;
+		int			n = coco_registered_providers(&providers);
+
+		/* a run reports every container and its children, even at zero */
 		memset(&rs, 0, sizeof(rs));
-		coco_run_provider_stats(&rs, COCO_TABLE_PROVIDER);
-		coco_run_provider_stats(&rs, COCO_ROW_PROVIDER);
+		for (int i = 0; i < n; i++)
+			if (providers[i]->child_name != NULL)
+			{
+				coco_run_provider_stats(&rs, providers[i]->name);
+				coco_run_provider_stats(&rs, providers[i]->child_name);
+			}
 	}
 	rs.transactions++;
 

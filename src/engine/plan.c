@@ -3,11 +3,13 @@
  * nothing and leaving staging as it is.
  *
  * It runs the deciding half of a pass (the same code a reconcile runs) and,
- * for rows, the diff statement counted instead of applied.  Each step
- * carries hazard labels a reviewer cares about: drops_table, drops_column,
- * rewrites_rows, deletes_rows, drops_index, access_exclusive_lock,
- * blocks_writes, runs_sql, writes_files, removes_files, after_commit (done by
- * the worker after the run commits).
+ * for the children of each container, its provider's plan_children (the
+ * diff counted instead of applied).  Each step carries hazard labels a
+ * reviewer cares about: the engine's rewrites_rows, deletes_rows and
+ * after_commit (done by the worker after the run commits), and those each
+ * provider's plan_action adds (postgres: drops_table, drops_column,
+ * rewrites_table, drops_index, access_exclusive_lock, blocks_writes,
+ * runs_sql; localfs: writes_files, removes_files).
  */
 #include "postgres.h"
 
@@ -37,39 +39,10 @@ emit(PlanOut *out, const char *provider, Jsonb *key, const char *action, const c
 	tuplestore_putvalues(out->store, out->desc, values, nulls);
 }
 
-static const char *
-detail_op(Jsonb *detail)
-{
-	JsonbValue *v = detail ? getKeyJsonValueFromContainer(&detail->root, "op", 2, NULL) : NULL;
-
-	return (v && v->type == jbvString) ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
-}
-
 static char *
 jsonb_text(Jsonb *j)
 {
 	return j ? JsonbToCString(NULL, &j->root, VARSIZE(j)) : "null";
-}
-
-/* hazards of a table's column actions */
-static void
-column_hazards(Jsonb *detail, StringInfo h)
-{
-	JsonbValue *cols = getKeyJsonValueFromContainer(&detail->root, "columns", 7, NULL);
-
-	if (cols == NULL || cols->type != jbvBinary)
-		return;
-	for (int i = 0; i < (int) JsonContainerSize(cols->val.binary.data); i++)
-	{
-		JsonbValue *e = getIthJsonbValueFromContainer(cols->val.binary.data, i);
-		JsonbValue *a = getKeyJsonValueFromContainer(e->val.binary.data, "action", 6, NULL);
-		char	   *action = pnstrdup(a->val.string.val, a->val.string.len);
-
-		if (strcmp(action, "drop") == 0)
-			appendStringInfoString(h, ", \"drops_column\"");
-		else if (strcmp(action, "retype") == 0)
-			appendStringInfoString(h, ", \"rewrites_table\"");
-	}
 }
 
 static void
@@ -80,8 +53,6 @@ plan_root_state(PlanOut *out, RootState *s)
 	const char *action;
 	StringInfoData h;
 	StringInfoData detail;
-	bool		is_table = strcmp(s->st.provider, COCO_TABLE_PROVIDER) == 0;
-	bool		attachment = s->provider->parent != NULL;
 
 	if (s->skip)
 		return;
@@ -90,35 +61,15 @@ plan_root_state(PlanOut *out, RootState *s)
 		action = "forget";
 	else if (d->action == COCO_NO_ACTION)
 		action = d->record == NULL && s->ts_id != 0 ? "forget" : "none";
-	else if (is_table)
-	{
-		const char *op = detail_op(d->detail);
-
-		action = op ? (strcmp(op, "replace") == 0 ? "rebuild" : op) : "none";
-		if (strcmp(action, "create") != 0)
-			appendStringInfoString(&h, ", \"access_exclusive_lock\"");
-		if (strcmp(action, "rebuild") == 0 || strcmp(action, "drop") == 0)
-			appendStringInfoString(&h, ", \"drops_table\"");
-		if (strcmp(action, "alter") == 0 || strcmp(action, "ensure") == 0)
-			column_hazards(d->detail, &h);
-	}
 	else
 	{
-		action = d->action == COCO_INSERT ? "create" :
-			d->action == COCO_DELETE ? "drop" :
-			d->action == COCO_REPLACE ? "replace" : "update";
-		if (attachment && strncmp(s->st.provider, "postgres.index", 14) == 0)
-		{
-			if (d->action != COCO_INSERT)
-				appendStringInfoString(&h, ", \"drops_index\"");
-			/* a concurrent build lets writes through */
-			if (d->action != COCO_DELETE && !s->provider->outside_transaction)
-				appendStringInfoString(&h, ", \"blocks_writes\"");
-		}
-		else if (strncmp(s->st.provider, "localfs.", 8) == 0)
-			appendStringInfoString(&h, d->action == COCO_DELETE ? ", \"removes_files\"" : ", \"writes_files\"");
-		else if (attachment)
-			appendStringInfoString(&h, ", \"runs_sql\"");
+		CocoPlannedAction pa = {&s->st, *d, NULL};
+
+		action = s->provider->plan_action ? s->provider->plan_action(&pa, &h) : NULL;
+		if (action == NULL)
+			action = d->action == COCO_INSERT ? "create" :
+				d->action == COCO_DELETE ? "drop" :
+				d->action == COCO_REPLACE ? "replace" : "update";
 		if (s->provider->outside_transaction)
 			appendStringInfoString(&h, ", \"after_commit\"");
 	}
@@ -137,16 +88,14 @@ plan_root_state(PlanOut *out, RootState *s)
 	emit(out, s->st.provider, key, action, detail.data);
 }
 
-/* Rows of one table: the diff, counted. */
+/* The children of one container: what a sync would do, counted. */
 static void
-plan_rows(PlanOut *out, CocoApp *app, RunDecisions *rd, int64 ts_id, Jsonb *record,
-		  RootState *decided, const CocoProvider *p)
+plan_children(PlanOut *out, CocoApp *app, RunDecisions *rd, int64 ts_id, Jsonb *record,
+			  Jsonb *key, RootState *decided, const CocoProvider *p)
 {
 	CocoChildSync sync;
 	StringInfoData detail;
 	const char *hazards;
-	CocoTableSpec *spec = coco_table_spec_parse(record);
-	StringInfoData key;
 	bool		rebuilt = decided &&
 		(decided->decision.action == COCO_INSERT || decided->decision.action == COCO_REPLACE);
 	bool		lossy = decided && decided->decision.invalidation == COCO_INVALIDATE_LOSSY;
@@ -157,21 +106,18 @@ plan_rows(PlanOut *out, CocoApp *app, RunDecisions *rd, int64 ts_id, Jsonb *reco
 		sync.rewrite_comps = rd->replaced;
 		sync.nrewrite = rd->nreplaced;
 	}
-	coco_rows_plan(&sync);
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	p->plan_children(&sync, &detail);
 	if (sync.inserted + sync.updated + sync.deleted + sync.unchanged == 0)
 		return;
 	hazards = sync.deleted > 0 ? (lossy ? "\"deletes_rows\", \"rewrites_rows\"" : "\"deletes_rows\"") :
 		(lossy ? "\"rewrites_rows\"" : "");
-	initStringInfo(&detail);
-	appendStringInfo(&detail, "{\"table\": ");
-	escape_json(&detail, spec->tn.qualified);
-	appendStringInfo(&detail, ", \"insert\": " INT64_FORMAT ", \"update\": " INT64_FORMAT
+	appendStringInfo(&detail, "\"insert\": " INT64_FORMAT ", \"update\": " INT64_FORMAT
 					 ", \"delete\": " INT64_FORMAT ", \"unchanged\": " INT64_FORMAT
 					 ", \"hazards\": [%s]}",
 					 sync.inserted, sync.updated, sync.deleted, sync.unchanged, hazards);
-	initStringInfo(&key);
-	coco_table_key(&spec->tn, &key);
-	emit(out, p->child_name, coco_key_to_jsonb(key.data, key.len),
+	emit(out, p->child_name, key,
 		 sync.inserted + sync.updated + sync.deleted > 0 ? "sync" : "none", detail.data);
 }
 
@@ -206,35 +152,44 @@ coco_plan(PG_FUNCTION_ARGS)
 	for (int i = 0; i < rd.natts; i++)
 		plan_root_state(&out, &rd.atts[i]);
 
-	/* rows: every table that exists after the run, tracked or new */
+	/* children: of every container that exists after the run, tracked or new */
 	values[0] = Int32GetDatum(app->app_id);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT ts_id, records OPERATOR(pg_catalog.->) -1 FROM coco.target_state "
-				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND provider OPERATOR(pg_catalog.=) 'postgres.table' "
-				  "ORDER BY ts_id", 1, types, values, NULL, SPI_OK_SELECT);
+	coco_spi_exec("SELECT ts_id, records OPERATOR(pg_catalog.->) -1, provider, key FROM coco.target_state "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1 ORDER BY ts_id",
+				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
 	containers = SPI_tuptable;
 	ncontainers = SPI_processed;
 	for (uint64 c = 0; c < ncontainers; c++)
 	{
+		HeapTuple	tup = containers->vals[c];
+		TupleDesc	desc = containers->tupdesc;
 		bool		isnull;
-		int64		ts_id = DatumGetInt64(SPI_getbinval(containers->vals[c], containers->tupdesc, 1, &isnull));
-		Jsonb	   *record = DatumGetJsonbPCopy(SPI_getbinval(containers->vals[c], containers->tupdesc, 2, &isnull));
+		const CocoProvider *p = coco_lookup_provider(TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull)));
+		int64		ts_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		Jsonb	   *record;
+		bytea	   *key;
 		RootState  *decided = NULL;
 
+		if (p == NULL || p->plan_children == NULL)
+			continue;
+		record = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
+		key = DatumGetByteaPP(SPI_getbinval(tup, desc, 4, &isnull));
 		for (int i = 0; i < rd.ntables; i++)
 			if (rd.tables[i].ts_id == ts_id)
 				decided = &rd.tables[i];
 		if (decided && decided->decision.record == NULL)
-			continue;			/* going away: its rows go with it */
-		plan_rows(&out, app, &rd, ts_id, decided ? decided->decision.record : record, decided,
-				  coco_lookup_provider(COCO_TABLE_PROVIDER));
+			continue;			/* going away: its children go with it */
+		plan_children(&out, app, &rd, ts_id, decided ? decided->decision.record : record,
+					  coco_key_to_jsonb(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), decided, p);
 	}
 	for (int i = 0; i < rd.ntables; i++)
 		if (rd.tables[i].ts_id == 0 && rd.tables[i].decision.record != NULL &&
-			rd.tables[i].provider->sync_children != NULL)
-			plan_rows(&out, app, &rd, 0, rd.tables[i].decision.record, &rd.tables[i],
-					  rd.tables[i].provider);
+			rd.tables[i].provider->plan_children != NULL)
+			plan_children(&out, app, &rd, 0, rd.tables[i].decision.record,
+						  coco_key_to_jsonb(rd.tables[i].st.key, rd.tables[i].st.keylen),
+						  &rd.tables[i], rd.tables[i].provider);
 
 	coco_run_end(&rd);
 	coco_run_guard_leave();

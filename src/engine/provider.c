@@ -36,6 +36,15 @@ coco_register_root_provider(const CocoProvider *provider)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("provider \"%s\" is already registered", provider->name)));
+	if (provider->parent != NULL && provider->container_name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("attachment provider \"%s\" needs a container_name function",
+						provider->name)));
+	if (provider->plan_children != NULL && provider->sync_children == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("provider \"%s\" plans children it does not sync", provider->name)));
 	if (nproviders >= COCO_MAX_PROVIDERS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -50,6 +59,14 @@ coco_lookup_c_provider(const char *name)
 		if (strcmp(providers[i]->name, name) == 0)
 			return providers[i];
 	return NULL;
+}
+
+/* The providers registered from C, in the order they were registered. */
+int
+coco_registered_providers(const CocoProvider *const **list)
+{
+	*list = providers;
+	return nproviders;
 }
 
 static CocoProviderResolver resolver = NULL;

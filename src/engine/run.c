@@ -148,6 +148,7 @@ coco_run_init_sync(CocoChildSync *sync, CocoApp *app, const CocoPass *pass, int6
 	sync->record = record;
 	sync->replaced_comps = replaced;
 	sync->nreplaced = nreplaced;
+	sync->tally = coco_child_tally_create();
 }
 
 void

@@ -9,16 +9,29 @@
  * The provider's sink then applies a batch of such decisions.  Containers
  * (tables) additionally sync their children (rows) after their own action.
  *
- * The built-in postgres.table connector uses exactly this header.
+ * The built-in connectors (postgres, localfs, sql) use exactly this header
+ * and headers of their own folders; docs/connectors.md walks through the
+ * postgres connector as the worked example.
  */
 #ifndef COCO_TARGET_H
 #define COCO_TARGET_H
 
 #include "postgres.h"
+#include "executor/spi.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/snapshot.h"
 #include "utils/uuid.h"
+
+/*
+ * The version of this API.  2 added what the built-in connectors need:
+ * declaring into an app, the run's owner and guard, the child tally,
+ * planning callbacks, privilege and SPI helpers, settings and fault points.
+ * A connector built for another version should refuse to load.
+ */
+#define COCO_TARGET_API_VERSION 2
 
 /* ---------------------------------------------------------------------
  * Stable keys
@@ -73,6 +86,12 @@ extern Jsonb *coco_key_to_jsonb(const char *data, int len);
 extern void coco_key_from_jsonb(StringInfo buf, Jsonb *json);
 /* A human-readable spelling for messages (the jsonb text). */
 extern char *coco_key_describe(const char *data, int len);
+/* An encoded key as a bytea (for parameters and tracking columns). */
+extern bytea *coco_key_to_bytea(const char *data, int len);
+extern bytea *coco_key_buf_to_bytea(StringInfo buf);
+/* coco_key_put_datum with the type's base type already resolved (a row
+ * stream resolves each key column's domain once). */
+extern void coco_key_put_base_datum(StringInfo buf, Datum value, Oid basetypid, Oid typid);
 
 /* ---------------------------------------------------------------------
  * Fingerprints: 128-bit XXH3 of a canonical byte string.
@@ -89,6 +108,47 @@ extern void coco_fingerprint_bytes(const void *data, size_t len, CocoFingerprint
 extern void coco_fingerprint_add_datum(StringInfo buf, Datum value, bool isnull,
 									   int16 typlen, bool typbyval);
 extern bool coco_fingerprint_equal(const CocoFingerprint *a, const CocoFingerprint *b);
+extern bytea *coco_fingerprint_to_bytea(const CocoFingerprint *fp);
+
+/* ---------------------------------------------------------------------
+ * Digests: the order-independent sum of a set of (key, fingerprint) rows.
+ * Equal counts and digests mean a component declares exactly the children
+ * it has; it is then not diffed.
+ * ------------------------------------------------------------------- */
+typedef struct CocoDigest
+{
+	uint64		lo;
+	uint64		hi;
+} CocoDigest;
+
+extern void coco_digest_add_row(CocoDigest *d, const char *key, int keylen,
+								const CocoFingerprint *fp);
+extern bytea *coco_digest_to_bytea(const CocoDigest *d);
+extern void coco_digest_from_bytea(bytea *b, CocoDigest *d);
+
+/*
+ * A child tally: the count and digest of the children each component
+ * declares, per component.  The engine hands one to a container's
+ * summarize_children and sync_children (CocoChildSync.tally); the provider
+ * fills it as it reads the declarations.
+ */
+typedef struct CocoChildTally CocoChildTally;
+
+extern CocoChildTally *coco_child_tally_create(void);
+extern void coco_child_tally_reset(CocoChildTally *t);
+extern void coco_child_tally_add(CocoChildTally *t, int comp_id, const char *key, int keylen,
+								 const CocoFingerprint *fp);
+extern void coco_child_tally_set(CocoChildTally *t, int comp_id, int64 nrows,
+								 const CocoDigest *digest);
+extern int	coco_child_tally_count(const CocoChildTally *t);
+extern void coco_child_tally_nth(const CocoChildTally *t, int i, int *comp_id, int64 *nrows,
+								 CocoDigest *digest);
+extern bool coco_child_tally_get(const CocoChildTally *t, int comp_id, int64 *nrows,
+								 CocoDigest *digest);
+extern int64 coco_child_tally_total(const CocoChildTally *t);
+/* While a statement that calls coco.tracked_fingerprint() runs, the tally
+ * its calls add to (NULL: none).  Returns the one it replaces. */
+extern CocoChildTally *coco_child_tally_collect(CocoChildTally *t);
 
 /* ---------------------------------------------------------------------
  * State diffs: the decision rules every handler shares (reconciliation rules 1-5, docs/architecture.md).
@@ -194,6 +254,9 @@ typedef struct CocoChildSync
 	Oid			owner;			/* the app owner, who applies the changes */
 	Snapshot	snapshot;		/* the run's: read the staged declarations with it */
 	int64		pass_id;		/* the run's pass, which stamps what it tracks */
+	CocoChildTally *tally;		/* filled by summarize_children and
+								 * sync_children: what each replaced
+								 * component declares */
 	bool		fresh_container;	/* created or rebuilt by this run: empty */
 	bool		exclusive;		/* no component outside the replaced ones
 								 * tracks children of this container */
@@ -240,7 +303,7 @@ typedef struct CocoProvider
 	/* Optional: diff and apply a container's children. */
 	void		(*sync_children) (CocoChildSync *sync);
 	/* With sync_children: count and digest what each replaced component
-	 * declares (coco_diff_tally), so components that declare exactly what
+	 * declares (into sync->tally), so components that declare exactly what
 	 * they have are not diffed.  sync->rewrite_comps names the components
 	 * whose children are written even when unchanged, for a summary that
 	 * diffs as it reads and leaves its work to sync_children. */
@@ -264,11 +327,26 @@ typedef struct CocoProvider
 	 * the run's transaction, and the completion does not repeat it.  Its
 	 * record must be its spec: the engine remakes it from the record. */
 	char	   *(*top_level_sql) (const CocoPlannedAction *action);
+	/* Attachments: the name of the container state a spec attaches to
+	 * (the readable name of a state of the `parent` provider). */
+	char	   *(*container_name) (Jsonb *spec);
+	/* Optional, for coco.plan: the label of a decided action ("create",
+	 * "alter", ...; NULL: the engine's create/update/replace/drop) and the
+	 * hazards it carries, each appended to `hazards` as ", \"label\"". */
+	const char *(*plan_action) (const CocoPlannedAction *action, StringInfo hazards);
+	/* Optional, with sync_children, for coco.plan: count what sync_children
+	 * would do (sync's counts), applying nothing, and append the opening
+	 * fields of the plan's detail object (e.g. "\"table\": \"s.t\", ").
+	 * A staged declaration the provider reads is left staged. */
+	void		(*plan_children) (CocoChildSync *sync, StringInfo detail);
 } CocoProvider;
 
 /* Register a root provider; call from _PG_init.  Names are unique. */
 extern void coco_register_root_provider(const CocoProvider *provider);
+/* A provider by name: registered from C, or defined with SQL. */
 extern const CocoProvider *coco_lookup_provider(const char *name);
+/* A provider registered from C only (NULL if none has the name). */
+extern const CocoProvider *coco_lookup_c_provider(const char *name);
 
 /* ---------------------------------------------------------------------
  * Helpers for sinks
@@ -293,5 +371,115 @@ extern void coco_register_context_kind(const char *kind, const char *reach,
 
 /* Quote "schema"."name" after the caller validated both parts. */
 extern char *coco_quote_qualified(const char *schema, const char *name);
+
+/* ---------------------------------------------------------------------
+ * Declaring into an app
+ *
+ * A connector's SQL declare functions look the app up (which checks that
+ * the caller may use it), call coco_declaring (the run guard's check, then
+ * auto-submit), and stage the state.  Staged states are decided by the next
+ * run, in the component the declaration names.
+ * ------------------------------------------------------------------- */
+typedef struct CocoApp
+{
+	int			app_id;
+	char	   *name;
+	Oid			owner;
+	Oid			declare_fn;
+	char	   *search_path;	/* for declare_fn: the creating session's */
+	bool		auto_submit;	/* declaring commits submit a run */
+} CocoApp;
+
+/* The app (a copy of the caller's own); errors if it does not exist (42704)
+ * or the current role is not a member of its owner (42501). */
+extern CocoApp *coco_app_lookup(const char *name);
+/* Call right after coco_app_lookup in every declare function. */
+extern void coco_declaring(const CocoApp *app);
+/* Stage a target state of `provider` under `key` in `component` (an array
+ * from coco_component_arg; NULL: the root).  `sibling` names the other
+ * provider the same key may be staged under (an index built concurrently or
+ * not), whose staging this replaces.  Returns whether a state was staged
+ * under that key already in the component. */
+extern bool coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
+							 const char *sibling, StringInfo key, const char *name, Jsonb *spec);
+/* The component's id, made if new. */
+extern int	coco_component_id(int app_id, ArrayType *path);
+/* Lock the app for a run (or, for_drop, against every other use). */
+extern void coco_lock_app(CocoApp *app, bool for_drop);
+
+/*
+ * Arguments.  The API's SQL functions are not STRICT (a NULL must be an
+ * error, not a silent NULL result): these check an argument and name it.
+ */
+extern void coco_require_arg(FunctionCallInfo fcinfo, int n, const char *what);
+extern text *coco_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
+/* A component path (text[]; NULL: the root component), validated. */
+extern ArrayType *coco_component_arg(FunctionCallInfo fcinfo, int n);
+
+/* Identifiers: [A-Za-z_][A-Za-z0-9_]*, at most NAMEDATALEN-1 bytes (42602). */
+extern void coco_validate_identifier(const char *ident, const char *what);
+/* A user function to call by name later: its name looked up from the OID
+ * now (42883 if gone), so a function swapped under the name is not called. */
+extern char *coco_function_call_name(Oid fn, const char *what);
+/* Refuses a temporary function as one to remember (42P17). */
+extern void coco_check_lasting_function(Oid fn, const char *what);
+
+/* ---------------------------------------------------------------------
+ * Runs
+ * ------------------------------------------------------------------- */
+/* The role the current run applies changes as (InvalidOid: no run). */
+extern Oid	coco_run_owner(void);
+/* One run at a time in a backend: enter before a run-like operation on the
+ * app (55006 if one is in progress), leave when done; an abort leaves. */
+extern void coco_run_guard_enter(const CocoApp *app, const char *what);
+extern void coco_run_guard_leave(void);
+/* Refuse `what` while any run is in progress (55006). */
+extern void coco_run_guard_check_idle(const char *what);
+/* Reconcile the app now, running its declaration function first (as
+ * coco.update() does); returns the run's statistics. */
+extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);
+/* Make a copy of the run's snapshot the active one (pop it when done). */
+extern void coco_push_snapshot(Snapshot snapshot);
+/* An int4[] of the values (component lists as statement parameters). */
+extern ArrayType *coco_run_int_array(const int *values, int n);
+/* The running phase and how far it got, shown in the view coco.progress. */
+extern void coco_progress_phase(const char *phase, const char *target, int64 total);
+extern void coco_progress_advance(int64 done);
+
+/* ---------------------------------------------------------------------
+ * Rights and statements
+ * ------------------------------------------------------------------- */
+/* search_path for every statement a connector builds itself */
+#define COCO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
+
+typedef struct CocoUserContext
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} CocoUserContext;
+
+/* Switch to the extension owner (for the coco schema's tables) or the app
+ * owner (for user objects), with search_path pinned (NULL: the safe one);
+ * coco_leave switches back.  An error switches back by itself. */
+extern void coco_enter_extension_owner(CocoUserContext *ctx);
+extern void coco_enter_app_owner(Oid owner, const char *search_path, CocoUserContext *ctx);
+extern void coco_leave(CocoUserContext *ctx);
+extern char *coco_current_search_path(void);
+
+/* SPI_execute_with_args that errors unless the result is `expected`. */
+extern void coco_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
+						  const char *nulls, int expected);
+/* The int8 in the first column of the one row a statement returns. */
+extern int64 coco_spi_int8(const char *sql, int nargs, Oid *types, Datum *values, bool *isnull);
+
+/* ---------------------------------------------------------------------
+ * Settings and fault points
+ * ------------------------------------------------------------------- */
+extern PGDLLIMPORT int coco_work_mem;	/* coco_target.work_mem, kB */
+extern PGDLLIMPORT int coco_batch_size; /* coco_target.batch_size, rows */
+/* For the crash tests: kills the backend when the superuser-only setting
+ * coco_target.fault names `point`; a no-op otherwise. */
+extern void coco_fault(const char *point);
 
 #endif							/* COCO_TARGET_H */

@@ -34,7 +34,8 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
-#include "coco_internal.h"
+#include "coco_target.h"
+#include "localfs.h"
 
 #define DIR_PROVIDER "localfs.dir"
 #define FILE_PROVIDER "localfs.file"
@@ -500,12 +501,35 @@ file_matches_record(const CocoTargetState *st)
 	return ok;
 }
 
+/* A file names its directory's state in its spec's "parent". */
+static char *
+file_container_name(Jsonb *spec)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&spec->root, "parent", 6, NULL);
+
+	if (v == NULL || v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a localfs file's record names no directory")));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* For coco.plan: what happens to files. */
+static const char *
+localfs_plan_action(const CocoPlannedAction *a, StringInfo hazards)
+{
+	appendStringInfoString(hazards, a->decision.action == COCO_DELETE ?
+						   ", \"removes_files\"" : ", \"writes_files\"");
+	return NULL;
+}
+
 static const CocoProvider dir_provider = {
 	.name = DIR_PROVIDER,
 	.reconcile = localfs_reconcile,
 	.apply = dir_apply,
 	.matches_record = dir_matches_record,
 	.outside_transaction = true,
+	.plan_action = localfs_plan_action,
 };
 
 static const CocoProvider file_provider = {
@@ -516,6 +540,8 @@ static const CocoProvider file_provider = {
 	.retire = file_retire,
 	.matches_record = file_matches_record,
 	.outside_transaction = true,
+	.container_name = file_container_name,
+	.plan_action = localfs_plan_action,
 };
 
 void

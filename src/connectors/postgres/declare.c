@@ -29,7 +29,7 @@
 #include "utils/plancache.h"
 #include "utils/portal.h"
 
-#include "coco_internal.h"
+#include "pg_connector.h"
 
 /* ---- the declared spec of a table, cached within a transaction --------- */
 

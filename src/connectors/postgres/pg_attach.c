@@ -40,6 +40,20 @@ attach_spec_text(Jsonb *spec, const char *field)
 	return (v && v->type == jbvString) ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
 }
 
+/* The table an attachment's spec names, as its state is named: schema.table. */
+char *
+attach_container_name(Jsonb *spec)
+{
+	char	   *schema = attach_spec_text(spec, "schema");
+	char	   *table = attach_spec_text(spec, "table");
+
+	if (schema == NULL || table == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("an attachment's record names no table")));
+	return psprintf("%s.%s", schema, table);
+}
+
 bool
 attach_spec_bool(Jsonb *spec, const char *field)
 {

@@ -6,7 +6,7 @@
 #ifndef COCO_PG_ATTACH_H
 #define COCO_PG_ATTACH_H
 
-#include "coco_internal.h"
+#include "pg_connector.h"
 
 #define INDEX_PROVIDER "postgres.index"
 /* built with CREATE INDEX CONCURRENTLY, outside the run's transaction */
@@ -14,6 +14,7 @@
 #define SQL_COMMAND_PROVIDER "postgres.sql_command"
 
 extern char *attach_spec_text(Jsonb *spec, const char *field);
+extern char *attach_container_name(Jsonb *spec);
 extern bool attach_spec_bool(Jsonb *spec, const char *field);
 extern char *attach_spec_identifiers(Jsonb *spec, const char *field);
 extern int	attach_spec_array_size(Jsonb *spec, const char *field);

@@ -230,6 +230,19 @@ index_matches_record(const CocoTargetState *st)
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid(attach_spec_text(rec, "index_name"), nsp));
 }
 
+/* For coco.plan: an index's hazards (a concurrent build lets writes through). */
+static const char *
+index_plan_action(const CocoPlannedAction *a, StringInfo hazards)
+{
+	CocoAction	action = a->decision.action;
+
+	if (action != COCO_INSERT)
+		appendStringInfoString(hazards, ", \"drops_index\"");
+	if (action != COCO_DELETE && strcmp(a->state->provider, INDEX_CONCURRENTLY_PROVIDER) != 0)
+		appendStringInfoString(hazards, ", \"blocks_writes\"");
+	return NULL;
+}
+
 static const CocoProvider index_provider = {
 	.name = INDEX_PROVIDER,
 	.parent = COCO_TABLE_PROVIDER,
@@ -237,6 +250,8 @@ static const CocoProvider index_provider = {
 	.apply = index_apply,
 	.retire = index_retire,
 	.matches_record = index_matches_record,
+	.container_name = attach_container_name,
+	.plan_action = index_plan_action,
 };
 
 static const CocoProvider index_concurrently_provider = {
@@ -248,6 +263,8 @@ static const CocoProvider index_concurrently_provider = {
 	.matches_record = index_matches_record,
 	.outside_transaction = true,
 	.top_level_sql = index_concurrently_sql,
+	.container_name = attach_container_name,
+	.plan_action = index_plan_action,
 };
 
 void

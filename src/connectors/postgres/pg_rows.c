@@ -29,13 +29,14 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/queryenvironment.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
-#include "coco_internal.h"
+#include "pg_connector.h"
 
 #define BATCH_ENR "coco_batch"
 
@@ -671,9 +672,9 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 
 		coco_enter_app_owner(sync->owner, search_path, &uc);
 		coco_push_snapshot(sync->snapshot);
-		sync->inserted = coco_rowdiff_load(spec, build_declared_sql(spec, queries, false), 5, types,
-										   values, relid, sync->app_id, sync->container_id,
-										   sync->pass_id);
+		sync->inserted = coco_rowdiff_load(spec, sync->tally, build_declared_sql(spec, queries, false),
+										   5, types, values, relid, sync->app_id,
+										   sync->container_id, sync->pass_id);
 		PopActiveSnapshot();
 		coco_leave(&uc);
 		coco_fault("after_row_batch");
@@ -704,7 +705,7 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 
 	/* the table read back as (component, columns…), as the app owner */
 	coco_enter_app_owner(sync->owner, COCO_SAFE_SEARCH_PATH, &uc);
-	(void) coco_rowdiff_load(spec, psprintf("SELECT %d AS \"coco#c\"%s FROM ONLY %s x",
+	(void) coco_rowdiff_load(spec, sync->tally, psprintf("SELECT %d AS \"coco#c\"%s FROM ONLY %s x",
 											sync->replaced_comps[0], xcols.data, qname),
 							 0, NULL, NULL, InvalidOid, sync->app_id, sync->container_id,
 							 sync->pass_id);
@@ -825,7 +826,7 @@ coco_rows_sync(CocoChildSync *sync)
 	d = sync->ignore_declarations ? NULL : take_kept_diff(sync->pass_id, sync->container_id);
 	if (d == NULL)
 		d = read_declared(sync, spec, queries, search_path);
-	coco_rowdiff_publish_tally(d, sync->replaced_comps, sync->nreplaced);
+	coco_rowdiff_publish_tally(d, sync->tally, sync->replaced_comps, sync->nreplaced);
 
 	if (!coco_rowdiff_finish(d))
 	{
@@ -846,15 +847,16 @@ coco_rows_sync(CocoChildSync *sync)
 	apply_changes(sync, spec, coco_rowdiff_changes(d), coco_rowdiff_changes_desc(d));
 	coco_rowdiff_free(d, true);
 
-	sync->unchanged = coco_diff_tally_total() - sync->inserted - sync->updated;
+	sync->unchanged = coco_child_tally_total(sync->tally) - sync->inserted - sync->updated;
 }
 
 /*
  * For coco.plan: what a sync of these components would do, counted and not
- * applied.  Fills sync->inserted/updated/deleted/unchanged.
+ * applied.  Fills sync->inserted/updated/deleted/unchanged and opens the
+ * plan's detail with the table's name.
  */
 void
-coco_rows_plan(CocoChildSync *sync)
+coco_rows_plan(CocoChildSync *sync, StringInfo detail)
 {
 	CocoTableSpec *spec = coco_table_spec_parse(sync->record);
 	char	   *search_path = NULL;
@@ -880,13 +882,26 @@ coco_rows_plan(CocoChildSync *sync)
 	(void) set_config_option("work_mem", psprintf("%d", coco_work_mem),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	coco_push_snapshot(sync->snapshot);
-	coco_diff_tally_reset();
-	if (SPI_execute_with_args(sql, 5, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "coco_target: planning the rows of %s failed", spec->tn.qualified);
+	coco_child_tally_reset(sync->tally);
+	/* the statement's coco.tracked_fingerprint() calls tally the rows */
+	(void) coco_child_tally_collect(sync->tally);
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, 5, types, values, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "coco_target: planning the rows of %s failed", spec->tn.qualified);
+	}
+	PG_FINALLY();
+	{
+		(void) coco_child_tally_collect(NULL);
+	}
+	PG_END_TRY();
 	PopActiveSnapshot();
 	coco_leave(&uc);
 	sync->deleted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	sync->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	sync->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	sync->unchanged = coco_diff_tally_total() - sync->inserted - sync->updated;
+	sync->unchanged = coco_child_tally_total(sync->tally) - sync->inserted - sync->updated;
+	appendStringInfoString(detail, "\"table\": ");
+	escape_json(detail, spec->tn.qualified);
+	appendStringInfoString(detail, ", ");
 }

@@ -87,12 +87,21 @@ sql_command_apply(CocoPlannedAction *actions, int n)
 		attach_exec_sql(attach_spec_text(actions[i].state->desired, "setup"), "setup", actions[i].state->name);
 }
 
+static const char *
+sql_command_plan_action(const CocoPlannedAction *a, StringInfo hazards)
+{
+	appendStringInfoString(hazards, ", \"runs_sql\"");
+	return NULL;
+}
+
 static const CocoProvider sql_command_provider = {
 	.name = SQL_COMMAND_PROVIDER,
 	.parent = COCO_TABLE_PROVIDER,
 	.reconcile = attach_reconcile,
 	.apply = sql_command_apply,
 	.retire = sql_command_retire,
+	.container_name = attach_container_name,
+	.plan_action = sql_command_plan_action,
 };
 
 void

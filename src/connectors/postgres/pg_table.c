@@ -23,8 +23,8 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
-#include "coco_internal.h"
 #include "pg_attach.h"
+#include "pg_connector.h"
 
 /* ---- the handler ------------------------------------------------------- */
 
@@ -468,6 +468,46 @@ table_matches_record(const CocoTargetState *st)
 	return true;
 }
 
+/* ---- for coco.plan ------------------------------------------------------- */
+
+/* hazards of a table's column actions */
+static void
+column_hazards(Jsonb *detail, StringInfo h)
+{
+	JsonbValue *cols = getKeyJsonValueFromContainer(&detail->root, "columns", 7, NULL);
+
+	if (cols == NULL || cols->type != jbvBinary)
+		return;
+	for (int i = 0; i < (int) JsonContainerSize(cols->val.binary.data); i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(cols->val.binary.data, i);
+		JsonbValue *a = getKeyJsonValueFromContainer(e->val.binary.data, "action", 6, NULL);
+		char	   *action = pnstrdup(a->val.string.val, a->val.string.len);
+
+		if (strcmp(action, "drop") == 0)
+			appendStringInfoString(h, ", \"drops_column\"");
+		else if (strcmp(action, "retype") == 0)
+			appendStringInfoString(h, ", \"rewrites_table\"");
+	}
+}
+
+/* A table's action is its detail's op (a replacement is a rebuild). */
+static const char *
+table_plan_action(const CocoPlannedAction *a, StringInfo hazards)
+{
+	Jsonb	   *detail = a->decision.detail;
+	char	   *op = detail ? detail_string(detail, "op") : NULL;
+	const char *action = op ? (strcmp(op, "replace") == 0 ? "rebuild" : op) : "none";
+
+	if (strcmp(action, "create") != 0)
+		appendStringInfoString(hazards, ", \"access_exclusive_lock\"");
+	if (strcmp(action, "rebuild") == 0 || strcmp(action, "drop") == 0)
+		appendStringInfoString(hazards, ", \"drops_table\"");
+	if (strcmp(action, "alter") == 0 || strcmp(action, "ensure") == 0)
+		column_hazards(detail, hazards);
+	return action;
+}
+
 static const CocoProvider table_provider = {
 	.name = COCO_TABLE_PROVIDER,
 	.child_name = COCO_ROW_PROVIDER,
@@ -477,6 +517,8 @@ static const CocoProvider table_provider = {
 	.matches_record = table_matches_record,
 	.sync_children = coco_rows_sync,
 	.summarize_children = coco_rows_summarize,
+	.plan_action = table_plan_action,
+	.plan_children = coco_rows_plan,
 };
 
 void

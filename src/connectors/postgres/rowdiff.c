@@ -49,7 +49,7 @@
 #include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
-#include "coco_internal.h"
+#include "pg_connector.h"
 
 #define ROWDIFF_PARTITIONS 16
 #define PARTITION_SHIFT 60		/* the top four bits of a key hash */
@@ -127,10 +127,7 @@ struct CocoRowDiff
 	BufFile    *tracked_file[ROWDIFF_PARTITIONS];
 	BufFile    *declared_file[ROWDIFF_PARTITIONS];
 	/* the counts and digests the read tallied */
-	int			ntally;
-	int		   *tally_comp;
-	int64	   *tally_rows;
-	CocoDigest *tally_digest;
+	CocoChildTally *tally;		/* what each component declares, as read */
 	/* what the diff found */
 	TupleDesc	changes_desc;
 	Tuplestorestate *changes;
@@ -532,7 +529,7 @@ count_declared_row(RowReceiver *r, TupleTableSlot *slot, KeyHash *hash, CocoFing
 
 	declared_key(r, slot, hash);
 	declared_fingerprint(r, slot, fp);
-	coco_diff_tally_add(comp, r->keybuf.data, r->keybuf.len, fp);
+	coco_child_tally_add(r->diff->tally, comp, r->keybuf.data, r->keybuf.len, fp);
 	return comp;
 }
 
@@ -1094,6 +1091,7 @@ coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 	d->nrewrite = nrewrite;
 	d->sql = pstrdup(declared_sql);
 	d->params = make_params(nparams, types, values);
+	d->tally = coco_child_tally_create();
 	/* the entries and, at half fill, their slots */
 	d->budget = Max((int64) coco_work_mem * 1024 / (int64) (sizeof(TrackedEntry) + 2 * sizeof(uint32)),
 					1024);
@@ -1144,38 +1142,35 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 
 /*
  * The read of the declarations (as the app owner, under the run's
- * snapshot): tallies count and digest per component (coco_diff_tally),
- * and diffs each row whose partition is in memory.
+ * snapshot): tallies count and digest per component, and diffs each row
+ * whose partition is in memory.  The tallies stay with the diff: the sync
+ * after the summary pass reports them.
  */
 void
 coco_rowdiff_read_declared(CocoRowDiff *d)
 {
 	RowReceiver *r = receiver_create(d, READ_DECLARED);
-	MemoryContext old;
 
-	coco_diff_tally_reset();
+	coco_child_tally_reset(d->tally);
 	run_into(d->sql, d->params, r);
 	receiver_free(r);
-
-	/* keep the tallies: the sync after the summary pass reports them */
-	d->ntally = coco_diff_tally_count();
-	old = MemoryContextSwitchTo(d->cxt);
-	d->tally_comp = palloc(sizeof(int) * Max(d->ntally, 1));
-	d->tally_rows = palloc(sizeof(int64) * Max(d->ntally, 1));
-	d->tally_digest = palloc(sizeof(CocoDigest) * Max(d->ntally, 1));
-	MemoryContextSwitchTo(old);
-	for (int i = 0; i < d->ntally; i++)
-		coco_diff_tally_nth(i, &d->tally_comp[i], &d->tally_rows[i], &d->tally_digest[i]);
 }
 
-/* Make the tallies those of these components only, as read. */
+/* Make `into` the tallies of these components (NULL: all), as read. */
 void
-coco_rowdiff_publish_tally(CocoRowDiff *d, const int *comps, int ncomps)
+coco_rowdiff_publish_tally(CocoRowDiff *d, CocoChildTally *into, const int *comps, int ncomps)
 {
-	coco_diff_tally_reset();
-	for (int i = 0; i < d->ntally; i++)
-		if (in_list(d->tally_comp[i], comps, ncomps))
-			coco_diff_tally_set(d->tally_comp[i], d->tally_rows[i], &d->tally_digest[i]);
+	coco_child_tally_reset(into);
+	for (int i = 0; i < coco_child_tally_count(d->tally); i++)
+	{
+		int			comp;
+		int64		nrows;
+		CocoDigest	digest;
+
+		coco_child_tally_nth(d->tally, i, &comp, &nrows, &digest);
+		if (comps == NULL || in_list(comp, comps, ncomps))
+			coco_child_tally_set(into, comp, nrows, &digest);
+	}
 }
 
 static void
@@ -1370,9 +1365,9 @@ coco_rowdiff_changes(CocoRowDiff *d)
  * an INSERT would.  Returns the rows written into the table.
  */
 int64
-coco_rowdiff_load(const CocoTableSpec *spec, const char *sql, int nparams, const Oid *types,
-				  const Datum *values, Oid target_relid, int32 app_id, int64 target_id,
-				  int64 pass_id)
+coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally, const char *sql,
+				  int nparams, const Oid *types, const Datum *values, Oid target_relid,
+				  int32 app_id, int64 target_id, int64 pass_id)
 {
 	CocoRowDiff *d = coco_rowdiff_create(spec, sql, nparams, types, values, NULL, 0);
 	RowReceiver *r = receiver_create(d, READ_LOAD);
@@ -1388,13 +1383,13 @@ coco_rowdiff_load(const CocoTableSpec *spec, const char *sql, int nparams, const
 	r->target_id = target_id;
 	r->pass_id = pass_id;
 
-	coco_diff_tally_reset();
 	run_into(d->sql, d->params, r);
 	if (r->target)
 		bulk_close(r->target);
 	bulk_close(r->tracking);
 	loaded = r->loaded;
 	receiver_free(r);
+	coco_rowdiff_publish_tally(d, tally, NULL, 0);
 	coco_rowdiff_free(d, true);
 	/* the statements after this one see the rows */
 	CommandCounterIncrement();

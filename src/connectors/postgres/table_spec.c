@@ -15,7 +15,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
-#include "coco_internal.h"
+#include "pg_connector.h"
 
 static void
 bad_columns(const char *msg, const char *detail)

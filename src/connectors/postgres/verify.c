@@ -28,7 +28,7 @@
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 
-#include "coco_internal.h"
+#include "pg_connector.h"
 
 typedef struct TableDrift
 {

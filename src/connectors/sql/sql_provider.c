@@ -33,7 +33,7 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
-#include "coco_internal.h"
+#include "sql_provider.h"
 
 typedef struct SqlProvider
 {

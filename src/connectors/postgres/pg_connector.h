@@ -1,0 +1,107 @@
+/*
+ * pg_connector.h — what the postgres connector's files share: table names
+ * and types, table specs, the declared rows' diff and load.  Not installed.
+ *
+ * The connector serves postgres.table (a container) with its children
+ * postgres.row, and the table's attachments (pg_attach.h).  Like any
+ * connector it reaches the engine through coco_target.h alone.
+ */
+#ifndef COCO_PG_CONNECTOR_H
+#define COCO_PG_CONNECTOR_H
+
+#include "coco_target.h"
+
+#include "nodes/pg_list.h"
+#include "utils/tuplestore.h"
+
+#define COCO_ROW_PROVIDER	"postgres.row"
+#define COCO_TABLE_PROVIDER "postgres.table"
+
+/* pg_names.c: table names and column types as users give them */
+typedef struct CocoTableName
+{
+	char	   *schema;
+	char	   *name;
+	char	   *qualified;		/* schema.name, unquoted: the tracking name */
+} CocoTableName;
+
+extern void coco_parse_table_name(const char *text, CocoTableName *out);
+extern void coco_table_key(const CocoTableName *tn, StringInfo buf);
+extern char *coco_canonical_type(const char *type_text, const char *column);
+extern void coco_resolve_type(const char *canonical, Oid *typid, int32 *typmod);
+extern char *coco_qualified_type(const char *canonical);
+
+/* table_spec.c */
+typedef struct CocoColumn
+{
+	char	   *name;
+	char	   *type;			/* canonical type name */
+	bool		nullable;
+	bool		is_key;
+} CocoColumn;
+
+typedef struct CocoTableSpec
+{
+	CocoTableName tn;
+	char	   *managed_by;		/* "system" or "user" */
+	int			ncolumns;
+	CocoColumn *columns;
+	int			nkeys;
+	int		   *key_index;		/* positions of primary key columns */
+} CocoTableSpec;
+
+extern Jsonb *coco_table_spec_build(const CocoTableName *tn, Jsonb *columns,
+									ArrayType *primary_key, const char *managed_by);
+extern CocoTableSpec *coco_table_spec_parse(Jsonb *spec);
+extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
+
+/* declare.c */
+extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
+extern void coco_declare_init(void);
+
+/* pg_table.c */
+extern void coco_pg_table_register(void);
+
+/* pg_rows.c */
+extern void coco_rows_sync(CocoChildSync *sync);
+extern void coco_rows_summarize(CocoChildSync *sync);
+extern void coco_rows_plan(CocoChildSync *sync, StringInfo detail);
+extern char *coco_rows_select_list(const CocoTableSpec *spec, List *query_columns);
+extern char *coco_rows_key_expr(const CocoTableSpec *spec);
+
+/*
+ * rowdiff.c: the diff of a table's declared rows against tracking.  Its
+ * changes come out as rows of (op, key, fp, component, tracked tid,
+ * declared columns…).
+ */
+enum
+{
+	COCO_CH_OP, COCO_CH_KEY, COCO_CH_FP, COCO_CH_COMP, COCO_CH_TID, COCO_CH_NFIXED
+};
+#define COCO_OP_INSERT 1		/* declared, not tracked */
+#define COCO_OP_UPDATE 2		/* tracked, changed (or to re-write) */
+#define COCO_OP_DELETE 3		/* tracked, no longer declared */
+#define COCO_OP_TRACK_ONLY 4	/* unchanged, moved to another component */
+
+typedef struct CocoRowDiff CocoRowDiff;
+
+extern CocoRowDiff *coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
+										int nparams, const Oid *types, const Datum *values,
+										const int *rewrite, int nrewrite);
+extern void coco_rowdiff_free(CocoRowDiff *d, bool close_files);
+extern void coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
+extern void coco_rowdiff_read_declared(CocoRowDiff *d);
+extern void coco_rowdiff_publish_tally(CocoRowDiff *d, CocoChildTally *into,
+									   const int *comps, int ncomps);
+extern bool coco_rowdiff_finish(CocoRowDiff *d);
+extern void coco_rowdiff_duplicate_error(CocoRowDiff *d) pg_attribute_noreturn();
+extern TupleDesc coco_rowdiff_changes_desc(CocoRowDiff *d);
+extern void coco_rowdiff_deletions(CocoRowDiff *d);
+extern void coco_rowdiff_read_changed(CocoRowDiff *d);
+extern Tuplestorestate *coco_rowdiff_changes(CocoRowDiff *d);
+extern int64 coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally,
+							   const char *sql, int nparams,
+							   const Oid *types, const Datum *values, Oid target_relid,
+							   int32 app_id, int64 target_id, int64 pass_id);
+
+#endif							/* COCO_PG_CONNECTOR_H */
