@@ -1,0 +1,118 @@
+/*
+ * pg_bulk.c — rows written straight into a table, as COPY does: a batch of
+ * slots goes in with one multi-insert (a page of rows per WAL record), then
+ * into the table's indexes.  Used only where no user code can be attached:
+ * the extension's tracking table, and a table this run has just created.
+ */
+#include "postgres.h"
+
+#include <xxhash.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "access/tupdesc.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "nodes/params.h"
+#include "nodes/parsenodes.h"
+#include "storage/buffile.h"
+#include "storage/itemptr.h"
+#include "tcop/dest.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/tuplestore.h"
+
+#include "rowdiff.h"
+
+
+
+BulkWriter *
+bulk_open(Oid relid, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	BulkWriter *w = palloc0(sizeof(BulkWriter));
+
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	w->rel = table_open(relid, RowExclusiveLock);
+
+	/*
+	 * The executor state of an INSERT into the relation, range table
+	 * included: a constraint's or a unique index's error builds its detail
+	 * from the range table entry of the result relation.
+	 */
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = RelationGetForm(w->rel)->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	w->estate = CreateExecutorState();
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->bistate = GetBulkInsertState();
+	w->cid = GetCurrentCommandId(true);
+	w->check_constraints = RelationGetDescr(w->rel)->constr != NULL;
+	for (int i = 0; i < BULK_BATCH; i++)
+		w->slots[i] = table_slot_create(w->rel, NULL);
+	w->cxt = AllocSetContextCreate(cxt, "coco_target bulk batch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(old);
+	return w;
+}
+
+static void
+bulk_flush(BulkWriter *w)
+{
+	if (w->nslots == 0)
+		return;
+	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, 0, w->bistate);
+	for (int i = 0; i < w->nslots; i++)
+	{
+		/* a unique index refuses a repeated key here, as an INSERT would */
+		(void) ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false, false, NULL, NIL);
+		ResetPerTupleExprContext(w->estate);
+		ExecClearTuple(w->slots[i]);
+	}
+	w->nslots = 0;
+	MemoryContextReset(w->cxt);
+}
+
+/* The next slot to fill; the caller stores a virtual tuple in it. */
+TupleTableSlot *
+bulk_slot(BulkWriter *w)
+{
+	if (w->nslots == BULK_BATCH)
+		bulk_flush(w);
+	ExecClearTuple(w->slots[w->nslots]);
+	return w->slots[w->nslots];
+}
+
+void
+bulk_stored(BulkWriter *w)
+{
+	TupleTableSlot *slot = w->slots[w->nslots];
+
+	if (w->check_constraints)
+		ExecConstraints(w->rri, slot, w->estate);
+	w->nslots++;
+}
+
+void
+bulk_close(BulkWriter *w)
+{
+	bulk_flush(w);
+	for (int i = 0; i < BULK_BATCH; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	FreeBulkInsertState(w->bistate);
+	ExecCloseIndices(w->rri);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+}

@@ -1,0 +1,38 @@
+/*
+ * pg_rows.h — what the rows' files share: the statements over a table's
+ * declared rows (pg_rows_sql.c) that its sync and plan (pg_rows.c) run.
+ * Not installed.
+ */
+#ifndef COCO_PG_ROWS_H
+#define COCO_PG_ROWS_H
+
+#include "pg_connector.h"
+
+/* the ephemeral named relation a batch of changes is applied from */
+#define BATCH_ENR "coco_batch"
+
+typedef struct StagedQuery
+{
+	int			comp_id;
+	char	   *query;
+	List	   *columns;		/* output column names */
+	char	   *search_path;
+} StagedQuery;
+
+typedef struct RowStatements
+{
+	char	   *delete_target;
+	char	   *insert_target;	/* new rows */
+	char	   *upsert_target;	/* changed rows */
+	char	   *insert_tracking;
+	char	   *update_tracking;
+	char	   *delete_tracking;
+} RowStatements;
+
+extern char *build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
+extern char *build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
+extern void build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive,
+							 RowStatements *st);
+extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path);
+
+#endif							/* COCO_PG_ROWS_H */

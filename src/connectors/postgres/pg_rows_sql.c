@@ -1,0 +1,321 @@
+/*
+ * pg_rows_sql.c — the statements over a table's declared rows: the
+ * declarations of the replaced components as one query (staged
+ * declare_rows queries and staged jsonb rows, converted to the declared
+ * column types), the diff coco.plan counts, and the set-wise statements a
+ * batch of changes is applied with.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/queryenvironment.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
+
+#include "pg_rows.h"
+
+
+static List *
+load_staged_queries(const CocoChildSync *sync, const char *tbl)
+{
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		values[2] = {Int32GetDatum(sync->app_id), CStringGetTextDatum(tbl)};
+	List	   *result = NIL;
+	SPIPlanPtr	plan;
+
+	plan = SPI_prepare("SELECT comp_id, query, columns, search_path FROM coco.staged_query "
+					   "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
+					   "ORDER BY query_id", 2, types);
+	if (SPI_execute_snapshot(plan, values, NULL, sync->snapshot, InvalidSnapshot,
+							 true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "coco_target: reading staged queries failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		StagedQuery *q = palloc0(sizeof(StagedQuery));
+		bool		isnull;
+		Datum	   *cols;
+		int			ncols;
+
+		q->comp_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		q->query = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 3, &isnull)),
+						  TEXTOID, -1, false, TYPALIGN_INT, &cols, NULL, &ncols);
+		for (int c = 0; c < ncols; c++)
+			q->columns = lappend(q->columns, TextDatumGetCString(cols[c]));
+		q->search_path = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		result = lappend(result, q);
+	}
+	SPI_freeplan(plan);
+	return result;
+}
+
+static bool
+list_has_string(List *list, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (strcmp((char *) lfirst(lc), s) == 0)
+		return true;
+	return false;
+}
+
+/*
+ * The declared rows of one query as every run sees them: each declared
+ * column in order, cast to its declared type, NULL where the query lacks
+ * it.  declare_rows digests exactly this list, so its digest and the run's
+ * agree.
+ */
+char *
+coco_rows_select_list(const CocoTableSpec *spec, List *query_columns)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const char *name = spec->columns[i].name;
+		char	   *qtype = coco_qualified_type(spec->columns[i].type);
+
+		if (list_has_string(query_columns, name))
+			appendStringInfo(&out, "%su.%s::%s AS %s", i > 0 ? ", " : "",
+							 quote_identifier(name), qtype, quote_identifier(name));
+		else
+			appendStringInfo(&out, "%sNULL::%s AS %s", i > 0 ? ", " : "", qtype,
+							 quote_identifier(name));
+	}
+	return out.data;
+}
+
+/* coco.row_key(<key columns of x>) */
+char *
+coco_rows_key_expr(const CocoTableSpec *spec)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	appendStringInfoString(&out, "coco.row_key(");
+	for (int i = 0; i < spec->nkeys; i++)
+		appendStringInfo(&out, "%sx.%s", i > 0 ? ", " : "",
+						 quote_identifier(spec->columns[spec->key_index[i]].name));
+	appendStringInfoChar(&out, ')');
+	return out.data;
+}
+
+/*
+ * Every row the replaced components declare for the table, as
+ * ("coco#c" component, declared columns…): staged jsonb rows converted
+ * exactly as declare_row checked them, and staged queries with each column
+ * cast to its declared type.  Parameters: $1 app_id, $3 replaced
+ * components, $5 the table's tracking name.
+ */
+char *
+build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT s.comp_id AS \"coco#c\"");
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&sql, ", r.%s", quote_identifier(spec->columns[i].name));
+	appendStringInfoString(&sql, " FROM coco.staged_row s CROSS JOIN LATERAL "
+						   "pg_catalog.jsonb_to_record(s.\"row\") AS r(");
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&sql, "%s%s %s", i > 0 ? ", " : "",
+						 quote_identifier(spec->columns[i].name),
+						 coco_qualified_type(spec->columns[i].type));
+	appendStringInfo(&sql, ") WHERE s.app_id OPERATOR(pg_catalog.=) $1 "
+					 "AND s.tbl OPERATOR(pg_catalog.=) $5 AND s.comp_id OPERATOR(pg_catalog.=) ANY ($3)%s",
+					 ignore_declarations ? " AND false" : "");
+	if (!ignore_declarations)
+	{
+		foreach(lc, queries)
+		{
+			StagedQuery *q = lfirst(lc);
+
+			appendStringInfo(&sql, " UNION ALL SELECT %d, %s FROM (\n%s\n) u", q->comp_id,
+							 coco_rows_select_list(spec, q->columns), q->query);
+		}
+	}
+	return sql.data;
+}
+
+/* coco.tracked_fingerprint(component, key, columns…) over x */
+static char *
+tracked_fingerprint_expr(const CocoTableSpec *spec)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	appendStringInfo(&out, "coco.tracked_fingerprint(x.\"coco#c\", %s", coco_rows_key_expr(spec));
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&out, ", x.%s", quote_identifier(spec->columns[i].name));
+	appendStringInfoChar(&out, ')');
+	return out.data;
+}
+
+/*
+ * coco.plan's diff statement: declared rows FULL JOIN tracked rows of the
+ * replaced components; only what changed comes out.  $2 target_id, $4
+ * components to re-write in full.
+ */
+char *
+build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations)
+{
+	StringInfoData sql;
+	StringInfoData cols;
+	StringInfoData outer;
+
+	initStringInfo(&cols);
+	initStringInfo(&outer);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		appendStringInfo(&cols, ", x.%s", quote_identifier(spec->columns[i].name));
+		appendStringInfo(&outer, ", d.%s", quote_identifier(spec->columns[i].name));
+	}
+
+	initStringInfo(&sql);
+	/* OFFSET 0 keeps the subquery whole, so each row is fingerprinted once */
+	appendStringInfo(&sql,
+					 "SELECT d.\"coco#k\", d.\"coco#f\", d.\"coco#c\", t.key AS \"coco#tk\", "
+					 "t.comp_id AS \"coco#tc\", (d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) "
+					 "OR (d.\"coco#f\" OPERATOR(pg_catalog.=) t.fp) IS NOT TRUE) AS \"coco#changed\", "
+					 "t.tid AS \"coco#tid\"%s "
+					 "FROM (SELECT %s AS \"coco#k\", %s AS \"coco#f\", x.\"coco#c\"%s FROM (%s) x OFFSET 0) d "
+					 "FULL JOIN (SELECT ctid AS tid, key, fp, comp_id FROM coco.tracked_row "
+					 "WHERE target_id OPERATOR(pg_catalog.=) $2 "
+					 "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)) t "
+					 "ON t.key OPERATOR(pg_catalog.=) d.\"coco#k\" "
+					 "WHERE d.\"coco#k\" IS NULL OR t.key IS NULL "
+					 "OR d.\"coco#f\" OPERATOR(pg_catalog.<>) t.fp "
+					 "OR d.\"coco#c\" OPERATOR(pg_catalog.<>) t.comp_id "
+					 "OR d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4)",
+					 outer.data, coco_rows_key_expr(spec), tracked_fingerprint_expr(spec),
+					 cols.data, build_declared_sql(spec, queries, ignore_declarations));
+	return sql.data;
+}
+
+
+/*
+ * The set-wise statements of a batch.  New rows go in with a plain INSERT
+ * where nothing can be in the way (a table created by this run; no other
+ * component tracks rows of the table), which is about twice as fast as
+ * INSERT … ON CONFLICT; anywhere else an upsert keeps the write idempotent.
+ */
+void
+build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, RowStatements *st)
+{
+	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
+	StringInfoData s;
+	StringInfoData cols;
+	StringInfoData keys;
+	StringInfoData sets;
+	char	   *conflict;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "DELETE FROM %s t USING " BATCH_ENR " b WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d",
+					 qname, COCO_OP_DELETE);
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		const char *k = quote_identifier(spec->columns[spec->key_index[i]].name);
+
+		appendStringInfo(&s, " AND t.%s OPERATOR(pg_catalog.=) b.%s", k, k);
+	}
+	st->delete_target = s.data;
+
+	initStringInfo(&cols);
+	initStringInfo(&keys);
+	initStringInfo(&sets);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		const char *c = quote_identifier(spec->columns[i].name);
+
+		appendStringInfo(&cols, "%s%s", i > 0 ? ", " : "", c);
+		if (spec->columns[i].is_key)
+			appendStringInfo(&keys, "%s%s", keys.len > 0 ? ", " : "", c);
+		else
+			appendStringInfo(&sets, "%s%s = EXCLUDED.%s", sets.len > 0 ? ", " : "", c, c);
+	}
+	conflict = sets.len > 0 ?
+		psprintf(" ON CONFLICT (%s) DO UPDATE SET %s", keys.data, sets.data) :
+		psprintf(" ON CONFLICT (%s) DO NOTHING", keys.data);
+
+	st->insert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
+								 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
+								 qname, cols.data, cols.data, COCO_OP_INSERT,
+								 fresh_table ? "" : conflict);
+	st->upsert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
+								 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
+								 qname, cols.data, cols.data, COCO_OP_UPDATE, conflict);
+
+	/*
+	 * A new row whose key another component (one this run does not diff)
+	 * already tracks is not inserted, and the caller reports the conflict.
+	 * Every tracking write stamps the pass: a row already stamped by this
+	 * pass means the same key came twice, and is not updated again.
+	 */
+	st->insert_tracking = psprintf(
+		"INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp, pass_id) "
+		"SELECT $1, $2, \"coco#c\", \"coco#k\", \"coco#f\", $3 FROM " BATCH_ENR
+		" WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s", COCO_OP_INSERT,
+		exclusive ? "" : " ON CONFLICT (target_id, key) DO NOTHING");
+	st->update_tracking = psprintf(
+		"UPDATE coco.tracked_row t SET comp_id = b.\"coco#c\", fp = b.\"coco#f\", pass_id = $3 FROM " BATCH_ENR " b "
+		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.>=) %d AND b.\"coco#op\" OPERATOR(pg_catalog.<>) %d "
+		"AND t.ctid OPERATOR(pg_catalog.=) b.\"coco#tid\" AND t.pass_id OPERATOR(pg_catalog.<>) $3",
+		COCO_OP_UPDATE, COCO_OP_DELETE);
+	st->delete_tracking = psprintf(
+		"DELETE FROM coco.tracked_row t USING " BATCH_ENR " b "
+		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d AND t.ctid OPERATOR(pg_catalog.=) b.\"coco#tid\"",
+		COCO_OP_DELETE);
+}
+
+/* The staged queries of the replaced components, and the search_path they
+ * were declared under (one for all: they run in one statement). */
+List *
+replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path)
+{
+	List	   *queries = load_staged_queries(sync, spec->tn.qualified);
+	ListCell   *lc;
+
+	*search_path = NULL;
+	foreach(lc, queries)
+	{
+		StagedQuery *q = lfirst(lc);
+		bool		replaced = false;
+
+		for (int i = 0; i < sync->nreplaced; i++)
+			if (sync->replaced_comps[i] == q->comp_id)
+				replaced = true;
+		if (!replaced)
+		{
+			queries = foreach_delete_current(queries, lc);
+			continue;
+		}
+		if (*search_path == NULL)
+			*search_path = q->search_path;
+		else if (strcmp(*search_path, q->search_path) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("declare_rows queries for table \"%s\" were declared under different search_path settings",
+							spec->tn.qualified),
+					 errhint("Declare them with the same search_path, or schema-qualify the names in the queries.")));
+	}
+	return queries;
+}

@@ -1,0 +1,429 @@
+/*
+ * rowdiff.h — what the row diff's files share (rowdiff.c: the steps,
+ * rowdiff_read.c: the rows as they stream in, pg_bulk.c: bulk writes): the
+ * fixed-size entries and their tables, the diff's state, and the receiver.
+ * The entry tables are inline: they are the per-row hot path.  Not
+ * installed.
+ */
+#ifndef COCO_ROWDIFF_H
+#define COCO_ROWDIFF_H
+
+#include <xxhash.h>
+
+#include "access/heapam.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "nodes/params.h"
+#include "storage/buffile.h"
+#include "storage/itemptr.h"
+#include "tcop/dest.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "pg_connector.h"
+
+#define ROWDIFF_PARTITIONS 16
+#define PARTITION_SHIFT 60		/* the top four bits of a key hash */
+#define CHUNK_ENTRIES 16384
+#define PREFETCH_ROWS 32		/* tracked rows indexed together */
+#define BULK_BATCH 1000			/* rows multi-inserted together */
+
+typedef struct KeyHash
+{
+	uint64		a;				/* places the key in an index */
+	uint64		b;				/* places the key in a partition */
+} KeyHash;
+
+typedef struct TrackedEntry
+{
+	KeyHash		key;
+	CocoFingerprint fp;
+	int32		comp;
+	ItemPointerData tid;
+	bool		marked;			/* coco.verify found it drifted: write it */
+	bool		matched;		/* declared again */
+} TrackedEntry;
+
+/* a declared row of a partition on disk */
+typedef struct DeclaredEntry
+{
+	KeyHash		key;
+	CocoFingerprint fp;
+	int32		comp;
+} DeclaredEntry;
+
+/* A key written by this run: new rows, and changes read a second time. */
+typedef struct ChangeEntry
+{
+	KeyHash		key;
+	ItemPointerData tid;		/* invalid for a new row */
+	int16		op;
+	bool		to_read;		/* its values come from the second read */
+	bool		seen;			/* ... and have */
+} ChangeEntry;
+
+/*
+ * Fixed-size entries that begin with their KeyHash, stored in chunks (no
+ * copy when they grow) and found through an array of slots, each the
+ * entry's number plus one.
+ */
+typedef struct EntryTable
+{
+	MemoryContext cxt;
+	Size		entry_size;
+	char	  **chunks;
+	int			nchunks;
+	int			maxchunks;
+	int64		n;
+	uint32	   *slots;
+	uint64		nslots;			/* a power of two; 0: not indexed */
+} EntryTable;
+
+struct CocoRowDiff
+{
+	MemoryContext cxt;
+	char	   *table;			/* for messages */
+	int			nkeys;
+	int		   *key_index;		/* declared columns of the primary key */
+	int		   *rewrite;		/* components written even when unchanged */
+	int			nrewrite;
+	/* the declarations: the statement and its parameters */
+	char	   *sql;
+	ParamListInfo params;
+	/* the tracked rows, per partition: in memory or on disk */
+	int64		budget;			/* tracked entries held in memory at most */
+	int64		resident;		/* tracked entries in memory now */
+	EntryTable	tracked[ROWDIFF_PARTITIONS];
+	bool		on_disk[ROWDIFF_PARTITIONS];
+	BufFile    *tracked_file[ROWDIFF_PARTITIONS];
+	BufFile    *declared_file[ROWDIFF_PARTITIONS];
+	/* the counts and digests the read tallied */
+	CocoChildTally *tally;		/* what each component declares, as read */
+	/* what the diff found */
+	TupleDesc	changes_desc;
+	Tuplestorestate *changes;
+	EntryTable	changed;		/* ChangeEntry */
+	int64		to_read;
+	ItemPointerData *deleted;
+	int64		ndeleted;
+	int64		maxdeleted;
+	/* a key declared twice, found from a file: its bytes are not at hand */
+	bool		duplicate;
+	KeyHash		duplicate_key;
+};
+
+/* ---- entry tables ------------------------------------------------------- */
+
+static inline void
+table_init(EntryTable *t, Size entry_size, MemoryContext cxt)
+{
+	memset(t, 0, sizeof(*t));
+	t->entry_size = entry_size;
+	t->cxt = cxt;
+}
+
+static inline void *
+table_entry(EntryTable *t, int64 i)
+{
+	return t->chunks[i / CHUNK_ENTRIES] + (i % CHUNK_ENTRIES) * t->entry_size;
+}
+
+static inline void *
+table_append(EntryTable *t)
+{
+	if (t->n == (int64) t->nchunks * CHUNK_ENTRIES)
+	{
+		if (t->nchunks == t->maxchunks)
+		{
+			t->maxchunks = t->maxchunks ? t->maxchunks * 2 : 16;
+			t->chunks = t->chunks ? repalloc(t->chunks, sizeof(char *) * t->maxchunks) :
+				MemoryContextAlloc(t->cxt, sizeof(char *) * t->maxchunks);
+		}
+		t->chunks[t->nchunks++] = MemoryContextAllocHuge(t->cxt, t->entry_size * CHUNK_ENTRIES);
+	}
+	return table_entry(t, t->n++);
+}
+
+static inline void
+table_free(EntryTable *t)
+{
+	for (int i = 0; i < t->nchunks; i++)
+		pfree(t->chunks[i]);
+	if (t->chunks)
+		pfree(t->chunks);
+	if (t->slots)
+		pfree(t->slots);
+	table_init(t, t->entry_size, t->cxt);
+}
+
+static inline bool
+key_equal(const KeyHash *x, const KeyHash *y)
+{
+	return x->a == y->a && x->b == y->b;
+}
+
+/* Index entry i; if its key is indexed already, return that entry instead. */
+static inline void *
+table_index(EntryTable *t, int64 i)
+{
+	const KeyHash *key = table_entry(t, i);
+	uint64		mask = t->nslots - 1;
+
+	for (uint64 s = key->a & mask;; s = (s + 1) & mask)
+	{
+		if (t->slots[s] == 0)
+		{
+			t->slots[s] = (uint32) (i + 1);
+			return NULL;
+		}
+		if (key_equal(table_entry(t, t->slots[s] - 1), key))
+			return table_entry(t, t->slots[s] - 1);
+	}
+}
+
+/* Room in the index for n entries, at most half full. */
+static inline void
+table_reserve(EntryTable *t, int64 n)
+{
+	uint64		want = 1024;
+
+	if (n > (int64) PG_UINT32_MAX - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many rows in one partition of a table's diff: %lld", (long long) n)));
+	while (want < (uint64) n * 2)
+		want *= 2;
+	if (want <= t->nslots)
+		return;
+	if (t->slots)
+		pfree(t->slots);
+	t->slots = MemoryContextAllocHuge(t->cxt, sizeof(uint32) * want);
+	memset(t->slots, 0, sizeof(uint32) * want);
+	/* a grown index takes its entries along; a new one starts empty */
+	if (t->nslots > 0)
+	{
+		t->nslots = want;
+		for (int64 i = 0; i < t->n; i++)
+			(void) table_index(t, i);
+	}
+	t->nslots = want;
+}
+
+static inline void *
+table_lookup(EntryTable *t, const KeyHash *key)
+{
+	uint64		mask = t->nslots - 1;
+
+	if (t->nslots == 0)
+		return NULL;
+	for (uint64 s = key->a & mask; t->slots[s] != 0; s = (s + 1) & mask)
+	{
+		void	   *e = table_entry(t, t->slots[s] - 1);
+
+		if (key_equal(e, key))
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * Lookups in a big index miss the cache twice: at the slot and at the
+ * entry.  Callers with many keys at hand ask for both ahead of time.
+ */
+static inline void
+table_prefetch_slot(EntryTable *t, const KeyHash *key)
+{
+	if (t->nslots > 0)
+		__builtin_prefetch(&t->slots[key->a & (t->nslots - 1)]);
+}
+
+static inline void
+table_prefetch_entry(EntryTable *t, const KeyHash *key)
+{
+	uint32		s;
+
+	if (t->nslots == 0)
+		return;
+	s = t->slots[key->a & (t->nslots - 1)];
+	if (s != 0)
+		__builtin_prefetch(table_entry(t, s - 1));
+}
+
+/* Index every entry (all keys distinct), asking for slots ahead of time. */
+static inline void
+table_index_all(EntryTable *t)
+{
+	table_reserve(t, t->n);
+	for (int64 i = 0; i < t->n; i++)
+	{
+		if (i + PREFETCH_ROWS < t->n)
+			table_prefetch_slot(t, table_entry(t, i + PREFETCH_ROWS));
+		(void) table_index(t, i);
+	}
+}
+
+/* ---- temporary files ---------------------------------------------------- */
+
+static inline void
+file_write(MemoryContext cxt, BufFile **file, void *entry, Size size)
+{
+	if (*file == NULL)
+	{
+		/*
+		 * The files belong to the diff and to the (sub)transaction, not to
+		 * the row or the statement at hand: a diff kept after the summary
+		 * pass outlives both.
+		 */
+		ResourceOwner owner = CurrentResourceOwner;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		CurrentResourceOwner = CurTransactionResourceOwner;
+		*file = BufFileCreateTemp(false);
+		CurrentResourceOwner = owner;
+		MemoryContextSwitchTo(old);
+	}
+	BufFileWrite(*file, entry, size);
+}
+
+static inline void
+file_load(BufFile *file, EntryTable *t)
+{
+	char		buf[sizeof(TrackedEntry)];
+
+	if (file == NULL)
+		return;
+	if (BufFileSeek(file, 0, 0, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rewind a temporary file of the row diff")));
+	for (;;)
+	{
+		size_t		got = BufFileRead(file, buf, t->entry_size);
+
+		if (got == 0)
+			break;
+		if (got != t->entry_size)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read a temporary file of the row diff")));
+		memcpy(table_append(t), buf, t->entry_size);
+	}
+}
+
+static inline void
+file_close(BufFile **file)
+{
+	if (*file)
+		BufFileClose(*file);
+	*file = NULL;
+}
+
+/* ---- receiving rows ---------------------------------------------------- */
+
+typedef enum ReadMode
+{
+	READ_TRACKED,				/* load the tracked rows */
+	READ_DECLARED,				/* every declared row: tally, diff */
+	READ_CHANGED,				/* declared rows of partitions on disk that change */
+	READ_FIND_KEY,				/* nothing: stop at one key */
+	READ_LOAD					/* a created table's rows: write them, and their tracking */
+} ReadMode;
+
+/* a declared row waiting for its lookup */
+typedef struct PendingRow
+{
+	KeyHash		hash;
+	CocoFingerprint fp;
+	int			comp;
+	StringInfoData key;
+	MinimalTuple row;
+} PendingRow;
+
+typedef struct RowReceiver
+{
+	DestReceiver pub;
+	CocoRowDiff *diff;
+	ReadMode	mode;
+	MemoryContext rowcxt;
+	StringInfoData keybuf;
+	StringInfoData fpbuf;
+	int			natts;
+	Oid		   *typid;
+	Oid		   *basetypid;		/* of domains: the type a key encodes */
+	int16	   *typlen;
+	bool	   *typbyval;
+	Datum	   *values;			/* a change being written */
+	bool	   *nulls;
+	int64		nseen;			/* READ_CHANGED */
+	PendingRow	pending[PREFETCH_ROWS]; /* READ_DECLARED */
+	int			npending;
+	MemoryContext pendingcxt;
+	TupleTableSlot *copy;
+	StringInfoData found;		/* READ_FIND_KEY */
+	struct BulkWriter *target;	/* READ_LOAD: NULL when the table is filled */
+	struct BulkWriter *tracking;
+	int32		app_id;
+	int64		target_id;
+	int64		pass_id;
+	int64		loaded;
+} RowReceiver;
+
+static inline void
+key_hash(const char *data, int len, KeyHash *out)
+{
+	XXH128_hash_t h = XXH3_128bits(data, len);
+
+	out->a = h.low64;
+	out->b = h.high64;
+}
+
+static inline int
+partition_of(const KeyHash *key)
+{
+	return (int) (key->b >> PARTITION_SHIFT);
+}
+
+static inline bool
+in_list(int value, const int *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == value)
+			return true;
+	return false;
+}
+
+
+/* rowdiff_read.c */
+extern RowReceiver *rowdiff_receiver_create(CocoRowDiff *d, ReadMode mode);
+extern void rowdiff_receiver_free(RowReceiver *r);
+extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r);
+extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
+extern int	rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprint *fp,
+							 StringInfo key);
+extern ChangeEntry *rowdiff_add_change(CocoRowDiff *d, const KeyHash *hash,
+									   const ItemPointerData *tid, int op,
+									   bool to_read, StringInfo key);
+extern void rowdiff_store_change(CocoRowDiff *d, Datum *values, bool *nulls);
+extern void rowdiff_declarations_changed(CocoRowDiff *d);
+
+/* pg_bulk.c: rows written straight into a table (the tracking table, or
+ * one this run created), a batch per multi-insert */
+typedef struct BulkWriter
+{
+	Relation	rel;
+	ResultRelInfo *rri;
+	EState	   *estate;
+	BulkInsertState bistate;
+	CommandId	cid;
+	TupleTableSlot *slots[BULK_BATCH];
+	int			nslots;
+	bool		check_constraints;	/* NOT NULL of a created table */
+	MemoryContext cxt;			/* values made for a batch */
+} BulkWriter;
+
+extern BulkWriter *bulk_open(Oid relid, MemoryContext cxt);
+extern TupleTableSlot *bulk_slot(BulkWriter *w);
+extern void bulk_stored(BulkWriter *w);
+extern void bulk_close(BulkWriter *w);
+
+#endif							/* COCO_ROWDIFF_H */
