@@ -479,38 +479,22 @@ reconcile_one_transaction(QueuedRun *run, const char *activity)
 	return more;
 }
 
-static void
-do_run(QueuedRun *run)
+/*
+ * 1. Mark the run running, committed, so a crash leaves a trace.  False
+ * when there is nothing to run: the extension or the app was dropped
+ * meanwhile (the next look exits or finds nothing).
+ */
+static bool
+mark_running(QueuedRun *run, const char *activity)
 {
-	char	   *activity;
 	CocoUserContext uc;
-	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, INT4OID};
-	Datum		values[4];
-	MemoryContext oldcxt;
-	ErrorData  *volatile edata = NULL;
-	const char *volatile final_status = NULL;
+	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
+	Datum		values[3] = {Int64GetDatum(run->run_id), CStringGetTextDatum(""),
+	Int32GetDatum(MyProcPid)};
 	uint64		marked;
-	Oid			base_userid;
-	int			base_sec;
-	List	   *top_level = NIL;
-	ListCell   *lc;
-	int64		completed;
 
-	GetUserIdAndSecContext(&base_userid, &base_sec);
-	/* outside transactions the current context is TopMemoryContext */
-	MemoryContextReset(top_cxt);
-	oldcxt = MemoryContextSwitchTo(worker_cxt);
-	activity = psprintf("coco_target: reconciling app %s run " INT64_FORMAT,
-						run->app_name, run->run_id);
-	MemoryContextSwitchTo(oldcxt);
-
-	/* 1. mark it running, committed, so a crash leaves a trace */
 	if (!start_xact_if_installed(activity))
-		return;					/* dropped meanwhile: the next look exits */
-	values[0] = Int64GetDatum(run->run_id);
-	values[1] = CStringGetTextDatum("");
-	values[2] = Int32GetDatum(MyProcPid);
-	values[3] = Int32GetDatum(0);
+		return false;
 
 	/*
 	 * Transactions that auto-submit leave their declarations to a run that is
@@ -523,21 +507,120 @@ do_run(QueuedRun *run)
 	coco_spi_exec("UPDATE coco.run SET status = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1, "
 				  "started_at = pg_catalog.now(), finished_at = NULL, pid = $3 "
 				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
-				  4, types, values, NULL, SPI_OK_UPDATE);
+				  3, types, values, NULL, SPI_OK_UPDATE);
 	marked = SPI_processed;
 	coco_leave(&uc);
 	end_xact();
 	if (marked == 0)
-		return;					/* the app was dropped meanwhile */
+		return false;
 	run->attempts++;
+	return true;
+}
+
+/*
+ * 3. Sinks outside the transaction: their intents are committed now, so
+ * they run, each pruning its records once it succeeded (rule 9); then the
+ * statements that must run outside any transaction, one by one.
+ */
+static void
+complete_run(QueuedRun *run, const char *activity)
+{
+	CocoApp    *app;
+	Oid			save_userid;
+	int			save_sec;
+	List	   *top_level = NIL;
+	ListCell   *lc;
+	int64		completed;
+
+	app = start_xact_as_owner(run, activity, &save_userid, &save_sec);
+	/* sinks run user code (SQL providers): no nested run under them */
+	coco_run_guard_enter(app, "completing the run's intents");
+	completed = coco_complete_intents(app, run->run_id, &top_level, top_cxt);
+	coco_run_guard_leave();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (top_level == NIL)
+		notify_finished(run->app_name, run->run_id, "succeeded");
+	end_xact();
+
+	foreach(lc, top_level)
+	{
+		CocoTopLevelWork *w = lfirst(lc);
+		bool		last = lnext(top_level, lc) == NULL;
+
+		run_top_level(w->sql, run->owner, activity);
+		app = start_xact_as_owner(run, activity, &save_userid, &save_sec);
+		coco_prune_intent(app, w, last ? run->run_id : 0, ++completed);
+		SetUserIdAndSecContext(save_userid, save_sec);
+		if (last)
+			notify_finished(run->app_name, run->run_id, "succeeded");
+		end_xact();
+	}
+}
+
+/*
+ * 4. A failure: back to the queue with a backoff, or failed for good.
+ * Returns whether it failed for good.
+ */
+static bool
+record_failure(QueuedRun *run, const char *activity, ErrorData *edata)
+{
+	CocoUserContext uc;
+	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, INT4OID};
+	Datum		values[4];
+	bool		retry = run->attempts < coco_max_attempts;
+
+	start_xact(activity);
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+	values[2] = Int32GetDatum(0);
+	values[3] = Int32GetDatum((int32) backoff_ms(run->attempts));
+	coco_enter_extension_owner(&uc);
+	if (retry)
+		coco_spi_exec("UPDATE coco.run SET status = 'queued', error = $2, finished_at = pg_catalog.now(), "
+					  "retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
+					  "pg_catalog.make_interval(secs => $4 OPERATOR(pg_catalog./) 1000.0) "
+					  "WHERE run_id OPERATOR(pg_catalog.=) $1",
+					  4, types, values, NULL, SPI_OK_UPDATE);
+	else
+		coco_spi_exec("UPDATE coco.run SET status = 'failed', error = $2, finished_at = pg_catalog.now(), "
+					  "retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
+					  4, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	if (!retry)
+		notify_finished(run->app_name, run->run_id, "failed");
+	end_xact();
+	if (retry)
+		ereport(LOG,
+				(errmsg("coco_target: run " INT64_FORMAT " of app \"%s\" failed, retrying in %ld ms (attempt %d of %d)",
+						run->run_id, run->app_name, backoff_ms(run->attempts),
+						run->attempts, coco_max_attempts)));
+	return !retry;
+}
+
+static void
+do_run(QueuedRun *run)
+{
+	char	   *activity;
+	MemoryContext oldcxt;
+	ErrorData  *volatile edata = NULL;
+	const char *volatile final_status = NULL;
+	Oid			base_userid;
+	int			base_sec;
+
+	GetUserIdAndSecContext(&base_userid, &base_sec);
+	/* outside transactions the current context is TopMemoryContext */
+	MemoryContextReset(top_cxt);
+	oldcxt = MemoryContextSwitchTo(worker_cxt);
+	activity = psprintf("coco_target: reconciling app %s run " INT64_FORMAT,
+						run->app_name, run->run_id);
+	MemoryContextSwitchTo(oldcxt);
+
+	if (!mark_running(run, activity))
+		return;
 
 	/* 2. reconcile, with the app owner as the current user throughout */
 	PG_TRY();
 	{
-		CocoApp    *app;
-		Oid			save_userid;
-		int			save_sec;
-
 		/*
 		 * A big run commits in batches (coco_target.commit_every): each
 		 * transaction goes on where the last committed one stopped.
@@ -547,35 +630,7 @@ do_run(QueuedRun *run)
 			coco_fault("after_batch_commit");
 			CHECK_FOR_INTERRUPTS();
 		}
-
-		/*
-		 * 3. sinks outside the transaction: their intents are committed now,
-		 * so they run, each pruning its records once it succeeded (rule 9).
-		 */
-		app = start_xact_as_owner(run, activity, &save_userid, &save_sec);
-		/* sinks run user code (SQL providers): no nested run under them */
-		coco_run_guard_enter(app, "completing the run's intents");
-		completed = coco_complete_intents(app, run->run_id, &top_level, top_cxt);
-		coco_run_guard_leave();
-		SetUserIdAndSecContext(save_userid, save_sec);
-		if (top_level == NIL)
-			notify_finished(run->app_name, run->run_id, "succeeded");
-		end_xact();
-
-		/* statements that must run outside any transaction, one by one */
-		foreach(lc, top_level)
-		{
-			CocoTopLevelWork *w = lfirst(lc);
-			bool		last = lnext(top_level, lc) == NULL;
-
-			run_top_level(w->sql, run->owner, activity);
-			app = start_xact_as_owner(run, activity, &save_userid, &save_sec);
-			coco_prune_intent(app, w, last ? run->run_id : 0, ++completed);
-			SetUserIdAndSecContext(save_userid, save_sec);
-			if (last)
-				notify_finished(run->app_name, run->run_id, "succeeded");
-			end_xact();
-		}
+		complete_run(run, activity);
 		final_status = "succeeded";
 	}
 	PG_CATCH();
@@ -591,36 +646,9 @@ do_run(QueuedRun *run)
 	}
 	PG_END_TRY();
 
-	/* 4. a failure: back to the queue with a backoff, or failed for good */
 	if (edata)
 	{
-		bool		retry = run->attempts < coco_max_attempts;
-
-		start_xact(activity);
-		values[0] = Int64GetDatum(run->run_id);
-		values[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
-		values[3] = Int32GetDatum((int32) backoff_ms(run->attempts));
-		coco_enter_extension_owner(&uc);
-		if (retry)
-			coco_spi_exec("UPDATE coco.run SET status = 'queued', error = $2, finished_at = pg_catalog.now(), "
-						  "retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
-						  "pg_catalog.make_interval(secs => $4 OPERATOR(pg_catalog./) 1000.0) "
-						  "WHERE run_id OPERATOR(pg_catalog.=) $1",
-						  4, types, values, NULL, SPI_OK_UPDATE);
-		else
-			coco_spi_exec("UPDATE coco.run SET status = 'failed', error = $2, finished_at = pg_catalog.now(), "
-						  "retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
-						  4, types, values, NULL, SPI_OK_UPDATE);
-		coco_leave(&uc);
-		if (!retry)
-			notify_finished(run->app_name, run->run_id, "failed");
-		end_xact();
-		if (retry)
-			ereport(LOG,
-					(errmsg("coco_target: run " INT64_FORMAT " of app \"%s\" failed, retrying in %ld ms (attempt %d of %d)",
-							run->run_id, run->app_name, backoff_ms(run->attempts),
-							run->attempts, coco_max_attempts)));
-		else
+		if (record_failure(run, activity, edata))
 			final_status = "failed";
 		FreeErrorData(edata);
 	}

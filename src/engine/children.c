@@ -112,20 +112,263 @@ check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *
 				 errhint("Each row may be declared once between two reconciles.")));
 }
 
+/* A container read back from tracking, whose children may be in play. */
+typedef struct Container
+{
+	int64		ts_id;
+	const CocoProvider *provider;
+	char	   *name;
+	Jsonb	   *record;
+	int			generation;
+	int			schema_version;
+} Container;
+
+/* Whether any replaced component stages children of the container. */
+static bool
+declares_any_child(const CocoPass *pass, Datum *values)
+{
+	Oid			types[3] = {INT4OID, INT4ARRAYOID, TEXTOID};
+
+	coco_run_snap_exec(pass, "SELECT 1 FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+					   "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+					   "UNION ALL SELECT 1 FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+					   "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) LIMIT 1",
+					   3, types, values, true, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/* Every replaced component that stages children of a container is diffed
+ * (a fresh one: nothing is tracked under its generation). */
+static void
+mark_declaring(const CocoPass *pass, Datum *values, ComponentRows *comps, int *ncomps)
+{
+	Oid			types[3] = {INT4OID, INT4ARRAYOID, TEXTOID};
+	bool		isnull;
+
+	coco_run_snap_exec(pass, "SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+					   "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+					   "UNION SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+					   "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
+					   3, types, values, true, SPI_OK_SELECT);
+	for (uint64 r = 0; r < SPI_processed; r++)
+		component_rows(comps, ncomps,
+					   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1,
+												   &isnull)))->declares = true;
+}
+
+/* What the replaced components have: their row sets' counts and digests. */
+static void
+load_row_sets(const Container *c, ArrayType *replaced_arr, ComponentRows *comps, int *ncomps)
+{
+	Oid			types[2] = {INT8OID, INT4ARRAYOID};
+	Datum		values[2] = {Int64GetDatum(c->ts_id), PointerGetDatum(replaced_arr)};
+	CocoUserContext uc;
+	bool		isnull;
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT comp_id, generation, schema_version, nrows, digest FROM coco.row_set "
+				  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
+				  2, types, values, NULL, SPI_OK_SELECT);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[r];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		ComponentRows *cr = component_rows(comps, ncomps,
+										   DatumGetInt32(SPI_getbinval(t, d, 1, &isnull)));
+		Datum		digest;
+
+		cr->has_set = true;
+		cr->set_current = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull)) == c->generation &&
+			DatumGetInt32(SPI_getbinval(t, d, 3, &isnull)) == c->schema_version;
+		cr->set_rows = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+		digest = SPI_getbinval(t, d, 5, &isnull);
+		cr->set_known = !isnull;
+		if (!isnull)
+			coco_digest_from_bytea(DatumGetByteaPP(digest), &cr->set_digest);
+	}
+	coco_leave(&uc);
+}
+
+/*
+ * Remember the diffed components' row sets.  Complete: each holds exactly
+ * the children it declared, under the current generation, as the diff
+ * tallied them.  Partial (a pass that stopped early): no digest, so the
+ * next pass diffs them again and counts what they track.
+ */
+static void
+record_row_sets(CocoApp *app, const Container *c, int *dirty, int ndirty,
+				const CocoChildTally *tally, bool partial)
+{
+	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4OID, INT4OID};
+	Datum		values[5] = {Int32GetDatum(app->app_id), Int64GetDatum(c->ts_id),
+		PointerGetDatum(coco_run_int_array(dirty, ndirty)),
+	Int32GetDatum(c->generation), Int32GetDatum(c->schema_version)};
+	CocoUserContext uc;
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $2 "
+				  "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)",
+				  5, types, values, NULL, SPI_OK_DELETE);
+	if (partial)
+		coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
+					  "SELECT $1, $2, c, $4, $5, 0, NULL FROM pg_catalog.unnest($3) c",
+					  5, types, values, NULL, SPI_OK_INSERT);
+	else
+	{
+		for (int d = 0; d < ndirty; d++)
+		{
+			int64		nrows;
+			CocoDigest	digest;
+			Datum		v[7];
+			Oid			t[7] = {INT4OID, INT8OID, INT4OID, INT4OID, INT4OID, INT8OID, BYTEAOID};
+
+			if (!coco_child_tally_get(tally, dirty[d], &nrows, &digest) || nrows == 0)
+				continue;
+			v[0] = values[0];
+			v[1] = values[1];
+			v[2] = Int32GetDatum(dirty[d]);
+			v[3] = values[3];
+			v[4] = values[4];
+			v[5] = Int64GetDatum(nrows);
+			v[6] = PointerGetDatum(coco_digest_to_bytea(&digest));
+			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, t, v, NULL, SPI_OK_INSERT);
+		}
+	}
+	coco_leave(&uc);
+}
+
+/*
+ * The children of one container: which replaced components are clean
+ * (declare exactly what they have), then a sync of the others.  Returns
+ * false when the pass must stop here (its change budget is spent).
+ */
+static bool
+sync_container(CocoApp *app, const CocoPass *pass, const Container *c, int *replaced,
+			   int nreplaced, RootState *states, int nstates, RunStats *rs)
+{
+	const CocoProvider *p = c->provider;
+	ArrayType  *replaced_arr = coco_run_int_array(replaced, nreplaced);
+	Datum		values[3] = {Int32GetDatum(app->app_id), PointerGetDatum(replaced_arr),
+	CStringGetTextDatum(c->name)};
+	CocoChildSync sync;
+	ComponentRows *comps = palloc(sizeof(ComponentRows) * Max(nreplaced, 1));	/* one per replaced component at most */
+	int			ncomps = 0;
+	int		   *dirty = palloc(sizeof(int) * Max(nreplaced, 1));
+	int			ndirty = 0;
+	int		   *rewrite = palloc(sizeof(int) * Max(nreplaced, 1));
+	int			nrewrite = 0;
+	int64		clean_rows = 0;
+	bool		declares_any = declares_any_child(pass, values);
+	bool		fresh;
+	Oid			types[2] = {INT8OID, INT4ARRAYOID};
+	Datum		v2[2];
+	CocoUserContext uc;
+
+	load_row_sets(c, replaced_arr, comps, &ncomps);
+	if (!declares_any && ncomps == 0)
+		return true;			/* no child of this container is in play */
+
+	/*
+	 * Rows written under an older generation or schema are written again in
+	 * full; such a component is never clean, so this is also what the sync
+	 * re-writes.  A summary that diffs as it reads needs it first.
+	 */
+	for (int i = 0; i < ncomps; i++)
+		if (comps[i].has_set && !comps[i].set_current)
+			rewrite[nrewrite++] = comps[i].comp_id;
+
+	/* what they declare now, per component, from one streaming pass */
+	coco_run_init_sync(&sync, app, pass, c->ts_id, c->record, replaced, nreplaced);
+	fresh = is_fresh(states, nstates, c->ts_id);
+	if (fresh)
+		mark_declaring(pass, values, comps, &ncomps);
+	else if (p->summarize_children && declares_any)
+	{
+		sync.rewrite_comps = rewrite;
+		sync.nrewrite = nrewrite;
+		p->summarize_children(&sync);
+		for (int r = 0; r < nreplaced; r++)
+		{
+			int64		n;
+			CocoDigest	digest;
+
+			if (coco_child_tally_get(sync.tally, replaced[r], &n, &digest))
+			{
+				ComponentRows *cr = component_rows(comps, &ncomps, replaced[r]);
+
+				cr->declares = true;
+				cr->declared_rows = n;
+				cr->declared = digest;
+			}
+		}
+	}
+
+	/* only components that do not declare exactly what they have are diffed */
+	for (int i = 0; i < ncomps; i++)
+	{
+		if (component_clean(&comps[i]))
+		{
+			clean_rows += comps[i].set_rows;
+			continue;
+		}
+		dirty[ndirty++] = comps[i].comp_id;
+	}
+	coco_run_provider_stats(rs, p->child_name)->unchanged += clean_rows;
+	if (ndirty == 0)
+		return true;
+
+	coco_run_init_sync(&sync, app, pass, c->ts_id, c->record, dirty, ndirty);
+	coco_progress_phase("writing rows", c->name, 0);
+	sync.rewrite_comps = rewrite;
+	sync.nrewrite = nrewrite;
+	v2[0] = Int64GetDatum(c->ts_id);
+	v2[1] = PointerGetDatum(coco_run_int_array(dirty, ndirty));
+	coco_enter_extension_owner(&uc);
+	sync.exclusive = coco_spi_int8("SELECT NOT EXISTS (SELECT 1 FROM coco.row_set "
+								   "WHERE target_id OPERATOR(pg_catalog.=) $1 "
+								   "AND comp_id OPERATOR(pg_catalog.<>) ALL ($2))",
+								   2, types, v2, NULL) != 0;
+	coco_leave(&uc);
+	sync.fresh_container = fresh;
+	sync.change_limit = rs->change_budget;
+	p->sync_children(&sync);
+	coco_run_count_children(rs, p, &sync);
+	if (sync.more)
+	{
+		/* stopped early: the diffed components are partly written, and
+		 * containers after this one wait for the next pass too */
+		record_row_sets(app, c, dirty, ndirty, sync.tally, true);
+		rs->more = true;
+		return false;
+	}
+	check_distinct_keys(app, c->ts_id, c->name, comps, ncomps, dirty, ndirty, &sync);
+	record_row_sets(app, c, dirty, ndirty, sync.tally, false);
+
+	/* this container is complete; the budget left goes to the next */
+	if (rs->change_budget > 0)
+	{
+		rs->change_budget -= sync.inserted + sync.updated + sync.deleted;
+		if (rs->change_budget <= 0)
+		{
+			rs->more = true;
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Children of every container of the app that has work in this run. */
 void
 coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nreplaced, RootState *states, int nstates,
-				  RunStats *rs)
+				   RunStats *rs)
 {
-	Oid			types[3] = {INT4OID, INT4ARRAYOID, TEXTOID};
-	Datum		values[3];
-	ArrayType  *replaced_arr = coco_run_int_array(replaced, nreplaced);
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app->app_id)};
 	SPITupleTable *containers;
 	uint64		ncontainers;
 	CocoUserContext uc;
 
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = PointerGetDatum(replaced_arr);
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT ts_id, provider, name, records OPERATOR(pg_catalog.->) -1, generation, schema_version "
 				  "FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 ORDER BY ts_id",
@@ -139,206 +382,17 @@ coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nrepla
 		HeapTuple	tup = containers->vals[i];
 		TupleDesc	desc = containers->tupdesc;
 		bool		isnull;
-		int64		ts_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		char	   *provider = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		char	   *name = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
-		Jsonb	   *record = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
-		int			generation = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		int			schema_version = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-		const CocoProvider *p = coco_lookup_provider(provider);
-		Oid			t2[2] = {INT8OID, INT4ARRAYOID};
-		Datum		v2[2];
-		CocoChildSync sync;
-		ComponentRows *comps = palloc(sizeof(ComponentRows) * Max(nreplaced, 1));	/* one per replaced component at most */
-		int			ncomps = 0;
-		int		   *dirty = palloc(sizeof(int) * Max(nreplaced, 1));
-		int			ndirty = 0;
-		int		   *rewrite = palloc(sizeof(int) * Max(nreplaced, 1));
-		int			nrewrite = 0;
-		int64		clean_rows = 0;
-		bool		declares_any;
-		bool		fresh;
+		Container	c;
 
-		if (p == NULL || p->sync_children == NULL)
+		c.provider = coco_lookup_provider(TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull)));
+		if (c.provider == NULL || c.provider->sync_children == NULL)
 			continue;
-
-		/* is any child of this container in play? */
-		values[2] = CStringGetTextDatum(name);
-		coco_run_snap_exec(pass, "SELECT 1 FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
-				  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
-				  "UNION ALL SELECT 1 FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-				  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) LIMIT 1",
-				  3, types, values, true, SPI_OK_SELECT);
-		declares_any = SPI_processed > 0;
-
-		/* what they have */
-		v2[0] = Int64GetDatum(ts_id);
-		v2[1] = PointerGetDatum(replaced_arr);
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("SELECT comp_id, generation, schema_version, nrows, digest FROM coco.row_set "
-					  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
-					  2, t2, v2, NULL, SPI_OK_SELECT);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	t = SPI_tuptable->vals[r];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			ComponentRows *c = component_rows(comps, &ncomps,
-											  DatumGetInt32(SPI_getbinval(t, d, 1, &isnull)));
-			Datum		digest;
-
-			c->has_set = true;
-			c->set_current = DatumGetInt32(SPI_getbinval(t, d, 2, &isnull)) == generation &&
-				DatumGetInt32(SPI_getbinval(t, d, 3, &isnull)) == schema_version;
-			c->set_rows = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-			digest = SPI_getbinval(t, d, 5, &isnull);
-			c->set_known = !isnull;
-			if (!isnull)
-				coco_digest_from_bytea(DatumGetByteaPP(digest), &c->set_digest);
-		}
-		coco_leave(&uc);
-
-		if (!declares_any && ncomps == 0)
-			continue;			/* no child of this container is in play */
-
-		/*
-		 * Rows written under an older generation or schema are written
-		 * again in full; such a component is never clean, so this is also
-		 * what the sync re-writes.  A summary that diffs as it reads needs
-		 * it first.
-		 */
-		for (int c = 0; c < ncomps; c++)
-			if (comps[c].has_set && !comps[c].set_current)
-				rewrite[nrewrite++] = comps[c].comp_id;
-
-		/* what they declare now, per component, from one streaming pass */
-		coco_run_init_sync(&sync, app, pass, ts_id, record, replaced, nreplaced);
-		fresh = is_fresh(states, nstates, ts_id);
-		if (fresh)
-		{
-			/* nothing is tracked under this generation: whoever declares is diffed */
-			coco_run_snap_exec(pass, "SELECT comp_id FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
-					  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
-					  "UNION SELECT comp_id FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-					  "AND tbl OPERATOR(pg_catalog.=) $3 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
-					  3, types, values, true, SPI_OK_SELECT);
-			for (uint64 r = 0; r < SPI_processed; r++)
-				component_rows(comps, &ncomps,
-							   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)))->declares = true;
-		}
-		else if (p->summarize_children && declares_any)
-		{
-			sync.rewrite_comps = rewrite;
-			sync.nrewrite = nrewrite;
-			p->summarize_children(&sync);
-			for (int r = 0; r < nreplaced; r++)
-			{
-				int64		n;
-				CocoDigest	digest;
-
-				if (coco_child_tally_get(sync.tally, replaced[r], &n, &digest))
-				{
-					ComponentRows *c = component_rows(comps, &ncomps, replaced[r]);
-
-					c->declares = true;
-					c->declared_rows = n;
-					c->declared = digest;
-				}
-			}
-		}
-
-		/* only components that do not declare exactly what they have are diffed */
-		for (int c = 0; c < ncomps; c++)
-		{
-			if (component_clean(&comps[c]))
-			{
-				clean_rows += comps[c].set_rows;
-				continue;
-			}
-			dirty[ndirty++] = comps[c].comp_id;
-		}
-		coco_run_provider_stats(rs, p->child_name)->unchanged += clean_rows;
-		if (ndirty == 0)
-			continue;
-
-		coco_run_init_sync(&sync, app, pass, ts_id, record, dirty, ndirty);
-		coco_progress_phase("writing rows", name, 0);
-		sync.rewrite_comps = rewrite;
-		sync.nrewrite = nrewrite;
-		v2[1] = PointerGetDatum(coco_run_int_array(dirty, ndirty));
-		coco_enter_extension_owner(&uc);
-		sync.exclusive = coco_spi_int8("SELECT NOT EXISTS (SELECT 1 FROM coco.row_set "
-									   "WHERE target_id OPERATOR(pg_catalog.=) $1 "
-									   "AND comp_id OPERATOR(pg_catalog.<>) ALL ($2))",
-									   2, t2, v2, NULL) != 0;
-		coco_leave(&uc);
-		sync.fresh_container = fresh;
-		sync.change_limit = rs->change_budget;
-		p->sync_children(&sync);
-		coco_run_count_children(rs, p, &sync);
-		if (sync.more)
-		{
-			/*
-			 * Stopped early: the diffed components are partly written.
-			 * Their row sets say so (no digest: the next pass diffs them
-			 * again and counts what they track).  Containers after this
-			 * one wait for that pass too.
-			 */
-			Oid			t4[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4OID, INT4OID};
-			Datum		v4[5] = {Int32GetDatum(app->app_id), v2[0], v2[1],
-			Int32GetDatum(generation), Int32GetDatum(schema_version)};
-
-			coco_enter_extension_owner(&uc);
-			coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $2 "
-						  "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)",
-						  5, t4, v4, NULL, SPI_OK_DELETE);
-			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
-						  "SELECT $1, $2, c, $4, $5, 0, NULL FROM pg_catalog.unnest($3) c",
-						  5, t4, v4, NULL, SPI_OK_INSERT);
-			coco_leave(&uc);
-			rs->more = true;
+		c.ts_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		c.name = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+		c.record = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
+		c.generation = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		c.schema_version = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		if (!sync_container(app, pass, &c, replaced, nreplaced, states, nstates, rs))
 			break;
-		}
-		check_distinct_keys(app, ts_id, name, comps, ncomps, dirty, ndirty, &sync);
-
-		/*
-		 * The diffed components now hold exactly the children they declared,
-		 * written under the current generation; the diff tallied their count
-		 * and digest.
-		 */
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1 "
-					  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
-					  2, t2, v2, NULL, SPI_OK_DELETE);
-		for (int d = 0; d < ndirty; d++)
-		{
-			int64		nrows;
-			CocoDigest	digest;
-			Datum		v3[7];
-			Oid			t3b[7] = {INT4OID, INT8OID, INT4OID, INT4OID, INT4OID, INT8OID, BYTEAOID};
-
-			if (!coco_child_tally_get(sync.tally, dirty[d], &nrows, &digest) || nrows == 0)
-				continue;
-			v3[0] = Int32GetDatum(app->app_id);
-			v3[1] = Int64GetDatum(ts_id);
-			v3[2] = Int32GetDatum(dirty[d]);
-			v3[3] = Int32GetDatum(generation);
-			v3[4] = Int32GetDatum(schema_version);
-			v3[5] = Int64GetDatum(nrows);
-			v3[6] = PointerGetDatum(coco_digest_to_bytea(&digest));
-			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
-						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, t3b, v3, NULL, SPI_OK_INSERT);
-		}
-		coco_leave(&uc);
-
-		/* this container is complete; the budget left goes to the next */
-		if (rs->change_budget > 0)
-		{
-			rs->change_budget -= sync.inserted + sync.updated + sync.deleted;
-			if (rs->change_budget <= 0)
-			{
-				rs->more = true;
-				break;
-			}
-		}
 	}
 }

@@ -161,3 +161,13 @@ coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync
 	ps->deleted += sync->deleted;
 	ps->unchanged += sync->unchanged;
 }
+
+/* The name of the container an attachment's spec names, as its provider
+ * reads it (from its desired spec, or its last record). */
+char *
+coco_run_container_name(const RootState *a)
+{
+	Jsonb	   *spec = a->st.desired ? a->st.desired : a->st.prev[a->st.nprev - 1];
+
+	return a->provider->container_name(spec);
+}

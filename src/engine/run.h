@@ -27,6 +27,7 @@ typedef struct RunStats
 	int64		deferred;		/* intents recorded for sinks outside the
 								 * transaction */
 	int64		completion_run_id;	/* the worker run queued to complete them */
+	bool		batched;		/* a worker run that commits in batches */
 	int64		change_budget;	/* rows this pass may change (0: no limit) */
 	bool		more;			/* the pass stopped early: another follows */
 	int			transactions;	/* of a worker run committed in batches */
@@ -77,6 +78,8 @@ typedef struct RunDecisions
 
 extern const CocoProvider *coco_run_provider(const char *name);
 extern void coco_run_set_prev(CocoTargetState *st, Jsonb *records);
+extern char *coco_run_container_name(const RootState *a);
+/* decide.c */
 extern void coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs);
 extern void coco_run_end(RunDecisions *rd);
 extern ProviderStats *coco_run_provider_stats(RunStats *rs, const char *name);

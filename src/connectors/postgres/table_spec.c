@@ -45,29 +45,14 @@ json_string_field(JsonbContainer *obj, const char *field, bool required)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
-Jsonb *
-coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primary_key,
-					  const char *managed_by)
+/* The declared columns: names, canonical types and nullability, in order. */
+static void
+read_columns(Jsonb *columns, List **names, List **types, List **nullables)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	List	   *names = NIL;
-	List	   *types = NIL;
-	List	   *nullables = NIL;
-	Datum	   *keys;
-	bool	   *keynulls;
-	int			nkeys;
-	StringInfoData out;
-	ListCell   *lc1,
-			   *lc2,
-			   *lc3;
-
-	if (strcmp(managed_by, "system") != 0 && strcmp(managed_by, "user") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid managed_by \"%s\"", managed_by),
-				 errhint("managed_by is 'system' (the reconciler owns the table) or 'user' (it only manages the rows).")));
+	ListCell   *lc;
 
 	if (!JB_ROOT_IS_ARRAY(columns) || JB_ROOT_IS_SCALAR(columns) || JB_ROOT_COUNT(columns) == 0)
 		bad_columns("columns must be a non-empty JSON array", NULL);
@@ -104,9 +89,9 @@ coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primar
 
 		name = json_string_field(obj, "name", true);
 		coco_validate_identifier(name, "column name");
-		foreach(lc1, names)
+		foreach(lc, *names)
 		{
-			if (strcmp((char *) lfirst(lc1), name) == 0)
+			if (strcmp((char *) lfirst(lc), name) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_DUPLICATE_COLUMN),
 						 errmsg("column \"%s\" is declared more than once", name)));
@@ -117,16 +102,21 @@ coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primar
 		if (nullable && nullable->type != jbvBool)
 			bad_columns(psprintf("\"nullable\" of column \"%s\" must be true or false", name), NULL);
 
-		names = lappend(names, name);
-		types = lappend(types, type);
-		nullables = lappend_int(nullables, nullable ? nullable->val.boolean : true);
+		*names = lappend(*names, name);
+		*types = lappend(*types, type);
+		*nullables = lappend_int(*nullables, nullable ? nullable->val.boolean : true);
 	}
+}
 
-	if (ARR_NDIM(primary_key) != 1 || array_contains_nulls(primary_key))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("primary_key must be a non-empty array of column names without nulls")));
-	deconstruct_array(primary_key, TEXTOID, -1, false, TYPALIGN_INT, &keys, &keynulls, &nkeys);
+/* The primary key names declared columns of key types, once each; they
+ * become NOT NULL. */
+static void
+check_primary_key(const CocoTableName *tn, Datum *keys, int nkeys, List *names, List *types,
+				  List *nullables)
+{
+	ListCell   *lc1,
+			   *lc2;
+
 	for (int i = 0; i < nkeys; i++)
 	{
 		char	   *k = TextDatumGetCString(keys[i]);
@@ -163,6 +153,37 @@ coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primar
 					 errmsg("primary key column \"%s\" is not a declared column of table \"%s\"",
 							k, tn->qualified)));
 	}
+}
+
+/* A table's spec from its declaration: validated, types canonical. */
+Jsonb *
+coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primary_key,
+					  const char *managed_by)
+{
+	List	   *names = NIL;
+	List	   *types = NIL;
+	List	   *nullables = NIL;
+	Datum	   *keys;
+	bool	   *keynulls;
+	int			nkeys;
+	StringInfoData out;
+	ListCell   *lc1,
+			   *lc2,
+			   *lc3;
+
+	if (strcmp(managed_by, "system") != 0 && strcmp(managed_by, "user") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid managed_by \"%s\"", managed_by),
+				 errhint("managed_by is 'system' (the reconciler owns the table) or 'user' (it only manages the rows).")));
+
+	read_columns(columns, &names, &types, &nullables);
+	if (ARR_NDIM(primary_key) != 1 || array_contains_nulls(primary_key))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("primary_key must be a non-empty array of column names without nulls")));
+	deconstruct_array(primary_key, TEXTOID, -1, false, TYPALIGN_INT, &keys, &keynulls, &nkeys);
+	check_primary_key(tn, keys, nkeys, names, types, nullables);
 
 	initStringInfo(&out);
 	appendStringInfoString(&out, "{\"schema\": ");
