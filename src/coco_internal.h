@@ -39,6 +39,9 @@ extern int	coco_run_retention;
 /* backoff never waits longer than this between attempts */
 #define COCO_RETRY_MAX_MS	60000
 
+/* digest.c */
+extern void coco_child_tally_init(void);
+
 /* fingerprint.c */
 extern void coco_fingerprint_args(FunctionCallInfo fcinfo, int first, CocoFingerprint *fp);
 

@@ -23,6 +23,7 @@ void
 _PG_init(void)
 {
 	coco_run_guard_init();
+	coco_child_tally_init();
 	coco_settings_define();
 	/* the worker's shared memory and launcher (when preloaded) */
 	coco_worker_init();

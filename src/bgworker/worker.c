@@ -488,9 +488,8 @@ static bool
 mark_running(QueuedRun *run, const char *activity)
 {
 	CocoUserContext uc;
-	Oid			types[3] = {INT8OID, TEXTOID, INT4OID};
-	Datum		values[3] = {Int64GetDatum(run->run_id), CStringGetTextDatum(""),
-	Int32GetDatum(MyProcPid)};
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(run->run_id), Int32GetDatum(MyProcPid)};
 	uint64		marked;
 
 	if (!start_xact_if_installed(activity))
@@ -505,9 +504,9 @@ mark_running(QueuedRun *run, const char *activity)
 	coco_submit_lock(run->app_id, ExclusiveLock);
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("UPDATE coco.run SET status = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1, "
-				  "started_at = pg_catalog.now(), finished_at = NULL, pid = $3 "
+				  "started_at = pg_catalog.now(), finished_at = NULL, pid = $2 "
 				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
-				  3, types, values, NULL, SPI_OK_UPDATE);
+				  2, types, values, NULL, SPI_OK_UPDATE);
 	marked = SPI_processed;
 	coco_leave(&uc);
 	end_xact();

@@ -18,6 +18,7 @@
 
 #include <xxhash.h>
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -192,6 +193,30 @@ coco_child_tally_collect(CocoChildTally *t)
 
 	collecting = t;
 	return prev;
+}
+
+/* A tally being collected lives in the aborted (sub)transaction's memory:
+ * forget it, whoever set it. */
+static void
+collect_on_xact_abort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		collecting = NULL;
+}
+
+static void
+collect_on_subxact_abort(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		collecting = NULL;
+}
+
+void
+coco_child_tally_init(void)
+{
+	RegisterXactCallback(collect_on_xact_abort, NULL);
+	RegisterSubXactCallback(collect_on_subxact_abort, NULL);
 }
 
 /*

@@ -25,8 +25,14 @@ static const CocoProvider *providers[COCO_MAX_PROVIDERS];
 static int	nproviders = 0;
 
 void
-coco_register_root_provider(const CocoProvider *provider)
+coco_register_provider_v(const CocoProvider *provider, int api_version, Size provider_size)
 {
+	if (api_version != COCO_TARGET_API_VERSION || provider_size != sizeof(CocoProvider))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a connector built for coco_target API version %d cannot register with version %d",
+						api_version, COCO_TARGET_API_VERSION),
+				 errhint("Rebuild the connector against this coco_target's coco_target.h.")));
 	if (provider == NULL || provider->name == NULL || provider->reconcile == NULL ||
 		provider->apply == NULL)
 		ereport(ERROR,

@@ -20,7 +20,7 @@ typedef struct ProviderStats
 
 typedef struct RunStats
 {
-	ProviderStats by_provider[16];
+	ProviderStats by_provider[128];	/* every provider, and child, of a run */
 	int			nproviders;
 	int64		stale;
 	int64		drift;			/* targets found changed behind our back */

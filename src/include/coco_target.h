@@ -10,8 +10,8 @@
  * (tables) additionally sync their children (rows) after their own action.
  *
  * The built-in connectors (postgres, localfs, sql) use exactly this header
- * and headers of their own folders; docs/connectors.md walks through the
- * postgres connector as the worked example.
+ * and headers of their own folders; docs/connectors/writing-a-connector.md
+ * walks through the postgres connector as the worked example.
  */
 #ifndef COCO_TARGET_H
 #define COCO_TARGET_H
@@ -147,7 +147,8 @@ extern bool coco_child_tally_get(const CocoChildTally *t, int comp_id, int64 *nr
 								 CocoDigest *digest);
 extern int64 coco_child_tally_total(const CocoChildTally *t);
 /* While a statement that calls coco.tracked_fingerprint() runs, the tally
- * its calls add to (NULL: none).  Returns the one it replaces. */
+ * its calls add to (NULL: none).  Returns the one it replaces, to restore
+ * afterwards (in PG_FINALLY); an abort clears it. */
 extern CocoChildTally *coco_child_tally_collect(CocoChildTally *t);
 
 /* ---------------------------------------------------------------------
@@ -341,8 +342,18 @@ typedef struct CocoProvider
 	void		(*plan_children) (CocoChildSync *sync, StringInfo detail);
 } CocoProvider;
 
-/* Register a root provider; call from _PG_init.  Names are unique. */
-extern void coco_register_root_provider(const CocoProvider *provider);
+/*
+ * Register a root provider; call from _PG_init.  Names are unique.  The
+ * macro passes the version and layout this connector was built with: a
+ * mismatch is refused (22023), and a library built against version 1 of
+ * this header, which linked to coco_register_root_provider itself, fails
+ * to load (undefined symbol) instead of handing over a struct of another
+ * layout.
+ */
+#define coco_register_root_provider(provider) \
+	coco_register_provider_v((provider), COCO_TARGET_API_VERSION, sizeof(CocoProvider))
+extern void coco_register_provider_v(const CocoProvider *provider, int api_version,
+									 Size provider_size);
 /* A provider by name: registered from C, or defined with SQL. */
 extern const CocoProvider *coco_lookup_provider(const char *name);
 /* A provider registered from C only (NULL if none has the name). */
@@ -427,7 +438,8 @@ extern void coco_check_lasting_function(Oid fn, const char *what);
 /* ---------------------------------------------------------------------
  * Runs
  * ------------------------------------------------------------------- */
-/* The role the current run applies changes as (InvalidOid: no run). */
+/* The role the current run applies changes as; only inside a run (a sink,
+ * a handler), an error elsewhere. */
 extern Oid	coco_run_owner(void);
 /* One run at a time in a backend: enter before a run-like operation on the
  * app (55006 if one is in progress), leave when done; an abort leaves. */
@@ -479,7 +491,7 @@ extern int64 coco_spi_int8(const char *sql, int nargs, Oid *types, Datum *values
 extern PGDLLIMPORT int coco_work_mem;	/* coco_target.work_mem, kB */
 extern PGDLLIMPORT int coco_batch_size; /* coco_target.batch_size, rows */
 /* For the crash tests: kills the backend when the superuser-only setting
- * coco_target.fault names `point`; a no-op otherwise. */
+ * coco_target.fault_point names `point`; a no-op otherwise. */
 extern void coco_fault(const char *point);
 
 #endif							/* COCO_TARGET_H */

@@ -561,6 +561,7 @@ coco_rows_plan(CocoChildSync *sync, StringInfo detail)
 	CocoUserContext uc;
 	char	   *sql;
 	bool		isnull;
+	CocoChildTally *volatile prev;
 
 	values[0] = Int32GetDatum(sync->app_id);
 	values[1] = Int64GetDatum(sync->container_id);
@@ -579,7 +580,7 @@ coco_rows_plan(CocoChildSync *sync, StringInfo detail)
 	coco_push_snapshot(sync->snapshot);
 	coco_child_tally_reset(sync->tally);
 	/* the statement's coco.tracked_fingerprint() calls tally the rows */
-	(void) coco_child_tally_collect(sync->tally);
+	prev = coco_child_tally_collect(sync->tally);
 	PG_TRY();
 	{
 		if (SPI_execute_with_args(sql, 5, types, values, NULL, true, 0) != SPI_OK_SELECT)
@@ -587,7 +588,7 @@ coco_rows_plan(CocoChildSync *sync, StringInfo detail)
 	}
 	PG_FINALLY();
 	{
-		(void) coco_child_tally_collect(NULL);
+		(void) coco_child_tally_collect(prev);
 	}
 	PG_END_TRY();
 	PopActiveSnapshot();
