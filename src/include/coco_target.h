@@ -375,10 +375,14 @@ extern Jsonb *coco_context_settings(const char *key, const char *kind, Oid user)
 /* A kind of context (as "localfs"), registered from a connector's _PG_init:
  * `check` validates a context's settings when a superuser defines it (raise
  * an error to refuse them); `reach` says what the context gives its users,
- * for the refusal a role without superuser gets. */
+ * for the refusal a role without superuser gets; `providers` (NULL-ended)
+ * are the connector's providers whose keys start with the key of the
+ * context they use: a context is not dropped while one of them tracks a
+ * state under it. */
 typedef void (*CocoContextSettingsCheck) (const char *key, Jsonb *settings);
 extern void coco_register_context_kind(const char *kind, const char *reach,
-									   CocoContextSettingsCheck check);
+									   CocoContextSettingsCheck check,
+									   const char *const *providers);
 
 /* Quote "schema"."name" after the caller validated both parts. */
 extern char *coco_quote_qualified(const char *schema, const char *name);

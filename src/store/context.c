@@ -37,6 +37,7 @@ typedef struct ContextKind
 	const char *kind;
 	const char *reach;			/* what a context of the kind hands its users */
 	CocoContextSettingsCheck check;
+	const char *const *providers;	/* whose keys start with a context key */
 } ContextKind;
 
 #define MAX_CONTEXT_KINDS 8
@@ -44,7 +45,8 @@ static ContextKind kinds[MAX_CONTEXT_KINDS];
 static int	nkinds = 0;
 
 void
-coco_register_context_kind(const char *kind, const char *reach, CocoContextSettingsCheck check)
+coco_register_context_kind(const char *kind, const char *reach, CocoContextSettingsCheck check,
+						   const char *const *providers)
 {
 	if (nkinds >= MAX_CONTEXT_KINDS)
 		ereport(ERROR,
@@ -53,6 +55,7 @@ coco_register_context_kind(const char *kind, const char *reach, CocoContextSetti
 	kinds[nkinds].kind = kind;
 	kinds[nkinds].reach = reach;
 	kinds[nkinds].check = check;
+	kinds[nkinds].providers = providers;
 	nkinds++;
 }
 
@@ -153,14 +156,30 @@ coco_provide_context(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* The providers of every kind of context, as a text[]. */
+static ArrayType *
+context_providers(void)
+{
+	Datum	   *names = NULL;
+	int			n = 0;
+
+	for (int i = 0; i < nkinds; i++)
+		for (const char *const *p = kinds[i].providers; p && *p; p++)
+		{
+			names = names ? repalloc(names, sizeof(Datum) * (n + 1)) : palloc(sizeof(Datum));
+			names[n++] = CStringGetTextDatum(*p);
+		}
+	return construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
 /* coco.drop_context(key): superuser only; tracked states keep their key. */
 PG_FUNCTION_INFO_V1(coco_drop_context);
 Datum
 coco_drop_context(PG_FUNCTION_ARGS)
 {
 	char	   *key = text_to_cstring(coco_text_arg(fcinfo, 0, "context key"));
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(key)};
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		values[2] = {CStringGetTextDatum(key), (Datum) 0};
 	CocoUserContext uc;
 
 	check_context_key(key);
@@ -171,11 +190,12 @@ coco_drop_context(PG_FUNCTION_ARGS)
 				 errhint("Only a superuser can drop a context.")));
 	SPI_connect();
 	coco_enter_extension_owner(&uc);
-	/* keys of the localfs connector's targets start with their context's key */
+	/* keys of the context kinds' providers start with their context's key */
+	values[1] = PointerGetDatum(context_providers());
 	if (coco_spi_int8("SELECT pg_catalog.count(*) FROM coco.target_state "
 					  "WHERE coco.key_to_jsonb(key) OPERATOR(pg_catalog.->>) 0 OPERATOR(pg_catalog.=) $1 "
-					  "AND provider OPERATOR(pg_catalog.=) ANY ('{localfs.dir,localfs.file}'::pg_catalog.text[])",
-					  1, types, values, NULL) > 0)
+					  "AND provider OPERATOR(pg_catalog.=) ANY ($2)",
+					  2, types, values, NULL) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("context \"%s\" still has tracked targets", key),

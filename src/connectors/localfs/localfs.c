@@ -547,9 +547,12 @@ static const CocoProvider file_provider = {
 void
 coco_localfs_register(void)
 {
+	static const char *const providers[] = {DIR_PROVIDER, FILE_PROVIDER, NULL};
+
 	coco_register_root_provider(&dir_provider);
 	coco_register_root_provider(&file_provider);
-	coco_register_context_kind("localfs", "the server's file access below its root", check_settings);
+	coco_register_context_kind("localfs", "the server's file access below its root", check_settings,
+							   providers);
 }
 
 /* ---- the declaration API -------------------------------------------------- */
