@@ -11,6 +11,8 @@
 # - the worker killed between writing a file and pruning its records
 #   leaves the multi-record state visible in coco.target_states; after
 #   crash recovery the run completes and the tree equals the declaration;
+# - coco.drop_context is refused (2BP01) while states are tracked under
+#   the key;
 # - coco.drop_app removes what the app wrote.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -185,7 +187,17 @@ want="./reports/2026/apr.csv:d,4
 [ -z "$(find "$ROOT" -name '.coco-tmp-*')" ] || fail "temporary files left: $(find "$ROOT" -name '.coco-tmp-*')"
 ok "recovered: the interrupted run completed, tree = declaration, records pruned"
 
-# 8. drop_app removes what the app wrote
+# 8. the context cannot be dropped while states are tracked under it
+state=$(q -c "DO \$\$ BEGIN PERFORM coco.drop_context('exports');
+  EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'sqlstate %', SQLSTATE; END \$\$" 2>&1)
+case "$state" in
+    *"sqlstate 2BP01"*) ;;
+    *) fail "drop_context with tracked states: $state" ;;
+esac
+[ "$(q -c "SELECT count(*) FROM coco.contexts WHERE key = 'exports'")" = 1 ] || fail "the context went"
+ok "drop_context refused while the app tracks states under the key (2BP01)"
+
+# 9. drop_app removes what the app wrote
 q -c "SELECT coco.drop_app('fs')" >/dev/null
 [ ! -e "$ROOT/reports/2026" ] || fail "drop_app left $(tree_of "$ROOT")"
 ok "drop_app removed the app's directories"
