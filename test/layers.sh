@@ -181,6 +181,20 @@ if ! violations "$tmp/planted" 2>/dev/null | grep -q "^call src/core/digest.c ->
     echo "layers: FAIL: a call planted from src/core up to src/engine was not found"
     exit 1
 fi
+# and a private header planted in a connector must be found, and must not
+# build with the public header alone
+sed -i 's|#include "pg_connector.h"|#include "coco_internal.h"\n#include "pg_connector.h"|' \
+    "$tmp/planted/src/connectors/postgres/pg_names.c"
+if ! violations "$tmp/planted" 2>/dev/null |
+    grep -q "^include src/connectors/postgres/pg_names.c -> src/coco_internal.h: a connector's private reach$"; then
+    echo "layers: FAIL: a private header planted in a connector was not found"
+    exit 1
+fi
+if gcc -fsyntax-only -std=gnu99 -I"$here/src/include" -I"$tmp/planted/src/connectors/postgres" \
+    -I"$("$pgconfig" --includedir-server)" "$tmp/planted/src/connectors/postgres/pg_names.c" 2>/dev/null; then
+    echo "layers: FAIL: a connector with a private header built with the public header alone"
+    exit 1
+fi
 
 status=0
 if [ -n "$found" ]; then
