@@ -431,7 +431,8 @@ extern text *coco_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
 /* A component path (text[]; NULL: the root component), validated. */
 extern ArrayType *coco_component_arg(FunctionCallInfo fcinfo, int n);
 
-/* Identifiers: [A-Za-z_][A-Za-z0-9_]*, at most NAMEDATALEN-1 bytes (42602). */
+/* Identifiers: [A-Za-z_][A-Za-z0-9_]* (42602), at most NAMEDATALEN-1 bytes
+ * (42622). */
 extern void coco_validate_identifier(const char *ident, const char *what);
 /* A user function to call by name later: its name looked up from the OID
  * now (42883 if gone), so a function swapped under the name is not called. */
