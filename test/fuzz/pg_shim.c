@@ -35,6 +35,14 @@ fz_fail(const char *file, int line, const char *cond, const char *fmt,...)
 	abort();
 }
 
+/* An Assert() of a server built with --enable-cassert: a broken invariant. */
+void
+ExceptionalCondition(const char *conditionName, const char *errorType,
+					 const char *fileName, int lineNumber)
+{
+	fz_fail(fileName, lineNumber, conditionName, "%s", errorType ? errorType : "Assert");
+}
+
 /* ---- memory: palloc over malloc, freed per input ------------------------
  *
  * Each chunk is malloc'd on its own (so AddressSanitizer sees every chunk's
