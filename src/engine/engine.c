@@ -115,20 +115,6 @@ apply_root_actions(CocoApp *app, RootState *states, int n, ApplyStep step)
 	coco_leave(&uc);
 }
 
-/* A target state no longer tracked. */
-static void
-forget_state(int64 ts_id)
-{
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(ts_id)};
-	CocoUserContext uc;
-
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("DELETE FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1",
-				  1, types, values, NULL, SPI_OK_DELETE);
-	coco_leave(&uc);
-}
-
 /* Attachments remember the container they belong to and its generation. */
 static void
 resolve_parents(CocoApp *app, RootState *tables, int ntables, RootState *atts, int natts)
@@ -203,7 +189,7 @@ record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n,
 		if (s->forget)
 		{
 			/* gone with its container: no action, no count */
-			forget_state(s->ts_id);
+			coco_run_forget_state(s->ts_id);
 			continue;
 		}
 		if (s->provider->outside_transaction && d->action != COCO_NO_ACTION)
@@ -230,7 +216,7 @@ record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n,
 				s->provider->sync_children(&sync);
 				coco_run_count_children(rs, s->provider, &sync);
 			}
-			forget_state(s->ts_id);
+			coco_run_forget_state(s->ts_id);
 			continue;
 		}
 

@@ -294,7 +294,6 @@ coco_complete_intents(CocoApp *app, int64 run_id, List **top_level, MemoryContex
 	int			n;
 	int64		completed = 0;
 	CocoUserContext uc;
-	Oid			types[1] = {INT8OID};
 
 	coco_lock_app(app, false);
 	states = load_intents(app->app_id, &n, &intent_texts);
@@ -308,13 +307,11 @@ coco_complete_intents(CocoApp *app, int64 run_id, List **top_level, MemoryContex
 	for (int i = 0; i < n; i++)
 	{
 		RootState  *s = &states[i];
-		Datum		values[1] = {Int64GetDatum(s->ts_id)};
 
 		if (s->skip)
 			continue;
 		if (s->decision.record == NULL)
-			coco_spi_exec("DELETE FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1",
-						  1, types, values, NULL, SPI_OK_DELETE);
+			coco_run_forget_state(s->ts_id);
 		else
 			prune_records(s->ts_id, NULL);
 		completed++;

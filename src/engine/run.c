@@ -171,3 +171,17 @@ coco_run_container_name(const RootState *a)
 
 	return a->provider->container_name(spec);
 }
+
+/* A target state no longer tracked. */
+void
+coco_run_forget_state(int64 ts_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(ts_id)};
+	CocoUserContext uc;
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("DELETE FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1",
+				  1, types, values, NULL, SPI_OK_DELETE);
+	coco_leave(&uc);
+}
