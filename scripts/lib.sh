@@ -28,11 +28,12 @@ coco_install_deps() {
     # postgresql-contrib-15 is not a real package on Debian 12: postgresql-15
     # provides it, so it is not listed. libipc-run-perl is for TAP tests.
     # clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes,
-    # only recommended by clang) are for test/fuzz_smoke.sh.
+    # only recommended by clang) are for test/fuzz_smoke.sh; python3 with
+    # psycopg2 for the model-based tester (test/model.sh).
     apt-get install -y -qq --no-install-recommends \
         postgresql-15 postgresql-server-dev-15 postgresql-15-cron \
         libxxhash-dev build-essential perl libipc-run-perl \
-        clang libclang-rt-14-dev >/dev/null
+        clang libclang-rt-14-dev python3 python3-psycopg2 >/dev/null
 }
 
 # Build and install the extension from the repo root with the PG 15 toolchain.

@@ -9,6 +9,14 @@ source scripts/lib.sh
 
 passed=0
 failed=0
+# COCO_ONLY="regress isolation hostile ..." runs only the named suites and
+# scenarios (test/NAME.sh); COCO_REGRESS="02_basic 24_x" only those
+# pg_regress tests. Both are for quick runs by hand; CI runs everything.
+wanted() {
+    [ -z "${COCO_ONLY:-}" ] && return 0
+    case " $COCO_ONLY " in *" $1 "*) return 0 ;; esac
+    return 1
+}
 summary() {
     echo
     echo "$passed passed, $failed failed"
@@ -43,6 +51,10 @@ if compgen -G 'sql/*.sql' >/dev/null; then
     for suite in regress isolation; do
         if [ "$suite" = regress ]; then only=(ISOLATION=); else only=(REGRESS=); fi
         [ "$suite" = isolation ] && [ ! -d test/isolation ] && continue
+        wanted "$suite" || continue
+        if [ "$suite" = regress ] && [ -n "${COCO_REGRESS:-}" ]; then
+            only+=(REGRESS="$COCO_REGRESS")
+        fi
         set +e
         coco_as_pg make -C "$tree" -s installcheck "${only[@]}" \
             PG_CONFIG="$COCO_PGBIN/pg_config" 2>&1 | tee "$COCO_TMP/$suite.out"
@@ -75,6 +87,7 @@ fi
 # scripts/lib.sh to use coco_psql and coco_pg_ctl.
 for t in test/*.sh; do
     [ -e "$t" ] || continue
+    wanted "$(basename "$t" .sh)" || continue
     if [ ! -x "$t" ]; then
         echo "coco: WARNING: $t is not executable, not run"
         continue

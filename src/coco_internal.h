@@ -13,7 +13,7 @@
 #include "coco_target.h"
 
 /* the extension version whose schema this library works with */
-#define COCO_SCHEMA_VERSION "0.3"
+#define COCO_SCHEMA_VERSION "0.4"
 
 /* provider.c */
 typedef const CocoProvider *(*CocoProviderResolver) (const char *name);
