@@ -124,15 +124,31 @@ table_reconcile(const CocoTargetState *st, CocoDecision *d)
 	}
 	d->record = st->desired;
 
-	/* A user's table is never created, altered or dropped; switching the
-	 * management either way changes nothing on this run. */
-	if (strcmp(desired->managed_by, "user") == 0 || (st->nprev > 0 && !any_system))
-		return;
-
 	table_record(desired, &drec);
 	prec = palloc(sizeof(CocoCompositeRecord) * Max(st->nprev, 1));
 	for (int i = 0; i < st->nprev; i++)
 		table_record(prev[i], &prec[i]);
+
+	/*
+	 * A user's table is never created, altered or dropped; switching the
+	 * management either way changes nothing on this run.  But when its
+	 * primary key changed (the user altered the table), the rows tracked
+	 * under the old key cannot be found by the new one: they are forgotten
+	 * (destructive, with no DDL), stay in the user's table, and the rows
+	 * declared now are written under the new key.
+	 */
+	if (strcmp(desired->managed_by, "user") == 0 || (st->nprev > 0 && !any_system))
+	{
+		for (int i = 0; i < st->nprev; i++)
+			if (!coco_fingerprint_equal(&drec.main, &prec[i].main))
+			{
+				d->action = COCO_UPSERT;
+				d->invalidation = COCO_INVALIDATE_DESTRUCTIVE;
+				d->detail = json_text("{\"op\": \"rekey\"}");
+				break;
+			}
+		return;
+	}
 	coco_composite_diff(&drec, prec, st->nprev, st->prev_may_be_missing, &diff);
 
 	if (diff.main == COCO_INSERT)
@@ -257,8 +273,10 @@ table_exists(const CocoTableName *tn)
 
 /*
  * Try ALTER COLUMN … TYPE … USING, which keeps convertible data; if the data
- * does not convert, drop and re-add the column (its values are lost; the run
- * re-writes every row since the change is lossy).
+ * does not convert, change the type with every value set to NULL (the values
+ * are lost; the run re-writes every row since the change is lossy).  Not
+ * dropping the column keeps what depends on it: PostgreSQL rebuilds its
+ * indexes as part of the change, so none is lost until a later run.
  */
 static void
 retype_column(const char *qname, const CocoColumn *c)
@@ -294,8 +312,10 @@ retype_column(const char *qname, const CocoColumn *c)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		exec_ddl(psprintf("ALTER TABLE %s DROP COLUMN IF EXISTS %s", qname, col));
-		exec_ddl(psprintf("ALTER TABLE %s ADD COLUMN %s %s", qname, col, c->type));
+		/* NOT NULL comes back after the rows are written (finish) */
+		exec_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL, "
+						  "ALTER COLUMN %s TYPE %s USING NULL",
+						  qname, col, col, c->type));
 	}
 	PG_END_TRY();
 	if (c->nullable)
@@ -393,6 +413,8 @@ table_apply(CocoPlannedAction *actions, int nactions)
 			for_each_column_action(d->detail, spec, qname, apply_column);
 		else if (strcmp(op, "drop") == 0)
 			exec_ddl(psprintf("DROP TABLE IF EXISTS %s", qname));
+		else if (strcmp(op, "rekey") == 0)
+			;					/* a user's table: only its tracking changes */
 		else
 			elog(ERROR, "coco_target: unknown table operation \"%s\"", op);
 	}
