@@ -495,7 +495,9 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	for (int i = 0; i < desc->natts; i++)
 		query_columns = lappend(query_columns, pstrdup(NameStr(TupleDescAttr(desc, i)->attname)));
 	initStringInfo(&count_sql);
-	appendStringInfo(&count_sql, "SELECT pg_catalog.count(%s) FROM (SELECT %s FROM (\n%s\n) u) x",
+	/* OFFSET 0: a constant key of a query that returns no rows must not be
+	 * folded into the key function (which refuses NULL) when planning */
+	appendStringInfo(&count_sql, "SELECT pg_catalog.count(%s) FROM (SELECT %s FROM (\n%s\n) u OFFSET 0) x",
 					 coco_rows_key_expr(spec), coco_rows_select_list(spec, query_columns), query);
 	count = coco_spi_int8(count_sql.data, 0, NULL, NULL, &isnull);
 	coco_leave(&uc);

@@ -149,7 +149,9 @@ build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declara
 		{
 			StagedQuery *q = lfirst(lc);
 
-			appendStringInfo(&sql, " UNION ALL SELECT %d, %s FROM (\n%s\n) u", q->comp_id,
+			/* OFFSET 0: keys are computed over this, and a constant NULL
+			 * key must not be folded into the key function when planning */
+			appendStringInfo(&sql, " UNION ALL (SELECT %d, %s FROM (\n%s\n) u OFFSET 0)", q->comp_id,
 							 coco_rows_select_list(spec, q->columns), q->query);
 		}
 	}
@@ -195,6 +197,7 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 	appendStringInfo(&sql,
 					 "SELECT d.\"coco#k\", d.\"coco#f\", d.\"coco#c\", t.key AS \"coco#tk\", "
 					 "t.comp_id AS \"coco#tc\", (d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) "
+					 "OR t.comp_id OPERATOR(pg_catalog.=) ANY ($4) "
 					 "OR (d.\"coco#f\" OPERATOR(pg_catalog.=) t.fp) IS NOT TRUE) AS \"coco#changed\", "
 					 "t.tid AS \"coco#tid\"%s "
 					 "FROM (SELECT %s AS \"coco#k\", %s AS \"coco#f\", x.\"coco#c\"%s FROM (%s) x OFFSET 0) d "
@@ -205,7 +208,8 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 					 "WHERE d.\"coco#k\" IS NULL OR t.key IS NULL "
 					 "OR d.\"coco#f\" OPERATOR(pg_catalog.<>) t.fp "
 					 "OR d.\"coco#c\" OPERATOR(pg_catalog.<>) t.comp_id "
-					 "OR d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4)",
+					 "OR d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) "
+					 "OR t.comp_id OPERATOR(pg_catalog.=) ANY ($4)",
 					 outer.data, coco_rows_key_expr(spec), tracked_fingerprint_expr(spec),
 					 cols.data, build_declared_sql(spec, queries, ignore_declarations));
 	return sql.data;

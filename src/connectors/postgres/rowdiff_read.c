@@ -241,7 +241,11 @@ rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprin
 		return 0;
 	}
 	t->matched = true;
-	if (t->marked || in_list(comp, d->rewrite, d->nrewrite) || !coco_fingerprint_equal(fp, &t->fp))
+	/* a component re-written in full holds rows that may be outdated (a
+	 * lossy change): such a row is written, also when it moves away */
+	if (t->marked || in_list(comp, d->rewrite, d->nrewrite) ||
+		(comp != t->comp && in_list(t->comp, d->rewrite, d->nrewrite)) ||
+		!coco_fingerprint_equal(fp, &t->fp))
 		return COCO_OP_UPDATE;
 	if (comp != t->comp)
 		return COCO_OP_TRACK_ONLY;
