@@ -113,6 +113,16 @@ check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *
 }
 
 /* A container read back from tracking, whose children may be in play. */
+/*
+ * The fingerprint of a container's current record, kept with each row set:
+ * its rows' fingerprints were computed under that record (a table's columns
+ * in their order), so coco.verify compares only those that still hold.
+ */
+#define RECORD_FP_OF(ts) \
+	"(SELECT coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) " \
+	"FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) " ts ")"
+#define RECORD_FP RECORD_FP_OF("$2")
+
 typedef struct Container
 {
 	int64		ts_id;
@@ -210,8 +220,8 @@ record_row_sets(CocoApp *app, const Container *c, int *dirty, int ndirty,
 				  "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)",
 				  5, types, values, NULL, SPI_OK_DELETE);
 	if (partial)
-		coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
-					  "SELECT $1, $2, c, $4, $5, 0, NULL FROM pg_catalog.unnest($3) c",
+		coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest, record_fp) "
+					  "SELECT $1, $2, c, $4, $5, 0, NULL, " RECORD_FP " FROM pg_catalog.unnest($3) c",
 					  5, types, values, NULL, SPI_OK_INSERT);
 	else
 	{
@@ -231,10 +241,32 @@ record_row_sets(CocoApp *app, const Container *c, int *dirty, int ndirty,
 			v[4] = values[4];
 			v[5] = Int64GetDatum(nrows);
 			v[6] = PointerGetDatum(coco_digest_to_bytea(&digest));
-			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest) "
-						  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, t, v, NULL, SPI_OK_INSERT);
+			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest, record_fp) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7, " RECORD_FP ")", 7, t, v, NULL, SPI_OK_INSERT);
 		}
 	}
+	coco_leave(&uc);
+}
+
+/*
+ * Components that declare exactly what they have: their rows' fingerprints
+ * hold for the container's record as it is now (they digest to what is
+ * declared under it), which coco.verify needs to know.
+ */
+static void
+record_clean_row_sets(const Container *c, int *clean, int nclean)
+{
+	Oid			types[2] = {INT8OID, INT4ARRAYOID};
+	Datum		values[2] = {Int64GetDatum(c->ts_id), PointerGetDatum(coco_run_int_array(clean, nclean))};
+	CocoUserContext uc;
+
+	if (nclean == 0)
+		return;
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.row_set SET record_fp = " RECORD_FP_OF("$1") " "
+				  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+				  "AND record_fp IS DISTINCT FROM " RECORD_FP_OF("$1"),
+				  2, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
 }
 
@@ -256,6 +288,8 @@ sync_container(CocoApp *app, const CocoPass *pass, const Container *c, int *repl
 	int			ncomps = 0;
 	int		   *dirty = palloc(sizeof(int) * Max(nreplaced, 1));
 	int			ndirty = 0;
+	int		   *clean = palloc(sizeof(int) * Max(nreplaced, 1));
+	int			nclean = 0;
 	int		   *rewrite = palloc(sizeof(int) * Max(nreplaced, 1));
 	int			nrewrite = 0;
 	int64		clean_rows = 0;
@@ -310,10 +344,12 @@ sync_container(CocoApp *app, const CocoPass *pass, const Container *c, int *repl
 		if (component_clean(&comps[i]))
 		{
 			clean_rows += comps[i].set_rows;
+			clean[nclean++] = comps[i].comp_id;
 			continue;
 		}
 		dirty[ndirty++] = comps[i].comp_id;
 	}
+	record_clean_row_sets(c, clean, nclean);
 	coco_run_provider_stats(rs, p->child_name)->unchanged += clean_rows;
 	if (ndirty == 0)
 		return true;

@@ -37,6 +37,7 @@ typedef struct TableDrift
 	int64		changed;		/* in the table with other values */
 	int64		untracked;		/* in the table, not tracked (left alone) */
 	int64		marked;			/* tracking marked for re-writing */
+	int64		unchecked;		/* written before a column change: presence only */
 	char	   *error;			/* why the table could not be verified */
 } TableDrift;
 
@@ -67,11 +68,27 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *
 
 	/* read as the app owner: the table is the app's to read */
 	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
-	coco_spi_exec(psprintf("SELECT t.key IS NULL, x.k IS NULL, t.key "
-						   "FROM (SELECT key, fp FROM coco.tracked_row "
-						   "      WHERE target_id OPERATOR(pg_catalog.=) $1) t "
+	/*
+	 * A row written before its table's spec last changed (a column added,
+	 * retyped or moved) was fingerprinted over the columns of that time:
+	 * only its presence can be checked, until its component is declared
+	 * again.  Row sets from before 0.4 have no record fingerprint: compared.
+	 */
+	coco_spi_exec(psprintf("SELECT t.key IS NULL, x.k IS NULL, t.key, t.current "
+						   "FROM (SELECT r.key, r.fp, (s.target_id IS NULL OR "
+						   "        (s.generation OPERATOR(pg_catalog.=) ts.generation AND "
+						   "         s.schema_version OPERATOR(pg_catalog.=) ts.schema_version AND "
+						   "         (s.record_fp IS NULL OR s.record_fp OPERATOR(pg_catalog.=) "
+						   "          coco.fingerprint(pg_catalog.jsonb_send(ts.records OPERATOR(pg_catalog.->) -1))))) "
+						   "        AS current "
+						   "      FROM coco.tracked_row r "
+						   "      JOIN coco.target_state ts ON ts.ts_id OPERATOR(pg_catalog.=) r.target_id "
+						   "      LEFT JOIN coco.row_set s ON s.target_id OPERATOR(pg_catalog.=) r.target_id "
+						   "       AND s.comp_id OPERATOR(pg_catalog.=) r.comp_id "
+						   "      WHERE r.target_id OPERATOR(pg_catalog.=) $1) t "
 						   "FULL JOIN (%s) x ON x.k OPERATOR(pg_catalog.=) t.key "
-						   "WHERE t.key IS NULL OR x.k IS NULL OR x.fp OPERATOR(pg_catalog.<>) t.fp",
+						   "WHERE t.key IS NULL OR x.k IS NULL OR NOT t.current "
+						   "   OR x.fp OPERATOR(pg_catalog.<>) t.fp",
 						   actual.data),
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
@@ -88,6 +105,11 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *
 		}
 		if (DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)))
 			out->missing++;
+		else if (!DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull)))
+		{
+			out->unchecked++;
+			continue;
+		}
 		else
 			out->changed++;
 		keys[nkeys++] = PointerGetDatum(DatumGetByteaPCopy(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)));
@@ -140,7 +162,7 @@ verify_table_guarded(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, Tabl
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 		out->error = e->message;
-		out->missing = out->changed = out->untracked = out->marked = 0;
+		out->missing = out->changed = out->untracked = out->marked = out->unchecked = 0;
 	}
 	PG_END_TRY();
 }
@@ -199,8 +221,9 @@ coco_verify(PG_FUNCTION_ARGS)
 			appendStringInfoString(&out, ", ");
 		escape_json(&out, d.name);
 		appendStringInfo(&out, ": {\"missing\": " INT64_FORMAT ", \"changed\": " INT64_FORMAT
-						 ", \"untracked\": " INT64_FORMAT ", \"marked\": " INT64_FORMAT,
-						 d.missing, d.changed, d.untracked, d.marked);
+						 ", \"untracked\": " INT64_FORMAT ", \"marked\": " INT64_FORMAT
+						 ", \"unchecked\": " INT64_FORMAT,
+						 d.missing, d.changed, d.untracked, d.marked, d.unchecked);
 		if (d.error)
 		{
 			appendStringInfoString(&out, ", \"error\": ");
