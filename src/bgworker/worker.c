@@ -574,6 +574,15 @@ record_failure(QueuedRun *run, const char *activity, ErrorData *edata)
 	values[2] = Int32GetDatum(0);
 	values[3] = Int32GetDatum((int32) backoff_ms(run->attempts));
 	coco_enter_extension_owner(&uc);
+	/*
+	 * Batches an attempt committed (coco_target.commit_every) stay applied,
+	 * with their tracking: target and tracking agree, and the next attempt
+	 * goes on from there.  The stats they committed stay in the record,
+	 * marked partial.
+	 */
+	coco_spi_exec("UPDATE coco.run SET stats = stats OPERATOR(pg_catalog.||) '{\"partial\": true}'::pg_catalog.jsonb "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND stats IS NOT NULL",
+				  4, types, values, NULL, SPI_OK_UPDATE);
 	if (retry)
 		coco_spi_exec("UPDATE coco.run SET status = 'queued', error = $2, finished_at = pg_catalog.now(), "
 					  "retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
