@@ -1,4 +1,6 @@
 -- 25_catalog: the extension explains itself.
+--   1. every function, view and table of the extension has a comment (what
+--      psql's \df+, \dv+ and \dt+ show); a few of them;
 --   2. coco.staged: what is staged and not yet reconciled, per app,
 --      component and target, before and after a reconcile;
 --   3. coco.components: each component's state (declared, stale, pending,
@@ -6,6 +8,26 @@
 --   4. both views as another role: none of alice's rows.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
+
+-- 1. comments
+-- the extension's members of these kinds, with their comment
+CREATE FUNCTION pg_temp.members() RETURNS TABLE (object text, comment text) LANGUAGE sql AS $$
+  SELECT pg_describe_object(d.classid, d.objid, 0), obj_description(d.objid, c.relname)
+    FROM pg_depend d JOIN pg_class c ON c.oid = d.classid
+   WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+     AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'coco_target')
+     AND (d.classid = 'pg_proc'::regclass
+          OR (d.classid = 'pg_class'::regclass
+              AND (SELECT relkind FROM pg_class WHERE oid = d.objid) IN ('r', 'v')))
+$$;
+SELECT count(*) > 50 AS many_members FROM pg_temp.members();
+-- none lacks one
+SELECT object AS without_comment FROM pg_temp.members()
+ WHERE coalesce(comment, '') = '' ORDER BY 1;
+SELECT object, comment FROM pg_temp.members()
+ WHERE object IN ('function coco.reconcile(text,boolean)', 'function coco.digest_final(internal)',
+                  'view coco.staged', 'view coco.components', 'table coco.tracked_row')
+ ORDER BY 1;
 
 -- 2. and 3. an app of alice's
 SET client_min_messages = warning;
