@@ -41,6 +41,13 @@ ok "dumped dump_src and restored it into dump_dst"
     || fail "pending declarations were not restored"
 ok "target rows, tracking, owner and pending declarations restored"
 
+components="SELECT string_agg(format('%s %s %s', component, state, last_run), ', ' ORDER BY component) FROM coco.components"
+[ "$(q -d dump_dst -c "$components")" = "$(q -d dump_src -c "$components")" ] \
+    || fail "components differ after restore: $(q -d dump_dst -c "$components")"
+[ -n "$(q -d dump_dst -c "SELECT obj_description('coco.components'::regclass, 'pg_class')")" ] \
+    || fail "the extension's comments are missing after restore"
+ok "components (states, last runs) and the extension's comments restored: $(q -d dump_dst -c "$components")"
+
 # the pending row of component {later} is applied; nothing else is written
 out=$(q -d dump_dst <<'SQL'
 SET ROLE regress_coco_dumper;

@@ -2,8 +2,8 @@
 # Scenario: a database at 0.1 with the current library.  Before ALTER
 # EXTENSION coco_target UPDATE the library refuses to act, with a hint;
 # after it (through every update script) the database has the same
-# objects and indexes as a fresh install and apps work, tracking included
-# (a resync writes nothing).
+# objects, indexes, comments and view definitions as a fresh install, and
+# apps work, tracking included (a resync writes nothing).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -23,6 +23,18 @@ members() {
     q -d "$1" -c "SELECT pg_describe_object(classid, objid, 0) FROM pg_depend
                   WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
                     AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'coco_target')
+                  ORDER BY 1"
+}
+
+# each member's comment, and each view's definition
+described() {
+    q -d "$1" -c "SELECT pg_describe_object(d.classid, d.objid, 0) || ': ' || coalesce(obj_description(d.objid, c.relname), '-')
+                         || coalesce(' ' || (SELECT pg_get_viewdef(r.oid) FROM pg_class r
+                                             WHERE d.classid = 'pg_class'::regclass AND r.oid = d.objid
+                                               AND r.relkind = 'v'), '')
+                  FROM pg_depend d JOIN pg_class c ON c.oid = d.classid
+                  WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+                    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'coco_target')
                   ORDER BY 1"
 }
 
@@ -46,7 +58,8 @@ q -d up_old -c "SELECT coco.create_app('up')" \
 q -d up_new -c "CREATE EXTENSION coco_target" >/dev/null
 [ "$(members up_old)" = "$(members up_new)" ] || fail "objects differ: $(diff <(members up_old) <(members up_new))"
 [ "$(indexes up_old)" = "$(indexes up_new)" ] || fail "indexes differ: $(diff <(indexes up_old) <(indexes up_new))"
-ok "updated to $current: $(members up_new | wc -l) objects and $(indexes up_new | wc -l) indexes, the same as a fresh install"
+[ "$(described up_old)" = "$(described up_new)" ] || fail "comments or views differ: $(diff <(described up_old) <(described up_new))"
+ok "updated to $current: $(members up_new | wc -l) objects and $(indexes up_new | wc -l) indexes, their comments and views the same as a fresh install"
 
 # tracking works on the updated schema: re-declaring the same rows writes nothing
 r=$(q -d up_old -c "SELECT coco.declare_table('up', 'public.t', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"v\",\"type\":\"text\"}]', '{id}')" \

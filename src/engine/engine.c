@@ -17,7 +17,8 @@
  *      components whose rows were written under an older generation are
  *      re-written in full; untouched ones are left stale (rule 7).
  *   4. Deferred container actions (NOT NULL after the rows are in).
- *   5. Staging consumed, the run recorded.
+ *   5. Staging consumed; the replaced components remember the run
+ *      (coco.component.last_run), which is recorded.
  *
  * If the run left components stale and the app has a declaration function,
  * the function is run and a full pass follows, so every child gets its
@@ -312,6 +313,37 @@ delete_staging(int app_id, const CocoPass *consuming_pass)
 	coco_leave(&uc);
 }
 
+/* The id of a run recorded at its end, taken at its start. */
+static int64
+next_run_id(void)
+{
+	CocoUserContext uc;
+	int64		id;
+
+	coco_enter_extension_owner(&uc);
+	id = coco_spi_int8("SELECT pg_catalog.nextval('coco.run_run_id_seq'::pg_catalog.regclass)",
+					   0, NULL, NULL, NULL);
+	coco_leave(&uc);
+	return id;
+}
+
+/* The replaced components remember the run (coco.components.last_run). */
+static void
+record_last_run(int *replaced, int nreplaced, int64 run_id)
+{
+	Oid			types[2] = {INT4ARRAYOID, INT8OID};
+	Datum		values[2] = {PointerGetDatum(coco_run_int_array(replaced, nreplaced)),
+	Int64GetDatum(run_id)};
+	CocoUserContext uc;
+
+	if (run_id == 0 || nreplaced == 0)
+		return;
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.component SET last_run = $2 WHERE comp_id OPERATOR(pg_catalog.=) ANY ($1)",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+}
+
 static int64
 count_stale(int app_id)
 {
@@ -392,6 +424,7 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	record_root_states(app, &rd.pass, rd.atts, rd.natts, rd.all, rd.nall, rs);
 	coco_fault("before_consume");
 	delete_staging(app->app_id, &rd.pass);
+	record_last_run(rd.replaced, rd.nreplaced, rs->run_id);
 
 	coco_run_end(&rd);
 	rs->passes++;
@@ -521,7 +554,6 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	Oid			types[7] = {INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, INT4OID, INT8OID};
 	Datum		values[7];
 	CocoUserContext uc;
-	bool		isnull;
 	bool		declare_fn_ran = false;
 	int64		pending;
 
@@ -544,6 +576,8 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	rs.batched = run_id > 0 && coco_commit_every > 0;
 
 	coco_lock_app(app, false);
+	/* a run in this session takes its id once it holds the lock, in order */
+	rs.run_id = run_id > 0 ? run_id : next_run_id();
 	coco_progress_begin(app->app_id, app->owner);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(app->owner)))
 		ereport(ERROR,
@@ -600,9 +634,13 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 					  "WHERE run_id OPERATOR(pg_catalog.=) $7 AND app_id OPERATOR(pg_catalog.=) $1",
 					  7, types, values, NULL, SPI_OK_UPDATE);
 	else
-		run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, started_at, finished_at, stats, pid) "
-							   "VALUES ($1, $2, 'succeeded', $3, $4, $5, $6) RETURNING run_id",
-							   6, types, values, &isnull);
+	{
+		values[6] = Int64GetDatum(rs.run_id);
+		coco_spi_exec("INSERT INTO coco.run (run_id, app_id, \"full\", status, started_at, finished_at, stats, pid) "
+					  "OVERRIDING SYSTEM VALUE VALUES ($7, $1, $2, 'succeeded', $3, $4, $5, $6)",
+					  7, types, values, NULL, SPI_OK_INSERT);
+		run_id = rs.run_id;
+	}
 	coco_leave(&uc);
 	coco_progress_end();
 	carry_stats_out(&rs, run_id);

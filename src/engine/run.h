@@ -32,6 +32,8 @@ typedef struct RunStats
 	bool		more;			/* the pass stopped early: another follows */
 	int			transactions;	/* of a worker run committed in batches */
 	int			passes;
+	int64		run_id;			/* the run being recorded (0: none, as in
+								 * drop_app's pass) */
 } RunStats;
 
 typedef struct RootState

@@ -14,6 +14,10 @@
  * row has) and their components' row sets as undigested: the next run that
  * declares those components re-writes exactly those rows.  An app with a
  * declaration function is updated at once.
+ *
+ * Rows whose key is not tracked (inserted by hand) are only reported,
+ * unless the caller asks to remove them: then they are deleted from the
+ * tables the app manages, never from a user-managed table.
  */
 #include "postgres.h"
 
@@ -35,15 +39,42 @@ typedef struct TableDrift
 	char	   *name;
 	int64		missing;		/* tracked, not in the table */
 	int64		changed;		/* in the table with other values */
-	int64		untracked;		/* in the table, not tracked (left alone) */
+	int64		untracked;		/* in the table, not tracked */
+	int64		removed;		/* untracked rows deleted (remove_untracked) */
 	int64		marked;			/* tracking marked for re-writing */
 	int64		unchecked;		/* written before a column change: presence only */
 	char	   *error;			/* why the table could not be verified */
 } TableDrift;
 
-/* Compare one table with its tracking; mark drifted rows when asked. */
+/*
+ * Delete the untracked rows of a table the app manages, by key, as the app
+ * owner.  The app's run lock is held: no run tracks a key meanwhile.
+ */
+static int64
+remove_untracked_rows(CocoApp *app, const CocoTableSpec *spec, Datum *keys, int nkeys)
+{
+	Oid			types[1] = {BYTEAARRAYOID};
+	Datum		values[1] = {PointerGetDatum(construct_array(keys, nkeys, BYTEAOID, -1, false, TYPALIGN_INT))};
+	CocoUserContext uc;
+	int64		n;
+
+	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
+	coco_spi_exec(psprintf("DELETE FROM ONLY %s x WHERE %s OPERATOR(pg_catalog.=) ANY ($1)",
+						   coco_quote_qualified(spec->tn.schema, spec->tn.name),
+						   coco_rows_key_expr(spec)),
+				  1, types, values, NULL, SPI_OK_DELETE);
+	n = SPI_processed;
+	coco_leave(&uc);
+	return n;
+}
+
+/*
+ * Compare one table with its tracking; mark drifted rows when asked, and
+ * delete untracked ones when asked (system-managed tables only).
+ */
 static void
-verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *out)
+verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_untracked,
+			 TableDrift *out)
 {
 	CocoTableSpec *spec = coco_table_spec_parse(record);
 	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
@@ -53,6 +84,8 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *
 	CocoUserContext uc;
 	Datum	   *keys;
 	int			nkeys = 0;
+	Datum	   *extra;
+	int			nextra = 0;
 	Oid			nsp = get_namespace_oid(spec->tn.schema, true);
 
 	out->name = pstrdup(spec->tn.qualified);
@@ -74,7 +107,7 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *
 	 * only its presence can be checked, until its component is declared
 	 * again.  Row sets from before 0.4 have no record fingerprint: compared.
 	 */
-	coco_spi_exec(psprintf("SELECT t.key IS NULL, x.k IS NULL, t.key, t.current "
+	coco_spi_exec(psprintf("SELECT t.key IS NULL, x.k IS NULL, COALESCE(t.key, x.k), t.current "
 						   "FROM (SELECT r.key, r.fp, (s.target_id IS NULL OR "
 						   "        (s.generation OPERATOR(pg_catalog.=) ts.generation AND "
 						   "         s.schema_version OPERATOR(pg_catalog.=) ts.schema_version AND "
@@ -93,14 +126,17 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
 	keys = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+	extra = palloc(sizeof(Datum) * Max(SPI_processed, 1));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
 		bool		isnull;
+		Datum		key = PointerGetDatum(DatumGetByteaPCopy(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)));
 
 		if (DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)))
 		{
 			out->untracked++;
+			extra[nextra++] = key;
 			continue;
 		}
 		if (DatumGetBool(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)))
@@ -112,8 +148,11 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *
 		}
 		else
 			out->changed++;
-		keys[nkeys++] = PointerGetDatum(DatumGetByteaPCopy(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)));
+		keys[nkeys++] = key;
 	}
+	/* a user-managed table's rows are the user's: never removed */
+	if (remove_untracked && nextra > 0 && strcmp(spec->managed_by, "system") == 0)
+		out->removed = remove_untracked_rows(app, spec, extra, nextra);
 	if (!repair || nkeys == 0)
 		return;
 
@@ -137,7 +176,8 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *
  * table) is reported with the error, and the others are still verified.
  */
 static void
-verify_table_guarded(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, TableDrift *out)
+verify_table_guarded(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_untracked,
+					 TableDrift *out)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -146,7 +186,7 @@ verify_table_guarded(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, Tabl
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		verify_table(app, ts_id, record, repair, out);
+		verify_table(app, ts_id, record, repair, remove_untracked, out);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -162,15 +202,16 @@ verify_table_guarded(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, Tabl
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 		out->error = e->message;
-		out->missing = out->changed = out->untracked = out->marked = out->unchecked = 0;
+		out->missing = out->changed = out->untracked = out->removed = out->marked = out->unchecked = 0;
 	}
 	PG_END_TRY();
 }
 
 /*
- * coco.verify(app, repair) — returns {"tables": {name: {missing, changed,
- * untracked, marked}}, "drifted": n, "run": <stats of the update that
- * repaired them, for apps with a declaration function>}.
+ * coco.verify(app, repair, remove_untracked) — returns {"tables": {name:
+ * {missing, changed, untracked, removed, marked}}, "drifted": n, "removed":
+ * n, "run": <stats of the update that repaired them, for apps with a
+ * declaration function>}.
  */
 PG_FUNCTION_INFO_V1(coco_verify);
 Datum
@@ -178,6 +219,7 @@ coco_verify(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
 	bool		repair;
+	bool		remove_untracked;
 	Oid			types[2] = {INT4OID, TEXTOID};
 	Datum		values[2];
 	CocoUserContext uc;
@@ -185,10 +227,13 @@ coco_verify(PG_FUNCTION_ARGS)
 	uint64		ntables;
 	StringInfoData out;
 	int64		drifted = 0;
+	int64		removed = 0;
 	Jsonb	   *result;
 
 	coco_require_arg(fcinfo, 1, "repair");
 	repair = PG_GETARG_BOOL(1);
+	coco_require_arg(fcinfo, 2, "remove_untracked");
+	remove_untracked = PG_GETARG_BOOL(2);
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_run_guard_enter(app, "coco.verify()");
@@ -215,15 +260,16 @@ coco_verify(PG_FUNCTION_ARGS)
 		TableDrift	d = {0};
 
 		d.name = psprintf("table %lld", (long long) ts_id);
-		verify_table_guarded(app, ts_id, record, repair, &d);
+		verify_table_guarded(app, ts_id, record, repair, remove_untracked, &d);
 		drifted += d.missing + d.changed;
+		removed += d.removed;
 		if (i > 0)
 			appendStringInfoString(&out, ", ");
 		escape_json(&out, d.name);
 		appendStringInfo(&out, ": {\"missing\": " INT64_FORMAT ", \"changed\": " INT64_FORMAT
-						 ", \"untracked\": " INT64_FORMAT ", \"marked\": " INT64_FORMAT
-						 ", \"unchecked\": " INT64_FORMAT,
-						 d.missing, d.changed, d.untracked, d.marked, d.unchecked);
+						 ", \"untracked\": " INT64_FORMAT ", \"removed\": " INT64_FORMAT
+						 ", \"marked\": " INT64_FORMAT ", \"unchecked\": " INT64_FORMAT,
+						 d.missing, d.changed, d.untracked, d.removed, d.marked, d.unchecked);
 		if (d.error)
 		{
 			appendStringInfoString(&out, ", \"error\": ");
@@ -231,7 +277,8 @@ coco_verify(PG_FUNCTION_ARGS)
 		}
 		appendStringInfoChar(&out, '}');
 	}
-	appendStringInfo(&out, "}, \"drifted\": " INT64_FORMAT, drifted);
+	appendStringInfo(&out, "}, \"drifted\": " INT64_FORMAT ", \"removed\": " INT64_FORMAT,
+					 drifted, removed);
 	coco_run_guard_leave();
 	if (repair && drifted > 0 && OidIsValid(app->declare_fn))
 	{
