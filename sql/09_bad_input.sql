@@ -114,7 +114,7 @@ SELECT coco.declare_table('bad', 'bad_x', '[{"name": "id", "type": "int"}, {"nam
 -- a key column of a type that cannot be a stable key (0A000)
 SELECT coco.declare_table('bad', 'bad_x', '[{"name": "id", "type": "float8"}]', '{id}');
 \echo :LAST_ERROR_SQLSTATE
-SELECT coco.declare_table('bad', 'bad_x', '[{"name": "id", "type": "timestamptz"}]', '{id}');
+SELECT coco.declare_table('bad', 'bad_x', '[{"name": "id", "type": "interval"}]', '{id}');
 \echo :LAST_ERROR_SQLSTATE
 -- malformed column lists, unknown fields, bad managed_by (22023)
 SELECT coco.declare_table('bad', 'bad_x', '[]', '{id}');

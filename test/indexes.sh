@@ -6,8 +6,11 @@
 #   transaction, where a plain build blocks them (shown side by side);
 # - a change rebuilds it concurrently, a leftover index of the same name
 #   is replaced, and removal drops it;
-# - hnsw/ivfflat with a metric when pgvector is installed; without it the
-#   declaration is refused with 42704, and the skipped part says so.
+# - hnsw/ivfflat with a metric when pgvector is installed, on vector
+#   columns and (pgvector 0.7 or later) halfvec and sparsevec columns, each
+#   with its type's operator class; ivfflat on sparsevec is refused (42704);
+#   without pgvector the declaration is refused with 42704, and the skipped
+#   part says so.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -151,10 +154,41 @@ if [ -n "$(q -c "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")" 
         echo "  $def"
     done
     ok "pgvector: hnsw and ivfflat with each metric and their parameters"
+
+    # halfvec and sparsevec (pgvector 0.7): the column's type picks the class
+    if [ -n "$(q -c "SELECT 1 FROM pg_extension WHERE extname = 'vector'
+                       AND string_to_array(extversion, '.')::int[] >= '{0,7}'")" ]; then
+        q -c "CREATE TABLE hsrc AS SELECT id, e::halfvec(3) AS h, e::sparsevec(3) AS s FROM vsrc" >/dev/null
+        for m in 'h|halfvec|hnsw|cosine|halfvec_cosine_ops' 'h|halfvec|ivfflat|l2|halfvec_l2_ops' \
+                 'h|halfvec|ivfflat|ip|halfvec_ip_ops' 's|sparsevec|hnsw|ip|sparsevec_ip_ops' \
+                 's|sparsevec|hnsw|l2|sparsevec_l2_ops' 's|sparsevec|hnsw|cosine|sparsevec_cosine_ops'; do
+            IFS='|' read -r col type method metric opclass <<<"$m"
+            q -c "SELECT coco.declare_table('ix', 'public.ht', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"$col\",\"type\":\"$type(3)\"}]', '{id}')" \
+              -c "SELECT coco.declare_rows('ix', 'public.ht', 'SELECT id, $col FROM hsrc')" \
+              -c "SELECT coco.declare_index('ix', 'public.ht', 'x_idx', '{$col}', '$method', '{\"metric\": \"$metric\"}')" >/dev/null
+            q -c "SELECT coco.reconcile('ix')" >/dev/null
+            def=$(q -c "SELECT pg_get_indexdef('public.ht_x_idx'::regclass)")
+            # an l2 class may be its type's default: then it is not spelled out
+            case "$def" in *"USING $method ($col $opclass)"*|*"USING $method ($col)"*) ;; *) fail "pgvector $type $method/$metric: $def" ;; esac
+            [ "$metric" = l2 ] || case "$def" in *"$opclass"*) ;; *) fail "$type $metric: $def" ;; esac
+            echo "  $def"
+        done
+        ok "pgvector: halfvec and sparsevec columns take their own operator classes"
+
+        # pgvector has no ivfflat class for sparsevec: the build is refused
+        q -c "SELECT coco.declare_table('ix', 'public.ht', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"s\",\"type\":\"sparsevec(3)\"}]', '{id}')" \
+          -c "SELECT coco.declare_index('ix', 'public.ht', 'x_idx', '{s}', 'ivfflat', '{\"metric\": \"l2\"}')" >/dev/null
+        out=$(q -v VERBOSITY=sqlstate -c "SELECT coco.reconcile('ix')" 2>&1 || true)
+        case "$out" in *"ERROR:  42704"*) ;; *) fail "ivfflat on sparsevec: $out" ;; esac
+        q -c "SELECT coco.clear_component('ix', '{}')" >/dev/null
+        ok "pgvector: ivfflat on a sparsevec column is refused (42704)"
+    else
+        echo "SKIP: pgvector here is older than 0.7: halfvec and sparsevec indexes not exercised"
+    fi
 else
     state=$(q -c "SELECT coco.declare_table('ix', 'public.vt', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"e\",\"type\":\"real[]\"}]', '{id}')" \
               -c "DO \$\$ BEGIN PERFORM coco.declare_index('ix', 'public.vt', 'e_idx', '{e}', 'hnsw', '{\"metric\": \"cosine\"}');
                   RAISE EXCEPTION 'accepted'; EXCEPTION WHEN OTHERS THEN RAISE NOTICE '%', SQLSTATE; END \$\$" 2>&1 | grep -o '[0-9A-Z]\{5\}$' || true)
     [ "$state" = 42704 ] || fail "hnsw without pgvector: $state"
-    echo "SKIP: pgvector is not installed here (no Debian 12 package): hnsw/ivfflat builds not exercised; their refusal without it is (42704)"
+    echo "SKIP: pgvector is not installed here (no Debian 12 package): hnsw/ivfflat builds on vector, halfvec and sparsevec columns not exercised; their refusal without it is (42704)"
 fi

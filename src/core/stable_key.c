@@ -4,12 +4,17 @@
  * The encoding is order-preserving: comparing two encodings bytewise (as
  * bytea comparison does) orders them like the values.  Each item starts with
  * a tag byte (CocoKeyKind).  Integers are 8 bytes big-endian with the sign
- * bit flipped; strings, bytes and symbols escape 0x00 as 0x00 0xFF and end
- * with 0x00 0x00; a tuple is its tag, its items, and 0x00.
+ * bit flipped; dates (days since 2000-01-01) and timestamps (microseconds,
+ * timestamptz the UTC instant) are the same 8 bytes under their own tag, and
+ * their -infinity and infinity are the smallest and largest counts; a
+ * numeric is described at put_numeric; strings, bytes and symbols escape
+ * 0x00 as 0x00 0xFF and end with 0x00 0x00; a tuple is its tag, its items,
+ * and 0x00.
  *
  * The jsonb spelling: null, true/false, integers as numbers, strings as
  * strings, tuples as arrays, and {"bytes": "\\x…"}, {"uuid": "…"},
- * {"symbol": "…"} for the rest.
+ * {"symbol": "…"}, {"numeric": "…"}, {"date": "…"}, {"timestamp": "…"},
+ * {"timestamptz": "…"} for the rest.
  */
 #include "postgres.h"
 
@@ -18,8 +23,11 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
 
 #include "coco_internal.h"
 
@@ -51,14 +59,108 @@ coco_key_put_bool(StringInfo buf, bool value)
 	appendStringInfoCharMacro(buf, (char) (value ? COCO_KEY_TRUE : COCO_KEY_FALSE));
 }
 
-void
-coco_key_put_int(StringInfo buf, int64 value)
+/* an int64 under a tag: big-endian with the sign bit flipped, so it orders as unsigned bytes */
+static void
+put_int64(StringInfo buf, CocoKeyKind kind, int64 value)
 {
 	uint64		u = ((uint64) value) ^ UINT64CONST(0x8000000000000000);
 
-	appendStringInfoCharMacro(buf, (char) COCO_KEY_INT);
+	appendStringInfoCharMacro(buf, (char) kind);
 	for (int shift = 56; shift >= 0; shift -= 8)
 		appendStringInfoCharMacro(buf, (char) ((u >> shift) & 0xFF));
+}
+
+void
+coco_key_put_int(StringInfo buf, int64 value)
+{
+	put_int64(buf, COCO_KEY_INT, value);
+}
+
+/*
+ * A numeric, from its canonical text (numeric_normalize: no trailing zeros,
+ * so 1.0 and 1.00 give "1" and one key).  A class byte orders the kinds of
+ * value as PostgreSQL does: -Infinity < negative < 0 < positive < Infinity
+ * < NaN.  A non-zero finite value is ±0.d1…dn × 10^exp with d1 and dn
+ * non-zero; after the class come exp (4 bytes big-endian, sign bit
+ * flipped), the digits (one byte each, digit + 1) and a 0x00, which sorts a
+ * digit string before its extensions (0.12 < 0.123).  For a negative value
+ * these bytes are inverted, so a larger magnitude sorts first.
+ */
+#define NUMERIC_KEY_NEG_INF 0x01
+#define NUMERIC_KEY_NEG 0x02
+#define NUMERIC_KEY_ZERO 0x03
+#define NUMERIC_KEY_POS 0x04
+#define NUMERIC_KEY_POS_INF 0x05
+#define NUMERIC_KEY_NAN 0x06
+/* numeric's limits: 131072 digits before the decimal point, 16383 after */
+#define NUMERIC_KEY_MAX_EXP 131072
+#define NUMERIC_KEY_MIN_LAST_DIGIT (-16383)
+
+static void
+put_numeric(StringInfo buf, const char *s)
+{
+	bool		neg = (s[0] == '-');
+	const char *p = s + (neg ? 1 : 0);
+	char		mask = neg ? (char) 0xFF : 0;
+	int			exp = 0;
+	int			first = -1;		/* position of the first non-zero digit, counted from the left */
+	int			last = -1;
+	int			ndigits = 0;
+	bool		point = false;
+	uint32		u;
+
+	appendStringInfoCharMacro(buf, (char) COCO_KEY_NUMERIC);
+	if (strcmp(s, "NaN") == 0 || strcmp(p, "Infinity") == 0)
+	{
+		appendStringInfoCharMacro(buf, (char) (s[0] == 'N' ? NUMERIC_KEY_NAN :
+											   neg ? NUMERIC_KEY_NEG_INF : NUMERIC_KEY_POS_INF));
+		return;
+	}
+	/* exp counts the digits before the point; leading zeros are dropped below */
+	for (const char *c = p; *c; c++)
+	{
+		if (*c == '.')
+		{
+			point = true;
+			continue;
+		}
+		if (*c != '0')
+		{
+			if (first < 0)
+				first = ndigits;
+			last = ndigits;
+		}
+		ndigits++;
+		if (!point)
+			exp++;
+	}
+	if (first < 0)
+	{
+		appendStringInfoCharMacro(buf, (char) NUMERIC_KEY_ZERO);
+		return;
+	}
+	exp -= first;
+	appendStringInfoCharMacro(buf, (char) (neg ? NUMERIC_KEY_NEG : NUMERIC_KEY_POS));
+	u = ((uint32) exp) ^ 0x80000000;
+	for (int shift = 24; shift >= 0; shift -= 8)
+		appendStringInfoCharMacro(buf, (char) ((u >> shift) & 0xFF) ^ mask);
+	ndigits = 0;
+	for (const char *c = p; *c; c++)
+	{
+		if (*c == '.')
+			continue;
+		if (ndigits >= first && ndigits <= last)
+			appendStringInfoCharMacro(buf, (char) (*c - '0' + 1) ^ mask);
+		ndigits++;
+	}
+	appendStringInfoCharMacro(buf, mask);
+}
+
+/* numeric key from a numeric datum (of any scale: its canonical form is encoded) */
+static void
+put_numeric_datum(StringInfo buf, Datum value)
+{
+	put_numeric(buf, numeric_normalize(DatumGetNumeric(value)));
 }
 
 void
@@ -107,8 +209,13 @@ coco_key_type_supported(Oid typid)
 		case INT2OID:
 		case INT4OID:
 		case INT8OID:
+		case NUMERICOID:
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
 		case TEXTOID:
 		case VARCHAROID:
+		case BPCHAROID:
 		case BYTEAOID:
 		case UUIDOID:
 			return true;
@@ -144,12 +251,36 @@ coco_key_put_base_datum(StringInfo buf, Datum value, Oid basetypid, Oid typid)
 		case INT8OID:
 			coco_key_put_int(buf, DatumGetInt64(value));
 			break;
+		case NUMERICOID:
+			put_numeric_datum(buf, value);
+			break;
+		case DATEOID:
+			put_int64(buf, COCO_KEY_DATE, DatumGetDateADT(value));
+			break;
+		case TIMESTAMPOID:
+			put_int64(buf, COCO_KEY_TIMESTAMP, DatumGetTimestamp(value));
+			break;
+		case TIMESTAMPTZOID:
+			/* the UTC instant: the session's TimeZone plays no part */
+			put_int64(buf, COCO_KEY_TIMESTAMPTZ, DatumGetTimestampTz(value));
+			break;
 		case TEXTOID:
 		case VARCHAROID:
 			{
 				text	   *t = DatumGetTextPP(value);
 
 				coco_key_put_str(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				break;
+			}
+		case BPCHAROID:
+			{
+				/* char(n) compares without its trailing blanks: 'a' = 'a  ' */
+				text	   *t = DatumGetTextPP(value);
+				int			len = VARSIZE_ANY_EXHDR(t);
+
+				while (len > 0 && VARDATA_ANY(t)[len - 1] == ' ')
+					len--;
+				coco_key_put_str(buf, VARDATA_ANY(t), len);
 				break;
 			}
 		case BYTEAOID:
@@ -166,7 +297,7 @@ coco_key_put_base_datum(StringInfo buf, Datum value, Oid basetypid, Oid typid)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("type %s cannot be part of a stable key", format_type_be(typid)),
-					 errhint("Key columns may be boolean, smallint, integer, bigint, text, varchar, bytea or uuid.")));
+					 errhint("%s", COCO_KEY_TYPES_HINT)));
 	}
 }
 
@@ -213,6 +344,96 @@ read_escaped(const char *data, int len, int *pos, CocoKeyItem *item)
 	*pos = p;
 }
 
+static int64
+read_int64(const char *data, int len, int *pos)
+{
+	uint64		u = 0;
+
+	if (*pos + 8 > len)
+		malformed();
+	for (int i = 0; i < 8; i++)
+		u = (u << 8) | (unsigned char) data[(*pos)++];
+	return (int64) (u ^ UINT64CONST(0x8000000000000000));
+}
+
+/* A numeric (see put_numeric) read back into its canonical text. */
+static void
+read_numeric(const char *data, int len, int *pos, CocoKeyItem *item)
+{
+	StringInfoData digits;
+	StringInfoData out;
+	int			p = *pos;
+	int			cls;
+	char		mask;
+	uint32		u = 0;
+	int64		exp;
+
+	if (p >= len)
+		malformed();
+	cls = (unsigned char) data[p++];
+	initStringInfo(&out);
+	if (cls == NUMERIC_KEY_NEG_INF || cls == NUMERIC_KEY_ZERO || cls == NUMERIC_KEY_POS_INF ||
+		cls == NUMERIC_KEY_NAN)
+	{
+		appendStringInfoString(&out, cls == NUMERIC_KEY_NEG_INF ? "-Infinity" :
+							   cls == NUMERIC_KEY_ZERO ? "0" :
+							   cls == NUMERIC_KEY_POS_INF ? "Infinity" : "NaN");
+		item->data = out.data;
+		item->len = out.len;
+		*pos = p;
+		return;
+	}
+	if (cls != NUMERIC_KEY_NEG && cls != NUMERIC_KEY_POS)
+		malformed();
+	mask = cls == NUMERIC_KEY_NEG ? (char) 0xFF : 0;
+	if (p + 4 > len)
+		malformed();
+	for (int i = 0; i < 4; i++)
+		u = (u << 8) | (unsigned char) (data[p++] ^ mask);
+	exp = (int32) (u ^ 0x80000000);
+	initStringInfo(&digits);
+	for (;;)
+	{
+		int			b;
+
+		if (p >= len)
+			malformed();
+		b = (unsigned char) (data[p++] ^ mask);
+		if (b == 0)
+			break;
+		if (b > 10)
+			malformed();
+		appendStringInfoChar(&digits, (char) ('0' + b - 1));
+	}
+	/* one encoding per value, and a value numeric can hold */
+	if (digits.len == 0 || digits.data[0] == '0' || digits.data[digits.len - 1] == '0' ||
+		exp > NUMERIC_KEY_MAX_EXP || exp - digits.len < NUMERIC_KEY_MIN_LAST_DIGIT)
+		malformed();
+
+	/* plain decimal notation, as numeric_normalize spells it */
+	if (mask)
+		appendStringInfoChar(&out, '-');
+	if (exp <= 0)
+	{
+		appendStringInfoString(&out, "0.");
+		for (int64 i = exp; i < 0; i++)
+			appendStringInfoChar(&out, '0');
+		appendStringInfoString(&out, digits.data);
+	}
+	else if (exp >= digits.len)
+	{
+		appendStringInfoString(&out, digits.data);
+		for (int64 i = digits.len; i < exp; i++)
+			appendStringInfoChar(&out, '0');
+	}
+	else
+		appendStringInfo(&out, "%.*s.%s", (int) exp, digits.data, digits.data + exp);
+	pfree(digits.data);
+	item->data = out.data;
+	item->len = out.len;
+	*pos = p;
+}
+
 void
 coco_key_read(const char *data, int len, int *pos, CocoKeyItem *item)
 {
@@ -231,16 +452,22 @@ coco_key_read(const char *data, int len, int *pos, CocoKeyItem *item)
 		case COCO_KEY_TUPLE:
 			break;
 		case COCO_KEY_INT:
-			{
-				uint64		u = 0;
-
-				if (p + 8 > len)
-					malformed();
-				for (int i = 0; i < 8; i++)
-					u = (u << 8) | (unsigned char) data[p++];
-				item->ival = (int64) (u ^ UINT64CONST(0x8000000000000000));
-				break;
-			}
+			item->ival = read_int64(data, len, &p);
+			break;
+		case COCO_KEY_NUMERIC:
+			read_numeric(data, len, &p, item);
+			break;
+		case COCO_KEY_DATE:
+			item->ival = read_int64(data, len, &p);
+			if (item->ival != DATEVAL_NOBEGIN && item->ival != DATEVAL_NOEND && !IS_VALID_DATE(item->ival))
+				malformed();
+			break;
+		case COCO_KEY_TIMESTAMP:
+		case COCO_KEY_TIMESTAMPTZ:
+			item->ival = read_int64(data, len, &p);
+			if (!TIMESTAMP_NOT_FINITE(item->ival) && !IS_VALID_TIMESTAMP(item->ival))
+				malformed();
+			break;
 		case COCO_KEY_STR:
 		case COCO_KEY_BYTES:
 		case COCO_KEY_SYMBOL:
@@ -280,8 +507,26 @@ coco_key_item_datum(const CocoKeyItem *item, Oid typid)
 			if (base == INT2OID && item->ival >= PG_INT16_MIN && item->ival <= PG_INT16_MAX)
 				return Int16GetDatum((int16) item->ival);
 			break;
+		case COCO_KEY_NUMERIC:
+			if (base == NUMERICOID)
+				return DirectFunctionCall3(numeric_in, CStringGetDatum(item->data),
+										   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+			break;
+		case COCO_KEY_DATE:
+			if (base == DATEOID)
+				return DateADTGetDatum((DateADT) item->ival);
+			break;
+		case COCO_KEY_TIMESTAMP:
+			if (base == TIMESTAMPOID)
+				return TimestampGetDatum(item->ival);
+			break;
+		case COCO_KEY_TIMESTAMPTZ:
+			if (base == TIMESTAMPTZOID)
+				return TimestampTzGetDatum(item->ival);
+			break;
 		case COCO_KEY_STR:
-			if (base == TEXTOID || base == VARCHAROID)
+			/* char(n) pads the value again when it is stored or compared */
+			if (base == TEXTOID || base == VARCHAROID || base == BPCHAROID)
 				return PointerGetDatum(cstring_to_text_with_len(item->data, item->len));
 			break;
 		case COCO_KEY_BYTES:
@@ -332,6 +577,26 @@ push_tagged(JsonbParseState **state, const char *tag, const char *s, int len)
 	push_string(state, WJB_KEY, tag, strlen(tag));
 	push_string(state, WJB_VALUE, s, len);
 	return pushJsonbValue(state, WJB_END_OBJECT, NULL);
+}
+
+/*
+ * A date or timestamp spelled in ISO 8601 whatever the session's DateStyle,
+ * as to_jsonb spells it; a timestamptz in UTC whatever its TimeZone.
+ */
+static char *
+datetime_text(const CocoKeyItem *item)
+{
+	static const int utc = 0;
+
+	switch (item->kind)
+	{
+		case COCO_KEY_DATE:
+			return JsonEncodeDateTime(NULL, DateADTGetDatum((DateADT) item->ival), DATEOID, NULL);
+		case COCO_KEY_TIMESTAMP:
+			return JsonEncodeDateTime(NULL, TimestampGetDatum(item->ival), TIMESTAMPOID, NULL);
+		default:
+			return JsonEncodeDateTime(NULL, TimestampTzGetDatum(item->ival), TIMESTAMPTZOID, &utc);
+	}
 }
 
 /* A string item spelled as JSON text must be valid text: no NUL, valid
@@ -393,6 +658,18 @@ key_item_to_jsonb(const char *data, int len, int *pos, JsonbParseState **state,
 		case COCO_KEY_SYMBOL:
 			check_text(&item);
 			return push_tagged(state, "symbol", item.data, item.len);
+		case COCO_KEY_NUMERIC:
+			return push_tagged(state, "numeric", item.data, item.len);
+		case COCO_KEY_DATE:
+		case COCO_KEY_TIMESTAMP:
+		case COCO_KEY_TIMESTAMPTZ:
+			{
+				char	   *s = datetime_text(&item);
+
+				return push_tagged(state, item.kind == COCO_KEY_DATE ? "date" :
+								   item.kind == COCO_KEY_TIMESTAMP ? "timestamp" : "timestamptz",
+								   s, strlen(s));
+			}
 		case COCO_KEY_TUPLE:
 			{
 				JsonbValue *res;
@@ -457,7 +734,9 @@ bad_key(const char *detail)
 			 errmsg("invalid stable key"),
 			 errdetail("%s", detail),
 			 errhint("A key is null, a boolean, an integer, a string, an array of keys, "
-					 "or an object {\"bytes\": \"\\\\x…\"}, {\"uuid\": \"…\"} or {\"symbol\": \"…\"}.")));
+					 "or an object {\"bytes\": \"\\\\x…\"}, {\"uuid\": \"…\"}, {\"symbol\": \"…\"}, "
+					 "{\"numeric\": \"…\"}, {\"date\": \"…\"}, {\"timestamp\": \"…\"} "
+					 "or {\"timestamptz\": \"…\"}.")));
 }
 
 static void key_value_from_jsonb(StringInfo buf, JsonbValue *v, int depth);
@@ -488,7 +767,8 @@ key_container_from_jsonb(StringInfo buf, JsonbContainer *c, int depth)
 
 	/* an object: exactly one of the tagged forms */
 	if (JsonContainerSize(c) != 1)
-		bad_key("A key object must have exactly one field: bytes, uuid or symbol.");
+		bad_key("A key object must have exactly one field: bytes, uuid, symbol, numeric, date, "
+				"timestamp or timestamptz.");
 	it = JsonbIteratorInit(c);
 	{
 		char	   *tag = NULL;
@@ -503,6 +783,12 @@ key_container_from_jsonb(StringInfo buf, JsonbContainer *c, int depth)
 				tag = pnstrdup(v.val.string.val, v.val.string.len);
 			else if (tok == WJB_VALUE)
 				val = v;
+		}
+		/* a numeric may be a JSON number too: jsonb keeps it as a numeric */
+		if (tag != NULL && strcmp(tag, "numeric") == 0 && val.type == jbvNumeric)
+		{
+			put_numeric(buf, numeric_normalize(val.val.numeric));
+			return;
 		}
 		if (tag == NULL || val.type != jbvString)
 			bad_key("The field of a key object must be a string.");
@@ -522,8 +808,33 @@ key_container_from_jsonb(StringInfo buf, JsonbContainer *c, int depth)
 
 			coco_key_put_bytes(buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
 		}
+		else if (strcmp(tag, "numeric") == 0)
+		{
+			char	   *s = pnstrdup(val.val.string.val, val.val.string.len);
+
+			put_numeric_datum(buf, DirectFunctionCall3(numeric_in, CStringGetDatum(s),
+													   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		}
+		else if (strcmp(tag, "date") == 0)
+		{
+			char	   *s = pnstrdup(val.val.string.val, val.val.string.len);
+
+			put_int64(buf, COCO_KEY_DATE, DatumGetDateADT(DirectFunctionCall1(date_in, CStringGetDatum(s))));
+		}
+		else if (strcmp(tag, "timestamp") == 0 || strcmp(tag, "timestamptz") == 0)
+		{
+			char	   *s = pnstrdup(val.val.string.val, val.val.string.len);
+			bool		tz = strcmp(tag, "timestamptz") == 0;
+
+			/* a timestamptz without an offset is read in the session's TimeZone */
+			put_int64(buf, tz ? COCO_KEY_TIMESTAMPTZ : COCO_KEY_TIMESTAMP,
+					  DatumGetTimestamp(DirectFunctionCall3(tz ? timestamptz_in : timestamp_in,
+															CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
+															Int32GetDatum(-1))));
+		}
 		else
-			bad_key("A key object's field must be bytes, uuid or symbol.");
+			bad_key("A key object's field must be bytes, uuid, symbol, numeric, date, timestamp or "
+					"timestamptz.");
 	}
 }
 

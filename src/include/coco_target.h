@@ -36,8 +36,9 @@
 /* ---------------------------------------------------------------------
  * Stable keys
  *
- * A key is null, a boolean, a 64-bit integer, a string, bytes, a uuid, a
- * symbol, or a tuple of keys.  Its canonical binary encoding orders like the
+ * A key is null, a boolean, a 64-bit integer, a numeric, a date, a
+ * timestamp, a timestamptz, a string, bytes, a uuid, a symbol, or a tuple of
+ * keys.  Its canonical binary encoding orders like the
  * values it encodes (bytewise comparison = logical comparison) and is what
  * tracking tables store.  Build one by appending items to a StringInfo.
  * ------------------------------------------------------------------- */
@@ -48,6 +49,10 @@ typedef enum CocoKeyKind
 	COCO_KEY_FALSE = 0x02,
 	COCO_KEY_TRUE = 0x03,
 	COCO_KEY_INT = 0x10,
+	COCO_KEY_NUMERIC = 0x11,
+	COCO_KEY_DATE = 0x12,
+	COCO_KEY_TIMESTAMP = 0x13,
+	COCO_KEY_TIMESTAMPTZ = 0x14,
 	COCO_KEY_STR = 0x20,
 	COCO_KEY_BYTES = 0x30,
 	COCO_KEY_UUID = 0x40,
@@ -58,8 +63,9 @@ typedef enum CocoKeyKind
 typedef struct CocoKeyItem
 {
 	CocoKeyKind kind;
-	int64		ival;			/* COCO_KEY_INT */
-	char	   *data;			/* STR, BYTES, SYMBOL (palloc'd, unescaped), UUID (16 bytes) */
+	int64		ival;			/* INT; DATE (days), TIMESTAMP(TZ) (microseconds) */
+	char	   *data;			/* STR, BYTES, SYMBOL (palloc'd, unescaped), UUID (16 bytes),
+								 * NUMERIC (its canonical text, NUL-terminated) */
 	int			len;
 } CocoKeyItem;
 
@@ -75,6 +81,10 @@ extern void coco_key_end_tuple(StringInfo buf);
 
 /* Whether a column of this type can be part of a key (a primary key column). */
 extern bool coco_key_type_supported(Oid typid);
+/* The hint of a refusal of any other type. */
+#define COCO_KEY_TYPES_HINT \
+	"Key columns may be boolean, smallint, integer, bigint, numeric, date, timestamp, " \
+	"timestamptz, text, varchar, char, bytea or uuid (or a domain over one)."
 /* Append a value of a supported type; errors for NULL or unsupported types. */
 extern void coco_key_put_datum(StringInfo buf, Datum value, Oid typid);
 /* Read one item at *pos (advancing it); errors on malformed input. */

@@ -26,6 +26,7 @@
 #include <stdio.h>
 
 #include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
 #include "mb/pg_wchar.h"
 #include "utils/uuid.h"
 
@@ -57,8 +58,8 @@ take(FzIn *in)
 typedef struct KVal
 {
 	CocoKeyKind kind;
-	int64		ival;			/* INT */
-	char	   *data;			/* STR, BYTES, SYMBOL, UUID (16 bytes) */
+	int64		ival;			/* INT, DATE, TIMESTAMP, TIMESTAMPTZ */
+	char	   *data;			/* STR, BYTES, SYMBOL, UUID (16 bytes), NUMERIC (canonical text) */
 	int			len;
 	int			nelems;			/* TUPLE */
 	struct KVal *elems;
@@ -201,6 +202,12 @@ encode_value(StringInfo buf, const KVal *v)
 				encode_value(buf, &v->elems[i]);
 			coco_key_end_tuple(buf);
 			break;
+		case COCO_KEY_NUMERIC:
+		case COCO_KEY_DATE:
+		case COCO_KEY_TIMESTAMP:
+		case COCO_KEY_TIMESTAMPTZ:
+			/* read from raw bytes (mode 0) only; gen_value makes none */
+			fz_fail(__FILE__, __LINE__, "kind", "kind %d is not generated", (int) v->kind);
 		case COCO_KEY_END_TUPLE:
 			fz_fail(__FILE__, __LINE__, "kind", "END_TUPLE is not a value");
 	}
@@ -340,6 +347,31 @@ expected_trace_value(StringInfo out, const KVal *v, char token)
 				expected_trace_value(out, &v->elems[i], 'E');
 			fz_trace_plain(out, "]");
 			break;
+		case COCO_KEY_NUMERIC:
+			fz_trace_plain(out, "{");
+			fz_trace_string(out, 'K', "numeric", 7);
+			fz_trace_string(out, 'V', v->data, v->len);
+			fz_trace_plain(out, "}");
+			break;
+		case COCO_KEY_DATE:
+		case COCO_KEY_TIMESTAMP:
+		case COCO_KEY_TIMESTAMPTZ:
+			{
+				/* the documented tags; the date/time text is the server's (modelled) */
+				static const int utc = 0;
+				const char *tag = v->kind == COCO_KEY_DATE ? "date" :
+					v->kind == COCO_KEY_TIMESTAMP ? "timestamp" : "timestamptz";
+				Oid			typid = v->kind == COCO_KEY_DATE ? DATEOID :
+					v->kind == COCO_KEY_TIMESTAMP ? TIMESTAMPOID : TIMESTAMPTZOID;
+				char		spelled[64];
+
+				fz_datetime_spell(typid, v->ival, typid == TIMESTAMPTZOID ? &utc : NULL, spelled);
+				fz_trace_plain(out, "{");
+				fz_trace_string(out, 'K', tag, strlen(tag));
+				fz_trace_string(out, 'V', spelled, strlen(spelled));
+				fz_trace_plain(out, "}");
+				break;
+			}
 		case COCO_KEY_END_TUPLE:
 			fz_fail(__FILE__, __LINE__, "kind", "END_TUPLE is not a value");
 	}
@@ -375,10 +407,90 @@ print_hex(const char *what, const char *data, int len)
 /* ---- an independent decoder of the format ------------------------------
  * Written from the description at the top of src/core/stable_key.c, not from
  * its code: a tag byte; integers 8 bytes big-endian with the sign bit
- * flipped; strings, bytes and symbols with 0x00 escaped as 0x00 0xFF and
- * ended by 0x00 0x00; uuids 16 bytes; a tuple is its tag, its items and
- * 0x00.
+ * flipped, dates and timestamps the same under their tags (within their
+ * types' ranges, or an infinity); a numeric as put_numeric describes it;
+ * strings, bytes and symbols with 0x00 escaped as 0x00 0xFF and ended by
+ * 0x00 0x00; uuids 16 bytes; a tuple is its tag, its items and 0x00.
  */
+
+/*
+ * A numeric: class 1 -Infinity, 2 negative, 3 zero, 4 positive, 5 Infinity,
+ * 6 NaN; a non-zero finite value 0.d1..dn x 10^exp (d1, dn non-zero, exp
+ * at most 131072, exp - n at least -16383): exp as 4 bytes big-endian with
+ * the sign bit flipped, each digit as digit + 1, then 0x00; all of it
+ * inverted for a negative value.  Its text: plain decimal notation.
+ */
+static bool
+ref_read_numeric(const char *data, int len, int *pos, KVal *out)
+{
+	int			p = *pos;
+	int			cls;
+	unsigned char inv;
+	uint32		u = 0;
+	int64		exp;
+	StringInfoData d,
+				t;
+
+	if (p >= len)
+		return false;
+	cls = (unsigned char) data[p++];
+	initStringInfo(&t);
+	if (cls == 1 || cls == 3 || cls == 5 || cls == 6)
+	{
+		appendStringInfoString(&t, cls == 1 ? "-Infinity" : cls == 3 ? "0" : cls == 5 ? "Infinity" : "NaN");
+		out->data = t.data;
+		out->len = t.len;
+		*pos = p;
+		return true;
+	}
+	if (cls != 2 && cls != 4)
+		return false;
+	inv = cls == 2 ? 0xFF : 0x00;
+	if (len - p < 4)
+		return false;
+	for (int i = 0; i < 4; i++)
+		u = (u << 8) | ((unsigned char) data[p + i] ^ inv);
+	p += 4;
+	exp = (int64) u - (INT64CONST(1) << 31);
+	initStringInfo(&d);
+	for (;;)
+	{
+		int			b;
+
+		if (p >= len)
+			return false;
+		b = (unsigned char) data[p++] ^ inv;
+		if (b == 0)
+			break;
+		if (b < 1 || b > 10)
+			return false;
+		appendStringInfoChar(&d, '0' + b - 1);
+	}
+	if (d.len == 0 || d.data[0] == '0' || d.data[d.len - 1] == '0' ||
+		exp > 131072 || exp - d.len < -16383)
+		return false;
+	if (inv)
+		appendStringInfoChar(&t, '-');
+	if (exp <= 0)
+	{
+		appendStringInfoString(&t, "0.");
+		for (int64 i = exp; i < 0; i++)
+			appendStringInfoChar(&t, '0');
+		appendStringInfoString(&t, d.data);
+	}
+	else if (exp < d.len)
+		appendStringInfo(&t, "%.*s.%s", (int) exp, d.data, d.data + exp);
+	else
+	{
+		appendStringInfoString(&t, d.data);
+		for (int64 i = d.len; i < exp; i++)
+			appendStringInfoChar(&t, '0');
+	}
+	out->data = t.data;
+	out->len = t.len;
+	*pos = p;
+	return true;
+}
 static bool
 ref_read_item(const char *data, int len, int *pos, KVal *out)
 {
@@ -398,17 +510,32 @@ ref_read_item(const char *data, int len, int *pos, KVal *out)
 		case COCO_KEY_TUPLE:
 			break;
 		case COCO_KEY_INT:
+		case COCO_KEY_DATE:
+		case COCO_KEY_TIMESTAMP:
+		case COCO_KEY_TIMESTAMPTZ:
 			{
 				uint64		u = 0;
+				int64		v;
 
 				if (len - p < 8)
 					return false;
 				for (int i = 0; i < 8; i++)
 					u = (u << 8) | (unsigned char) data[p + i];
 				p += 8;
-				out->ival = (int64) (u ^ (UINT64CONST(1) << 63));
+				v = (int64) (u ^ (UINT64CONST(1) << 63));
+				if (tag == COCO_KEY_DATE &&
+					!(v == PG_INT32_MIN || v == PG_INT32_MAX || IS_VALID_DATE(v)))
+					return false;
+				if ((tag == COCO_KEY_TIMESTAMP || tag == COCO_KEY_TIMESTAMPTZ) &&
+					!(v == PG_INT64_MIN || v == PG_INT64_MAX || IS_VALID_TIMESTAMP(v)))
+					return false;
+				out->ival = v;
 				break;
 			}
+		case COCO_KEY_NUMERIC:
+			if (!ref_read_numeric(data, len, &p, out))
+				return false;
+			break;
 		case COCO_KEY_STR:
 		case COCO_KEY_BYTES:
 		case COCO_KEY_SYMBOL:
@@ -500,11 +627,15 @@ kval_equal(const KVal *a, const KVal *b)
 	switch (a->kind)
 	{
 		case COCO_KEY_INT:
+		case COCO_KEY_DATE:
+		case COCO_KEY_TIMESTAMP:
+		case COCO_KEY_TIMESTAMPTZ:
 			return a->ival == b->ival;
 		case COCO_KEY_STR:
 		case COCO_KEY_BYTES:
 		case COCO_KEY_SYMBOL:
 		case COCO_KEY_UUID:
+		case COCO_KEY_NUMERIC:
 			return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
 		case COCO_KEY_TUPLE:
 			if (a->nelems != b->nelems)
@@ -703,15 +834,29 @@ put_item(StringInfo buf, const CocoKeyItem *item)
 				coco_key_put_uuid(buf, &u);
 				break;
 			}
+		case COCO_KEY_NUMERIC:
+		case COCO_KEY_DATE:
+		case COCO_KEY_TIMESTAMP:
+		case COCO_KEY_TIMESTAMPTZ:
+			{
+				/* no put function of their own: through a datum of their type */
+				Oid			typid = item->kind == COCO_KEY_NUMERIC ? NUMERICOID :
+					item->kind == COCO_KEY_DATE ? DATEOID :
+					item->kind == COCO_KEY_TIMESTAMP ? TIMESTAMPOID : TIMESTAMPTZOID;
+
+				coco_key_put_datum(buf, coco_key_item_datum(item, typid), typid);
+				break;
+			}
 		default:
 			fz_fail(__FILE__, __LINE__, "kind", "coco_key_read returned kind %d", (int) item->kind);
 	}
 }
 
 static const Oid key_types[] = {
-	BOOLOID, INT2OID, INT4OID, INT8OID, TEXTOID, VARCHAROID, BYTEAOID, UUIDOID
+	BOOLOID, INT2OID, INT4OID, INT8OID, NUMERICOID, DATEOID, TIMESTAMPOID, TIMESTAMPTZOID,
+	TEXTOID, VARCHAROID, BPCHAROID, BYTEAOID, UUIDOID
 };
-static const Oid other_types[] = {FLOAT8OID, NUMERICOID, JSONBOID, TIMESTAMPTZOID};
+static const Oid other_types[] = {FLOAT8OID, JSONBOID, INTERVALOID, TIMEOID};
 
 /* Whether a decoded scalar item converts to a datum of the type. */
 static bool
@@ -727,7 +872,15 @@ item_fits(const CocoKeyItem *item, Oid typid)
 				(typid == INT4OID && item->ival >= PG_INT32_MIN && item->ival <= PG_INT32_MAX) ||
 				(typid == INT2OID && item->ival >= PG_INT16_MIN && item->ival <= PG_INT16_MAX);
 		case COCO_KEY_STR:
-			return typid == TEXTOID || typid == VARCHAROID;
+			return typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID;
+		case COCO_KEY_NUMERIC:
+			return typid == NUMERICOID;
+		case COCO_KEY_DATE:
+			return typid == DATEOID;
+		case COCO_KEY_TIMESTAMP:
+			return typid == TIMESTAMPOID;
+		case COCO_KEY_TIMESTAMPTZ:
+			return typid == TIMESTAMPTZOID;
 		case COCO_KEY_BYTES:
 			return typid == BYTEAOID;
 		case COCO_KEY_UUID:
@@ -764,6 +917,20 @@ check_datum_roundtrip(const CocoKeyItem *item, const char *enc, int enclen)
 		initStringInfo(&buf);
 		c.buf = &buf;
 		FZ_CHECK(fz_try(call_put_datum, &c), "coco_key_put_datum failed: %s", fz_error_message());
+		if (typid == BPCHAROID)
+		{
+			/* char(n) drops trailing blanks: the string without them */
+			StringInfoData want;
+			int			n = item->len;
+
+			while (n > 0 && item->data[n - 1] == ' ')
+				n--;
+			initStringInfo(&want);
+			coco_key_put_str(&want, item->data, n);
+			FZ_CHECK(buf.len == want.len && memcmp(buf.data, want.data, want.len) == 0,
+					 "char(n) key is not the string without trailing blanks");
+			continue;
+		}
 		FZ_CHECK(buf.len == enclen && memcmp(buf.data, enc, enclen) == 0,
 				 "datum round trip changed the encoding (type %u)", typid);
 

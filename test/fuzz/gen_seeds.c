@@ -140,6 +140,14 @@ make_seeds(void *arg)
 	write_seed("key-bad-tag", 0, "\x7f", 1);
 	write_seed("key-open-tuple", 0, "\x60\x01", 2);
 
+	/* numerics (1, -1, -12.5, NaN), a date, a timestamp, a timestamptz */
+	write_seed("key-numeric-1", 0, "\x11\x04\x80\x00\x00\x01\x02\x00", 8);
+	write_seed("key-numeric-minus-1", 0, "\x11\x02\x7f\xff\xff\xfe\xfd\xff", 8);
+	write_seed("key-numeric-tuple", 0, "\x60\x11\x02\x7f\xff\xff\xfd\xfd\xfc\xf9\xff\x11\x06\x00", 14);
+	write_seed("key-date", 0, "\x12\x80\x00\x00\x00\x00\x00\x00\x07", 9);
+	write_seed("key-timestamp-tuple", 0, "\x60\x13\x7f\xff\xff\xff\xff\xff\xff\xff"
+			   "\x14\x80\x00\x00\x00\x00\x00\x00\x00\x00", 20);
+
 	/* structured keys: two values from a byte program */
 	write_seed("values-ints", 1, "\x03\x01\x04\x03\x00\x05", 6);
 	write_seed("values-tuples", 1, "\x08\x03\x03\x02\x07\x04\x03" "abc\x08\x02\x01\x06", 14);

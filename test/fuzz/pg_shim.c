@@ -15,6 +15,8 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -449,6 +451,25 @@ DirectFunctionCall2Coll(PGFunction func, Oid collation, Datum arg1, Datum arg2)
 	return result;
 }
 
+Datum
+DirectFunctionCall3Coll(PGFunction func, Oid collation, Datum arg1, Datum arg2, Datum arg3)
+{
+	LOCAL_FCINFO(fcinfo, 3);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 3, collation, NULL, NULL);
+	fcinfo->args[0].value = arg1;
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = arg2;
+	fcinfo->args[1].isnull = false;
+	fcinfo->args[2].value = arg3;
+	fcinfo->args[2].isnull = false;
+	result = (*func) (fcinfo);
+	if (fcinfo->isnull)
+		elog(ERROR, "function returned NULL");
+	return result;
+}
+
 void
 fz_uuid_spell(const unsigned char *u, char out[37])
 {
@@ -494,6 +515,63 @@ int64_to_numeric(int64 val)
 	n->magic = FZ_NUMERIC_MAGIC;
 	n->value = val;
 	return (Numeric) n;
+}
+
+/*
+ * numeric_in and numeric_normalize: a box holding the text.  stable_key.c
+ * passes numeric_in only the canonical text it decoded, and normalizes only
+ * what numeric_in made, so the text is already canonical.
+ */
+typedef struct FzNumText
+{
+	int32		vl_len_;		/* a plain varlena, as DatumGetNumeric expects */
+	uint32		magic;
+	char		text[FLEXIBLE_ARRAY_MEMBER];
+} FzNumText;
+
+#define FZ_NUMTEXT_MAGIC 0x4E554D54
+
+Datum
+numeric_in(PG_FUNCTION_ARGS)
+{
+	const char *s = PG_GETARG_CSTRING(0);
+	Size		size = offsetof(FzNumText, text) + strlen(s) + 1;
+	FzNumText  *n = palloc(size);
+
+	SET_VARSIZE(n, size);
+	n->magic = FZ_NUMTEXT_MAGIC;
+	strcpy(n->text, s);
+	PG_RETURN_POINTER(n);
+}
+
+char *
+numeric_normalize(Numeric num)
+{
+	FzNumText  *n = (FzNumText *) num;
+
+	FZ_CHECK(n != NULL && n->magic == FZ_NUMTEXT_MAGIC, "numeric not made by numeric_in");
+	return pstrdup(n->text);
+}
+
+/*
+ * JsonEncodeDateTime: the server's date/time spelling is not modelled (the
+ * server's own is checked by sql/24_key_types.sql); this one names the type
+ * and the count, and fz_datetime_spell gives the oracle the same.
+ */
+void
+fz_datetime_spell(Oid typid, int64 value, const int *tzp, char *out)
+{
+	snprintf(out, 64, "%u:" INT64_FORMAT "%s", typid, value, tzp ? (*tzp == 0 ? "@utc" : "@tz") : "");
+}
+
+char *
+JsonEncodeDateTime(char *buf, Datum value, Oid typid, const int *tzp)
+{
+	char	   *out = buf ? buf : palloc(64);
+
+	fz_datetime_spell(typid, typid == DATEOID ? (int64) DatumGetDateADT(value) : DatumGetInt64(value),
+					  tzp, out);
+	return out;
 }
 
 /* ---- the jsonb builder, replaced by a checking recorder ---------------
@@ -807,4 +885,22 @@ Datum
 jsonb_in(PG_FUNCTION_ARGS)
 {
 	FZ_NOT_LINKED(jsonb_in);
+}
+
+Datum
+date_in(PG_FUNCTION_ARGS)
+{
+	FZ_NOT_LINKED(date_in);
+}
+
+Datum
+timestamp_in(PG_FUNCTION_ARGS)
+{
+	FZ_NOT_LINKED(timestamp_in);
+}
+
+Datum
+timestamptz_in(PG_FUNCTION_ARGS)
+{
+	FZ_NOT_LINKED(timestamptz_in);
 }

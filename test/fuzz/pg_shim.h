@@ -44,5 +44,7 @@ extern void fz_trace_int(StringInfo out, char token, int64 v);
 extern void fz_trace_plain(StringInfo out, const char *s);
 /* uuid_out's spelling, used by the oracle for expected traces. */
 extern void fz_uuid_spell(const unsigned char *u, char out[37]);
+/* JsonEncodeDateTime's spelling here (a model, not the server's). */
+extern void fz_datetime_spell(Oid typid, int64 value, const int *tzp, char *out);
 
 #endif							/* PG_SHIM_H */

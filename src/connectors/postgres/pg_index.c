@@ -20,7 +20,7 @@
 #include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
-
+#include "utils/syscache.h"
 
 #include "pg_attach.h"
 
@@ -42,11 +42,45 @@ index_retire(CocoPlannedAction *actions, int n)
 	}
 }
 
-/* pgvector's operator class for a metric, qualified with its schema. */
-static char *
-vector_opclass(const char *method, const char *metric)
+/*
+ * The pgvector type of the indexed column: halfvec or sparsevec (or a
+ * domain over one), else vector.  Read from the table when the index is
+ * built: the declaration names only the metric, and the table exists by
+ * then (pgvector's classes are per type: vector_l2_ops, halfvec_l2_ops, …).
+ */
+static const char *
+vector_column_type(Jsonb *spec)
 {
-	char	   *opclass = psprintf("vector_%s_ops", metric);
+	Oid			nsp = get_namespace_oid(attach_spec_text(spec, "schema"), true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid(attach_spec_text(spec, "table"), nsp) : InvalidOid;
+	JsonbValue *columns = getKeyJsonValueFromContainer(&spec->root, "columns", 7, NULL);
+	JsonbValue *column;
+	AttrNumber	att;
+	HeapTuple	tup;
+	char	   *typname;
+
+	if (!OidIsValid(rel) || columns == NULL || columns->type != jbvBinary)
+		return "vector";
+	column = getIthJsonbValueFromContainer(columns->val.binary.data, 0);
+	att = column ? get_attnum(rel, pnstrdup(column->val.string.val, column->val.string.len)) : InvalidAttrNumber;
+	if (att == InvalidAttrNumber)
+		return "vector";
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(getBaseType(get_atttype(rel, att))));
+	if (!HeapTupleIsValid(tup))
+		return "vector";
+	typname = pstrdup(NameStr(((Form_pg_type) GETSTRUCT(tup))->typname));
+	ReleaseSysCache(tup);
+	if (strcmp(typname, "halfvec") == 0 || strcmp(typname, "sparsevec") == 0)
+		return typname;
+	/* vector, or a type CREATE INDEX will refuse with vector's class */
+	return "vector";
+}
+
+/* pgvector's operator class for a metric and the column's type, qualified with its schema. */
+static char *
+vector_opclass(Jsonb *spec, const char *method, const char *metric)
+{
+	char	   *opclass = psprintf("%s_%s_ops", vector_column_type(spec), metric);
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(opclass), CStringGetTextDatum(method)};
 	char	   *schema;
@@ -61,7 +95,8 @@ vector_opclass(const char *method, const char *metric)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("operator class \"%s\" for index method \"%s\" does not exist", opclass, method),
-				 errhint("Install the vector extension (pgvector) in this database.")));
+				 errhint("Install the vector extension (pgvector) in this database: version 0.7 or later "
+						 "for halfvec and sparsevec columns. ivfflat does not index sparsevec: use hnsw.")));
 	schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	return coco_quote_qualified(schema, opclass);
 }
@@ -104,7 +139,7 @@ index_sql(Jsonb *spec, bool concurrently, bool opclass)
 
 	/* a vector index has one column, with the metric's operator class */
 	if (metric && opclass)
-		columns = psprintf("%s %s", columns, vector_opclass(method, metric));
+		columns = psprintf("%s %s", columns, vector_opclass(spec, method, metric));
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE %sINDEX %s%s ON %s USING %s (%s)",
 					 attach_spec_bool(spec, "unique") ? "UNIQUE " : "",
@@ -389,7 +424,7 @@ is_vector_method(const char *method)
 
 /*
  * pgvector's hnsw and ivfflat: one column, a metric (cosine, l2, ip) naming
- * the operator class, and integer build parameters ("with": hnsw's m and
+ * the operator class with the column's type (vector_…, halfvec_…, sparsevec_…), and integer build parameters ("with": hnsw's m and
  * ef_construction, ivfflat's lists).  Other methods take neither.
  */
 static void

@@ -142,7 +142,7 @@ check_primary_key(const CocoTableName *tn, Datum *keys, int nkeys, List *names, 
 							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 							 errmsg("primary key column \"%s\" has type %s, which cannot be part of a stable key",
 									k, (char *) lfirst(lc2)),
-							 errhint("Key columns may be boolean, smallint, integer, bigint, text, varchar, bytea or uuid.")));
+							 errhint("%s", COCO_KEY_TYPES_HINT)));
 				list_nth_cell(nullables, pos)->int_value = false;	/* key columns are NOT NULL */
 			}
 			pos++;
