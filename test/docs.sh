@@ -26,8 +26,8 @@
 #   SQL ...
 #   -->
 # In a block, a path that starts with /srv/ is rewritten to a directory
-# below the test's temp dir that the server can write, so the docs can
-# show a readable root such as /srv/exports.
+# below the test's temp dir, made for it and owned by the server's user,
+# so the docs can show a readable root such as /srv/exports.
 #
 # The server gets examples/kv_connector (built here) preloaded, as its
 # walk-through says, and cron.database_name set to the database of
@@ -132,6 +132,7 @@ for f in "${files[@]}"; do
     chown -R postgres: "$dir"
     q -c "CREATE DATABASE $db" >/dev/null
     ran=0
+    setups=0
     skipped=0
     while IFS='|' read -r n line directives; do
         if [ "$n" = - ]; then
@@ -159,6 +160,9 @@ for f in "${files[@]}"; do
             skipped=$((skipped + 1))
             continue
         fi
+        for d in $(grep -o "[^A-Za-z0-9_.]/srv/[A-Za-z0-9_./-]*" "$dir/$n.sql" | cut -c2- || true); do
+            mkdir -p "$work$d" && chown postgres: "$work$d"
+        done
         sed -i "s|\([^A-Za-z0-9_.]\)/srv/|\1$work/srv/|g" "$dir/$n.sql"
         pre=()
         [ -z "$role" ] || pre=(-c "SET SESSION AUTHORIZATION $role")
@@ -169,8 +173,10 @@ for f in "${files[@]}"; do
         rc=$?
         set -e
         ran=$((ran + 1))
+        [ "$kind" = setup ] && setups=$((setups + 1))
         # psql:FILE:N: ERROR:  SQLSTATE: message (N: the statement's last line)
-        err=$(grep -m1 -E '^psql:[^:]*:[0-9]+: (ERROR|FATAL|error):' "$dir/$n.out" || true)
+        err=$(grep -m1 -E '^psql:[^:]*:[0-9]+: (ERROR|FATAL|error):' "$dir/$n.out" ||
+            grep -m1 -E '(ERROR|FATAL|error):' "$dir/$n.out" || true)
         at=$(echo "$err" | sed -n 's/^psql:[^:]*:\([0-9]*\): .*/\1/p')
         msg=$(echo "$err" | sed 's/^psql:[^:]*:[0-9]*: //')
         state=$(echo "$msg" | sed -n 's/^ERROR: *\([0-9A-Z]\{5\}\): .*/\1/p')
@@ -189,7 +195,7 @@ for f in "${files[@]}"; do
             grep -E '^(DETAIL|HINT|CONTEXT):' "$dir/$n.out" >&2 || true
         fi
     done <"$dir/manifest"
-    echo "docs: $f: $ran blocks run, $skipped skipped"
+    echo "docs: $f: $ran blocks run ($setups of them hidden setup), $skipped skipped"
     total_run=$((total_run + ran))
     total_skip=$((total_skip + skipped))
     # a fresh start for the next file: its database and the roles it made go
