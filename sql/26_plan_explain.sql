@@ -68,6 +68,16 @@ SELECT provider, key, action, detail FROM coco.plan('px') WHERE action = 'error'
 SELECT coco.reconcile('px');
 \echo :LAST_ERROR_SQLSTATE
 UPDATE px_num SET n = '5' WHERE id = 5;
+-- a query that fails on its own (a division by zero): the table's error
+SELECT coco.clear_component('px', '{n}');
+CREATE TABLE px_div AS SELECT g AS id, g AS d FROM generate_series(1, 4) g;
+SELECT coco.declare_table('px', 'px_n', :'N', '{id}', component => '{n}');
+SELECT coco.declare_rows('px', 'px_n', 'SELECT id, 100 / d AS n FROM px_div', '{n}');
+UPDATE px_div SET d = 0 WHERE id = 2;
+SELECT provider, key, action, detail FROM coco.plan('px') WHERE action = 'error';
+SELECT coco.reconcile('px');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE px_div;
 SELECT coco.clear_component('px', '{n}');
 SELECT coco.declare_table('px', 'px_n', :'N', '{id}', component => '{n}');
 SELECT coco.declare_rows('px', 'px_n', 'SELECT id, id AS n FROM px_num WHERE id <= 20', '{n}');

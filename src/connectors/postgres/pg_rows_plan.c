@@ -74,32 +74,22 @@ raise_if_not_ours(ErrorData *err)
 }
 
 /*
- * Run the statement p->stmt in a subtransaction, as the app owner with the
- * declarations' search_path, through the run's snapshot.  Returns NULL, or
- * the error that rolled it back (raise_if_not_ours raises the others).
+ * Call fn(arg) in a subtransaction.  Returns NULL, or the error that
+ * rolled it back (raise_if_not_ours raises the others).  The rollback
+ * restores the user, the settings and the active snapshot fn set.
  */
 static ErrorData *
-try_statement(RowsPlan *p)
+try_call(void (*fn) (void *), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile err = NULL;
-	CocoUserContext uc;
-	/* the statement's coco.tracked_fingerprint() calls tally the rows */
-	CocoChildTally *prev = coco_child_tally_collect(p->sync->tally);
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		coco_enter_app_owner(p->sync->owner, p->search_path, &uc);
-		(void) set_config_option("work_mem", psprintf("%d", coco_work_mem),
-								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		coco_push_snapshot(p->sync->snapshot);
-		if (SPI_execute_with_args(p->stmt, p->nargs, p->types, p->values, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "coco_target: planning the rows of %s failed", p->spec->tn.qualified);
-		PopActiveSnapshot();
-		coco_leave(&uc);
+		fn(arg);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -107,14 +97,41 @@ try_statement(RowsPlan *p)
 		MemoryContextSwitchTo(cxt);
 		err = CopyErrorData();
 		FlushErrorState();
-		/* the rollback restores the user, the settings and the snapshot */
 		RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_END_TRY();
-	(void) coco_child_tally_collect(prev);
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	raise_if_not_ours(err);
+	return err;
+}
+
+/* The statement p->stmt, as the app owner with the declarations'
+ * search_path, through the run's snapshot. */
+static void
+run_statement(void *arg)
+{
+	RowsPlan   *p = arg;
+	CocoUserContext uc;
+
+	coco_enter_app_owner(p->sync->owner, p->search_path, &uc);
+	(void) set_config_option("work_mem", psprintf("%d", coco_work_mem),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	coco_push_snapshot(p->sync->snapshot);
+	if (SPI_execute_with_args(p->stmt, p->nargs, p->types, p->values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "coco_target: planning the rows of %s failed", p->spec->tn.qualified);
+	PopActiveSnapshot();
+	coco_leave(&uc);
+}
+
+static ErrorData *
+try_statement(RowsPlan *p)
+{
+	/* the statement's coco.tracked_fingerprint() calls tally the rows */
+	CocoChildTally *prev = coco_child_tally_collect(p->sync->tally);
+	ErrorData  *err = try_call(run_statement, p);
+
+	(void) coco_child_tally_collect(prev);
 	return err;
 }
 
@@ -266,62 +283,67 @@ component_path(int comp_id)
 	return out;
 }
 
-/*
- * Whether values from..from+n of a batch convert: each cast by `cast`
- * (SELECT $1::T), all in one subtransaction.  0 and the error when one
- * does not; -1 when all do.
- */
-static int
-probe_batch(SPIPlanPtr cast, SPITupleTable *batch, uint64 from, uint64 n, ErrorData **err)
+/* Values from..from+n of a fetched batch, each cast by `cast` (SELECT $1::T). */
+typedef struct Probe
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	SPIPlanPtr	cast;
+	SPITupleTable *batch;
+	uint64		from;
+	uint64		n;
+} Probe;
 
-	*err = NULL;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		for (uint64 i = from; i < from + n; i++)
-		{
-			bool		isnull;
-			Datum		v = SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull);
+static void
+probe_values(void *arg)
+{
+	Probe	   *pr = arg;
 
-			if (SPI_execute_plan(cast, &v, isnull ? "n" : " ", true, 1) != SPI_OK_SELECT)
-				elog(ERROR, "coco_target: a conversion failed to run");
-			SPI_freetuptable(SPI_tuptable);
-		}
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
+	for (uint64 i = pr->from; i < pr->from + pr->n; i++)
 	{
-		MemoryContextSwitchTo(cxt);
-		*err = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
+		bool		isnull;
+		Datum		v = SPI_getbinval(pr->batch->vals[i], pr->batch->tupdesc, 2, &isnull);
+
+		if (SPI_execute_plan(pr->cast, &v, isnull ? "n" : " ", true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "coco_target: a conversion failed to run");
+		SPI_freetuptable(SPI_tuptable);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	raise_if_not_ours(*err);
-	return *err ? 0 : -1;
+}
+
+/* Whether values from..from+n of a batch convert, in one subtransaction:
+ * NULL, or the error of one that does not. */
+static ErrorData *
+probe_batch(SPIPlanPtr cast, SPITupleTable *batch, uint64 from, uint64 n)
+{
+	Probe		pr = {cast, batch, from, n};
+
+	return try_call(probe_values, &pr);
 }
 
 /*
  * The first row of query q whose column `col` does not convert to the
  * declared type: its values read as the query yields them, cast a batch at
- * a time, the failing batch again value by value.  Reported; true when
- * found.  The key is known when the key columns convert (they are tried
- * first); for a key column it is null.
+ * a time, the failing batch again value by value; reported, and `found`
+ * set.  The key is known when the key columns convert (they are tried
+ * first); for a key column it is null.  Called in a subtransaction: the
+ * query may fail on something else than a conversion.
  */
-static bool
-report_row_conversion(RowsPlan *p, StagedQuery *q, int col)
+typedef struct ConversionSearch
 {
-	CocoColumn *c = &p->spec->columns[col];
+	RowsPlan   *p;
+	StagedQuery *q;
+	int			col;
+	bool		found;
+} ConversionSearch;
+
+static void
+find_conversion(void *arg)
+{
+	ConversionSearch *cs = arg;
+	RowsPlan   *p = cs->p;
+	StagedQuery *q = cs->q;
+	CocoColumn *c = &p->spec->columns[cs->col];
 	CocoUserContext uc;
 	Portal		portal;
 	SPIPlanPtr	cast = NULL;
-	bool		found = false;
 	StringInfoData keys;
 
 	initStringInfo(&keys);
@@ -340,7 +362,7 @@ report_row_conversion(RowsPlan *p, StagedQuery *q, int col)
 													  quote_identifier(c->name),
 													  q->query),	/* lint-spi: a staged declare_rows query, checked when declared, run as the app owner */
 									   0, NULL, NULL, NULL, true, 0);
-	while (!found)
+	while (!cs->found)
 	{
 		SPITupleTable *batch;
 		uint64		n;
@@ -359,15 +381,16 @@ report_row_conversion(RowsPlan *p, StagedQuery *q, int col)
 			if (cast == NULL)
 				elog(ERROR, "coco_target: could not prepare the conversion of column %s", c->name);
 		}
-		if (probe_batch(cast, batch, 0, n, &err) == 0)
+		if (probe_batch(cast, batch, 0, n) != NULL)
 		{
-			for (uint64 i = 0; i < n && !found; i++)
+			for (uint64 i = 0; i < n && !cs->found; i++)
 			{
 				bool		isnull;
 				Datum		key;
 				StringInfoData d;
 
-				if (probe_batch(cast, batch, i, 1, &err) != 0)
+				err = probe_batch(cast, batch, i, 1);
+				if (err == NULL)
 					continue;
 				error_detail(&d, p->spec, unpack_sql_state(err->sqlerrcode), err->message);
 				key = SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull);
@@ -378,15 +401,24 @@ report_row_conversion(RowsPlan *p, StagedQuery *q, int col)
 				escape_json(&d, SPI_getvalue(batch->vals[i], batch->tupdesc, 2));
 				appendStringInfo(&d, ", \"components\": %s}", component_path(q->comp_id));
 				coco_plan_error(p->sync->plan, COCO_ROW_PROVIDER, isnull ? NULL : bytea_key(key), d.data);
-				found = true;
+				cs->found = true;
 			}
 		}
 		SPI_freetuptable(batch);
 	}
 	SPI_cursor_close(portal);
+	if (cast != NULL)
+		SPI_freeplan(cast);
 	PopActiveSnapshot();
 	coco_leave(&uc);
-	return found;
+}
+
+static bool
+report_row_conversion(RowsPlan *p, StagedQuery *q, int col)
+{
+	ConversionSearch cs = {p, q, col, false};
+
+	return try_call(find_conversion, &cs) == NULL && cs.found;
 }
 
 /*
