@@ -16,6 +16,16 @@ CREATE FUNCTION coco.verify(app text, repair boolean DEFAULT true,
                             remove_untracked boolean DEFAULT false)
     RETURNS jsonb AS 'MODULE_PATHNAME', 'coco_verify' LANGUAGE C;
 
+-- coco.plan lists the failures a run would hit (action 'error'), the rows
+-- it would change (rows => true, up to row_limit), and previews the next
+-- coco.update (update => true).  The calls coco.plan(app) and
+-- coco.plan(app, full) keep working: the new arguments have defaults.
+DROP FUNCTION coco.plan(text, boolean);
+CREATE FUNCTION coco.plan(app text, "full" boolean DEFAULT false, "rows" boolean DEFAULT false,
+                          "update" boolean DEFAULT false, row_limit integer DEFAULT 100)
+    RETURNS TABLE(provider text, key jsonb, action text, detail jsonb)
+    AS 'MODULE_PATHNAME', 'coco_plan' LANGUAGE C;
+
 -- What is staged and not yet reconciled: per app, component and target
 -- (a table's name for its rows and queries, a state's readable name).  A
 -- staged clear is a row of its own, with no target.
@@ -132,8 +142,8 @@ COMMENT ON FUNCTION coco.submit(text, boolean) IS
     'Queue a run of the app for the background worker, woken when this transaction commits; returns the run id.';
 COMMENT ON FUNCTION coco.wait(bigint, interval) IS
     'Wait up to timeout for a submitted run to finish and return its result, or raise its error.';
-COMMENT ON FUNCTION coco.plan(text, boolean) IS
-    'A dry run: what the next reconcile of the app would do, one row per action, applying nothing.';
+COMMENT ON FUNCTION coco.plan(text, boolean, boolean, boolean, integer) IS
+    'A dry run: what the next reconcile (or, with update, coco.update) of the app would do, one row per action, and the failures it would hit as rows with action error; with rows, the rows it would change. Applies nothing.';
 COMMENT ON FUNCTION coco.set_app_option(text, boolean) IS
     'Set whether every transaction that declares into the app submits it to the background worker at commit (auto_submit).';
 COMMENT ON FUNCTION coco.provide_context(text, text, jsonb, regrole[]) IS

@@ -148,7 +148,9 @@ BEGIN
     WHEN n IN (9) THEN format('SELECT coco.clear_component(%s, %s)', fz.lit(fz.pick('app')), fz.lit(fz.pick('comp')))
     WHEN n IN (10, 11, 12) THEN format('SELECT coco.reconcile(%s, %s)', fz.lit(fz.pick('app')), fz.bool())
     WHEN n IN (13) THEN format('SELECT coco.update(%s)', fz.lit(fz.pick('app')))
-    WHEN n IN (14) THEN format('SELECT count(*) FROM coco.plan(%s, %s)', fz.lit(fz.pick('app')), fz.bool())
+    WHEN n IN (14) THEN format('SELECT count(*) FROM coco.plan(%s, %s, rows => %s, "update" => %s, row_limit => %s)',
+                       fz.lit(fz.pick('app')), fz.bool(), fz.bool(), fz.bool(),
+                       (ARRAY['NULL', '-1', '0', '1', '100', '1000000', '1000001', '2147483647'])[1 + floor(random() * 8)::int])
     WHEN n IN (15) THEN format('SELECT coco.verify(%s, %s)', fz.lit(fz.pick('app')), fz.bool())
     WHEN n IN (16) THEN format('SELECT coco.submit(%s, %s)', fz.lit(fz.pick('app')), fz.bool())
     WHEN n IN (17) THEN format('SELECT coco.wait(%s, %L)',

@@ -113,16 +113,6 @@ check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *
 }
 
 /* A container read back from tracking, whose children may be in play. */
-/*
- * The fingerprint of a container's current record, kept with each row set:
- * its rows' fingerprints were computed under that record (a table's columns
- * in their order), so coco.verify compares only those that still hold.
- */
-#define RECORD_FP_OF(ts) \
-	"(SELECT coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) " \
-	"FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) " ts ")"
-#define RECORD_FP RECORD_FP_OF("$2")
-
 typedef struct Container
 {
 	int64		ts_id;
@@ -221,7 +211,10 @@ record_row_sets(CocoApp *app, const Container *c, int *dirty, int ndirty,
 				  5, types, values, NULL, SPI_OK_DELETE);
 	if (partial)
 		coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest, record_fp) "
-					  "SELECT $1, $2, c, $4, $5, 0, NULL, " RECORD_FP " FROM pg_catalog.unnest($3) c",
+					  "SELECT $1, $2, c, $4, $5, 0, NULL, "
+					  "(SELECT coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) "
+					  " FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $2) "
+					  "FROM pg_catalog.unnest($3) c",
 					  5, types, values, NULL, SPI_OK_INSERT);
 	else
 	{
@@ -242,16 +235,22 @@ record_row_sets(CocoApp *app, const Container *c, int *dirty, int ndirty,
 			v[5] = Int64GetDatum(nrows);
 			v[6] = PointerGetDatum(coco_digest_to_bytea(&digest));
 			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest, record_fp) "
-						  "VALUES ($1, $2, $3, $4, $5, $6, $7, " RECORD_FP ")", 7, t, v, NULL, SPI_OK_INSERT);
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7, "
+						  "(SELECT coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) "
+						  " FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $2))",
+						  7, t, v, NULL, SPI_OK_INSERT);
 		}
 	}
 	coco_leave(&uc);
 }
 
 /*
+ * Each row set keeps the fingerprint of the container's record its rows
+ * were written under (a table's columns in their order), so that
+ * coco.verify compares only the rows whose fingerprints still hold.
  * Components that declare exactly what they have: their rows' fingerprints
- * hold for the container's record as it is now (they digest to what is
- * declared under it), which coco.verify needs to know.
+ * hold for the record as it is now (they digest to what is declared under
+ * it).
  */
 static void
 record_clean_row_sets(const Container *c, int *clean, int nclean)
@@ -263,9 +262,11 @@ record_clean_row_sets(const Container *c, int *clean, int nclean)
 	if (nclean == 0)
 		return;
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.row_set SET record_fp = " RECORD_FP_OF("$1") " "
-				  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
-				  "AND record_fp IS DISTINCT FROM " RECORD_FP_OF("$1"),
+	coco_spi_exec("UPDATE coco.row_set s SET record_fp = t.fp "
+				  "FROM (SELECT coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) AS fp "
+				  "      FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1) t "
+				  "WHERE s.target_id OPERATOR(pg_catalog.=) $1 AND s.comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+				  "AND s.record_fp IS DISTINCT FROM t.fp",
 				  2, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
 }

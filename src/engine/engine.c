@@ -430,24 +430,6 @@ run_pass(CocoApp *app, bool full, RunStats *rs)
 	rs->passes++;
 }
 
-static void
-run_declare_fn(CocoApp *app)
-{
-	CocoUserContext uc;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(app->name)};
-
-	char	   *fn = coco_function_call_name(app->declare_fn,
-											 psprintf("the declaration function of app \"%s\"", app->name));
-
-	coco_enter_app_owner(app->owner, app->search_path, &uc);
-	coco_run_guard_declaring(true);
-	/* the argument is cast to text, so the call resolves to this function */
-	coco_spi_exec(psprintf("SELECT %s($1::pg_catalog.text)", fn), 1, types, values, NULL, SPI_OK_SELECT);
-	coco_run_guard_declaring(false);
-	coco_leave(&uc);
-}
-
 static Jsonb *
 stats_jsonb(RunStats *rs, int64 run_id)
 {
@@ -587,12 +569,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 				 errhint("Drop the app with coco.drop_app(app, keep_targets => true).")));
 	if (declare_first)
 	{
-		if (!OidIsValid(app->declare_fn))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("app \"%s\" has no declaration function", app->name),
-					 errhint("Create the app with coco.create_app(app, declare_fn), or use coco.reconcile().")));
-		run_declare_fn(app);
+		coco_run_declare_fn(app);
 		declare_fn_ran = true;
 	}
 	run_pass(app, full, &rs);
@@ -600,7 +577,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	if (rs.stale > 0 && OidIsValid(app->declare_fn) && !declare_fn_ran && !rs.more)
 	{
 		/* give the stale components their values back */
-		run_declare_fn(app);
+		coco_run_declare_fn(app);
 		run_pass(app, true, &rs);
 		rs.stale = count_stale(app->app_id);
 	}

@@ -1,6 +1,7 @@
 /*
- * plan.c — coco.plan(app, full): what the next reconcile would do, applying
- * nothing and leaving staging as it is.
+ * plan.c — coco.plan(app, full, rows, update, row_limit): what the next
+ * reconcile (or, with update, the next coco.update) would do, applying
+ * nothing and leaving staging and tracking as they are.
  *
  * It runs the deciding half of a pass (the same code a reconcile runs) and,
  * for the children of each container, its provider's plan_children (the
@@ -10,9 +11,16 @@
  * provider's plan_action adds (postgres: drops_table, drops_column,
  * rewrites_table, drops_index, access_exclusive_lock, blocks_writes,
  * runs_sql; localfs: writes_files, removes_files).
+ *
+ * What a run would fail on, the providers report as rows whose action is
+ * "error" instead of failing the plan (coco_plan_error), and with rows =>
+ * true they list the children that would change (coco_plan_child), up to
+ * row_limit.  A preview of coco.update runs the app's declaration function
+ * in a subtransaction that is rolled back once the plan is made.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -20,23 +28,54 @@
 
 #include "run.h"
 
+/* the most children coco.plan lists: enough to review, not a dump */
+#define PLAN_MAX_ROW_LIMIT 1000000
+
 typedef struct PlanOut
 {
 	Tuplestorestate *store;
 	TupleDesc	desc;
 } PlanOut;
 
+struct CocoPlanReport
+{
+	PlanOut    *out;
+	int64		room;			/* children still to list */
+};
+
 static void
 emit(PlanOut *out, const char *provider, Jsonb *key, const char *action, const char *detail)
 {
 	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
+	bool		nulls[4] = {false, key == NULL, false, false};
 
 	values[0] = CStringGetTextDatum(provider);
-	values[1] = JsonbPGetDatum(key);
+	values[1] = key ? JsonbPGetDatum(key) : (Datum) 0;
 	values[2] = CStringGetTextDatum(action);
 	values[3] = DirectFunctionCall1(jsonb_in, CStringGetDatum(detail));
 	tuplestore_putvalues(out->store, out->desc, values, nulls);
+}
+
+void
+coco_plan_error(CocoPlanReport *r, const char *provider, Jsonb *key, const char *detail)
+{
+	emit(r->out, provider, key, "error", detail);
+}
+
+int64
+coco_plan_room(const CocoPlanReport *r)
+{
+	return r->room;
+}
+
+void
+coco_plan_child(CocoPlanReport *r, const char *provider, Jsonb *key, const char *action,
+				const char *detail)
+{
+	if (r->room <= 0)
+		return;
+	emit(r->out, provider, key, action, detail);
+	r->room--;
 }
 
 static char *
@@ -90,8 +129,8 @@ plan_root_state(PlanOut *out, RootState *s)
 
 /* The children of one container: what a sync would do, counted. */
 static void
-plan_children(PlanOut *out, CocoApp *app, RunDecisions *rd, int64 ts_id, Jsonb *record,
-			  Jsonb *key, RootState *decided, const CocoProvider *p)
+plan_children(CocoPlanReport *report, CocoApp *app, RunDecisions *rd, int64 ts_id,
+			  Jsonb *record, Jsonb *key, RootState *decided, const CocoProvider *p)
 {
 	CocoChildSync sync;
 	StringInfoData detail;
@@ -106,6 +145,7 @@ plan_children(PlanOut *out, CocoApp *app, RunDecisions *rd, int64 ts_id, Jsonb *
 		sync.rewrite_comps = rd->replaced;
 		sync.nrewrite = rd->nreplaced;
 	}
+	sync.plan = report;
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
 	p->plan_children(&sync, &detail);
@@ -117,17 +157,14 @@ plan_children(PlanOut *out, CocoApp *app, RunDecisions *rd, int64 ts_id, Jsonb *
 					 ", \"delete\": " INT64_FORMAT ", \"unchanged\": " INT64_FORMAT
 					 ", \"hazards\": [%s]}",
 					 sync.inserted, sync.updated, sync.deleted, sync.unchanged, hazards);
-	emit(out, p->child_name, key,
+	emit(report->out, p->child_name, key,
 		 sync.inserted + sync.updated + sync.deleted > 0 ? "sync" : "none", detail.data);
 }
 
-PG_FUNCTION_INFO_V1(coco_plan);
-Datum
-coco_plan(PG_FUNCTION_ARGS)
+/* Everything the next run would do, into the report. */
+static void
+plan_app(CocoPlanReport *report, CocoApp *app, bool full)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	PlanOut		out;
-	CocoApp    *app;
 	RunDecisions rd;
 	RunStats	rs;
 	CocoUserContext uc;
@@ -136,21 +173,13 @@ coco_plan(PG_FUNCTION_ARGS)
 	SPITupleTable *containers;
 	uint64		ncontainers;
 
-	coco_require_arg(fcinfo, 0, "app name");
-	InitMaterializedSRF(fcinfo, 0);
-	out.store = rsinfo->setResult;
-	out.desc = rsinfo->setDesc;
-
-	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	memset(&rs, 0, sizeof(rs));
-	coco_run_guard_enter(app, "coco.plan()");
-	coco_run_decide(app, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1), &rd, &rs);
+	coco_run_decide(app, full, &rd, &rs);
 
 	for (int i = 0; i < rd.ntables; i++)
-		plan_root_state(&out, &rd.tables[i]);
+		plan_root_state(report->out, &rd.tables[i]);
 	for (int i = 0; i < rd.natts; i++)
-		plan_root_state(&out, &rd.atts[i]);
+		plan_root_state(report->out, &rd.atts[i]);
 
 	/* children: of every container that exists after the run, tracked or new */
 	values[0] = Int32GetDatum(app->app_id);
@@ -181,17 +210,113 @@ coco_plan(PG_FUNCTION_ARGS)
 				decided = &rd.tables[i];
 		if (decided && decided->decision.record == NULL)
 			continue;			/* going away: its children go with it */
-		plan_children(&out, app, &rd, ts_id, decided ? decided->decision.record : record,
+		plan_children(report, app, &rd, ts_id, decided ? decided->decision.record : record,
 					  coco_key_to_jsonb(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), decided, p);
 	}
 	for (int i = 0; i < rd.ntables; i++)
 		if (rd.tables[i].ts_id == 0 && rd.tables[i].decision.record != NULL &&
 			rd.tables[i].provider->plan_children != NULL)
-			plan_children(&out, app, &rd, 0, rd.tables[i].decision.record,
+			plan_children(report, app, &rd, 0, rd.tables[i].decision.record,
 						  coco_key_to_jsonb(rd.tables[i].st.key, rd.tables[i].st.keylen),
 						  &rd.tables[i], rd.tables[i].provider);
-
 	coco_run_end(&rd);
+}
+
+/*
+ * The plan of the next coco.update: the declaration function runs in a
+ * subtransaction, the plan is made against what it staged, and the
+ * subtransaction is rolled back, so nothing it staged (or wrote anywhere
+ * else) remains.  The plan's rows are in a tuplestore of the query's,
+ * which outlives the subtransaction.  An error rolls the subtransaction
+ * back before it goes on up (an internal subtransaction must be ended by
+ * whoever began it).
+ */
+static void
+plan_update(CocoPlanReport *report, CocoApp *app)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		coco_run_declare_fn(app);
+		/* a run of coco.update is a full run */
+		plan_app(report, app, true);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *err;
+
+		MemoryContextSwitchTo(cxt);
+		err = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(err);
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
+static bool
+bool_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	coco_require_arg(fcinfo, n, what);
+	return PG_GETARG_BOOL(n);
+}
+
+/*
+ * coco.plan(app, full, rows, update, row_limit).  The calls of version
+ * 0.3, coco.plan(app) and coco.plan(app, full), are this function with
+ * the later arguments defaulted.
+ */
+PG_FUNCTION_INFO_V1(coco_plan);
+Datum
+coco_plan(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PlanOut		out;
+	CocoPlanReport report;
+	CocoApp    *app;
+	bool		full;
+	bool		update = false;
+	int32		row_limit = 0;
+
+	coco_require_arg(fcinfo, 0, "app name");
+	full = bool_arg(fcinfo, 1, "full");
+	/* the 0.3 definition (before ALTER EXTENSION … UPDATE) has two: its
+	 * call is refused by the app look-up's version check */
+	if (PG_NARGS() >= 5)
+	{
+		update = bool_arg(fcinfo, 3, "update");
+		coco_require_arg(fcinfo, 4, "row_limit");
+		row_limit = PG_GETARG_INT32(4);
+		if (row_limit < 0 || row_limit > PLAN_MAX_ROW_LIMIT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_ROW_COUNT_IN_LIMIT_CLAUSE),
+					 errmsg("row_limit must be between 0 and %d, not %d", PLAN_MAX_ROW_LIMIT, row_limit),
+					 errhint("The counts of each table's rows cover every row; the listing is for review.")));
+		if (!bool_arg(fcinfo, 2, "rows"))
+			row_limit = 0;
+	}
+	InitMaterializedSRF(fcinfo, 0);
+	out.store = rsinfo->setResult;
+	out.desc = rsinfo->setDesc;
+	report.out = &out;
+	report.room = row_limit;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	coco_run_guard_enter(app, update ? "coco.plan(update => true)" : "coco.plan()");
+	if (update)
+		plan_update(&report, app);
+	else
+		plan_app(&report, app, full);
 	coco_run_guard_leave();
 	SPI_finish();
 	return (Datum) 0;

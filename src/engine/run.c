@@ -185,3 +185,32 @@ coco_run_forget_state(int64 ts_id)
 				  1, types, values, NULL, SPI_OK_DELETE);
 	coco_leave(&uc);
 }
+
+/*
+ * Run the app's declaration function as its owner, with the search_path of
+ * the session that created the app (coco.update, and coco.plan's preview
+ * of it).  55000 when the app has none.
+ */
+void
+coco_run_declare_fn(CocoApp *app)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *fn;
+
+	if (!OidIsValid(app->declare_fn))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("app \"%s\" has no declaration function", app->name),
+				 errhint("Create the app with coco.create_app(app, declare_fn), or use coco.reconcile().")));
+	values[0] = CStringGetTextDatum(app->name);
+	fn = coco_function_call_name(app->declare_fn,
+								 psprintf("the declaration function of app \"%s\"", app->name));
+	coco_enter_app_owner(app->owner, app->search_path, &uc);
+	coco_run_guard_declaring(true);
+	/* the argument is cast to text, so the call resolves to this function */
+	coco_spi_exec(psprintf("SELECT %s($1::pg_catalog.text)", fn), 1, types, values, NULL, SPI_OK_SELECT);
+	coco_run_guard_declaring(false);
+	coco_leave(&uc);
+}

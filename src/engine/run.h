@@ -82,6 +82,7 @@ extern const CocoProvider *coco_run_provider(const char *name);
 extern void coco_run_set_prev(CocoTargetState *st, Jsonb *records);
 extern char *coco_run_container_name(const RootState *a);
 extern void coco_run_forget_state(int64 ts_id);
+extern void coco_run_declare_fn(CocoApp *app);
 /* decide.c */
 extern void coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs);
 extern void coco_run_end(RunDecisions *rd);

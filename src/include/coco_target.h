@@ -245,6 +245,12 @@ typedef struct CocoPlannedAction
 } CocoPlannedAction;
 
 /*
+ * coco.plan's report: each failure a sync of a container's children would
+ * hit, and, when the caller asked for them, the children that would change.
+ */
+typedef struct CocoPlanReport CocoPlanReport;
+
+/*
  * Children sync context, for containers whose children are numerous small
  * states tracked by fingerprint alone (rows of a table).  The engine fills
  * it; the provider's sync_children diffs and applies the children set-wise.
@@ -282,7 +288,25 @@ typedef struct CocoChildSync
 	 * components again: what was written is then unchanged. */
 	int64		change_limit;
 	bool		more;
+	/* coco.plan's report, for plan_children (NULL in a run).  Added to
+	 * version 2 at the end: a connector that does not know it never reads
+	 * it, and the engine owns the struct. */
+	CocoPlanReport *plan;
 } CocoChildSync;
+
+/* For plan_children.  A failure the run would hit: a row of the plan whose action is "error".
+ * `provider` and `key` name what fails (key NULL: nothing narrower than
+ * the provider); the detail names the rest (table, key, components,
+ * column) with the run's "sqlstate" and "message". */
+extern void coco_plan_error(CocoPlanReport *r, const char *provider, Jsonb *key,
+							const char *detail);
+/* How many more children the plan lists (0: none asked, or the limit is
+ * reached). */
+extern int64 coco_plan_room(const CocoPlanReport *r);
+/* A child that would change ("insert", "update", "delete"); counts
+ * against the limit. */
+extern void coco_plan_child(CocoPlanReport *r, const char *provider, Jsonb *key,
+							const char *action, const char *detail);
 
 typedef struct CocoProvider
 {
@@ -348,7 +372,10 @@ typedef struct CocoProvider
 	/* Optional, with sync_children, for coco.plan: count what sync_children
 	 * would do (sync's counts), applying nothing, and append the opening
 	 * fields of the plan's detail object (e.g. "\"table\": \"s.t\", ").
-	 * A staged declaration the provider reads is left staged. */
+	 * Report through sync->plan every failure the sync would hit (instead
+	 * of raising it) and, while coco_plan_room allows, the children that
+	 * would change.  A staged declaration the provider reads is left
+	 * staged; nothing is written. */
 	void		(*plan_children) (CocoChildSync *sync, StringInfo detail);
 } CocoProvider;
 

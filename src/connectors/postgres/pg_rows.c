@@ -14,7 +14,7 @@
  * app owner), and the matching tracking writes (as the extension owner), in
  * the run's transaction (reconciliation rule 9, docs/architecture.md).  A table the run created, whose
  * rows one component declares, is loaded with one INSERT … SELECT instead.
- * coco.plan still counts with one SQL statement (a FULL JOIN).
+ * coco.plan counts with one SQL statement (a FULL JOIN): pg_rows_plan.c.
  */
 #include "postgres.h"
 
@@ -543,61 +543,4 @@ coco_rows_sync(CocoChildSync *sync)
 	coco_rowdiff_free(d, true);
 
 	sync->unchanged = coco_child_tally_total(sync->tally) - sync->inserted - sync->updated;
-}
-
-/*
- * For coco.plan: what a sync of these components would do, counted and not
- * applied.  Fills sync->inserted/updated/deleted/unchanged and opens the
- * plan's detail with the table's name.
- */
-void
-coco_rows_plan(CocoChildSync *sync, StringInfo detail)
-{
-	CocoTableSpec *spec = coco_table_spec_parse(sync->record);
-	char	   *search_path = NULL;
-	List	   *queries = replaced_queries(sync, spec, &search_path);
-	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID};
-	Datum		values[5];
-	CocoUserContext uc;
-	char	   *sql;
-	bool		isnull;
-	CocoChildTally *volatile prev;
-
-	values[0] = Int32GetDatum(sync->app_id);
-	values[1] = Int64GetDatum(sync->container_id);
-	values[2] = PointerGetDatum(coco_run_int_array(sync->replaced_comps, sync->nreplaced));
-	values[3] = PointerGetDatum(coco_run_int_array(sync->rewrite_comps, sync->nrewrite));
-	values[4] = CStringGetTextDatum(spec->tn.qualified);
-	/* the diff's output columns: key, fingerprint, component, tracked key, … changed */
-	sql = psprintf("SELECT pg_catalog.count(*) FILTER (WHERE z.\"coco#k\" IS NULL), "
-				   "pg_catalog.count(*) FILTER (WHERE z.\"coco#k\" IS NOT NULL AND z.\"coco#tk\" IS NULL), "
-				   "pg_catalog.count(*) FILTER (WHERE z.\"coco#k\" IS NOT NULL AND z.\"coco#tk\" IS NOT NULL "
-				   "AND z.\"coco#changed\") FROM (%s) z",
-				   build_diff_sql(spec, queries, false));
-	coco_enter_app_owner(sync->owner, search_path, &uc);
-	(void) set_config_option("work_mem", psprintf("%d", coco_work_mem),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	coco_push_snapshot(sync->snapshot);
-	coco_child_tally_reset(sync->tally);
-	/* the statement's coco.tracked_fingerprint() calls tally the rows */
-	prev = coco_child_tally_collect(sync->tally);
-	PG_TRY();
-	{
-		if (SPI_execute_with_args(sql, 5, types, values, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "coco_target: planning the rows of %s failed", spec->tn.qualified);
-	}
-	PG_FINALLY();
-	{
-		(void) coco_child_tally_collect(prev);
-	}
-	PG_END_TRY();
-	PopActiveSnapshot();
-	coco_leave(&uc);
-	sync->deleted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	sync->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	sync->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	sync->unchanged = coco_child_tally_total(sync->tally) - sync->inserted - sync->updated;
-	appendStringInfoString(detail, "\"table\": ");
-	escape_json(detail, spec->tn.qualified);
-	appendStringInfoString(detail, ", ");
 }

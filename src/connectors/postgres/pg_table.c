@@ -60,6 +60,39 @@ table_record(const CocoTableSpec *spec, CocoCompositeRecord *rec)
 	rec->nsubs = n;
 }
 
+/*
+ * A type's family of stable-key encodings: the integer types encode alike,
+ * and so do text and varchar, so a key retyped within a family keeps the
+ * keys already tracked.
+ */
+static const char *
+key_family(const char *type)
+{
+	if (strcmp(type, "smallint") == 0 || strcmp(type, "integer") == 0 || strcmp(type, "bigint") == 0)
+		return "integer";
+	if (strcmp(type, "text") == 0 || strncmp(type, "character varying", 17) == 0)
+		return "text";
+	return type;
+}
+
+/* Whether keys tracked under spec b can be read as keys of spec a. */
+static bool
+same_key_encoding(const CocoTableSpec *a, const CocoTableSpec *b)
+{
+	if (a->nkeys != b->nkeys)
+		return false;
+	for (int i = 0; i < a->nkeys; i++)
+	{
+		const CocoColumn *ca = &a->columns[a->key_index[i]];
+		const CocoColumn *cb = &b->columns[b->key_index[i]];
+
+		if (strcmp(ca->name, cb->name) != 0 ||
+			strcmp(key_family(ca->type), key_family(cb->type)) != 0)
+			return false;
+	}
+	return true;
+}
+
 static CocoColumn *
 find_column(CocoTableSpec *spec, const char *name)
 {
@@ -140,7 +173,7 @@ table_reconcile(const CocoTargetState *st, CocoDecision *d)
 	if (strcmp(desired->managed_by, "user") == 0 || (st->nprev > 0 && !any_system))
 	{
 		for (int i = 0; i < st->nprev; i++)
-			if (!coco_fingerprint_equal(&drec.main, &prec[i].main))
+			if (!same_key_encoding(desired, prev[i]))
 			{
 				d->action = COCO_UPSERT;
 				d->invalidation = COCO_INVALIDATE_DESTRUCTIVE;
