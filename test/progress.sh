@@ -50,4 +50,25 @@ q -c "SELECT coco.declare_table('prog', 'public.prog_t', '[{\"name\":\"id\",\"ty
 if q -c "SELECT coco.reconcile('prog')" >/dev/null 2>&1; then fail "the failing run succeeded"; fi
 [ "$(q -c "SELECT count(*) FROM coco.progress")" = 0 ] || fail "a failed run left a progress row"
 ok "nothing left after a failed run"
+# a run waiting for a lock shows the relation and the process holding it
+holder_pid_file=$(mktemp)
+chmod 666 "$holder_pid_file"
+(q -c "BEGIN" -c "LOCK TABLE prog_t IN ACCESS EXCLUSIVE MODE" \
+   -c "\\o $holder_pid_file" -c "SELECT pg_backend_pid()" -c "\\o" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null) &
+holder=$!
+sleep 1
+(q -c "SELECT coco.clear_component('prog', '{}')" -c "SELECT coco.declare_table('prog', 'public.prog_t', '[{\"name\":\"id\",\"type\":\"integer\",\"nullable\":false},{\"name\":\"v\",\"type\":\"text\"},{\"name\":\"w\",\"type\":\"text\"}]', '{id}')" \
+   -c "SELECT coco.reconcile('prog')" >/dev/null) &
+runner=$!
+seen=""
+for _ in $(seq 1 60); do
+    seen=$(q -c "SELECT phase || '|' || waiting_for || '|' || array_to_string(blocked_by, ',') FROM coco.progress WHERE app = 'prog'")
+    case "$seen" in "waiting for lock|prog_t|"[1-9]*) break;; esac
+    sleep 0.05
+done
+[ "$seen" = "waiting for lock|prog_t|$(cat "$holder_pid_file")" ] ||
+    fail "coco.progress did not show the run waiting for the holder's lock (last: '$seen', holder $(cat "$holder_pid_file"))"
+ok "coco.progress showed the run waiting for a lock: $seen"
+wait "$holder" "$runner"
+rm -f "$holder_pid_file"
 echo "progress scenario passed"

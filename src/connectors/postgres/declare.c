@@ -23,13 +23,16 @@
 #include "nodes/execnodes.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
 #include "utils/portal.h"
 
-#include "pg_connector.h"
+#include "pg_rows.h"
 
 /* ---- the declared spec of a table, cached within a transaction --------- */
 
@@ -186,13 +189,44 @@ coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn)
 
 /* ---- declare_table ------------------------------------------------------ */
 
+/*
+ * A target state staged twice: the error names the component that staged
+ * it first ($1 app, $2 key, $3 provider, or table for a row) and this one.
+ */
 static void
-duplicate_declaration(const char *what, const char *key, const char *table)
+duplicate_declaration(const char *what, const char *key, const char *table, bool row,
+					  int app_id, StringInfo keybuf, const char *provider_or_table,
+					  ArrayType *component)
 {
+	Oid			types[3] = {INT4OID, BYTEAOID, TEXTOID};
+	Datum		values[3];
+	CocoUserContext uc;
+	char	   *first = NULL;
+	int			rc;
+
+	values[0] = Int32GetDatum(app_id);
+	values[1] = PointerGetDatum(coco_key_buf_to_bytea(keybuf));
+	values[2] = CStringGetTextDatum(provider_or_table);
+	coco_enter_extension_owner(&uc);
+	rc = SPI_execute_with_args(row ?
+							   "SELECT c.path::text FROM coco.staged_row s JOIN coco.component c "
+							   "ON c.comp_id OPERATOR(pg_catalog.=) s.comp_id "
+							   "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND s.key OPERATOR(pg_catalog.=) $2 "
+							   "AND s.tbl OPERATOR(pg_catalog.=) $3" :
+							   "SELECT c.path::text FROM coco.staged_state s JOIN coco.component c "
+							   "ON c.comp_id OPERATOR(pg_catalog.=) s.comp_id "
+							   "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND s.key OPERATOR(pg_catalog.=) $2 "
+							   "AND s.provider OPERATOR(pg_catalog.=) $3",
+							   3, types, values, NULL, true, 1);
+	if (rc == SPI_OK_SELECT && SPI_processed > 0)
+		first = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	coco_leave(&uc);
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("%s %s is declared twice%s%s", what, key,
 					table ? " for table " : "", table ? table : ""),
+			 first ? errdetail("Component %s declared it, and then component %s.", first,
+							   OidOutputFunctionCall(F_ARRAY_OUT, PointerGetDatum(component))) :
 			 errdetail("Each target state may be declared once between two reconciles."),
 			 errhint("Reconcile the app, or clear the component, before declaring it again.")));
 }
@@ -220,7 +254,8 @@ coco_declare_table(PG_FUNCTION_ARGS)
 	coco_table_key(&tn, &key);
 	if (!coco_stage_state(app, coco_component_arg(fcinfo, 5), COCO_TABLE_PROVIDER, NULL, &key,
 						  tn.qualified, spec))
-		duplicate_declaration("table", psprintf("\"%s\"", tn.qualified), NULL);
+		duplicate_declaration("table", psprintf("\"%s\"", tn.qualified), NULL, false,
+							  app->app_id, &key, COCO_TABLE_PROVIDER, coco_component_arg(fcinfo, 5));
 	forget_table_cache();
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -250,6 +285,45 @@ row_to_record(Jsonb *row)
 	return DatumGetHeapTupleHeader(result);
 }
 
+/*
+ * A declared row with a value that does not convert: the error names the
+ * column (the first that does not convert on its own) and the row's key.
+ */
+static void
+bad_row_value(const CocoTableSpec *spec, const CocoTableName *tn, Jsonb *row, ErrorData *edata)
+{
+	int			col;
+	StringInfoData key;
+
+	/* a domain's check or a type's input function may have failed on its own */
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION ||
+		(col = coco_bad_json_column(spec, row)) < 0)
+		ReThrowError(edata);
+	initStringInfo(&key);
+	appendStringInfoChar(&key, '{');
+	for (int i = 0; i < spec->nkeys; i++)
+	{
+		const char *name = spec->columns[spec->key_index[i]].name;
+		JsonbValue	v;
+
+		if (i > 0)
+			appendStringInfoString(&key, ", ");
+		escape_json(&key, name);
+		appendStringInfoString(&key, ": ");
+		if (getKeyJsonValueFromContainer(&row->root, name, strlen(name), &v) == NULL)
+			appendStringInfoString(&key, "null");
+		else
+			appendStringInfoString(&key, JsonbToCString(NULL, &JsonbValueToJsonb(&v)->root, 0));
+	}
+	appendStringInfoChar(&key, '}');
+	ereport(ERROR,
+			(errcode(edata->sqlerrcode),
+			 errmsg("value for column \"%s\" of table \"%s\" at key %s does not convert to %s",
+					spec->columns[col].name, tn->qualified, key.data, spec->columns[col].type),
+			 errdetail_internal("%s", edata->message),
+			 errhint("Declare values of the column's type, or change the column's declared type.")));
+}
+
 PG_FUNCTION_INFO_V1(coco_declare_row);
 Datum
 coco_declare_row(PG_FUNCTION_ARGS)
@@ -270,6 +344,9 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	Datum		args[5];
 	CocoUserContext uc;
 	int			rc;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
@@ -303,7 +380,10 @@ coco_declare_row(PG_FUNCTION_ARGS)
 
 	vals = palloc(sizeof(Datum) * spec->ncolumns);
 	nulls = palloc(sizeof(bool) * spec->ncolumns);
+	/* in a subtransaction, so that a value that does not convert can be named */
 	table_cache_busy++;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
 		rec = row_to_record(row);
@@ -312,12 +392,21 @@ coco_declare_row(PG_FUNCTION_ARGS)
 		tuple.t_tableOid = InvalidOid;
 		tuple.t_data = rec;
 		heap_deform_tuple(&tuple, table_cache.tupdesc, vals, nulls);
+		ReleaseCurrentSubTransaction();
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		table_cache_busy--;
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	table_cache_busy--;
+	if (edata != NULL)
+		bad_row_value(spec, &tn, row, edata);
 
 	initStringInfo(&key);
 	coco_key_begin_tuple(&key);
@@ -358,8 +447,9 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
-		duplicate_declaration("row with key",
-							  coco_key_describe(key.data, key.len), psprintf("\"%s\"", tn.qualified));
+		duplicate_declaration("row with key", coco_describe_row_key(spec, key.data, key.len),
+							  psprintf("\"%s\"", tn.qualified), true,
+							  app->app_id, &key, tn.qualified, coco_component_arg(fcinfo, 3));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

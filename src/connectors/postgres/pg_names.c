@@ -70,7 +70,11 @@ coco_canonical_type(const char *type_text, const char *column)
 	char	   *canonical;
 	int			nest;
 
-	parseTypeString(type_text, &typid, &typmod, false);
+	parseTypeString(type_text, &typid, &typmod, true);
+	if (!OidIsValid(typid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("type \"%s\" of column \"%s\" does not exist", type_text, column)));
 	typtype = get_typtype(typid);
 	if (typtype == TYPTYPE_PSEUDO)
 		ereport(ERROR,

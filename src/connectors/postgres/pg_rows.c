@@ -67,6 +67,43 @@ duplicate_across_batches(const CocoTableSpec *spec)
 			 errdetail("Each row may be declared once between two reconciles.")));
 }
 
+/*
+ * New rows of the batch whose keys a component not diffed in this run
+ * tracks: the error names one such key and both components.
+ */
+static void
+held_by_another_component(const CocoTableSpec *spec, Oid *types, Datum *values)
+{
+	char	   *key = NULL;
+	char	   *declaring = NULL;
+	char	   *holding = NULL;
+
+	if (SPI_execute_with_args("SELECT b.\"coco#k\", d.path::text, h.path::text FROM " BATCH_ENR " b "
+							  "JOIN coco.tracked_row t ON t.target_id OPERATOR(pg_catalog.=) $1 "
+							  "AND t.key OPERATOR(pg_catalog.=) b.\"coco#k\" "
+							  "AND t.comp_id OPERATOR(pg_catalog.<>) b.\"coco#c\" "
+							  "JOIN coco.component d ON d.comp_id OPERATOR(pg_catalog.=) b.\"coco#c\" "
+							  "JOIN coco.component h ON h.comp_id OPERATOR(pg_catalog.=) t.comp_id "
+							  "LIMIT 1", 1, types + 1, values + 1, NULL, true, 1) == SPI_OK_SELECT && SPI_processed > 0)
+	{
+		bool		isnull;
+		bytea	   *k = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		key = coco_describe_row_key(spec, VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k));
+		declaring = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		holding = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("rows declared for table \"%s\" have keys that another component declares",
+					spec->tn.qualified),
+			 key ? errdetail("Component %s declares the row with key %s, which component %s holds. "
+							 "A row belongs to one component; to move it, declare both components again in one run.",
+							 declaring, key, holding) :
+			 errdetail("A row belongs to one component; to move it, declare both components again in one run."),
+			 errhint("Re-declare or clear the component that holds the rows in the same run.")));
+}
+
 static void
 apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleDesc desc,
 			CocoChildSync *sync)
@@ -114,12 +151,7 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	{
 		run_batch_sql(st->insert_tracking, 3, types, values);
 		if ((int64) SPI_processed != b->ninserts)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNIQUE_VIOLATION),
-					 errmsg("rows declared for table \"%s\" have keys that another component declares",
-							spec->tn.qualified),
-					 errdetail("A row belongs to one component; to move it, declare both components again in one run."),
-					 errhint("Re-declare or clear the component that holds the rows in the same run.")));
+			held_by_another_component(spec, types, values);
 	}
 	if (b->nretracked > 0)
 	{
@@ -233,6 +265,12 @@ row_params(CocoChildSync *sync, const CocoTableSpec *spec, Oid *types, Datum *va
  * components first (as the extension owner), then every declared row (as
  * the app owner): counted, digested and diffed as it streams.
  */
+static void
+read_step(void *d)
+{
+	coco_rowdiff_read_declared((CocoRowDiff *) d);
+}
+
 static CocoRowDiff *
 read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 			  const char *search_path)
@@ -241,18 +279,19 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	Datum		values[5];
 	CocoUserContext uc;
 	CocoRowDiff *d;
+	char	   *sql;
 
 	row_params(sync, spec, types, values);
 	/* with declarations ignored, the statement reads no row but still
 	 * describes them */
-	d = coco_rowdiff_create(spec, build_declared_sql(spec, queries, sync->ignore_declarations),
-							5, types, values, sync->rewrite_comps, sync->nrewrite);
+	sql = build_declared_sql(spec, queries, sync->ignore_declarations);
+	d = coco_rowdiff_create(spec, sql, 5, types, values, sync->rewrite_comps, sync->nrewrite);
 	coco_enter_extension_owner(&uc);
 	coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
 	coco_leave(&uc);
 	coco_enter_app_owner(sync->owner, search_path, &uc);
 	coco_push_snapshot(sync->snapshot);
-	coco_rowdiff_read_declared(d);
+	coco_rows_guard(spec, queries, sql, 5, types, values, read_step, d);
 	PopActiveSnapshot();
 	coco_leave(&uc);
 	return d;
@@ -337,6 +376,40 @@ open_created_table(const CocoTableSpec *spec, Oid owner)
 	return relid;
 }
 
+/* A load, as a step coco_rows_guard runs: into a table the run created
+ * (relid), or one INSERT … SELECT into a user's table. */
+typedef struct LoadStep
+{
+	const CocoTableSpec *spec;
+	CocoChildSync *sync;
+	char	   *sql;
+	Oid		   *types;
+	Datum	   *values;
+	Oid			relid;
+} LoadStep;
+
+static void
+load_step(void *arg)
+{
+	LoadStep   *l = arg;
+
+	l->sync->inserted = coco_rowdiff_load(l->spec, l->sync->tally, l->sql, 5, l->types, l->values,
+										  l->relid, l->sync->app_id, l->sync->container_id,
+										  l->sync->pass_id);
+}
+
+static void
+insert_step(void *arg)
+{
+	LoadStep   *l = arg;
+
+	if (SPI_execute_with_args(l->sql, 5, l->types, l->values, NULL, false, 0) != SPI_OK_INSERT)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not load table \"%s\"", l->spec->tn.qualified)));
+	l->sync->inserted = SPI_processed;
+}
+
 /*
  * A table this run created, whose rows one component declares and no
  * other component tracks: nothing can conflict and nothing is tracked yet,
@@ -360,16 +433,17 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	StringInfoData cols;
 	StringInfoData xcols;
 	CocoUserContext uc;
+	LoadStep	insert = {spec, sync, NULL, types, values, InvalidOid};
 
 	if (strcmp(spec->managed_by, "system") == 0)
 	{
 		Oid			relid = open_created_table(spec, sync->owner);
 
+		LoadStep	load = {spec, sync, build_declared_sql(spec, queries, false), types, values, relid};
+
 		coco_enter_app_owner(sync->owner, search_path, &uc);
 		coco_push_snapshot(sync->snapshot);
-		sync->inserted = coco_rowdiff_load(spec, sync->tally, build_declared_sql(spec, queries, false),
-										   5, types, values, relid, sync->app_id,
-										   sync->container_id, sync->pass_id);
+		coco_rows_guard(spec, queries, load.sql, 5, types, values, load_step, &load);
 		PopActiveSnapshot();
 		coco_leave(&uc);
 		coco_fault("after_row_batch");
@@ -386,16 +460,11 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 
 	coco_enter_app_owner(sync->owner, search_path, &uc);
 	coco_push_snapshot(sync->snapshot);
-	if (SPI_execute_with_args(psprintf("INSERT INTO %s (%s) SELECT %s FROM (%s) x",
-									   qname, cols.data, cols.data,
-									   build_declared_sql(spec, queries, false)),
-							  5, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not load table \"%s\"", spec->tn.qualified)));
+	insert.sql = psprintf("INSERT INTO %s (%s) SELECT %s FROM (%s) x", qname, cols.data, cols.data,
+						  build_declared_sql(spec, queries, false));
+	coco_rows_guard(spec, queries, insert.sql, 5, types, values, insert_step, &insert);
 	PopActiveSnapshot();
 	coco_leave(&uc);
-	sync->inserted = SPI_processed;
 	coco_fault("after_row_batch");
 
 	/* the table read back as (component, columns…), as the app owner */

@@ -70,6 +70,7 @@ coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 	CocoRowDiff *d = palloc0(sizeof(CocoRowDiff));
 
 	d->cxt = cxt;
+	d->owner = CurTransactionResourceOwner;
 	d->table = pstrdup(spec->tn.qualified);
 	d->nkeys = spec->nkeys;
 	d->key_index = palloc(sizeof(int) * Max(spec->nkeys, 1));

@@ -82,6 +82,7 @@ typedef struct EntryTable
 struct CocoRowDiff
 {
 	MemoryContext cxt;
+	ResourceOwner owner;		/* its temporary files' */
 	char	   *table;			/* for messages */
 	int			nkeys;
 	int		   *key_index;		/* declared columns of the primary key */
@@ -265,19 +266,19 @@ table_index_all(EntryTable *t)
 /* ---- temporary files ---------------------------------------------------- */
 
 static inline void
-file_write(MemoryContext cxt, BufFile **file, void *entry, Size size)
+file_write(MemoryContext cxt, ResourceOwner file_owner, BufFile **file, void *entry, Size size)
 {
 	if (*file == NULL)
 	{
 		/*
-		 * The files belong to the diff and to the (sub)transaction, not to
-		 * the row or the statement at hand: a diff kept after the summary
-		 * pass outlives both.
+		 * The files belong to the diff and to the (sub)transaction it was
+		 * made in, not to the row or the statement at hand: a diff kept
+		 * after the summary pass outlives both.
 		 */
 		ResourceOwner owner = CurrentResourceOwner;
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		CurrentResourceOwner = CurTransactionResourceOwner;
+		CurrentResourceOwner = file_owner;
 		*file = BufFileCreateTemp(false);
 		CurrentResourceOwner = owner;
 		MemoryContextSwitchTo(old);

@@ -306,7 +306,7 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 		e.key = hash;
 		e.fp = fp;
 		e.comp = comp;
-		file_write(d->cxt, &d->declared_file[p], &e, sizeof(e));
+		file_write(d->cxt, d->owner, &d->declared_file[p], &e, sizeof(e));
 		return;
 	}
 	table_prefetch_slot(&d->tracked[p], &hash);
@@ -374,7 +374,7 @@ evict_partition(CocoRowDiff *d)
 		if (d->on_disk[p])
 			continue;
 		for (int64 i = 0; i < t->n; i++)
-			file_write(d->cxt, &d->tracked_file[p], table_entry(t, i), sizeof(TrackedEntry));
+			file_write(d->cxt, d->owner, &d->tracked_file[p], table_entry(t, i), sizeof(TrackedEntry));
 		d->resident -= t->n;
 		table_free(t);
 		d->on_disk[p] = true;
@@ -407,7 +407,7 @@ read_tracked_row(RowReceiver *r, TupleTableSlot *slot)
 	t.comp = DatumGetInt32(slot->tts_values[3]);
 	p = partition_of(&t.key);
 	if (d->on_disk[p])
-		file_write(d->cxt, &d->tracked_file[p], &t, sizeof(t));
+		file_write(d->cxt, d->owner, &d->tracked_file[p], &t, sizeof(t));
 	else
 	{
 		*(TrackedEntry *) table_append(&d->tracked[p]) = t;

@@ -1,0 +1,86 @@
+-- 27_errors: errors name the things the user declared — the table, the
+-- column, the key, the components — keep their SQLSTATE, and show no text
+-- of the statements the extension runs internally (no such CONTEXT).
+\set VERBOSITY default
+SELECT coco.create_app('err');
+
+-- A value that does not convert to its column's type, in declare_row.
+BEGIN;
+SELECT coco.declare_table('err', 'public.err_t',
+  '[{"name":"id","type":"integer"},{"name":"n","type":"integer"}]', '{id}');
+SELECT coco.declare_row('err', 'public.err_t', '{"id": 4, "n": "Document 4"}');
+ROLLBACK;
+
+-- In a declare_rows query, found when the run converts it: the table's
+-- first load (the table is created by the run) ...
+BEGIN;
+SELECT coco.declare_table('err', 'public.err_t',
+  '[{"name":"id","type":"integer"},{"name":"n","type":"integer"}]', '{id}');
+SELECT coco.declare_rows('err', 'public.err_t',
+  $$SELECT g AS id, CASE WHEN g = 4 THEN 'Document 4' ELSE g::text END AS n
+      FROM generate_series(1, 10) g$$);
+SELECT coco.reconcile('err');
+ROLLBACK;
+SELECT count(*) AS err_t_exists FROM pg_class WHERE relname = 'err_t';
+
+-- ... and an existing table, whose rows are diffed.
+SELECT coco.declare_table('err', 'public.err_t',
+  '[{"name":"id","type":"integer"},{"name":"n","type":"integer"}]', '{id}');
+SELECT coco.declare_rows('err', 'public.err_t', $$SELECT g AS id, g AS n FROM generate_series(1, 10) g$$);
+SELECT coco.reconcile('err')->'inserted' AS inserted;
+BEGIN;
+SELECT coco.declare_table('err', 'public.err_t',
+  '[{"name":"id","type":"integer"},{"name":"n","type":"integer"}]', '{id}');
+SELECT coco.declare_rows('err', 'public.err_t',
+  $$SELECT g AS id, CASE WHEN g = 7 THEN 'Document 7' ELSE g::text END AS n
+      FROM generate_series(1, 10) g$$);
+SELECT coco.reconcile('err');
+ROLLBACK;
+SELECT count(*), sum(n) FROM err_t;
+
+-- A user-managed table whose declared column type changes after rows were
+-- declared for it.
+CREATE TABLE err_u (id integer PRIMARY KEY, n text);
+SELECT coco.declare_table('err', 'public.err_u',
+  '[{"name":"id","type":"integer"},{"name":"n","type":"text"}]', '{id}', 'user', '{u}');
+SELECT coco.reconcile('err')->'inserted' AS inserted;
+BEGIN;
+SELECT coco.declare_row('err', 'public.err_u', '{"id": 5, "n": "five"}', '{r}');
+SELECT coco.declare_table('err', 'public.err_u',
+  '[{"name":"id","type":"integer"},{"name":"n","type":"integer"}]', '{id}', 'user', '{u}');
+SELECT coco.reconcile('err');
+ROLLBACK;
+
+-- An error of the user's own query: its message as it was, the table named
+-- in the context, no internal statement.
+BEGIN;
+SELECT coco.declare_table('err', 'public.err_t',
+  '[{"name":"id","type":"integer"},{"name":"n","type":"integer"}]', '{id}');
+SELECT coco.declare_rows('err', 'public.err_t', $$SELECT g AS id, 10 / (g - 3) AS n FROM generate_series(1, 5) g$$);
+SELECT coco.reconcile('err');
+ROLLBACK;
+
+-- An unknown type names the column.
+SELECT coco.declare_table('err', 'public.err_v',
+  '[{"name":"id","type":"integer"},{"name":"n","type":"no_such_type"}]', '{id}');
+
+-- A target declared twice names the component that declared it first.
+BEGIN;
+SELECT coco.declare_table('err', 'public.err_w', '[{"name":"id","type":"integer"}]', '{id}', 'system', '{a}');
+SELECT coco.declare_table('err', 'public.err_w', '[{"name":"id","type":"integer"}]', '{id}', 'system', '{b}');
+ROLLBACK;
+BEGIN;
+SELECT coco.declare_table('err', 'public.err_w', '[{"name":"id","type":"integer"}]', '{id}', 'system', '{a}');
+SELECT coco.declare_row('err', 'public.err_w', '{"id": 1}', '{a}');
+SELECT coco.declare_row('err', 'public.err_w', '{"id": 1}', '{b}');
+ROLLBACK;
+
+-- Rows whose keys another component holds name a key and both components.
+SELECT coco.declare_table('err', 'public.err_w', '[{"name":"id","type":"integer"}]', '{id}', 'system', '{a}');
+SELECT coco.declare_row('err', 'public.err_w', '{"id": 1}', '{a}');
+SELECT coco.reconcile('err')->'inserted' AS inserted;
+SELECT coco.declare_row('err', 'public.err_w', '{"id": 1}', '{b}');
+SELECT coco.reconcile('err');
+
+SELECT coco.drop_app('err');
+DROP TABLE err_u;
