@@ -202,6 +202,7 @@ duplicate_declaration(const char *what, const char *key, const char *table, bool
 	Datum		values[3];
 	CocoUserContext uc;
 	char	   *first = NULL;
+	char	   *now;
 	int			rc;
 
 	values[0] = Int32GetDatum(app_id);
@@ -221,13 +222,14 @@ duplicate_declaration(const char *what, const char *key, const char *table, bool
 	if (rc == SPI_OK_SELECT && SPI_processed > 0)
 		first = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	coco_leave(&uc);
+	now = OidOutputFunctionCall(F_ARRAY_OUT, PointerGetDatum(component));
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("%s %s is declared twice%s%s", what, key,
 					table ? " for table " : "", table ? table : ""),
-			 first ? errdetail("Component %s declared it, and then component %s.", first,
-							   OidOutputFunctionCall(F_ARRAY_OUT, PointerGetDatum(component))) :
-			 errdetail("Each target state may be declared once between two reconciles."),
+			 first == NULL ? errdetail("Each target state may be declared once between two reconciles.") :
+			 strcmp(first, now) == 0 ? errdetail("Component %s declared it twice.", now) :
+			 errdetail("Component %s declared it, and then component %s.", first, now),
 			 errhint("Reconcile the app, or clear the component, before declaring it again.")));
 }
 

@@ -250,15 +250,19 @@ report_keys(RowsPlan *p)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		bool		twice = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull)) == 1;
-		Jsonb	   *key = bytea_key(SPI_getbinval(tup, desc, 2, &isnull));
+		Datum		kd = SPI_getbinval(tup, desc, 2, &isnull);
+		Jsonb	   *key = bytea_key(kd);
 		char	   *keytext = JsonbToCString(NULL, &key->root, VARSIZE(key));
+		/* named as the run names it: by column */
+		char	   *named = coco_describe_row_key(p->spec, VARDATA_ANY(DatumGetByteaPP(kd)),
+												VARSIZE_ANY_EXHDR(DatumGetByteaPP(kd)));
 		StringInfoData d;
 
 		error_detail(&d, p->spec, "23505", twice ?
-					 psprintf("row with key %s is declared twice for table \"%s\"", keytext,
+					 psprintf("row with key %s is declared twice for table \"%s\"", named,
 							  p->spec->tn.qualified) :
 					 psprintf("row with key %s is declared for table \"%s\" while another component has it",
-							  keytext, p->spec->tn.qualified));
+							  named, p->spec->tn.qualified));
 		appendStringInfo(&d, ", \"key\": %s, \"components\": %s}", keytext,
 						 DatumGetCString(DirectFunctionCall1(jsonb_out, SPI_getbinval(tup, desc, 3, &isnull))));
 		coco_plan_error(p->sync->plan, COCO_ROW_PROVIDER, key, d.data);

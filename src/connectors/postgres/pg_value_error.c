@@ -268,6 +268,35 @@ find_in_query(const CocoTableSpec *spec, StagedQuery *q, int *col, char **key)
  * with these parameters: $1 app, $3 replaced components, $5 the table) in
  * a subtransaction; see the file's header for what an error in it becomes.
  */
+/*
+ * A load into a table the run created meets the table's primary key: the
+ * declarations repeat a key.  Said so, with the key the server names
+ * ("Key (id)=(1) already exists."); any other unique violation (a user's
+ * own unique index) stands as it is.
+ */
+static void
+repeated_key(const CocoTableSpec *spec, ErrorData *edata)
+{
+	StringInfoData cols;
+
+	if (edata->detail == NULL || edata->table_name == NULL ||
+		strcmp(edata->table_name, spec->tn.name) != 0)
+		return;
+	initStringInfo(&cols);
+	appendStringInfoString(&cols, "Key (");
+	for (int i = 0; i < spec->nkeys; i++)
+		appendStringInfo(&cols, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(spec->columns[spec->key_index[i]].name));
+	appendStringInfoString(&cols, ")=");
+	if (strncmp(edata->detail, cols.data, cols.len) != 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("rows declared for table \"%s\" repeat a primary key", spec->tn.qualified),
+			 errdetail("%s Each row may be declared once between two reconciles.", edata->detail),
+			 errhint("Make the declarations' keys unique (coco.plan lists the repeated keys).")));
+}
+
 void
 coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,
 				int nparams, Oid *types, Datum *values, void (*step) (void *), void *arg)
@@ -302,6 +331,8 @@ coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,
 		return;
 
 	coco_forget_statement(edata, sql, where);
+	if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+		repeated_key(spec, edata);
 	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
 		ReThrowError(edata);
 

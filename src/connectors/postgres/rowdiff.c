@@ -49,6 +49,7 @@
 #include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
+#include "pg_rows.h"
 #include "rowdiff.h"
 
 
@@ -72,6 +73,7 @@ coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 	d->cxt = cxt;
 	d->owner = CurTransactionResourceOwner;
 	d->table = pstrdup(spec->tn.qualified);
+	d->spec = spec;
 	d->nkeys = spec->nkeys;
 	d->key_index = palloc(sizeof(int) * Max(spec->nkeys, 1));
 	memcpy(d->key_index, spec->key_index, sizeof(int) * spec->nkeys);
@@ -240,7 +242,7 @@ coco_rowdiff_duplicate_error(CocoRowDiff *d)
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 r->found.len > 0 ?
 			 errmsg("row with key %s is declared twice for table \"%s\"",
-					coco_key_describe(r->found.data, r->found.len), d->table) :
+					coco_describe_row_key(d->spec, r->found.data, r->found.len), d->table) :
 			 errmsg("a row key is declared twice for table \"%s\"", d->table),
 			 errdetail("Each row may be declared once between two reconciles.")));
 }

@@ -84,6 +84,7 @@ struct CocoRowDiff
 	MemoryContext cxt;
 	ResourceOwner owner;		/* its temporary files' */
 	char	   *table;			/* for messages */
+	const CocoTableSpec *spec;	/* for messages: keys by column name */
 	int			nkeys;
 	int		   *key_index;		/* declared columns of the primary key */
 	int		   *rewrite;		/* components written even when unchanged */

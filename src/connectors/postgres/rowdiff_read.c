@@ -29,6 +29,7 @@
 #include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
+#include "pg_rows.h"
 #include "rowdiff.h"
 
 
@@ -155,7 +156,7 @@ declared_twice(CocoRowDiff *d, StringInfo key, const KeyHash *hash)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("row with key %s is declared twice for table \"%s\"",
-						coco_key_describe(key->data, key->len), d->table),
+						coco_describe_row_key(d->spec, key->data, key->len), d->table),
 				 errdetail("Each row may be declared once between two reconciles.")));
 	if (!d->duplicate)
 	{
