@@ -200,6 +200,25 @@ if [ -n "$(q -c "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")" 
             echo "  $def"
         done
         ok "pgvector: a column retyped from vector(3) to vector(4) and to halfvec(4) keeps its hnsw index, with the new type's class"
+        # the same for an index its component does not declare again
+        bt() {
+            q -c "SELECT coco.declare_table('ix', 'public.bt', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"e\",\"type\":\"$1\"}]', '{id}', component => '{t}')" \
+              -c "SELECT coco.declare_rows('ix', 'public.bt', 'SELECT id, e::$1 AS e FROM vsrc', component => '{t}')" >/dev/null
+        }
+        bt 'vector(3)'
+        q -c "SELECT coco.declare_index('ix', 'public.bt', 'e_idx', '{e}', 'ivfflat', '{\"metric\": \"l2\", \"with\": {\"lists\": 4}}', '{i}')" \
+          -c "SELECT coco.reconcile('ix')" >/dev/null
+        for run in 1 2; do
+            bt 'halfvec(3)'
+            out=$(q -v VERBOSITY=sqlstate -c "SELECT coco.reconcile('ix')" 2>&1) || fail "retyped to halfvec(3) under another component's index (run $run): $out"
+            changed=$(q -c "SELECT (r->>'inserted')::int + (r->>'updated')::int + (r->>'deleted')::int FROM (SELECT '$out'::jsonb r) x")
+            [ "$run" = 1 ] || [ "$changed" = 0 ] || fail "retyped to halfvec(3): the second run wrote: $out"
+            def=$(q -c "SELECT pg_get_indexdef(to_regclass('public.bt_e_idx'))")
+            case "$def" in *"USING ivfflat (e halfvec_l2_ops)"*) ;; *) fail "retyped to halfvec(3) (run $run): index: '$def'" ;; esac
+        done
+        echo "  $def"
+        q -c "SELECT coco.clear_component('ix', '{i}')" -c "SELECT coco.clear_component('ix', '{t}')" -c "SELECT coco.reconcile('ix')" >/dev/null
+        ok "pgvector: the same when the index's component is not declared again (ivfflat, vector(3) to halfvec(3))"
 
         # pgvector has no ivfflat class for sparsevec: the build is refused
         q -c "SELECT coco.declare_table('ix', 'public.ht', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"s\",\"type\":\"sparsevec(3)\"}]', '{id}')" \
