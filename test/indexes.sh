@@ -8,7 +8,9 @@
 #   is replaced, and removal drops it;
 # - hnsw/ivfflat with a metric when pgvector is installed, on vector
 #   columns and (pgvector 0.7 or later) halfvec and sparsevec columns, each
-#   with its type's operator class; ivfflat on sparsevec is refused (42704);
+#   with its type's operator class; a column retyped under one (vector(3)
+#   to vector(4), vector to halfvec) keeps it, with the new type's class;
+#   ivfflat on sparsevec is refused (42704);
 #   without pgvector the declaration is refused with 42704, and the skipped
 #   part says so.
 set -euo pipefail
@@ -174,6 +176,49 @@ if [ -n "$(q -c "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")" 
             echo "  $def"
         done
         ok "pgvector: halfvec and sparsevec columns take their own operator classes"
+
+        # A declared column retyped under its hnsw index: vector(3) to
+        # vector(4), then to halfvec(4), whose operator class differs. The
+        # index is dropped before the column changes and built again after
+        # the rows, with the new type's class; a second run writes nothing.
+        q -c "SELECT coco.declare_table('ix', 'public.rt', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"e\",\"type\":\"vector(3)\"}]', '{id}')" \
+          -c "SELECT coco.declare_rows('ix', 'public.rt', 'SELECT id, e FROM vsrc')" \
+          -c "SELECT coco.declare_index('ix', 'public.rt', 'e_idx', '{e}', 'hnsw', '{\"metric\": \"cosine\"}')" \
+          -c "SELECT coco.reconcile('ix')" >/dev/null
+        for type in 'vector(4)|vector_cosine_ops' 'halfvec(4)|halfvec_cosine_ops'; do
+            IFS='|' read -r type opclass <<<"$type"
+            for run in 1 2; do
+                q -c "SELECT coco.declare_table('ix', 'public.rt', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"e\",\"type\":\"$type\"}]', '{id}')" \
+                  -c "SELECT coco.declare_rows('ix', 'public.rt', 'SELECT id, (e::real[] || 1::real)::$type AS e FROM vsrc')" \
+                  -c "SELECT coco.declare_index('ix', 'public.rt', 'e_idx', '{e}', 'hnsw', '{\"metric\": \"cosine\"}')" >/dev/null
+                out=$(q -v VERBOSITY=sqlstate -c "SELECT coco.reconcile('ix')" 2>&1) || fail "retyped to $type (run $run): $out"
+                changed=$(q -c "SELECT (r->>'inserted')::int + (r->>'updated')::int + (r->>'deleted')::int FROM (SELECT '$out'::jsonb r) x")
+                [ "$run" = 1 ] || [ "$changed" = 0 ] || fail "retyped to $type: the second run wrote: $out"
+                def=$(q -c "SELECT pg_get_indexdef(to_regclass('public.rt_e_idx'))")
+                case "$def" in *"USING hnsw (e $opclass)"*) ;; *) fail "retyped to $type (run $run): index: '$def'" ;; esac
+            done
+            echo "  $def"
+        done
+        ok "pgvector: a column retyped from vector(3) to vector(4) and to halfvec(4) keeps its hnsw index, with the new type's class"
+        # the same for an index its component does not declare again
+        bt() {
+            q -c "SELECT coco.declare_table('ix', 'public.bt', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"e\",\"type\":\"$1\"}]', '{id}', component => '{t}')" \
+              -c "SELECT coco.declare_rows('ix', 'public.bt', 'SELECT id, e::$1 AS e FROM vsrc', component => '{t}')" >/dev/null
+        }
+        bt 'vector(3)'
+        q -c "SELECT coco.declare_index('ix', 'public.bt', 'e_idx', '{e}', 'ivfflat', '{\"metric\": \"l2\", \"with\": {\"lists\": 4}}', '{i}')" \
+          -c "SELECT coco.reconcile('ix')" >/dev/null
+        for run in 1 2; do
+            bt 'halfvec(3)'
+            out=$(q -v VERBOSITY=sqlstate -c "SELECT coco.reconcile('ix')" 2>&1) || fail "retyped to halfvec(3) under another component's index (run $run): $out"
+            changed=$(q -c "SELECT (r->>'inserted')::int + (r->>'updated')::int + (r->>'deleted')::int FROM (SELECT '$out'::jsonb r) x")
+            [ "$run" = 1 ] || [ "$changed" = 0 ] || fail "retyped to halfvec(3): the second run wrote: $out"
+            def=$(q -c "SELECT pg_get_indexdef(to_regclass('public.bt_e_idx'))")
+            case "$def" in *"USING ivfflat (e halfvec_l2_ops)"*) ;; *) fail "retyped to halfvec(3) (run $run): index: '$def'" ;; esac
+        done
+        echo "  $def"
+        q -c "SELECT coco.clear_component('ix', '{i}')" -c "SELECT coco.clear_component('ix', '{t}')" -c "SELECT coco.reconcile('ix')" >/dev/null
+        ok "pgvector: the same when the index's component is not declared again (ivfflat, vector(3) to halfvec(3))"
 
         # pgvector has no ivfflat class for sparsevec: the build is refused
         q -c "SELECT coco.declare_table('ix', 'public.ht', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"s\",\"type\":\"sparsevec(3)\"}]', '{id}')" \

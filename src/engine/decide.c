@@ -155,6 +155,7 @@ decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 			if (strcmp(tables[t].st.provider, a->provider->parent) == 0 &&
 				strcmp(tables[t].st.name, parent) == 0)
 				p = &tables[t];
+		a->st.container = p != NULL ? &p->decision : NULL;
 
 		if (p != NULL && p->decision.record == NULL)
 		{
@@ -190,6 +191,19 @@ decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 		}
 		else if (a->bystander)
 		{
+			/* the container changes in place: the provider may have to
+			 * make it again (an index on a retyped column), from its
+			 * record, as for a rebuild */
+			if (p != NULL && p->decision.action == COCO_UPSERT &&
+				(!a->provider->outside_transaction || a->provider->top_level_sql != NULL))
+			{
+				a->st.desired = a->st.prev[a->st.nprev - 1];
+				a->provider->reconcile(&a->st, &a->decision);
+				if (a->decision.action == COCO_REPLACE)
+					continue;
+				a->st.desired = NULL;
+				memset(&a->decision, 0, sizeof(a->decision));
+			}
 			a->skip = true;
 			continue;
 		}

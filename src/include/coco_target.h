@@ -225,6 +225,11 @@ typedef struct CocoTargetState
 	Jsonb	  **prev;			/* tracking records that may be true */
 	int			nprev;
 	bool		prev_may_be_missing;
+	/* For an attachment: its container's decision in this run, or NULL
+	 * (the container is not in play).  Its detail says what the container
+	 * changes in place (a table's retyped columns), for an attachment that
+	 * must then be made again.  Added to version 2 at the end. */
+	const struct CocoDecision *container;
 } CocoTargetState;
 
 /* What it answers. */

@@ -255,6 +255,69 @@ index_concurrently_sql(const CocoPlannedAction *action)
 	return index_sql(spec, true, true);
 }
 
+/*
+ * Whether the table's decision retypes the column of a pgvector index (an
+ * "alter" or "ensure" of it).  pgvector's operator classes are per type,
+ * and PostgreSQL rebuilds the index within ALTER COLUMN … TYPE with the
+ * class it has (vector_cosine_ops does not take a halfvec); after a
+ * retype whose values do not convert, it would also build it on NULLs
+ * (ivfflat's lists come from the rows it is built on) and then maintain it
+ * row by row while the rows are written again.
+ */
+static bool
+vector_column_retyped(const CocoDecision *table, Jsonb *spec)
+{
+	JsonbValue *columns;
+	JsonbValue *indexed;
+
+	if (table == NULL || table->action != COCO_UPSERT || table->detail == NULL ||
+		attach_spec_text(spec, "metric") == NULL)
+		return false;
+	columns = getKeyJsonValueFromContainer(&table->detail->root, "columns", 7, NULL);
+	indexed = getKeyJsonValueFromContainer(&spec->root, "columns", 7, NULL);
+	if (columns == NULL || columns->type != jbvBinary || indexed == NULL || indexed->type != jbvBinary)
+		return false;
+	for (int i = 0; i < (int) JsonContainerSize(columns->val.binary.data); i++)
+	{
+		JsonbValue *c = getIthJsonbValueFromContainer(columns->val.binary.data, i);
+		JsonbValue *name;
+		JsonbValue *action;
+
+		if (c == NULL || c->type != jbvBinary)
+			continue;
+		name = getKeyJsonValueFromContainer(c->val.binary.data, "name", 4, NULL);
+		action = getKeyJsonValueFromContainer(c->val.binary.data, "action", 6, NULL);
+		if (name == NULL || action == NULL || name->type != jbvString || action->type != jbvString)
+			continue;
+		if (!((action->val.string.len == 6 && strncmp(action->val.string.val, "retype", 6) == 0) ||
+			  (action->val.string.len == 6 && strncmp(action->val.string.val, "ensure", 6) == 0)))
+			continue;
+		for (int k = 0; k < (int) JsonContainerSize(indexed->val.binary.data); k++)
+		{
+			JsonbValue *col = getIthJsonbValueFromContainer(indexed->val.binary.data, k);
+
+			if (col && col->type == jbvString && col->val.string.len == name->val.string.len &&
+				strncmp(col->val.string.val, name->val.string.val, name->val.string.len) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The spec is the record (attach_reconcile); a pgvector index whose column
+ * the table retypes in this run is made again: dropped before the column
+ * changes, built after the rows are written, with the new type's class.
+ */
+static void
+index_reconcile(const CocoTargetState *st, CocoDecision *d)
+{
+	attach_reconcile(st, d);
+	if (d->action == COCO_NO_ACTION && st->desired != NULL &&
+		vector_column_retyped(st->container, st->desired))
+		d->action = COCO_REPLACE;
+}
+
 /* Drift: the index was dropped behind the reconciler's back. */
 static bool
 index_matches_record(const CocoTargetState *st)
@@ -281,7 +344,7 @@ index_plan_action(const CocoPlannedAction *a, StringInfo hazards)
 static const CocoProvider index_provider = {
 	.name = INDEX_PROVIDER,
 	.parent = COCO_TABLE_PROVIDER,
-	.reconcile = attach_reconcile,
+	.reconcile = index_reconcile,
 	.apply = index_apply,
 	.retire = index_retire,
 	.matches_record = index_matches_record,
@@ -292,7 +355,7 @@ static const CocoProvider index_provider = {
 static const CocoProvider index_concurrently_provider = {
 	.name = INDEX_CONCURRENTLY_PROVIDER,
 	.parent = COCO_TABLE_PROVIDER,
-	.reconcile = attach_reconcile,
+	.reconcile = index_reconcile,
 	.apply = index_apply,
 	.retire = index_retire,
 	.matches_record = index_matches_record,
