@@ -229,6 +229,7 @@ class Tester:
         self.app = 'model'
         self.runs_checked = 0
         self.skip = set()
+        self.dropped = {}     # table -> columns dropped earlier, as they were
 
     def note(self, msg):
         self.trace.append(msg)
@@ -298,10 +299,15 @@ class Tester:
         nonkey = [c for c in t.cols if c[0] not in t.pk]
         if kind == 'add':
             free = [c for c in COLUMN_POOL if c not in [x[0] for x in t.cols]]
-            if free:
+            back = [c for c in self.dropped.get(t.name, []) if c[0] in free]
+            if back and rng.random() < 0.5:
+                # a column dropped earlier comes back as it was
+                t.cols.insert(rng.randint(0, len(t.cols)), list(rng.choice(back)))
+            elif free:
                 t.cols.insert(rng.randint(0, len(t.cols)), [rng.choice(free), rng.choice(VALUE_TYPES), True])
         elif kind == 'drop' and len(nonkey) > 1:
             gone = rng.choice(nonkey)[0]
+            self.dropped.setdefault(t.name, []).append(list(t.col(gone)))
             t.cols = [c for c in t.cols if c[0] != gone]
             t.indexes = {n: cs for n, cs in t.indexes.items() if gone not in cs}
         elif kind == 'retype' and nonkey:

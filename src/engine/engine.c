@@ -692,7 +692,9 @@ PG_FUNCTION_INFO_V1(coco_reconcile);
 Datum
 coco_reconcile(PG_FUNCTION_ARGS)
 {
-	return reconcile_call(fcinfo, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1), false);
+	/* a NULL "full" is refused, as coco.plan and coco.submit refuse it */
+	coco_require_arg(fcinfo, 1, "full");
+	return reconcile_call(fcinfo, PG_GETARG_BOOL(1), false);
 }
 
 /*

@@ -519,7 +519,8 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	bool		has_key[INDEX_MAX_KEYS] = {0};
 	StringInfoData count_sql;
 	CocoUserContext uc;
-	int64		count;
+	volatile int64 count = 0;
+	MemoryContext cxt = CurrentMemoryContext;
 	bool		isnull;
 	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
 	Datum		values[6];
@@ -591,7 +592,23 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	 * folded into the key function (which refuses NULL) when planning */
 	appendStringInfo(&count_sql, "SELECT pg_catalog.count(%s) FROM (SELECT %s FROM (\n%s\n) u OFFSET 0) x",
 					 coco_rows_key_expr(spec), coco_rows_select_list(spec, query_columns), query);
-	count = coco_spi_int8(count_sql.data, 0, NULL, NULL, &isnull);
+	PG_TRY();
+	{
+		count = coco_spi_int8(count_sql.data, 0, NULL, NULL, &isnull);
+	}
+	PG_CATCH();
+	{
+		/* re-thrown at once: the user sees the error without our statement */
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		coco_forget_statement(edata, count_sql.data,
+							  psprintf("key values of the query declared for table \"%s\"", tn.qualified));
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	coco_leave(&uc);
 
 	values[0] = Int32GetDatum(app->app_id);

@@ -128,7 +128,25 @@ attach_reconcile(const CocoTargetState *st, CocoDecision *d)
 void
 attach_exec_sql(const char *sql, const char *what, const char *name)
 {
-	int			rc = SPI_execute(sql, false, 0);
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int rc = 0;
+
+	PG_TRY();
+	{
+		rc = SPI_execute(sql, false, 0);
+	}
+	PG_CATCH();
+	{
+		/* re-thrown at once, naming the attachment instead of the statement */
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		coco_forget_statement(edata, sql, psprintf("%s \"%s\"", what, name));
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 
 	/* what SPI cannot run at all was refused when declared; still, say what */
 	if (rc < 0)

@@ -39,11 +39,33 @@
 #include "pg_rows.h"
 
 
+/*
+ * One statement of a batch.  An error it raises (a user's table that lacks
+ * a column or a unique index on the key, a trigger, a check) is the
+ * user's to see without our statement: re-thrown at once, with the table
+ * named instead.
+ */
 static void
-run_batch_sql(const char *sql, int nargs, Oid *types, Datum *values)
+run_batch_sql(const CocoTableSpec *spec, const char *sql, int nargs, Oid *types, Datum *values)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int rc = 0;
 
+	PG_TRY();
+	{
+		rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		coco_forget_statement(edata, sql, psprintf("rows written to table \"%s\"", spec->tn.qualified));
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	if (rc < 0)
 		elog(ERROR, "coco_target: row batch failed (%s): %s", SPI_result_code_string(rc), sql);
 }
@@ -128,11 +150,11 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 
 	coco_enter_app_owner(sync->owner, COCO_SAFE_SEARCH_PATH, &uc);
 	if (b->ndeletes > 0)
-		run_batch_sql(st->delete_target, 0, NULL, NULL);
+		run_batch_sql(spec, st->delete_target, 0, NULL, NULL);
 	if (b->ninserts > 0)
-		run_batch_sql(st->insert_target, 0, NULL, NULL);
+		run_batch_sql(spec, st->insert_target, 0, NULL, NULL);
 	if (b->nupdates > 0)
-		run_batch_sql(st->upsert_target, 0, NULL, NULL);
+		run_batch_sql(spec, st->upsert_target, 0, NULL, NULL);
 	coco_leave(&uc);
 
 	coco_enter_extension_owner(&uc);
@@ -146,16 +168,16 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	if (b->ndeletes > 0)
-		run_batch_sql(st->delete_tracking, 2, types, values);
+		run_batch_sql(spec, st->delete_tracking, 2, types, values);
 	if (b->ninserts > 0)
 	{
-		run_batch_sql(st->insert_tracking, 3, types, values);
+		run_batch_sql(spec, st->insert_tracking, 3, types, values);
 		if ((int64) SPI_processed != b->ninserts)
 			held_by_another_component(spec, types, values);
 	}
 	if (b->nretracked > 0)
 	{
-		run_batch_sql(st->update_tracking, 3, types, values);
+		run_batch_sql(spec, st->update_tracking, 3, types, values);
 		if ((int64) SPI_processed != b->nretracked)
 			duplicate_across_batches(spec);
 	}

@@ -39,7 +39,6 @@ extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, ch
 extern void coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,
 							int nparams, Oid *types, Datum *values,
 							void (*step) (void *), void *arg);
-extern void coco_forget_statement(ErrorData *edata, const char *sql, const char *context);
 extern char *coco_describe_row_key(const CocoTableSpec *spec, const char *key, int len);
 extern int	coco_bad_json_column(const CocoTableSpec *spec, Jsonb *row);
 
