@@ -127,6 +127,8 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 		elog(ERROR, "coco_target: could not register the row batch");
 
 	coco_enter_app_owner(sync->owner, COCO_SAFE_SEARCH_PATH, &uc);
+	if (b->ndeletes + b->ninserts + b->nupdates > 0)
+		coco_lock_target_table(&spec->tn, RowExclusiveLock);
 	if (b->ndeletes > 0)
 		run_batch_sql(st->delete_target, 0, NULL, NULL);
 	if (b->ninserts > 0)
@@ -459,6 +461,7 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	}
 
 	coco_enter_app_owner(sync->owner, search_path, &uc);
+	coco_lock_target_table(&spec->tn, RowExclusiveLock);
 	coco_push_snapshot(sync->snapshot);
 	insert.sql = psprintf("INSERT INTO %s (%s) SELECT %s FROM (%s) x", qname, cols.data, cols.data,
 						  build_declared_sql(spec, queries, false));
