@@ -92,7 +92,8 @@ samples=()
 for _ in $(seq 1 300); do
     s=$(q -c "SELECT phase || '|' || coalesce(target, '') || '|' || done || '|' || coalesce(total::text, '') FROM coco.progress WHERE app = 'load'")
     case "$s" in "loading rows|public.load_t|"[1-9]*) samples+=("$s") ;; esac
-    [ "${#samples[@]}" -ge 3 ] && break
+    # until done has grown since the first sample
+    [ "${#samples[@]}" -ge 2 ] && [ "${samples[0]}" != "$s" ] && break
     sleep 0.1
 done
 wait "$loader"
