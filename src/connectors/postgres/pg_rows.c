@@ -437,6 +437,12 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	CocoUserContext uc;
 	LoadStep	insert = {spec, sync, NULL, types, values, InvalidOid};
 
+	/* coco.progress: the rows loaded so far against the rows declared */
+	coco_enter_extension_owner(&uc);
+	coco_progress_phase("loading rows", spec->tn.qualified,
+						coco_rows_declared_count(sync, queries, 5, types, values));
+	coco_leave(&uc);
+
 	if (strcmp(spec->managed_by, "system") == 0)
 	{
 		Oid			relid = open_created_table(spec, sync->owner);
@@ -468,6 +474,7 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	coco_rows_guard(spec, queries, insert.sql, 5, types, values, insert_step, &insert);
 	PopActiveSnapshot();
 	coco_leave(&uc);
+	coco_progress_advance(sync->inserted);
 	coco_fault("after_row_batch");
 
 	/* the table read back as (component, columns…), as the app owner */
