@@ -10,6 +10,12 @@ ALTER TABLE coco.row_set ADD COLUMN record_fp bytea;
 -- or a full run), written by the run; NULL until one has.
 ALTER TABLE coco.component ADD COLUMN last_run bigint;
 
+-- The rows a declare_rows query returned when it was declared: what the
+-- initial load of its table shows as its total in coco.progress (an
+-- estimate: the run evaluates the query again).  NULL for queries staged
+-- before 0.4.
+ALTER TABLE coco.staged_query ADD COLUMN row_count bigint;
+
 -- coco.verify gains remove_untracked; the calls of 0.3 keep working.
 DROP FUNCTION coco.verify(text, boolean);
 CREATE FUNCTION coco.verify(app text, repair boolean DEFAULT true,

@@ -95,7 +95,8 @@ SELECT * FROM pg_temp.moved();
 SELECT * FROM pg_temp.stale();
 
 -- 3. Type changed, not convertible (text 'abc' -> integer): the column is
--- dropped and re-added, then the rows are re-written with declared values.
+-- retyped in place with its values set to NULL (it keeps its position),
+-- then the rows are re-written with declared values.
 SELECT pg_temp.declare_t('id:int:nn,a:text,n:int,m:int,c:text:nn,b:int');
 SELECT coco.declare_rows('sch', 'sch_t', 'SELECT id, a, n::int AS n, m_int AS m, c FROM sch_src', '{r}');
 SELECT pg_temp.summary(coco.reconcile('sch'));

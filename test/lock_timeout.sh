@@ -3,7 +3,8 @@
 # table.  With coco_target.lock_timeout its DDL gives up instead of
 # queueing; the attempt's error is recorded in coco.runs and the run goes
 # back to the queue with a backoff; once the user's transaction ends, a
-# later attempt applies the change.
+# later attempt applies the change.  The error names the table and the
+# process holding it: the recorded one, and a synchronous run's (55P03).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -16,10 +17,16 @@ q -c "CREATE EXTENSION coco_target" \
   -c "SELECT coco.declare_row('lt', 'public.t', '{\"id\": 1}')" \
   -c "SELECT coco.reconcile('lt')" >/dev/null
 
-# the user holds the table for 4 s
-coco_psql -qAt -c "BEGIN" -c "LOCK TABLE t IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(4)" -c "COMMIT" >/dev/null &
+# the user holds the table for 5 s; the test knows the holder's pid
+holder_pid_file=$(mktemp)
+chmod 666 "$holder_pid_file"
+coco_psql -qAt -c "BEGIN" -c "LOCK TABLE t IN ACCESS EXCLUSIVE MODE" \
+    -c "\\o $holder_pid_file" -c "SELECT pg_backend_pid()" -c "\\o" -c "SELECT pg_sleep(5)" -c "COMMIT" >/dev/null &
 holder=$!
 sleep 0.5
+holder_pid=$(cat "$holder_pid_file")
+rm -f "$holder_pid_file"
+[ -n "$holder_pid" ] || fail "the holder's pid is unknown"
 q -c "SELECT coco.declare_table('lt', 'public.t', '[{\"name\":\"id\",\"type\":\"integer\"},{\"name\":\"w\",\"type\":\"integer\"}]', '{id}')" \
   -c "SELECT coco.declare_row('lt', 'public.t', '{\"id\": 1, \"w\": 5}')" >/dev/null
 run=$(q -c "SELECT coco.submit('lt')")
@@ -33,6 +40,20 @@ for _ in $(seq 1 30); do
 done
 [ -n "$seen" ] || fail "no recorded lock-timeout attempt: $(q -c "SELECT status, attempts, error FROM coco.runs WHERE run_id = $run")"
 ok "attempt timed out on the user's lock, recorded, run queued again ($seen)"
+err=$(q -c "SELECT error FROM coco.runs WHERE run_id = $run")
+case "$err" in
+    *'lock timeout on table "public.t"'*"process $holder_pid "*AccessExclusiveLock*) ;;
+    *) fail "the recorded error does not name the table and the holder $holder_pid: $err" ;;
+esac
+ok "the recorded error names the table and the holding process: $(echo "$err" | tr '\n' ' ')"
+
+# a synchronous run meets the same lock: 55P03, naming the table and the holder
+out=$(q -c "\\set VERBOSITY verbose" -c "SET coco_target.lock_timeout = '200ms'" -c "SELECT coco.reconcile('lt')" 2>&1 || true)
+echo "$out" | grep -q 'ERROR:  55P03: lock timeout on table "public.t"' ||
+    fail "a synchronous run's lock timeout: $out"
+echo "$out" | grep -q "DETAIL:  .*AccessExclusiveLock.*process $holder_pid (AccessExclusiveLock)" ||
+    fail "a synchronous run's lock timeout does not name the holder $holder_pid: $out"
+ok "a synchronous run fails with 55P03 naming the table and process $holder_pid"
 [ "$(q -c "SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'w'")" = 0 ] ||
     fail "the column was added while the user held the table"
 

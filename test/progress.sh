@@ -2,7 +2,8 @@
 # Scenario: coco.progress shows a reconcile while it runs — its app, its
 # phase and, while rows are written, the table and the rows written so far —
 # and nothing once it ended (also after it failed); another role sees
-# nothing of it.
+# nothing of it.  The initial load of a table the run creates shows the
+# rows loaded against the count declare_rows took.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -71,4 +72,40 @@ done
 ok "coco.progress showed the run waiting for a lock: $seen"
 wait "$holder" "$runner"
 rm -f "$holder_pid_file"
+# the initial load of a table the run creates shows the rows loaded so far
+# against the rows declare_rows counted
+declared=$(q <<'SQL'
+SELECT coco.create_app('load');
+SELECT coco.declare_table('load', 'public.load_t',
+    '[{"name":"id","type":"integer","nullable":false},{"name":"v","type":"text"}]', '{id}');
+-- slow to read: a pause every 30,000 rows
+SELECT coco.declare_rows('load', 'public.load_t',
+    $q$SELECT g AS id, md5(g::text) || CASE WHEN g % 30000 = 0 THEN pg_sleep(0.3)::text ELSE '' END AS v
+         FROM generate_series(1, 300000) g$q$);
+SQL
+)
+declared=$(echo "$declared" | tail -n 1)
+[ "$declared" = 300000 ] || fail "declare_rows counted $declared rows"
+(q -c "SELECT coco.reconcile('load')" >/dev/null) &
+loader=$!
+samples=()
+for _ in $(seq 1 300); do
+    s=$(q -c "SELECT phase || '|' || coalesce(target, '') || '|' || done || '|' || coalesce(total::text, '') FROM coco.progress WHERE app = 'load'")
+    case "$s" in "loading rows|public.load_t|"[1-9]*) samples+=("$s") ;; esac
+    # until done has grown since the first sample
+    [ "${#samples[@]}" -ge 2 ] && [ "${samples[0]}" != "$s" ] && break
+    sleep 0.1
+done
+wait "$loader"
+[ "${#samples[@]}" -ge 2 ] || fail "coco.progress did not show the load (samples: ${samples[*]:-none})"
+first=${samples[0]}
+last=${samples[${#samples[@]}-1]}
+IFS='|' read -r _ _ done1 total1 <<<"$first"
+IFS='|' read -r _ _ done2 total2 <<<"$last"
+[ "$total1" = 300000 ] && [ "$total2" = 300000 ] ||
+    fail "the load's total is not the declared count: ${samples[*]}"
+[ "$done2" -gt "$done1" ] && [ "$done2" -lt 300000 ] ||
+    fail "the load's done did not grow while it ran: ${samples[*]}"
+[ "$(q -c "SELECT count(*) FROM load_t")" = 300000 ] || fail "the load did not write every row"
+ok "coco.progress showed the initial load growing against the declared total: ${samples[*]}"
 echo "progress scenario passed"

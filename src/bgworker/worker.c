@@ -570,7 +570,11 @@ record_failure(QueuedRun *run, const char *activity, ErrorData *edata)
 
 	start_xact(activity);
 	values[0] = Int64GetDatum(run->run_id);
-	values[1] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+	/* the message, and on a line of its own the detail (who held a lock) */
+	values[1] = CStringGetTextDatum(edata->detail ?
+									psprintf("%s\n%s", edata->message ? edata->message : "unknown error",
+											 edata->detail) :
+									edata->message ? edata->message : "unknown error");
 	values[2] = Int32GetDatum(0);
 	values[3] = Int32GetDatum((int32) backoff_ms(run->attempts));
 	coco_enter_extension_owner(&uc);

@@ -522,8 +522,8 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	volatile int64 count = 0;
 	MemoryContext cxt = CurrentMemoryContext;
 	bool		isnull;
-	Oid			types[6] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
-	Datum		values[6];
+	Oid			types[7] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, INT8OID};
+	Datum		values[7];
 	List	   *query_columns;
 
 	SPI_connect();
@@ -617,9 +617,11 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	values[3] = CStringGetTextDatum(query);
 	values[4] = PointerGetDatum(construct_array(colnames, desc->natts, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = CStringGetTextDatum(search_path);
+	/* the initial load's total in coco.progress */
+	values[6] = Int64GetDatum(count);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path) "
-				  "VALUES ($1, $2, $3, $4, $5, $6)", 6, types, values, NULL, SPI_OK_INSERT);
+	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path, row_count) "
+				  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, types, values, NULL, SPI_OK_INSERT);
 	coco_leave(&uc);
 	SPI_finish();
 	PG_RETURN_INT64(count);

@@ -12,6 +12,7 @@
 #include "coco_target.h"
 
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
 #include "utils/tuplestore.h"
 
 #define COCO_ROW_PROVIDER	"postgres.row"
@@ -58,6 +59,9 @@ extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 /* declare.c */
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
 extern void coco_declare_init(void);
+
+/* pg_lock.c: the lock a step of the run needs on a target table */
+extern void coco_lock_target_table(const CocoTableName *tn, LOCKMODE mode);
 
 /* pg_table.c */
 extern void coco_pg_table_register(void);

@@ -26,6 +26,21 @@
 
 /* ---- @index ------------------------------------------------------------- */
 
+/* The lock a build (ShareLock) or a drop (AccessExclusiveLock) of an index
+ * of the spec's table takes on the table. */
+static void
+lock_indexed_table(Jsonb *spec, LOCKMODE mode)
+{
+	CocoTableName tn;
+
+	tn.schema = attach_spec_text(spec, "schema");
+	tn.name = attach_spec_text(spec, "table");
+	if (tn.schema == NULL || tn.name == NULL)
+		return;
+	tn.qualified = psprintf("%s.%s", tn.schema, tn.name);
+	coco_lock_target_table(&tn, mode);
+}
+
 static void
 index_retire(CocoPlannedAction *actions, int n)
 {
@@ -35,10 +50,13 @@ index_retire(CocoPlannedAction *actions, int n)
 
 		/* the index as it was recorded: every previous record names the same one */
 		for (int p = 0; p < st->nprev; p++)
+		{
+			lock_indexed_table(st->prev[p], AccessExclusiveLock);
 			attach_exec_sql(psprintf("DROP INDEX IF EXISTS %s",
 							  coco_quote_qualified(attach_spec_text(st->prev[p], "schema"),
 												   attach_spec_text(st->prev[p], "index_name"))),
 					 "dropping index", st->name);
+		}
 	}
 }
 
@@ -233,7 +251,10 @@ static void
 index_apply(CocoPlannedAction *actions, int n)
 {
 	for (int i = 0; i < n; i++)
+	{
+		lock_indexed_table(actions[i].state->desired, ShareLock);
 		attach_exec_sql(index_sql(actions[i].state->desired, false, true), "creating index", actions[i].state->name);
+	}
 }
 
 /*

@@ -149,6 +149,8 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 		elog(ERROR, "coco_target: could not register the row batch");
 
 	coco_enter_app_owner(sync->owner, COCO_SAFE_SEARCH_PATH, &uc);
+	if (b->ndeletes + b->ninserts + b->nupdates > 0)
+		coco_lock_target_table(&spec->tn, RowExclusiveLock);
 	if (b->ndeletes > 0)
 		run_batch_sql(spec, st->delete_target, 0, NULL, NULL);
 	if (b->ninserts > 0)
@@ -457,6 +459,12 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	CocoUserContext uc;
 	LoadStep	insert = {spec, sync, NULL, types, values, InvalidOid};
 
+	/* coco.progress: the rows loaded so far against the rows declared */
+	coco_enter_extension_owner(&uc);
+	coco_progress_phase("loading rows", spec->tn.qualified,
+						coco_rows_declared_count(sync, queries, 5, types, values));
+	coco_leave(&uc);
+
 	if (strcmp(spec->managed_by, "system") == 0)
 	{
 		Oid			relid = open_created_table(spec, sync->owner);
@@ -481,12 +489,14 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	}
 
 	coco_enter_app_owner(sync->owner, search_path, &uc);
+	coco_lock_target_table(&spec->tn, RowExclusiveLock);
 	coco_push_snapshot(sync->snapshot);
 	insert.sql = psprintf("INSERT INTO %s (%s) SELECT %s FROM (%s) x", qname, cols.data, cols.data,
 						  build_declared_sql(spec, queries, false));
 	coco_rows_guard(spec, queries, insert.sql, 5, types, values, insert_step, &insert);
 	PopActiveSnapshot();
 	coco_leave(&uc);
+	coco_progress_advance(sync->inserted);
 	coco_fault("after_row_batch");
 
 	/* the table read back as (component, columns…), as the app owner */

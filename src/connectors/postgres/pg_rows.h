@@ -17,6 +17,7 @@ typedef struct StagedQuery
 	char	   *query;
 	List	   *columns;		/* output column names */
 	char	   *search_path;
+	int64		row_count;		/* counted by declare_rows; -1: not known */
 } StagedQuery;
 
 typedef struct RowStatements
@@ -34,6 +35,8 @@ extern char *build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignor
 extern void build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive,
 							 RowStatements *st);
 extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path);
+extern int64 coco_rows_declared_count(const CocoChildSync *sync, List *queries, int nparams,
+									  Oid *types, Datum *values);
 
 /* pg_value_error.c */
 extern void coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,

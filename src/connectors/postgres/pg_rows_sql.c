@@ -36,7 +36,7 @@ load_staged_queries(const CocoChildSync *sync, const char *tbl)
 	List	   *result = NIL;
 	SPIPlanPtr	plan;
 
-	plan = SPI_prepare("SELECT comp_id, query, columns, search_path FROM coco.staged_query "
+	plan = SPI_prepare("SELECT comp_id, query, columns, search_path, row_count FROM coco.staged_query "
 					   "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
 					   "ORDER BY query_id", 2, types);
 	if (SPI_execute_snapshot(plan, values, NULL, sync->snapshot, InvalidSnapshot,
@@ -58,6 +58,9 @@ load_staged_queries(const CocoChildSync *sync, const char *tbl)
 		for (int c = 0; c < ncols; c++)
 			q->columns = lappend(q->columns, TextDatumGetCString(cols[c]));
 		q->search_path = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		q->row_count = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+		if (isnull)
+			q->row_count = -1;
 		result = lappend(result, q);
 	}
 	SPI_freeplan(plan);
@@ -322,4 +325,41 @@ replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_p
 					 errhint("Declare them with the same search_path, or schema-qualify the names in the queries.")));
 	}
 	return queries;
+}
+
+/*
+ * How many rows the replaced components declare for the table, as they
+ * were declared: the staged rows, and what each staged query returned when
+ * declare_rows counted it (the run evaluates it again, so this is an
+ * estimate).  0 when a query's count is not known.  Parameters as
+ * build_declared_sql's; read as the extension owner, through the run's
+ * snapshot.
+ */
+int64
+coco_rows_declared_count(const CocoChildSync *sync, List *queries, int nparams, Oid *types,
+						 Datum *values)
+{
+	int64		total = 0;
+	bool		isnull;
+	ListCell   *lc;
+	SPIPlanPtr	plan;
+
+	foreach(lc, queries)
+	{
+		StagedQuery *q = lfirst(lc);
+
+		if (q->row_count < 0)
+			return 0;
+		total += q->row_count;
+	}
+	plan = SPI_prepare("SELECT pg_catalog.count(*) FROM coco.staged_row s "
+					   "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND s.tbl OPERATOR(pg_catalog.=) $5 "
+					   "AND s.comp_id OPERATOR(pg_catalog.=) ANY ($3)", nparams, types);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, values, NULL, sync->snapshot, InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "coco_target: counting staged rows failed");
+	total += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freeplan(plan);
+	return total;
 }

@@ -421,6 +421,9 @@ table_apply(CocoPlannedAction *actions, int nactions)
 		CocoTableSpec *named = spec ? spec : prev_spec;
 		char	   *qname = coco_quote_qualified(named->tn.schema, named->tn.name);
 
+		/* every change of an existing table takes it whole */
+		if (strcmp(op, "create") != 0 && strcmp(op, "rekey") != 0)
+			coco_lock_target_table(&named->tn, AccessExclusiveLock);
 		if (strcmp(op, "create") == 0)
 		{
 			if (table_exists(&spec->tn))
@@ -476,6 +479,7 @@ table_finish(CocoPlannedAction *actions, int nactions)
 		if (op == NULL || (strcmp(op, "alter") != 0 && strcmp(op, "ensure") != 0))
 			continue;
 		spec = coco_table_spec_parse(st->desired);
+		coco_lock_target_table(&spec->tn, AccessExclusiveLock);
 		for_each_column_action(d->detail, spec,
 							   coco_quote_qualified(spec->tn.schema, spec->tn.name),
 							   finish_column);

@@ -380,6 +380,8 @@ coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally, const char *
 		bulk_close(r->target);
 	bulk_close(r->tracking);
 	loaded = r->loaded;
+	if (r->target)
+		coco_progress_advance(loaded % COCO_LOAD_PROGRESS_EVERY);
 	rowdiff_receiver_free(r);
 	coco_rowdiff_publish_tally(d, tally, NULL, 0);
 	coco_rowdiff_free(d, true);

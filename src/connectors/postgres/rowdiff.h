@@ -370,6 +370,9 @@ typedef struct RowReceiver
 	int64		loaded;
 } RowReceiver;
 
+/* a load reports its progress every this many rows */
+#define COCO_LOAD_PROGRESS_EVERY 1000
+
 static inline void
 key_hash(const char *data, int len, KeyHash *out)
 {

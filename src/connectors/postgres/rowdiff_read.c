@@ -441,7 +441,9 @@ load_row(RowReceiver *r, TupleTableSlot *slot)
 		/* the values point into the row being read: copy them now */
 		ExecMaterializeSlot(ts);
 		bulk_stored(r->target);
-		r->loaded++;
+		/* coco.progress: the rows loaded so far, every so many rows */
+		if (++r->loaded % COCO_LOAD_PROGRESS_EVERY == 0)
+			coco_progress_advance(COCO_LOAD_PROGRESS_EVERY);
 	}
 	ts = bulk_slot(r->tracking);
 	old = MemoryContextSwitchTo(r->tracking->cxt);
