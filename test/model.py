@@ -300,15 +300,17 @@ class Tester:
         nonkey = [c for c in t.cols if c[0] not in t.pk]
         if kind == 'add':
             free = [c for c in COLUMN_POOL if c not in [x[0] for x in t.cols]]
-            back = [c for c in self.dropped.get(t.name, []) if c[0] in free]
+            back = [c for c in self.dropped.get(t.name, []) if c[1][0] in free]
             if back and rng.random() < 0.5:
-                # a column dropped earlier comes back as it was
-                t.cols.insert(rng.randint(0, len(t.cols)), list(rng.choice(back)))
+                # a column dropped earlier comes back as it was, where it was
+                pos, col = rng.choice(back)
+                t.cols.insert(min(pos, len(t.cols)), list(col))
             elif free:
                 t.cols.insert(rng.randint(0, len(t.cols)), [rng.choice(free), rng.choice(VALUE_TYPES), True])
         elif kind == 'drop' and len(nonkey) > 1:
             gone = rng.choice(nonkey)[0]
-            self.dropped.setdefault(t.name, []).append(list(t.col(gone)))
+            self.dropped.setdefault(t.name, []).append(
+                ([c[0] for c in t.cols].index(gone), list(t.col(gone))))
             t.cols = [c for c in t.cols if c[0] != gone]
             t.indexes = {n: cs for n, cs in t.indexes.items() if gone not in cs}
         elif kind == 'retype' and nonkey:
@@ -554,7 +556,10 @@ class Tester:
                         if r.get(n) is None:
                             errors.append(('23502', f'{tn}.{n} NULL in {c}'))
         if errors:
-            raise Predicted(errors[:5])
+            first = {}
+            for code, why in errors:
+                first.setdefault(code, why)    # one reason per SQLSTATE
+            raise Predicted(list(first.items()))
         return new
 
     def declare(self, staged):
