@@ -598,15 +598,9 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	}
 	PG_CATCH();
 	{
-		/* re-thrown at once: the user sees the error without our statement */
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		coco_forget_statement(edata, count_sql.data,
-							  psprintf("key values of the query declared for table \"%s\"", tn.qualified));
-		ReThrowError(edata);
+		coco_rethrow_without_statement(cxt, count_sql.data,
+									   psprintf("key values of the query declared for table \"%s\"",
+												tn.qualified));
 	}
 	PG_END_TRY();
 	coco_leave(&uc);

@@ -137,14 +137,8 @@ attach_exec_sql(const char *sql, const char *what, const char *name)
 	}
 	PG_CATCH();
 	{
-		/* re-thrown at once, naming the attachment instead of the statement */
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		coco_forget_statement(edata, sql, psprintf("%s \"%s\"", what, name));
-		ReThrowError(edata);
+		/* naming the attachment instead of the statement */
+		coco_rethrow_without_statement(cxt, sql, psprintf("%s \"%s\"", what, name));
 	}
 	PG_END_TRY();
 

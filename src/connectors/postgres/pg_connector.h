@@ -108,8 +108,10 @@ extern int64 coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally,
 							   const Oid *types, const Datum *values, Oid target_relid,
 							   int32 app_id, int64 target_id, int64 pass_id);
 
-/* pg_value_error.c: an error of one of our statements, shown without it
- * (its SPI context line replaced by `context`, or dropped when NULL) */
-extern void coco_forget_statement(ErrorData *edata, const char *sql, const char *context);
+/* pg_value_error.c: in the PG_CATCH of one of our statements, its error
+ * re-thrown without it (its SPI context line replaced by `context`, or
+ * dropped when NULL) */
+extern pg_attribute_noreturn() void coco_rethrow_without_statement(MemoryContext cxt, const char *sql,
+																	const char *context);
 
 #endif							/* COCO_PG_CONNECTOR_H */

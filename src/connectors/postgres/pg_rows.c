@@ -57,13 +57,8 @@ run_batch_sql(const CocoTableSpec *spec, const char *sql, int nargs, Oid *types,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		coco_forget_statement(edata, sql, psprintf("rows written to table \"%s\"", spec->tn.qualified));
-		ReThrowError(edata);
+		coco_rethrow_without_statement(cxt, sql, psprintf("rows written to table \"%s\"",
+														  spec->tn.qualified));
 	}
 	PG_END_TRY();
 	if (rc < 0)

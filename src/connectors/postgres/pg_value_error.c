@@ -28,7 +28,7 @@
  * The context line SPI adds for one of our statements, and the statement
  * itself as the error's internal query: neither is shown to the user.
  */
-void
+static void
 coco_forget_statement(ErrorData *edata, const char *sql, const char *context)
 {
 	char	   *line = psprintf("SQL statement \"%s\"", sql);
@@ -55,6 +55,23 @@ coco_forget_statement(ErrorData *edata, const char *sql, const char *context)
 		edata->internalquery = NULL;
 		edata->internalpos = 0;
 	}
+}
+
+/*
+ * In the PG_CATCH of one of our statements: re-throw its error at once
+ * (nothing else runs in between, so no subtransaction is needed), shown
+ * with `context` instead of the statement.
+ */
+void
+coco_rethrow_without_statement(MemoryContext cxt, const char *sql, const char *context)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	coco_forget_statement(edata, sql, context);
+	ReThrowError(edata);
 }
 
 /* Does `sql` run with these arguments?  A failure is rolled back, not thrown. */
