@@ -119,6 +119,7 @@ typedef struct Container
 	const CocoProvider *provider;
 	char	   *name;
 	Jsonb	   *record;
+	bytea	   *record_fp;		/* its fingerprint, as coco.verify computes it */
 	int			generation;
 	int			schema_version;
 } Container;
@@ -199,31 +200,29 @@ static void
 record_row_sets(CocoApp *app, const Container *c, int *dirty, int ndirty,
 				const CocoChildTally *tally, bool partial)
 {
-	Oid			types[5] = {INT4OID, INT8OID, INT4ARRAYOID, INT4OID, INT4OID};
-	Datum		values[5] = {Int32GetDatum(app->app_id), Int64GetDatum(c->ts_id),
+	Oid			types[6] = {INT4OID, INT8OID, INT4ARRAYOID, INT4OID, INT4OID, BYTEAOID};
+	Datum		values[6] = {Int32GetDatum(app->app_id), Int64GetDatum(c->ts_id),
 		PointerGetDatum(coco_run_int_array(dirty, ndirty)),
-	Int32GetDatum(c->generation), Int32GetDatum(c->schema_version)};
+		Int32GetDatum(c->generation), Int32GetDatum(c->schema_version),
+	PointerGetDatum(c->record_fp)};
 	CocoUserContext uc;
 
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("DELETE FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $2 "
 				  "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)",
-				  5, types, values, NULL, SPI_OK_DELETE);
+				  6, types, values, NULL, SPI_OK_DELETE);
 	if (partial)
 		coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest, record_fp) "
-					  "SELECT $1, $2, c, $4, $5, 0, NULL, "
-					  "(SELECT coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) "
-					  " FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $2) "
-					  "FROM pg_catalog.unnest($3) c",
-					  5, types, values, NULL, SPI_OK_INSERT);
+					  "SELECT $1, $2, c, $4, $5, 0, NULL, $6 FROM pg_catalog.unnest($3) c",
+					  6, types, values, NULL, SPI_OK_INSERT);
 	else
 	{
 		for (int d = 0; d < ndirty; d++)
 		{
 			int64		nrows;
 			CocoDigest	digest;
-			Datum		v[7];
-			Oid			t[7] = {INT4OID, INT8OID, INT4OID, INT4OID, INT4OID, INT8OID, BYTEAOID};
+			Datum		v[8];
+			Oid			t[8] = {INT4OID, INT8OID, INT4OID, INT4OID, INT4OID, INT8OID, BYTEAOID, BYTEAOID};
 
 			if (!coco_child_tally_get(tally, dirty[d], &nrows, &digest) || nrows == 0)
 				continue;
@@ -234,11 +233,10 @@ record_row_sets(CocoApp *app, const Container *c, int *dirty, int ndirty,
 			v[4] = values[4];
 			v[5] = Int64GetDatum(nrows);
 			v[6] = PointerGetDatum(coco_digest_to_bytea(&digest));
+			v[7] = values[5];
 			coco_spi_exec("INSERT INTO coco.row_set (app_id, target_id, comp_id, generation, schema_version, nrows, digest, record_fp) "
-						  "VALUES ($1, $2, $3, $4, $5, $6, $7, "
-						  "(SELECT coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) "
-						  " FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $2))",
-						  7, t, v, NULL, SPI_OK_INSERT);
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+						  8, t, v, NULL, SPI_OK_INSERT);
 		}
 	}
 	coco_leave(&uc);
@@ -255,19 +253,18 @@ record_row_sets(CocoApp *app, const Container *c, int *dirty, int ndirty,
 static void
 record_clean_row_sets(const Container *c, int *clean, int nclean)
 {
-	Oid			types[2] = {INT8OID, INT4ARRAYOID};
-	Datum		values[2] = {Int64GetDatum(c->ts_id), PointerGetDatum(coco_run_int_array(clean, nclean))};
+	Oid			types[3] = {INT8OID, INT4ARRAYOID, BYTEAOID};
+	Datum		values[3] = {Int64GetDatum(c->ts_id), PointerGetDatum(coco_run_int_array(clean, nclean)),
+	PointerGetDatum(c->record_fp)};
 	CocoUserContext uc;
 
 	if (nclean == 0)
 		return;
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.row_set s SET record_fp = t.fp "
-				  "FROM (SELECT coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) AS fp "
-				  "      FROM coco.target_state WHERE ts_id OPERATOR(pg_catalog.=) $1) t "
-				  "WHERE s.target_id OPERATOR(pg_catalog.=) $1 AND s.comp_id OPERATOR(pg_catalog.=) ANY ($2) "
-				  "AND s.record_fp IS DISTINCT FROM t.fp",
-				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_spi_exec("UPDATE coco.row_set SET record_fp = $3 "
+				  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+				  "AND record_fp IS DISTINCT FROM $3",
+				  3, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
 }
 
@@ -407,7 +404,8 @@ coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nrepla
 	CocoUserContext uc;
 
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT ts_id, provider, name, records OPERATOR(pg_catalog.->) -1, generation, schema_version "
+	coco_spi_exec("SELECT ts_id, provider, name, records OPERATOR(pg_catalog.->) -1, generation, schema_version, "
+				  "coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) "
 				  "FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 ORDER BY ts_id",
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
@@ -429,6 +427,7 @@ coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nrepla
 		c.record = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
 		c.generation = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		c.schema_version = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		c.record_fp = DatumGetByteaPCopy(SPI_getbinval(tup, desc, 7, &isnull));
 		if (!sync_container(app, pass, &c, replaced, nreplaced, states, nstates, rs))
 			break;
 	}
