@@ -174,7 +174,7 @@ case "$out" in *42883*) ok "2. a provider's dropped reconcile function: 42883 fo
 mark=$(coco_log_mark)
 run=$(q -c "SET ROLE regress_alice" -c "SELECT coco.submit('uses_kv')")
 out=$(q -v VERBOSITY=sqlstate -c "SET ROLE regress_alice" -c "SELECT coco.wait($run, '60s')" 2>&1 || true)
-case "$out" in *38000*) ;; *) fail "2. the worker run with a dropped provider function: $out" ;; esac
+case "$out" in *42883*) ;; *) fail "2. the worker run with a dropped provider function: $out" ;; esac
 [ -z "$(coco_crashed_since "$mark")" ] || fail "2. the worker crashed"
 case "$(q -c "SELECT error FROM coco.run WHERE run_id = $run")" in
 *mallory.kv*) ok "2. the worker run failed, naming the provider" ;;
