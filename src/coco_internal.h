@@ -13,7 +13,7 @@
 #include "coco_target.h"
 
 /* the extension version whose schema this library works with */
-#define COCO_SCHEMA_VERSION "0.4"
+#define COCO_SCHEMA_VERSION "0.5"
 
 /* provider.c */
 typedef const CocoProvider *(*CocoProviderResolver) (const char *name);
@@ -33,6 +33,9 @@ extern int	coco_lock_timeout;
 extern int	coco_commit_every;
 extern int	coco_naptime;
 extern int	coco_max_workers;
+extern int	coco_workers_per_database;
+extern int	coco_run_timeout;
+extern int	coco_submit_delay;
 extern int	coco_retry_base;
 extern int	coco_max_attempts;
 extern int	coco_run_retention;
@@ -91,11 +94,14 @@ extern int64 coco_queued_run(const CocoApp *app);
 /* sleeping until the worker finishes some run (for coco.wait()) */
 extern void coco_run_done_prepare(void);
 extern void coco_run_done_sleep(long timeout_ms);
+extern void coco_run_done_broadcast(void);
 
 /* submit.c: coco.submit(), coco.wait(), auto-submit */
 extern void coco_submit_init(void);
 extern void coco_note_declared(const CocoApp *app);
 extern int64 coco_queue_completion_run(const CocoApp *app);
 extern void coco_submit_lock(int app_id, LOCKMODE mode);
+extern bool coco_submit_lock_try(int app_id);
+extern void coco_broadcast_runs_done_at_commit(void);
 
 #endif							/* COCO_INTERNAL_H */

@@ -9,6 +9,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "coco_internal.h"
 
@@ -29,9 +30,12 @@ coco_drop_app(PG_FUNCTION_ARGS)
 }
 
 /*
- * coco.set_app_option(app, auto_submit) — per-app options.  auto_submit:
- * the commit of every transaction that declared into the app submits a run
- * (submit.c).  Owner or member only, like every call on the app.
+ * coco.set_app_option(app, auto_submit, run_timeout) — per-app options; a
+ * NULL leaves an option as it is.  auto_submit: the commit of every
+ * transaction that declared into the app submits a run (submit.c).
+ * run_timeout: a time limit for the app's worker runs, below
+ * coco_target.run_timeout (the smaller applies); 0 removes it.  Owner or
+ * member only, like every call on the app.
  */
 PG_FUNCTION_INFO_V1(coco_set_app_option);
 Datum
@@ -39,29 +43,50 @@ coco_set_app_option(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
 	CocoUserContext uc;
-	Oid			types[2] = {INT4OID, BOOLOID};
-	Datum		values[2];
+	Oid			types[3] = {INT4OID, BOOLOID, INTERVALOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 
 	coco_require_arg(fcinfo, 0, "app name");
-	coco_require_arg(fcinfo, 1, "auto_submit");
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	if (PG_GETARG_BOOL(1) && !coco_worker_available())
+	if (!PG_ARGISNULL(1) && PG_GETARG_BOOL(1) && !coco_worker_available())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("auto_submit requires the coco_target background worker"),
 				 errdetail("The coco_target library was not loaded through shared_preload_libraries, so no worker runs."),
 				 errhint("Add coco_target to shared_preload_libraries in postgresql.conf and restart the server.")));
+	if (!PG_ARGISNULL(2))
+	{
+		Interval   *limit = PG_GETARG_INTERVAL_P(2);
+
+		if (limit->time + limit->day * USECS_PER_DAY +
+			(int64) limit->month * DAYS_PER_MONTH * USECS_PER_DAY < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("run_timeout of app \"%s\" must not be negative", app->name),
+					 errhint("0 removes the app's own time limit; coco_target.run_timeout still applies.")));
+	}
 	values[0] = Int32GetDatum(app->app_id);
-	values[1] = PG_GETARG_DATUM(1);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.app SET auto_submit = $2 WHERE app_id OPERATOR(pg_catalog.=) $1",
-				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_spi_exec("UPDATE coco.app SET auto_submit = coalesce($2, auto_submit), "
+				  "run_timeout = CASE WHEN $3 IS NULL THEN run_timeout "
+				  "                   WHEN $3 OPERATOR(pg_catalog.=) '0'::pg_catalog.interval THEN NULL "
+				  "                   ELSE $3 END "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1",
+				  3, types, values, nulls, SPI_OK_UPDATE);
 	coco_leave(&uc);
-	/* switched on: what is staged now is submitted at commit, too */
-	app->auto_submit = PG_GETARG_BOOL(1);
-	coco_declaring(app);
-	/* later declarations in this transaction see the new value */
+	if (!PG_ARGISNULL(1))
+	{
+		/* switched on: what is staged now is submitted at commit, too */
+		app->auto_submit = PG_GETARG_BOOL(1);
+		coco_declaring(app);
+	}
+	/* later declarations in this transaction see the new values */
 	coco_forget_cached_app();
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -1,9 +1,9 @@
 /*
  * launcher.c — the launcher of the background reconciler, started from
- * shared_preload_libraries: it starts one dynamic worker (worker.c) per
- * database that has work, at most coco_target.max_workers at once, and
- * looks at every database now and then.  Also its registration from
- * _PG_init.
+ * shared_preload_libraries: it starts dynamic workers (worker.c) for the
+ * databases that have work — up to coco_target.workers_per_database each,
+ * at most coco_target.max_workers in all — and looks at every database now
+ * and then.  Also its registration from _PG_init.
  */
 #include "postgres.h"
 
@@ -62,7 +62,8 @@ void		coco_launcher_main(Datum arg);
 typedef struct LauncherDb
 {
 	Oid			dbid;
-	BackgroundWorkerHandle *handle;
+	/* the workers this launcher started for it, NULL where none */
+	BackgroundWorkerHandle *handles[COCO_MAX_WORKER_SLOTS];
 	TimestampTz next_check;
 	bool		seen;
 } LauncherDb;
@@ -70,26 +71,42 @@ typedef struct LauncherDb
 static LauncherDb dbs[COCO_MAX_DBS];
 static int	ndbs = 0;
 
-static bool
-worker_alive(LauncherDb *db)
+/* How many of the workers started for `db` are alive; forgets the others. */
+static int
+workers_alive(LauncherDb *db)
 {
-	pid_t		pid;
-	BgwHandleStatus st;
+	int			alive = 0;
 
-	if (db->handle == NULL)
-		return false;
-	st = GetBackgroundWorkerPid(db->handle, &pid);
-	if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED)
-		return true;
-	pfree(db->handle);
-	db->handle = NULL;
-	return false;
+	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
+	{
+		pid_t		pid;
+		BgwHandleStatus st;
+
+		if (db->handles[i] == NULL)
+			continue;
+		st = GetBackgroundWorkerPid(db->handles[i], &pid);
+		if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED)
+		{
+			alive++;
+			continue;
+		}
+		pfree(db->handles[i]);
+		db->handles[i] = NULL;
+	}
+	return alive;
 }
 
 static bool
 start_db_worker(LauncherDb *db)
 {
 	BackgroundWorker worker;
+	BackgroundWorkerHandle **handle = NULL;
+
+	for (int i = 0; i < COCO_MAX_WORKER_SLOTS && handle == NULL; i++)
+		if (db->handles[i] == NULL)
+			handle = &db->handles[i];
+	if (handle == NULL)
+		return false;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -101,15 +118,27 @@ start_db_worker(LauncherDb *db)
 	snprintf(worker.bgw_type, BGW_MAXLEN, "coco_target worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(db->dbid);
 	worker.bgw_notify_pid = MyProcPid;	/* our latch is set when it stops */
-	if (!RegisterDynamicBackgroundWorker(&worker, &db->handle))
+	if (!RegisterDynamicBackgroundWorker(&worker, handle))
 	{
-		db->handle = NULL;
+		*handle = NULL;
 		ereport(LOG,
 				(errmsg("coco_target: could not start a worker for database %u", db->dbid),
 				 errhint("Raise max_worker_processes.")));
 		return false;
 	}
 	return true;
+}
+
+/* Workers of `dbid` executing a run now.  Hold the mutex. */
+static int
+busy_workers(Oid dbid)
+{
+	int			n = 0;
+
+	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
+		if (shared->workers[i].dbid == dbid && shared->workers[i].run_id != 0)
+			n++;
+	return n;
 }
 
 static void
@@ -161,13 +190,13 @@ scan_databases(void)
 	/* forget dropped databases (and their wake-up slots) */
 	for (int i = 0; i < ndbs; i++)
 	{
-		if (dbs[i].seen || worker_alive(&dbs[i]))
+		if (dbs[i].seen || workers_alive(&dbs[i]) > 0)
 			continue;
 		SpinLockAcquire(&shared->mutex);
 		{
 			CocoDbSlot *slot = coco_sched_find_slot(dbs[i].dbid, false);
 
-			if (slot && slot->latch == NULL)
+			if (slot && coco_sched_count_workers(dbs[i].dbid) == 0)
 				slot->dbid = InvalidOid;
 		}
 		SpinLockRelease(&shared->mutex);
@@ -211,20 +240,26 @@ coco_launcher_main(Datum arg)
 
 		now = GetCurrentTimestamp();
 		for (int i = 0; i < ndbs; i++)
-			if (worker_alive(&dbs[i]))
-				running++;
+			running += workers_alive(&dbs[i]);
 		for (int i = 0; i < ndbs && running < coco_max_workers; i++)
 		{
 			LauncherDb *db = &dbs[i];
+			int			alive = workers_alive(db);
 			bool		wanted;
 
-			if (worker_alive(db))
+			if (alive >= coco_workers_per_database)
 				continue;
 			SpinLockAcquire(&shared->mutex);
 			{
 				CocoDbSlot *slot = coco_sched_find_slot(db->dbid, false);
 
-				wanted = wake_all || (slot && slot->wake) || now >= db->next_check;
+				/*
+				 * One worker looks at an unasked database; another one starts
+				 * when a submit found every worker of it executing a run (one
+				 * starting up counts as free: it is about to look).
+				 */
+				wanted = (alive == 0 && (wake_all || now >= db->next_check)) ||
+					(slot && slot->wake && busy_workers(db->dbid) >= alive);
 			}
 			SpinLockRelease(&shared->mutex);
 			if (!wanted)

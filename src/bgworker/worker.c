@@ -2,23 +2,28 @@
  * worker.c — the per-database workers that execute the runs coco.submit()
  * queues (submit.c); the launcher that starts them is in launcher.c.
  *
- * A per-database worker
- * takes queued runs in run_id order, app by app: one app's runs strictly in
- * order, a failing app never blocking the others.  Each run is marked
- * 'running' in a short transaction of its own, then reconciled in another,
- * so a crash leaves evidence ('running') that the next worker turns back
- * into 'queued' (crash-only: nothing is cleaned up on the way down).
+ * Several workers may serve one database (coco_target.workers_per_database).
+ * Each takes the next run by turns across apps: of the apps with a run due
+ * and none running, the one whose last run started longest ago, so one
+ * app's flood of submits delays another app by one run at most.  One app's
+ * runs go strictly in order and never two at once.  When a worker starts a
+ * run, the app's other queued runs that never started join it
+ * ('coalesced'): it sees all their declarations.
+ *
+ * Each run is marked 'running' in a short transaction of its own, then
+ * reconciled in others, so a worker that dies leaves evidence ('running',
+ * with its pid) that another worker finds: the run goes back to the queue,
+ * or — when that worker died by a signal and took the server down, for the
+ * second time — fails, and its app is flagged until its owner submits it
+ * again.  A run has a time limit (coco_target.run_timeout, lowered by the
+ * app's run_timeout option) and can be cancelled by its app's owner
+ * (coco.cancel): both interrupt it as a statement cancel does.
  *
  * The worker itself is the bootstrap superuser; everything it does for an
  * app runs with the app owner as the current user, and the engine narrows
  * that further (app owner in a restricted context for user work, the
  * extension owner for bookkeeping), so a queued run can do no more than the
  * app's owner calling coco.reconcile() could.
- *
- * Shared memory holds the wake-up registry (one slot per database with
- * pending work or a running worker), which submits use to wake the right
- * process, and a condition variable broadcast after every finished run, on
- * which coco.wait() sleeps.
  */
 #include "postgres.h"
 
@@ -57,6 +62,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "coco_internal.h"
@@ -86,10 +92,78 @@ typedef struct QueuedRun
 	int			attempts;
 	Oid			owner;
 	char	   *app_name;
+	int			timeout_ms;		/* its time limit, 0: none */
 } QueuedRun;
 
 static MemoryContext worker_cxt = NULL;
-static CocoDbSlot *my_slot = NULL;
+static CocoWorkerSlot *my_worker = NULL;
+
+/*
+ * The run's time limit: a timeout whose handler cancels as SIGINT would;
+ * and, for a run that ignores the cancel (a function catching
+ * query_canceled), a second one a grace period later that ends the worker
+ * as SIGTERM would.  The next look at the queue finds its run interrupted.
+ */
+#define COCO_TIMEOUT_GRACE_MS	5000
+static TimeoutId run_timeout_id;
+static TimeoutId run_overdue_id;
+static volatile sig_atomic_t run_timed_out = false;
+
+static void
+run_timeout_fired(void)
+{
+	run_timed_out = true;
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
+
+static void
+run_overdue_fired(void)
+{
+	InterruptPending = true;
+	ProcDiePending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * Told to quit by the postmaster (another process crashed): say so before
+ * going, so the crash is not blamed on the run this worker was executing.
+ */
+static void
+quit_received(SIGNAL_ARGS)
+{
+	if (my_worker)
+		my_worker->quit_received = true;
+	_exit(2);
+}
+
+/*
+ * A cancel (SIGINT, from coco.cancel or the time limit) interrupts a run
+ * only.  Between runs it is held — the worker's own bookkeeping is never
+ * interrupted — and dropped when the next run starts: it was meant for a
+ * run that is over.  (Error recovery resets the hold count, so it is set,
+ * not counted.)
+ */
+static void
+hold_cancels(bool hold)
+{
+	QueryCancelHoldoffCount = hold ? 1 : 0;
+	if (!hold)
+		QueryCancelPending = false;
+}
+
+/* What this worker executes (0: nothing), for coco.cancel and crash blame. */
+static void
+set_my_run(int64 run_id, int app_id)
+{
+	SpinLockAcquire(&shared->mutex);
+	my_worker->run_id = run_id;
+	my_worker->app_id = app_id;
+	my_worker->idle = false;
+	my_worker->since = GetCurrentTimestamp();
+	SpinLockRelease(&shared->mutex);
+}
 
 /* One short transaction per unit of work, as worker_spi does it. */
 static void
@@ -143,17 +217,62 @@ start_xact_if_installed(const char *activity)
 	return false;
 }
 
+/*
+ * At exit.  A worker that leaves in the middle of a run (ended by SIGTERM,
+ * or after its run ignored its time limit) asks for a worker to take its
+ * place, which settles the run.
+ */
 static void
 release_slot(int code, Datum arg)
 {
-	if (my_slot == NULL)
+	CocoDbSlot *slot;
+	Latch	   *launcher = NULL;
+
+	if (my_worker == NULL)
 		return;
 	SpinLockAcquire(&shared->mutex);
-	my_slot->latch = NULL;
-	if (!my_slot->wake)
-		my_slot->dbid = InvalidOid;
+	slot = coco_sched_find_slot(my_worker->dbid, my_worker->run_id != 0);
+	if (slot && my_worker->run_id != 0)
+	{
+		slot->wake = true;
+		launcher = shared->launcher_latch;
+	}
+	memset(my_worker, 0, sizeof(CocoWorkerSlot));
+	/* the database's slot goes with its last worker, unless work is waiting */
+	if (slot && !slot->wake && coco_sched_count_workers(slot->dbid) == 0)
+		slot->dbid = InvalidOid;
 	SpinLockRelease(&shared->mutex);
-	my_slot = NULL;
+	my_worker = NULL;
+	if (launcher)
+		SetLatch(launcher);
+}
+
+/*
+ * Take a worker slot for `dbid`, unless the database has its share of
+ * workers already (a launcher restarted after an error does not know the
+ * workers its predecessor started).
+ */
+static bool
+claim_worker_slot(Oid dbid)
+{
+	SpinLockAcquire(&shared->mutex);
+	if (coco_sched_count_workers(dbid) < coco_workers_per_database)
+	{
+		for (int i = 0; i < COCO_MAX_WORKER_SLOTS && my_worker == NULL; i++)
+			if (shared->workers[i].dbid == InvalidOid)
+				my_worker = &shared->workers[i];
+	}
+	if (my_worker)
+	{
+		memset(my_worker, 0, sizeof(CocoWorkerSlot));
+		my_worker->dbid = dbid;
+		my_worker->pid = MyProcPid;
+		my_worker->latch = MyLatch;
+		my_worker->since = GetCurrentTimestamp();
+		(void) coco_sched_find_slot(dbid, true);
+	}
+	SpinLockRelease(&shared->mutex);
+	return my_worker != NULL;
 }
 
 static void
@@ -169,40 +288,157 @@ notify_finished(const char *app, int64 run_id, const char *status)
 }
 
 /*
- * Runs left 'running' belong to a worker that died: there is one worker per
- * database, and this one has just started.  They go back to the queue
- * (their transaction was rolled back with the crash), or fail for good once
- * they have used up their attempts — a run that kills its worker every time
- * must not loop forever.  Returns false when the extension is not installed.
+ * Is run_id running in a live worker of this database?  Each worker names
+ * its run in its slot before marking it 'running' and clears it after
+ * recording the outcome, so a run seen 'running' (in a snapshot taken
+ * before this looks) that no slot names was left by a worker that died.
  */
 static bool
-requeue_interrupted(void)
+run_in_live_worker(int64 run_id, int32 pid)
+{
+	bool		live = false;
+
+	SpinLockAcquire(&shared->mutex);
+	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
+		if (shared->workers[i].dbid == MyDatabaseId && shared->workers[i].pid == pid &&
+			shared->workers[i].run_id == run_id)
+			live = true;
+	SpinLockRelease(&shared->mutex);
+	return live;
+}
+
+/*
+ * A run coco.cancel() ended the worker of (it ignored the cancel): over.
+ * Returns whether it was settled.
+ */
+static bool
+settle_canceled_orphan(int64 run_id, int32 pid, Oid by, const char *app)
 {
 	CocoUserContext uc;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(coco_max_attempts)};
-	uint64		failed;
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3];
+	const char *role = GetUserNameFromId(by, true);
 
-	if (!start_xact_if_installed("coco_target: looking for interrupted runs"))
-		return false;
+	values[0] = Int64GetDatum(run_id);
+	values[1] = Int32GetDatum(pid);
+	values[2] = CStringGetTextDatum(psprintf("canceled by role %s while running (its worker was ended: "
+											 "the run did not stop when asked)",
+											 role ? role : "(dropped)"));
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.run SET status = 'queued', retry_at = NULL, "
-				  "error = 'interrupted: the worker stopped during attempt ' OPERATOR(pg_catalog.||) attempts "
-				  "WHERE status OPERATOR(pg_catalog.=) 'running' AND attempts OPERATOR(pg_catalog.<) $1",
-				  1, types, values, NULL, SPI_OK_UPDATE);
-	if (SPI_processed > 0)
-		elog(LOG, "coco_target: re-queued %llu interrupted run(s)", (unsigned long long) SPI_processed);
-	coco_spi_exec("UPDATE coco.run SET status = 'failed', finished_at = pg_catalog.now(), "
-				  "error = 'interrupted: the worker stopped during each of ' OPERATOR(pg_catalog.||) attempts "
-				  "OPERATOR(pg_catalog.||) ' attempts' "
-				  "WHERE status OPERATOR(pg_catalog.=) 'running'",
-				  0, NULL, NULL, NULL, SPI_OK_UPDATE);
-	failed = SPI_processed;
+	coco_spi_exec("UPDATE coco.run SET status = 'canceled', error = $3, sqlstate = '57014', "
+				  "finished_at = pg_catalog.now(), retry_at = NULL "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running' "
+				  "AND pid OPERATOR(pg_catalog.=) $2",
+				  3, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
-	end_xact();
-	if (failed > 0)
-		ConditionVariableBroadcast(&shared->run_done);
+	if (SPI_processed == 0)
+		return false;
+	notify_finished(app, run_id, "canceled");
 	return true;
+}
+
+/*
+ * What becomes of a run its worker left 'running' when it died.  A worker
+ * that died by a signal took the server down (shmem.c names the run); the
+ * run is tried once more, and the second time it fails and its app is
+ * flagged: no crash loop.  A worker that stopped otherwise (the server was
+ * shut down, the worker was terminated) interrupted an attempt like any
+ * failure: queued again until it has used up its attempts.  Each UPDATE
+ * names the dead worker's pid, so a run another worker took up since is
+ * left alone.  Returns whether the run is over for good.
+ */
+static bool
+settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *app)
+{
+	CocoUserContext uc;
+	Oid			types[4] = {INT8OID, INT4OID, TEXTOID, INT4OID};
+	Datum		values[4];
+	bool		crashed = coco_sched_run_crashed(run_id);
+	Oid			canceled_by = coco_sched_cancel_requested(run_id);
+	bool		final = crashed ? crashes + 1 >= 2 : attempts >= coco_max_attempts;
+	const char *error;
+	uint64		settled;
+
+	if (OidIsValid(canceled_by))
+		return settle_canceled_orphan(run_id, pid, canceled_by, app);
+	if (crashed && final)
+		error = "the run crashed its worker twice (the server restarted each time); "
+			"its app is flagged until its owner submits it again";
+	else if (crashed)
+		error = "the run crashed its worker (the server restarted): it is tried once more";
+	else
+		error = psprintf("interrupted: the worker stopped during attempt %d", attempts);
+	values[0] = Int64GetDatum(run_id);
+	values[1] = Int32GetDatum(pid);
+	values[2] = CStringGetTextDatum(error);
+	values[3] = Int32GetDatum(crashed ? 1 : 0);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec(final ?
+				  "UPDATE coco.run SET status = 'failed', finished_at = pg_catalog.now(), retry_at = NULL, "
+				  "sqlstate = NULL, error = $3, crashes = crashes OPERATOR(pg_catalog.+) $4 "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running' "
+				  "AND pid OPERATOR(pg_catalog.=) $2" :
+				  "UPDATE coco.run SET status = 'queued', retry_at = NULL, sqlstate = NULL, error = $3, "
+				  "crashes = crashes OPERATOR(pg_catalog.+) $4 "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running' "
+				  "AND pid OPERATOR(pg_catalog.=) $2",
+				  4, types, values, NULL, SPI_OK_UPDATE);
+	settled = SPI_processed;
+	if (settled > 0 && crashed && final)
+		coco_spi_exec("UPDATE coco.app SET flagged = 'run ' OPERATOR(pg_catalog.||) $1 "
+					  "OPERATOR(pg_catalog.||) ' crashed its worker twice' "
+					  "WHERE app_id OPERATOR(pg_catalog.=) "
+					  "(SELECT app_id FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1)",
+					  1, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	if (settled > 0 && final)
+		notify_finished(app, run_id, "failed");
+	if (settled > 0)
+		ereport(LOG,
+				(errmsg("coco_target: run " INT64_FORMAT " %s", run_id,
+						final ? "failed for good: its worker died" : "is queued again: its worker died"),
+				 errdetail("%s", error)));
+	return final && settled > 0;
+}
+
+/*
+ * Runs left 'running' by a worker that is not alive any more: settled by
+ * settle_orphan.  Looked for in every scan of the queue, so a worker that
+ * died does not hold its app back until some worker starts.  Inside a
+ * transaction.  Returns whether a run failed for good.
+ */
+static bool
+settle_orphans(void)
+{
+	CocoUserContext uc;
+	bool		any_final = false;
+	SPITupleTable *running;
+	uint64		n;
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT r.run_id, coalesce(r.pid, 0), r.attempts, r.crashes, a.name "
+				  "FROM coco.run r JOIN coco.app a USING (app_id) "
+				  "WHERE r.status OPERATOR(pg_catalog.=) 'running'",
+				  0, NULL, NULL, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	running = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = running->vals[i];
+		bool		isnull;
+		int64		run_id = DatumGetInt64(SPI_getbinval(tup, running->tupdesc, 1, &isnull));
+		int32		pid = DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 2, &isnull));
+
+		if (run_in_live_worker(run_id, pid))
+			continue;
+		if (settle_orphan(run_id, pid,
+						  DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 3, &isnull)),
+						  DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 4, &isnull)),
+						  SPI_getvalue(tup, running->tupdesc, 5)))
+			any_final = true;
+	}
+	return any_final;
 }
 
 /*
@@ -283,6 +519,7 @@ purge_old_runs(void)
 		EmitErrorReport();
 		AbortCurrentTransaction();
 		FlushErrorState();
+		hold_cancels(true);		/* error recovery lifted the hold */
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_END_TRY();
@@ -292,41 +529,52 @@ purge_old_runs(void)
 }
 
 /*
- * The next run to do: for each app its lowest queued run (runs of one app
- * strictly in order), the lowest of those whose retry time has come.
- * *next_ms is set to the time until the earliest retry that is not due.
- * Returns false (and *gone) when the extension was dropped.
+ * The runs that may start now, best first, at most `max`: for each app its
+ * lowest queued run (one app's runs strictly in order), if its retry time
+ * and the submit delay have passed, the app is not flagged and has no run
+ * running; apps whose last run started longest ago first (turns across
+ * apps).  Runs left by a dead worker are settled first.  *next_ms is set to
+ * the time until the earliest run that is not due yet (-1: none).  Returns
+ * -1 when the extension was dropped.
  */
-static bool
-next_run(QueuedRun *run, long *next_ms, bool *any_queued, bool *gone)
+static int
+runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 {
 	CocoUserContext uc;
-	bool		found = false;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(coco_submit_delay)};
+	int			found = 0;
+	bool		orphan_failed;
 
-	*gone = false;
 	*any_queued = false;
 	*next_ms = -1;
 	if (!start_xact_if_installed("coco_target: looking for queued runs"))
-	{
-		*gone = true;
-		return false;
-	}
+		return -1;
+	orphan_failed = settle_orphans();
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT q.run_id, q.app_id, q.\"full\", q.attempts, a.owner, a.name, "
-				  "  (EXTRACT(EPOCH FROM (q.retry_at OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())) "
-				  "   OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 AS wait_ms "
-				  "FROM (SELECT DISTINCT ON (app_id) run_id, app_id, \"full\", attempts, retry_at "
+				  "  (EXTRACT(EPOCH FROM (GREATEST(q.retry_at, CASE WHEN q.attempts OPERATOR(pg_catalog.=) 0 "
+				  "     THEN q.submitted_at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $1 OPERATOR(pg_catalog./) 1000.0) END) "
+				  "   OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 AS wait_ms, "
+				  "  LEAST(EXTRACT(EPOCH FROM a.run_timeout) OPERATOR(pg_catalog.*) 1000, 2147483647)::pg_catalog.int4 "
+				  "FROM (SELECT DISTINCT ON (app_id) run_id, app_id, \"full\", attempts, retry_at, submitted_at "
 				  "        FROM coco.run WHERE status OPERATOR(pg_catalog.=) 'queued' "
 				  "       ORDER BY app_id, run_id) q "
-				  "JOIN coco.app a USING (app_id) ORDER BY q.run_id",
-				  0, NULL, NULL, NULL, SPI_OK_SELECT);
+				  "JOIN coco.app a USING (app_id) "
+				  "WHERE a.flagged IS NULL AND NOT EXISTS (SELECT FROM coco.run r "
+				  "  WHERE r.app_id OPERATOR(pg_catalog.=) q.app_id AND r.status OPERATOR(pg_catalog.=) 'running') "
+				  "ORDER BY (SELECT max(r.started_at) FROM coco.run r WHERE r.app_id OPERATOR(pg_catalog.=) q.app_id) "
+				  "  NULLS FIRST, q.run_id",
+				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (uint64 i = 0; i < SPI_processed && found < max; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
+		QueuedRun  *run = &runs[found];
 		bool		isnull;
 		int64		wait_ms = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		int32		app_timeout;
 
 		*any_queued = true;
 		if (!isnull && wait_ms > 0)
@@ -341,10 +589,17 @@ next_run(QueuedRun *run, long *next_ms, bool *any_queued, bool *gone)
 		run->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 		run->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
 		run->app_name = MemoryContextStrdup(worker_cxt, SPI_getvalue(tup, desc, 6));
-		found = true;
-		break;
+		/* the app's option lowers the setting, never raises it */
+		app_timeout = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		run->timeout_ms = coco_run_timeout;
+		if (!isnull && app_timeout > 0 && (run->timeout_ms == 0 || app_timeout < run->timeout_ms))
+			run->timeout_ms = app_timeout;
+		found++;
 	}
 	end_xact();
+	/* after the commit: a waiter woken now sees the final status */
+	if (orphan_failed)
+		ConditionVariableBroadcast(&shared->run_done);
 	return found;
 }
 
@@ -480,18 +735,23 @@ reconcile_one_transaction(QueuedRun *run, const char *activity)
 }
 
 /*
- * 1. Mark the run running, committed, so a crash leaves a trace.  False
- * when there is nothing to run: the extension or the app was dropped
- * meanwhile (the next look exits or finds nothing).
+ * 1. Mark the run running, committed, so a crash leaves a trace, and let
+ * the app's other queued runs that never started join it.  False when it
+ * cannot start now: another worker took it or another run of its app, a
+ * transaction that submitted into it has not committed yet, or the
+ * extension or the app was dropped meanwhile.  The run is named in this
+ * worker's slot first (see run_in_live_worker); the caller clears that.
  */
 static bool
 mark_running(QueuedRun *run, const char *activity)
 {
 	CocoUserContext uc;
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2] = {Int64GetDatum(run->run_id), Int32GetDatum(MyProcPid)};
+	Oid			types[3] = {INT8OID, INT4OID, INT4OID};
+	Datum		values[3] = {Int64GetDatum(run->run_id), Int32GetDatum(MyProcPid),
+	Int32GetDatum(run->app_id)};
 	uint64		marked;
 
+	set_my_run(run->run_id, run->app_id);
 	if (!start_xact_if_installed(activity))
 		return false;
 
@@ -499,15 +759,43 @@ mark_running(QueuedRun *run, const char *activity)
 	 * Transactions that auto-submit leave their declarations to a run that is
 	 * still queued when they commit (submit.c), holding the app's submit lock
 	 * until then: once we have it, every such transaction has committed, and
-	 * the reconcile's snapshot, taken after this commits, sees them all.
+	 * the reconcile's snapshot, taken after this commits, sees them all.  One
+	 * still open is not waited for: another app's run goes first.  Every
+	 * worker marks runs under this lock, so the check that no run of the app
+	 * is running holds until the commit.
 	 */
-	coco_submit_lock(run->app_id, ExclusiveLock);
+	if (!coco_submit_lock_try(run->app_id))
+	{
+		end_xact();
+		return false;
+	}
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("UPDATE coco.run SET status = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1, "
 				  "started_at = pg_catalog.now(), finished_at = NULL, pid = $2 "
-				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
-				  2, types, values, NULL, SPI_OK_UPDATE);
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued' "
+				  "AND NOT EXISTS (SELECT FROM coco.run r WHERE r.app_id OPERATOR(pg_catalog.=) $3 "
+				  "                AND r.status OPERATOR(pg_catalog.=) 'running')",
+				  3, types, values, NULL, SPI_OK_UPDATE);
 	marked = SPI_processed;
+	if (marked > 0)
+	{
+		/*
+		 * Runs submitted before this commits and never started: this run
+		 * reconciles everything they were submitted for.  A full one makes
+		 * it full.
+		 */
+		coco_spi_exec("WITH joined AS (UPDATE coco.run SET status = 'coalesced', coalesced_into = $1, "
+					  "  finished_at = pg_catalog.now() "
+					  "  WHERE app_id OPERATOR(pg_catalog.=) $3 AND status OPERATOR(pg_catalog.=) 'queued' "
+					  "  AND attempts OPERATOR(pg_catalog.=) 0 AND retry_at IS NULL "
+					  "  AND run_id OPERATOR(pg_catalog.<>) $1 "
+					  "  RETURNING \"full\") "
+					  "UPDATE coco.run SET \"full\" = true WHERE run_id OPERATOR(pg_catalog.=) $1 "
+					  "AND NOT \"full\" AND EXISTS (SELECT FROM joined WHERE \"full\")",
+					  3, types, values, NULL, SPI_OK_UPDATE);
+		if (SPI_processed > 0)
+			run->full = true;
+	}
 	coco_leave(&uc);
 	end_xact();
 	if (marked == 0)
@@ -558,25 +846,22 @@ complete_run(QueuedRun *run, const char *activity)
 
 /*
  * 4. A failure: back to the queue with a backoff, or failed for good.
- * Returns whether it failed for good.
+ * `error` is the message (with the detail on a line of its own), `sqlstate`
+ * its code.  Returns whether it failed for good.
  */
 static bool
-record_failure(QueuedRun *run, const char *activity, ErrorData *edata)
+record_failure(QueuedRun *run, const char *activity, const char *sqlstate, const char *error)
 {
 	CocoUserContext uc;
-	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, INT4OID};
+	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, TEXTOID};
 	Datum		values[4];
 	bool		retry = run->attempts < coco_max_attempts;
 
 	start_xact(activity);
 	values[0] = Int64GetDatum(run->run_id);
-	/* the message, and on a line of its own the detail (who held a lock) */
-	values[1] = CStringGetTextDatum(edata->detail ?
-									psprintf("%s\n%s", edata->message ? edata->message : "unknown error",
-											 edata->detail) :
-									edata->message ? edata->message : "unknown error");
-	values[2] = Int32GetDatum(0);
-	values[3] = Int32GetDatum((int32) backoff_ms(run->attempts));
+	values[1] = CStringGetTextDatum(error);
+	values[2] = Int32GetDatum((int32) backoff_ms(run->attempts));
+	values[3] = CStringGetTextDatum(sqlstate);
 	coco_enter_extension_owner(&uc);
 	/*
 	 * Batches an attempt committed (coco_target.commit_every) stay applied,
@@ -588,14 +873,15 @@ record_failure(QueuedRun *run, const char *activity, ErrorData *edata)
 				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND stats IS NOT NULL",
 				  4, types, values, NULL, SPI_OK_UPDATE);
 	if (retry)
-		coco_spi_exec("UPDATE coco.run SET status = 'queued', error = $2, finished_at = pg_catalog.now(), "
-					  "retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
-					  "pg_catalog.make_interval(secs => $4 OPERATOR(pg_catalog./) 1000.0) "
+		coco_spi_exec("UPDATE coco.run SET status = 'queued', error = $2, sqlstate = $4, "
+					  "finished_at = pg_catalog.now(), retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
+					  "pg_catalog.make_interval(secs => $3 OPERATOR(pg_catalog./) 1000.0) "
 					  "WHERE run_id OPERATOR(pg_catalog.=) $1",
 					  4, types, values, NULL, SPI_OK_UPDATE);
 	else
-		coco_spi_exec("UPDATE coco.run SET status = 'failed', error = $2, finished_at = pg_catalog.now(), "
-					  "retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
+		coco_spi_exec("UPDATE coco.run SET status = 'failed', error = $2, sqlstate = $4, "
+					  "finished_at = pg_catalog.now(), retry_at = NULL "
+					  "WHERE run_id OPERATOR(pg_catalog.=) $1",
 					  4, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
 	if (!retry)
@@ -609,13 +895,73 @@ record_failure(QueuedRun *run, const char *activity, ErrorData *edata)
 	return !retry;
 }
 
+/* 4'. Cancelled by coco.cancel(): over, whatever attempts are left. */
 static void
+record_canceled(QueuedRun *run, const char *activity, Oid by)
+{
+	CocoUserContext uc;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	start_xact(activity);
+	values[0] = Int64GetDatum(run->run_id);
+	values[1] = CStringGetTextDatum(psprintf("canceled by role %s while running",
+											 GetUserNameFromId(by, true) ? GetUserNameFromId(by, true) : "(dropped)"));
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.run SET status = 'canceled', error = $2, sqlstate = '57014', "
+				  "finished_at = pg_catalog.now(), retry_at = NULL "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	notify_finished(run->app_name, run->run_id, "canceled");
+	end_xact();
+}
+
+/* A time limit for messages: "90 s", or "1500 ms". */
+static char *
+describe_limit(int ms)
+{
+	return ms % 1000 == 0 ? psprintf("%d s", ms / 1000) : psprintf("%d ms", ms);
+}
+
+/*
+ * The outcome of an attempt that raised `edata`: cancelled by the owner,
+ * past its time limit, or failed.  Returns whether the run is over.
+ */
+static bool
+record_error(QueuedRun *run, const char *activity, ErrorData *edata)
+{
+	Oid			by = coco_sched_cancel_requested(run->run_id);
+
+	if (OidIsValid(by))
+	{
+		record_canceled(run, activity, by);
+		return true;
+	}
+	if (run_timed_out)
+		return record_failure(run, activity, "57014",
+							  psprintf("canceled: the run took longer than its time limit of %s "
+									   "(coco_target.run_timeout, or the app's run_timeout option)",
+									   describe_limit(run->timeout_ms)));
+	/* the message, and on a line of its own the detail (who held a lock) */
+	return record_failure(run, activity, unpack_sql_state(edata->sqlerrcode),
+						  edata->detail ?
+						  psprintf("%s\n%s", edata->message ? edata->message : "unknown error",
+								   edata->detail) :
+						  edata->message ? edata->message : "unknown error");
+}
+
+/*
+ * Execute a run: mark it, reconcile it, complete it, record the outcome.
+ * Returns false when it could not be started (mark_running).
+ */
+static bool
 do_run(QueuedRun *run)
 {
 	char	   *activity;
 	MemoryContext oldcxt;
 	ErrorData  *volatile edata = NULL;
-	const char *volatile final_status = NULL;
+	volatile bool over = false;
 	Oid			base_userid;
 	int			base_sec;
 
@@ -628,11 +974,27 @@ do_run(QueuedRun *run)
 	MemoryContextSwitchTo(oldcxt);
 
 	if (!mark_running(run, activity))
-		return;
+	{
+		set_my_run(0, 0);
+		return false;
+	}
 
 	/* 2. reconcile, with the app owner as the current user throughout */
+	run_timed_out = false;
+	if (run->timeout_ms > 0)
+	{
+		enable_timeout_after(run_timeout_id, run->timeout_ms);
+		enable_timeout_after(run_overdue_id, run->timeout_ms + Min(COCO_TIMEOUT_GRACE_MS, INT_MAX - run->timeout_ms));
+	}
 	PG_TRY();
 	{
+		hold_cancels(false);
+		/* a cancel that came before the hold was lifted */
+		if (OidIsValid(coco_sched_cancel_requested(run->run_id)))
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("run " INT64_FORMAT " was canceled", run->run_id)));
+
 		/*
 		 * A big run commits in batches (coco_target.commit_every): each
 		 * transaction goes on where the last committed one stopped.
@@ -643,7 +1005,7 @@ do_run(QueuedRun *run)
 			CHECK_FOR_INTERRUPTS();
 		}
 		complete_run(run, activity);
-		final_status = "succeeded";
+		over = true;
 	}
 	PG_CATCH();
 	{
@@ -657,17 +1019,61 @@ do_run(QueuedRun *run)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_END_TRY();
+	disable_timeout(run_timeout_id, false);
+	disable_timeout(run_overdue_id, false);
+	hold_cancels(true);
 
 	if (edata)
 	{
-		if (record_failure(run, activity, edata))
-			final_status = "failed";
+		over = record_error(run, activity, edata);
 		FreeErrorData(edata);
 	}
+	set_my_run(0, 0);
 	/* after the commit: a waiter woken now sees the final status */
-	if (final_status)
+	if (over)
 		ConditionVariableBroadcast(&shared->run_done);
+	return true;
 }
+
+/* A submit since we last looked?  Clears the mark: we are looking now. */
+static bool
+take_wake(bool clear)
+{
+	CocoDbSlot *slot;
+	bool		wake = false;
+
+	SpinLockAcquire(&shared->mutex);
+	slot = coco_sched_find_slot(MyDatabaseId, false);
+	if (slot)
+	{
+		wake = slot->wake;
+		if (clear)
+			slot->wake = false;
+	}
+	SpinLockRelease(&shared->mutex);
+	return wake;
+}
+
+/* Sleep until a submit wakes us or `ms` pass, marked idle meanwhile. */
+static void
+sleep_idle(long ms)
+{
+	SpinLockAcquire(&shared->mutex);
+	my_worker->idle = true;
+	my_worker->since = GetCurrentTimestamp();
+	SpinLockRelease(&shared->mutex);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	SpinLockAcquire(&shared->mutex);
+	my_worker->idle = false;
+	SpinLockRelease(&shared->mutex);
+}
+
+/* runs looked at per scan of the queue: the first that can start, starts */
+#define COCO_RUNS_PER_SCAN	8
+/* a run due that could not start (its app busy) is tried again this soon */
+#define COCO_BUSY_RETRY_MS	200
 
 void
 coco_db_worker_main(Datum arg)
@@ -678,44 +1084,30 @@ coco_db_worker_main(Datum arg)
 	shared = coco_sched_shared();
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGQUIT, quit_received);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "coco_target worker",
 									   ALLOCSET_DEFAULT_SIZES);
 	top_cxt = AllocSetContextCreate(TopMemoryContext, "coco_target top-level work",
 									ALLOCSET_SMALL_SIZES);
+	run_timeout_id = RegisterTimeout(USER_TIMEOUT, run_timeout_fired);
+	run_overdue_id = RegisterTimeout(USER_TIMEOUT, run_overdue_fired);
+	hold_cancels(true);
 
-	/*
-	 * Announce ourselves so submits wake us directly.  A slot that already
-	 * has a latch belongs to a live worker for this database (slots are
-	 * released at exit, and a crash reinitializes shared memory): a
-	 * launcher restarted after an error does not know its predecessor's
-	 * workers, and two workers must never serve one database.
-	 */
-	SpinLockAcquire(&shared->mutex);
-	my_slot = coco_sched_find_slot(dbid, true);
-	if (my_slot && my_slot->latch != NULL)
-	{
-		SpinLockRelease(&shared->mutex);
-		my_slot = NULL;
-		proc_exit(0);
-	}
-	if (my_slot)
-		my_slot->latch = MyLatch;
-	SpinLockRelease(&shared->mutex);
+	/* announce ourselves, so submits wake us and coco.cancel finds our run */
+	if (!claim_worker_slot(dbid))
+		proc_exit(0);			/* the database has its workers */
 	before_shmem_exit(release_slot, (Datum) 0);
-
-	if (!requeue_interrupted())
-		proc_exit(0);			/* no extension here: nothing to serve */
 
 	idle_since = GetCurrentTimestamp();
 	for (;;)
 	{
-		QueuedRun	run;
+		QueuedRun	runs[COCO_RUNS_PER_SCAN];
 		long		next_ms;
 		bool		any_queued;
-		bool		gone;
-		long		sleep_ms;
+		bool		started = false;
+		int			ndue;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -724,56 +1116,34 @@ coco_db_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		/* cleared before looking: a submit after this sets it again */
-		if (my_slot)
-		{
-			SpinLockAcquire(&shared->mutex);
-			my_slot->wake = false;
-			SpinLockRelease(&shared->mutex);
-		}
+		(void) take_wake(true);
 
 		MemoryContextReset(worker_cxt);
 		purge_old_runs();
-		if (next_run(&run, &next_ms, &any_queued, &gone))
-		{
-			do_run(&run);
-			idle_since = GetCurrentTimestamp();
-			continue;
-		}
-		if (gone)
+		ndue = runs_due(runs, COCO_RUNS_PER_SCAN, &next_ms, &any_queued);
+		if (ndue < 0)
 		{
 			elog(DEBUG1, "coco_target: extension not installed in this database any more, worker exiting");
 			proc_exit(0);
+		}
+		for (int i = 0; i < ndue && !started; i++)
+			started = do_run(&runs[i]);
+		if (started)
+		{
+			idle_since = GetCurrentTimestamp();
+			continue;
 		}
 		if (any_queued)
 			idle_since = GetCurrentTimestamp();
 		else if (TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), COCO_IDLE_EXIT_MS))
 		{
 			/* give the pool slot back, unless a submit just arrived */
-			bool		leave = true;
-
-			if (my_slot)
-			{
-				SpinLockAcquire(&shared->mutex);
-				if (my_slot->wake)
-					leave = false;
-				else
-				{
-					my_slot->latch = NULL;
-					my_slot->dbid = InvalidOid;
-					my_slot = NULL;
-				}
-				SpinLockRelease(&shared->mutex);
-			}
-			if (leave)
+			if (!take_wake(false))
 				proc_exit(0);
 			continue;
 		}
-
-		sleep_ms = coco_naptime;
-		if (next_ms >= 0 && next_ms < sleep_ms)
-			sleep_ms = Max(next_ms, 1);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 sleep_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		if (ndue > 0)
+			next_ms = next_ms < 0 ? COCO_BUSY_RETRY_MS : Min(next_ms, COCO_BUSY_RETRY_MS);
+		sleep_idle(next_ms >= 0 && next_ms < coco_naptime ? Max(next_ms, 1) : coco_naptime);
 	}
 }

@@ -1,8 +1,16 @@
 /*
- * shmem.c — the scheduler's shared memory: a slot per database whose
- * worker a submit wakes, the launcher's latch, and the condition variable
+ * shmem.c — the scheduler's shared memory: a slot per database with work
+ * submitted, a slot per worker process (what it runs, and whether its run
+ * was asked to stop), the launcher's latch, and the condition variable
  * coco.wait sleeps on until a run finishes.  It exists only when the
  * library is preloaded (coco_worker_available).
+ *
+ * Crash-restarts: a worker that dies by a signal takes the whole server
+ * down, and shared memory is made anew.  Before it is, the postmaster
+ * notes which runs were running in workers that did not receive its quit
+ * signal — the ones that died on their own — and hands that list to the
+ * new shared memory, where the next worker of each database finds it
+ * (worker.c retries such a run once, then fails it).
  */
 #include "postgres.h"
 
@@ -20,12 +28,40 @@ static bool preloaded = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* in the postmaster: the runs blamed for the crash, across the reset */
+static CocoCrashedRun pm_crashed[COCO_MAX_WORKER_SLOTS];
+static int	pm_ncrashed = 0;
+
 static void
 coco_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(CocoShared)));
+}
+
+/*
+ * In the postmaster, as the old shared memory goes (a crash-restart, or
+ * the postmaster's exit): a worker slot still holding a run belongs to a
+ * worker that neither finished nor exited cleanly nor quit when told to.
+ */
+static void
+remember_crashed_runs(int code, Datum arg)
+{
+	pm_ncrashed = 0;
+	if (shared == NULL)
+		return;
+	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
+	{
+		CocoWorkerSlot *w = &shared->workers[i];
+
+		if (w->dbid == InvalidOid || w->run_id == 0 || w->quit_received)
+			continue;
+		pm_crashed[pm_ncrashed].dbid = w->dbid;
+		pm_crashed[pm_ncrashed].run_id = w->run_id;
+		pm_ncrashed++;
+	}
+	shared = NULL;
 }
 
 static void
@@ -42,8 +78,12 @@ coco_shmem_startup(void)
 		memset(shared, 0, sizeof(CocoShared));
 		SpinLockInit(&shared->mutex);
 		ConditionVariableInit(&shared->run_done);
+		memcpy(shared->crashed, pm_crashed, sizeof(pm_crashed));
+		shared->ncrashed = pm_ncrashed;
 	}
 	LWLockRelease(AddinShmemInitLock);
+	if (!IsUnderPostmaster)
+		on_shmem_exit(remember_crashed_runs, (Datum) 0);
 }
 
 /* From _PG_init, while shared_preload_libraries is being processed. */
@@ -78,14 +118,78 @@ coco_sched_find_slot(Oid dbid, bool create)
 	if (create && free_slot)
 	{
 		free_slot->dbid = dbid;
-		free_slot->latch = NULL;
 		free_slot->wake = false;
 		return free_slot;
 	}
 	return NULL;
 }
 
-/* Wake whoever serves `dbid`: its worker, or the launcher to start one. */
+static Oid
+coco_sched_cancel_requested_locked(int64 run_id)
+{
+	for (int i = 0; i < COCO_MAX_CANCELS; i++)
+		if (shared->cancels[i].dbid == MyDatabaseId && shared->cancels[i].run_id == run_id)
+			return shared->cancels[i].by;
+	return InvalidOid;
+}
+
+int
+coco_sched_count_workers(Oid dbid)
+{
+	int			n = 0;
+
+	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
+		if (shared->workers[i].dbid == dbid)
+			n++;
+	return n;
+}
+
+bool
+coco_sched_run_crashed(int64 run_id)
+{
+	bool		found = false;
+
+	SpinLockAcquire(&shared->mutex);
+	for (int i = 0; i < shared->ncrashed; i++)
+		if (shared->crashed[i].dbid == MyDatabaseId && shared->crashed[i].run_id == run_id)
+			found = true;
+	SpinLockRelease(&shared->mutex);
+	return found;
+}
+
+void
+coco_sched_note_cancel(int64 run_id)
+{
+	SpinLockAcquire(&shared->mutex);
+	if (!OidIsValid(coco_sched_cancel_requested_locked(run_id)))
+	{
+		CocoCancel *c = &shared->cancels[shared->next_cancel];
+
+		c->dbid = MyDatabaseId;
+		c->run_id = run_id;
+		c->by = GetUserId();
+		shared->next_cancel = (shared->next_cancel + 1) % COCO_MAX_CANCELS;
+	}
+	SpinLockRelease(&shared->mutex);
+}
+
+Oid
+coco_sched_cancel_requested(int64 run_id)
+{
+	Oid			by;
+
+	SpinLockAcquire(&shared->mutex);
+	by = coco_sched_cancel_requested_locked(run_id);
+	SpinLockRelease(&shared->mutex);
+	return by;
+}
+
+/*
+ * Wake whoever serves `dbid`: an idle worker of it, or else the launcher,
+ * which starts another one while the database has fewer than
+ * coco_target.workers_per_database.  The busy ones look at the queue again
+ * when their run ends.
+ */
 void
 coco_worker_wake(Oid dbid)
 {
@@ -96,12 +200,12 @@ coco_worker_wake(Oid dbid)
 	SpinLockAcquire(&shared->mutex);
 	slot = coco_sched_find_slot(dbid, true);
 	if (slot)
-	{
 		slot->wake = true;
-		worker = slot->latch;
-	}
 	else
 		shared->wake_all = true;
+	for (int i = 0; i < COCO_MAX_WORKER_SLOTS && worker == NULL; i++)
+		if (shared->workers[i].dbid == dbid && shared->workers[i].idle)
+			worker = shared->workers[i].latch;
 	launcher = shared->launcher_latch;
 	SpinLockRelease(&shared->mutex);
 
@@ -133,4 +237,10 @@ void
 coco_run_done_sleep(long timeout_ms)
 {
 	(void) ConditionVariableTimedSleep(&shared->run_done, timeout_ms, PG_WAIT_EXTENSION);
+}
+
+void
+coco_run_done_broadcast(void)
+{
+	ConditionVariableBroadcast(&shared->run_done);
 }

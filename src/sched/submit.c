@@ -34,6 +34,8 @@
 
 /* runs submitted by this transaction: waking happens at commit */
 static bool wake_at_commit = false;
+/* runs this transaction ended (coco.cancel): their waiters wake at commit */
+static bool broadcast_at_commit = false;
 static List *submitted_runs = NIL;
 
 /* ---- auto-submit ------------------------------------------------------------ */
@@ -63,6 +65,17 @@ coco_submit_lock(int app_id, LOCKMODE mode)
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, COCO_SUBMIT_LOCK_CLASS, (uint32) app_id,
 						 COCO_SUBMIT_LOCK_KIND);
 	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/* The submit lock in exclusive mode, if no transaction holds it now. */
+bool
+coco_submit_lock_try(int app_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, COCO_SUBMIT_LOCK_CLASS, (uint32) app_id,
+						 COCO_SUBMIT_LOCK_KIND);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 static bool
@@ -229,7 +242,10 @@ submit_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_at_commit && coco_worker_available())
 				coco_worker_wake(MyDatabaseId);
+			if (broadcast_at_commit && coco_worker_available())
+				coco_run_done_broadcast();
 			wake_at_commit = false;
+			broadcast_at_commit = false;
 			submitted_runs = NIL;	/* freed with TopTransactionContext */
 			noted_apps = NIL;
 			break;
@@ -238,12 +254,19 @@ submit_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			/* a prepared submit is found by the launcher's periodic look */
 			wake_at_commit = false;
+			broadcast_at_commit = false;
 			submitted_runs = NIL;
 			noted_apps = NIL;
 			break;
 		default:
 			break;
 	}
+}
+
+void
+coco_broadcast_runs_done_at_commit(void)
+{
+	broadcast_at_commit = true;
 }
 
 static void
@@ -261,6 +284,8 @@ check_worker_available(const char *fn)
 /*
  * coco.submit(app, full) — queue a run of the app for the background worker
  * and return its run_id.  The worker is woken when this transaction commits.
+ * An app flagged because a run of it crashed its worker runs again: its
+ * owner asked for it.
  */
 PG_FUNCTION_INFO_V1(coco_submit);
 Datum
@@ -268,6 +293,9 @@ coco_submit(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
 	int64		run_id;
+	CocoUserContext uc;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
 
 	check_worker_available("coco.submit()");
 	coco_require_arg(fcinfo, 0, "app name");
@@ -275,6 +303,12 @@ coco_submit(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	values[0] = Int32GetDatum(app->app_id);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.app SET flagged = NULL "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND flagged IS NOT NULL",
+				  1, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
 	run_id = coco_queue_run(app, PG_GETARG_BOOL(1));
 	SPI_finish();
 	PG_RETURN_INT64(run_id);
@@ -391,8 +425,31 @@ run_not_found(int64 run_id)
 }
 
 /*
+ * A run that failed for good, or was canceled, raises the SQLSTATE of its
+ * last error (57014 for a cancel or a time-out), or 38000 where none was
+ * recorded (its worker died) — never an internal-error code: that is the
+ * extension's fault, told as 38000 with the code in the detail.
+ */
+static void pg_attribute_noreturn()
+raise_run_error(int64 run_id, const char *status, const char *app, const char *error,
+				const char *sqlstate)
+{
+	int			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+
+	if (sqlstate != NULL && strlen(sqlstate) == 5 && strncmp(sqlstate, "XX", 2) != 0)
+		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("run %lld of app \"%s\" %s", (long long) run_id, app,
+					strcmp(status, "canceled") == 0 ? "was canceled" : "failed"),
+			 errdetail("%s", error ? error : "No error was recorded."),
+			 errhint("See coco.runs for the run's attempts.")));
+}
+
+/*
  * coco.wait(run_id, timeout) — wait until the run has succeeded (return its
- * stats) or failed for good (raise its error).  Sleeps on the condition
+ * stats) or failed for good (raise its error).  A run that joined another
+ * (coalesced) has that run's outcome.  Sleeps on the condition
  * variable the worker broadcasts after every finished run, re-reading the
  * run with a new snapshot at each wake-up.
  */
@@ -443,7 +500,7 @@ coco_wait(PG_FUNCTION_ARGS)
 
 		/* not read-only: in READ COMMITTED each call takes a new snapshot */
 		coco_enter_extension_owner(&uc);
-		coco_spi_exec("SELECT r.status, r.stats, r.error, a.owner, a.name "
+		coco_spi_exec("SELECT r.status, r.stats, r.error, a.owner, a.name, r.sqlstate, r.coalesced_into "
 					  "FROM coco.run r JOIN coco.app a USING (app_id) "
 					  "WHERE r.run_id OPERATOR(pg_catalog.=) $1",
 					  1, types, values, NULL, SPI_OK_SELECT);
@@ -462,6 +519,13 @@ coco_wait(PG_FUNCTION_ARGS)
 			checked_owner = true;
 		}
 		status = SPI_getvalue(tup, desc, 1);
+		if (strcmp(status, "coalesced") == 0)
+		{
+			/* it joined a run of the same app: that run's result is its own */
+			values[0] = SPI_getbinval(tup, desc, 7, &isnull);
+			if (!isnull)
+				continue;
+		}
 		if (strcmp(status, "succeeded") == 0)
 		{
 			Datum		d = SPI_getbinval(tup, desc, 2, &isnull);
@@ -475,17 +539,9 @@ coco_wait(PG_FUNCTION_ARGS)
 			}
 			break;
 		}
-		if (strcmp(status, "failed") == 0)
-		{
-			char	   *error = SPI_getvalue(tup, desc, 3);
-
-			ereport(ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("run %lld of app \"%s\" failed", (long long) run_id,
-							SPI_getvalue(tup, desc, 5)),
-					 errdetail("%s", error ? error : "No error was recorded."),
-					 errhint("See coco.runs for the run's attempts.")));
-		}
+		if (strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0)
+			raise_run_error(run_id, status, SPI_getvalue(tup, desc, 5),
+							SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 6));
 		if (IsolationUsesXactSnapshot())
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

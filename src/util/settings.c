@@ -19,6 +19,9 @@ int			coco_commit_every = 1000000;
 /* the worker's */
 int			coco_naptime = 1000;
 int			coco_max_workers = 4;
+int			coco_workers_per_database = 2;
+int			coco_run_timeout = 3600 * 1000;
+int			coco_submit_delay = 0;
 int			coco_retry_base = 1000;
 int			coco_max_attempts = 5;
 int			coco_run_retention = 7 * 24 * 60;	/* minutes; 0 = keep forever */
@@ -55,9 +58,28 @@ coco_settings_define(void)
 							&coco_naptime, 1000, 10, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("coco_target.max_workers",
-							"Databases served by background workers at the same time.",
-							NULL, &coco_max_workers, 4, 1, 1000,
+							"Background worker processes executing runs, across all databases.",
+							"Each takes one of max_worker_processes while it runs; they exit after "
+							"a few idle seconds.",
+							&coco_max_workers, 4, 1, 64,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.workers_per_database",
+							"Background worker processes executing runs in one database at the same time.",
+							"Never two runs of one app at once, whatever this says.",
+							&coco_workers_per_database, 2, 1, 64,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.run_timeout",
+							"Longest a worker run may take; 0: no limit.",
+							"A run past it is cancelled, recorded as a failed attempt (57014) and "
+							"retried as failures are. An app's run_timeout option can lower it.",
+							&coco_run_timeout, 3600 * 1000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.submit_delay",
+							"How long the worker waits after a run was submitted before it starts it.",
+							"Submits of the same app during the wait join the run instead of queuing "
+							"another one.",
+							&coco_submit_delay, 0, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("coco_target.retry_base",
 							"Delay before the first retry of a failed run; doubled for each further attempt, up to 60 s.",
 							NULL, &coco_retry_base, 1000, 0, COCO_RETRY_MAX_MS,

@@ -1,0 +1,261 @@
+/*
+ * workers.c — what the background workers are doing, seen and steered from
+ * SQL: coco.cancel() stops a queued or running run of an app one may act
+ * for; coco.worker_slots() (behind the coco.workers view) lists this
+ * database's workers and their runs.
+ *
+ * A running run is stopped the way pg_cancel_backend() stops a query: the
+ * worker gets SIGINT.  The worker runs as a superuser, so its app's owner
+ * could not signal it; this function does, for that run only, after
+ * checking that the caller may act for the app.  The request is noted in
+ * shared memory first, so the worker tells the cancel from its time limit,
+ * and a worker that takes the run up later (or finds it interrupted)
+ * records it canceled too.  A run that ignores the cancel (a function that
+ * catches query_canceled) has its worker ended after a grace period.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "coco_internal.h"
+#include "sched_shmem.h"
+
+/* how long coco.cancel() waits for a worker to stop the run */
+#define COCO_CANCEL_WAIT_MS	30000
+/* ... before it ends a worker whose run ignored the cancel */
+#define COCO_CANCEL_GRACE_MS	5000
+
+typedef struct RunRow
+{
+	char	   *status;
+	Oid			owner;
+	int64		coalesced_into;
+} RunRow;
+
+/* The run as it is now (a new snapshot each time); false if there is none. */
+static bool
+read_run(int64 run_id, RunRow *row)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(run_id)};
+	bool		isnull;
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT r.status, a.owner, r.coalesced_into FROM coco.run r JOIN coco.app a USING (app_id) "
+				  "WHERE r.run_id OPERATOR(pg_catalog.=) $1",
+				  1, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	if (SPI_processed == 0)
+		return false;
+	row->status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	row->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	row->coalesced_into = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (isnull)
+		row->coalesced_into = 0;
+	return true;
+}
+
+/*
+ * Set the status of a queued run (or of a running one no worker holds) to
+ * 'canceled'; false if it is not in that status any more.
+ */
+static bool
+mark_canceled(int64 run_id, const char *from, const char *how)
+{
+	CocoUserContext uc;
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(run_id);
+	values[1] = CStringGetTextDatum(from);
+	values[2] = CStringGetTextDatum(psprintf("canceled by role %s %s",
+											 GetUserNameFromId(GetUserId(), false), how));
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.run SET status = 'canceled', error = $3, sqlstate = '57014', "
+				  "finished_at = pg_catalog.now(), retry_at = NULL "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) $2",
+				  3, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	return SPI_processed > 0;
+}
+
+/*
+ * The worker executing run_id (0: none; the one that did has died).  With
+ * `sig`, first note the cancel in its slot and send it `sig`: SIGINT stops
+ * the run as a statement cancel does; SIGTERM ends the worker, for a run
+ * that ignored the cancel (a function that catches query_canceled).
+ */
+static int
+worker_of_run(int64 run_id, int sig)
+{
+	CocoShared *shared = coco_sched_shared();
+	int			pid = 0;
+
+	if (sig != 0)
+		coco_sched_note_cancel(run_id);
+	SpinLockAcquire(&shared->mutex);
+	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
+		if (shared->workers[i].dbid == MyDatabaseId && shared->workers[i].run_id == run_id)
+			pid = shared->workers[i].pid;
+	SpinLockRelease(&shared->mutex);
+	if (pid != 0 && sig != 0 && kill(pid, sig) != 0)
+		ereport(WARNING,
+				(errmsg("could not signal the worker (process %d) running run " INT64_FORMAT ": %m",
+						pid, run_id)));
+	return pid;
+}
+
+/*
+ * coco.cancel(run_id) — stop a queued run before it starts, or a running
+ * one (its current transaction rolls back; batches it committed stay, as
+ * after any failure).  Returns true when the run is now 'canceled', false
+ * when it had finished already.  A run that joined another (coalesced) is
+ * followed to it.  The app's owner, its members and superusers may; anyone
+ * else gets 42501.
+ */
+PG_FUNCTION_INFO_V1(coco_cancel);
+Datum
+coco_cancel(PG_FUNCTION_ARGS)
+{
+	int64		run_id;
+	RunRow		row;
+	TimestampTz started;
+	bool		canceled = false;
+
+	if (!coco_worker_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("coco.cancel() requires the coco_target background worker"),
+				 errhint("Add coco_target to shared_preload_libraries and restart the server.")));
+	coco_require_arg(fcinfo, 0, "run_id");
+	run_id = PG_GETARG_INT64(0);
+
+	SPI_connect();
+	for (;;)
+	{
+		if (!read_run(run_id, &row))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("run " INT64_FORMAT " does not exist", run_id)));
+		if (!has_privs_of_role(GetUserId(), row.owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to cancel run " INT64_FORMAT, run_id),
+					 errdetail("Only members of the role that owns the run's app, and superusers, may cancel it.")));
+		if (strcmp(row.status, "coalesced") != 0)
+			break;
+		run_id = row.coalesced_into;
+	}
+
+	if (strcmp(row.status, "queued") != 0 && strcmp(row.status, "running") != 0)
+	{
+		SPI_finish();
+		PG_RETURN_BOOL(false);	/* it had finished */
+	}
+	if (strcmp(row.status, "queued") == 0 && mark_canceled(run_id, "queued", "before it started"))
+	{
+		coco_broadcast_runs_done_at_commit();
+		SPI_finish();
+		PG_RETURN_BOOL(true);
+	}
+
+	/*
+	 * Running (or it started meanwhile): the worker stops it, and records it
+	 * canceled.  A worker that has not stopped it after the grace period
+	 * is ended; so is a worker gone, and the run is marked here.
+	 */
+	started = GetCurrentTimestamp();
+	coco_run_done_prepare();
+	for (int signaled = 0, terminated = 0;;)
+	{
+		long		waited = (long) ((GetCurrentTimestamp() - started) / 1000);
+		int			pid;
+
+		if (!read_run(run_id, &row))
+			break;
+		if (strcmp(row.status, "queued") == 0)
+		{
+			/* its attempt ended and it waits for a retry: stop it there */
+			if ((canceled = mark_canceled(run_id, "queued", "before it started again")))
+				break;
+			continue;
+		}
+		if (strcmp(row.status, "running") != 0)
+		{
+			canceled = strcmp(row.status, "canceled") == 0;
+			break;
+		}
+		pid = worker_of_run(run_id, 0);
+		if (pid == 0)
+		{
+			if ((canceled = mark_canceled(run_id, "running", "after its worker had stopped")))
+				break;
+			continue;
+		}
+		/* once per worker: another may have taken the run up since */
+		if (pid != signaled)
+			signaled = worker_of_run(run_id, SIGINT);
+		else if (pid != terminated && waited >= COCO_CANCEL_GRACE_MS)
+			terminated = worker_of_run(run_id, SIGTERM);
+		/* a snapshot of this transaction would never see the worker's commit */
+		if (IsolationUsesXactSnapshot() || waited >= COCO_CANCEL_WAIT_MS)
+		{
+			ereport(NOTICE,
+					(errmsg("the worker was asked to stop run " INT64_FORMAT, run_id),
+					 errdetail("It has not stopped yet; coco.runs shows when it has.")));
+			canceled = true;
+			break;
+		}
+		coco_run_done_sleep(200L);
+	}
+	if (canceled)
+		coco_broadcast_runs_done_at_commit();
+	ConditionVariableCancelSleep();
+	SPI_finish();
+	PG_RETURN_BOOL(canceled);
+}
+
+/*
+ * coco.worker_slots() — this database's workers: pid, 'idle' or
+ * 'running', the run and its app (NULL when idle), and since when.
+ */
+PG_FUNCTION_INFO_V1(coco_worker_slots);
+Datum
+coco_worker_slots(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CocoShared *shared = coco_sched_shared();
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; shared != NULL && i < COCO_MAX_WORKER_SLOTS; i++)
+	{
+		CocoWorkerSlot w;
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		SpinLockAcquire(&shared->mutex);
+		w = shared->workers[i];
+		SpinLockRelease(&shared->mutex);
+		if (w.dbid != MyDatabaseId)
+			continue;
+		values[0] = Int32GetDatum(w.pid);
+		values[1] = CStringGetTextDatum(w.run_id != 0 ? "running" : "idle");
+		values[2] = Int64GetDatum(w.run_id);
+		nulls[2] = w.run_id == 0;
+		values[3] = Int32GetDatum(w.app_id);
+		nulls[3] = w.run_id == 0;
+		values[4] = TimestampTzGetDatum(w.since);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
