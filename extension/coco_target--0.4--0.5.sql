@@ -13,6 +13,11 @@ ALTER TABLE coco.run
     ADD COLUMN sqlstate       text,
     ADD COLUMN coalesced_into bigint,
     ADD COLUMN crashes        integer NOT NULL DEFAULT 0;
+-- Canceled and coalesced runs are finished too: past the retention the
+-- worker deletes them with the others.
+DROP INDEX coco.run_finished;
+CREATE INDEX run_finished ON coco.run (finished_at)
+    WHERE status = ANY ('{succeeded,failed,canceled,coalesced}'::text[]);
 -- Turns across apps: the worker takes the app whose last run started
 -- longest ago.
 CREATE INDEX run_started ON coco.run (app_id, started_at);

@@ -380,6 +380,9 @@ ok "(i) coco.set_app_option by a non-member fails with 42501"
 q -c "ALTER SYSTEM SET coco_target.run_retention = 0" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 q -c "UPDATE coco.run SET started_at = now() - interval '30 days', finished_at = now() - interval '30 days' WHERE run_id = $run_a" >/dev/null
+# a canceled run is finished too: one canceled in its own transaction, made old
+run_c=$(q -c "BEGIN" -c "SELECT coco.submit('e')" -c "SELECT coco.cancel(currval('coco.run_run_id_seq'))" -c "COMMIT" | sed -n 1p)
+q -c "UPDATE coco.run SET finished_at = now() - interval '30 days' WHERE run_id = $run_c AND status = 'canceled'" >/dev/null
 run_j=$(q -c "SELECT coco.submit('e')" | tail -n 1)
 q -c "SELECT coco.wait($run_j)" >/dev/null || fail "(j) run $run_j failed"
 sleep 2
@@ -389,11 +392,11 @@ q -c "ALTER SYSTEM SET coco_target.run_retention = '1h'" -c "SELECT pg_reload_co
 sleep 1
 run_j=$(q -c "SELECT coco.submit('e')" | tail -n 1)
 q -c "SELECT coco.wait($run_j)" >/dev/null || fail "(j) run $run_j failed"
-wait_for "SELECT count(*) FROM coco.run WHERE run_id = $run_a" 0 || fail "(j) run $run_a not deleted with run_retention = 1h"
+wait_for "SELECT count(*) FROM coco.run WHERE run_id IN ($run_a, $run_c)" 0 || fail "(j) runs $run_a, $run_c (canceled) not deleted with run_retention = 1h"
 row=$(q -c "SELECT count(*) FROM coco.run WHERE run_id IN ($run_b, $run_bad, $run_j)")
 [ "$row" = 3 ] || fail "(j) recent runs were deleted too ($row of 3 left)"
 q -c "ALTER SYSTEM RESET coco_target.run_retention" -c "SELECT pg_reload_conf()" >/dev/null
-ok "(j) with run_retention = 1h the worker deleted run $run_a (finished 30 days ago) and kept the recent runs"
+ok "(j) with run_retention = 1h the worker deleted run $run_a and the canceled run $run_c (finished 30 days ago) and kept the recent runs"
 
 # --- (h) not preloaded: submit refuses with a hint --------------------------
 echo "shared_preload_libraries = 'pg_cron'" >>"$PGDATA/postgresql.conf"

@@ -481,9 +481,9 @@ claim_purge(Oid dbid, int retention)
 }
 
 /*
- * Delete the finished runs (succeeded or failed) that finished longer ago
- * than coco_target.run_retention.  Unfinished runs are never deleted, nor
- * is anything when the setting is 0.
+ * Delete the finished runs (succeeded, failed, canceled or coalesced) that
+ * finished longer ago than coco_target.run_retention.  Unfinished runs are
+ * never deleted, nor is anything when the setting is 0.
  */
 static void
 purge_old_runs(void)
@@ -504,7 +504,7 @@ purge_old_runs(void)
 			values[0] = Int32GetDatum(coco_run_retention);
 			coco_enter_extension_owner(&uc);
 			coco_spi_exec("DELETE FROM coco.run "
-						  "WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed}'::pg_catalog.text[]) "
+						  "WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,canceled,coalesced}'::pg_catalog.text[]) "
 						  "AND finished_at OPERATOR(pg_catalog.<) "
 						  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1))",
 						  1, types, values, NULL, SPI_OK_DELETE);
