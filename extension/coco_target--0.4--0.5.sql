@@ -30,6 +30,29 @@ ALTER TABLE coco.app
     ADD COLUMN run_timeout interval,
     ADD COLUMN flagged     text;
 
+-- A worker recording a run's outcome never waits for a transaction of an
+-- app's owner that changed the app's row (coco.set_app_option, held open):
+-- the failing mark is skipped then, not waited for.
+CREATE OR REPLACE FUNCTION coco.track_failing() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.status OPERATOR(pg_catalog.=) 'failed' THEN
+        UPDATE coco.app SET failing_since = NEW.finished_at
+         WHERE app_id OPERATOR(pg_catalog.=) (
+               SELECT a.app_id FROM coco.app a
+                WHERE a.app_id OPERATOR(pg_catalog.=) NEW.app_id AND a.failing_since IS NULL
+                  FOR UPDATE SKIP LOCKED);
+    ELSE
+        UPDATE coco.app SET failing_since = NULL
+         WHERE app_id OPERATOR(pg_catalog.=) (
+               SELECT a.app_id FROM coco.app a
+                WHERE a.app_id OPERATOR(pg_catalog.=) NEW.app_id
+                  AND a.failing_since OPERATOR(pg_catalog.<=) NEW.finished_at
+                  FOR UPDATE SKIP LOCKED);
+    END IF;
+    RETURN NULL;
+END $$;
+
 DROP FUNCTION coco.set_app_option(text, boolean);
 CREATE FUNCTION coco.set_app_option(app text, auto_submit boolean DEFAULT NULL,
                                     run_timeout interval DEFAULT NULL)

@@ -22,6 +22,12 @@ SELECT coco.set_app_option('sched', auto_submit => false, run_timeout => '0');
 SELECT auto_submit, run_timeout FROM coco.apps WHERE app = 'sched';
 SELECT coco.set_app_option('sched', run_timeout => '-1 second');
 SELECT coco.set_app_option('sched', run_timeout => '1 day -25 hours');
+-- negative as the worker reads it (a year is 365.25 days there), though
+-- positive with 30-day months: refused too
+SELECT coco.set_app_option('sched', run_timeout => '-6 years 2161 days');
+SELECT coco.set_app_option('sched', run_timeout => '1000000 years');  -- capped by the setting
+SELECT run_timeout FROM coco.apps WHERE app = 'sched';
+SELECT coco.set_app_option('sched', run_timeout => '0');
 SELECT coco.set_app_option(NULL, true);
 
 -- A run cancelled in the transaction that submitted it: the worker never

@@ -103,5 +103,6 @@ extern int64 coco_queue_completion_run(const CocoApp *app);
 extern void coco_submit_lock(int app_id, LOCKMODE mode);
 extern bool coco_submit_lock_try(int app_id);
 extern void coco_broadcast_runs_done_at_commit(void);
+extern bool coco_submitted_here(int64 run_id);
 
 #endif							/* COCO_INTERNAL_H */

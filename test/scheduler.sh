@@ -357,8 +357,20 @@ try_sql alice "SELECT coco.cancel(NULL)"
 [ "$state" = 22004 ] || fail "(d) coco.cancel(NULL): $err"
 try_sql alice "SELECT coco.cancel(999999999)"
 [ "$state" = 42704 ] || fail "(d) coco.cancel(999999999): $err"
+# A cancel in a transaction left open holds nothing the workers wait for:
+# the run is canceled at once, and other runs go on meanwhile.
+run_q3=$(q -U alice -c "SELECT coco.submit('q')")
+q -U alice -c "BEGIN" -c "SELECT coco.cancel($run_q3)" -c "SELECT pg_sleep(10)" -c "COMMIT" >/dev/null 2>&1 &
+open_job=$!
+wait_for "SELECT status FROM coco.runs WHERE run_id = $run_q3" canceled postgres 5 ||
+    fail "(d) run $run_q3, canceled in a transaction still open, is not canceled"
 set_conf submit_delay RESET
-ok "(d) a member of the owner role cancels too; a finished run gives false; coco.cancel(NULL) raises 22004, an unknown run 42704"
+t0=$(now_ms)
+out=$(submit_and_wait bob bobapp 5) || fail "(d) bob's run did not succeed while alice's cancel transaction was open: $out"
+kill -0 "$open_job" 2>/dev/null || fail "(d) alice's transaction ended too early to show anything"
+figure "(d) bob's run took $(secs_since "$t0")s while alice's transaction that canceled run $run_q3 stayed open"
+wait "$open_job" || true
+ok "(d) a member of the owner role cancels too; a finished run gives false; coco.cancel(NULL) raises 22004, an unknown run 42704; a cancel in an open transaction takes effect at once and blocks nobody"
 
 # --- (e) coalescing ---------------------------------------------------------
 tiny_app alice burst
@@ -446,8 +458,10 @@ figure "(g) run $run_g, ignoring the cancel at its 2 s limit, ended after ${g_se
 lt "$g_secs" 12 || fail "(g) the run ignoring its time limit took ${g_secs}s to end, wanted < 12 s (2 s + 5 s grace)"
 tail -c +"$((mark_g + 1))" "$COCO_TMP/postgres.log" | grep -q 'terminating background worker "coco_target worker" due to administrator command' ||
     fail "(g) the worker running run $run_g was not ended"
-case "$(q -c "SELECT error FROM coco.runs WHERE run_id = $run_g")" in
-*interrupted*) ;; *) fail "(g) run $run_g's error: $(q -c "SELECT error FROM coco.runs WHERE run_id = $run_g")" ;;
+row=$(q -c "SELECT sqlstate, error FROM coco.runs WHERE run_id = $run_g")
+case "$row" in
+"57014|canceled: the run took longer than its time limit of 2000 ms and did not stop when canceled"*) ;;
+*) fail "(g) run $run_g's sqlstate|error: $row" ;;
 esac
 set_conf run_timeout 0 max_attempts RESET
 run_g2=$(q -U alice -c "SELECT coco.submit('stubborn')")
@@ -464,7 +478,7 @@ lt "$c_secs" 10 || fail "(g) coco.cancel took ${c_secs}s, wanted < 10 s (5 s gra
 crashed=$(coco_crashed_since "$mark_g")
 [ -z "$crashed" ] || fail "(g) a process died by a signal: $crashed"
 set_conf run_timeout RESET
-ok "(g) a run catching query_canceled still ends: past its limit + 5 s grace its worker is ended (run $run_g failed, interrupted, ${g_secs}s); coco.cancel ends it too (${c_secs}s); no crash"
+ok "(g) a run catching query_canceled still ends: past its limit + 5 s grace its worker is ended (run $run_g failed with 57014 after ${g_secs}s); coco.cancel ends it too (${c_secs}s); no crash"
 
 # --- no restart so far ------------------------------------------------------
 wait_for "SELECT count(*) FROM coco.runs WHERE status IN ('queued', 'running')" 0 ||

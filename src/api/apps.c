@@ -56,12 +56,15 @@ coco_set_app_option(PG_FUNCTION_ARGS)
 				 errmsg("auto_submit requires the coco_target background worker"),
 				 errdetail("The coco_target library was not loaded through shared_preload_libraries, so no worker runs."),
 				 errhint("Add coco_target to shared_preload_libraries in postgresql.conf and restart the server.")));
+	/* negative as the worker reads it (EXTRACT counts a year as 365.25 days) */
 	if (!PG_ARGISNULL(2))
 	{
-		Interval   *limit = PG_GETARG_INTERVAL_P(2);
+		Oid			itype[1] = {INTERVALOID};
+		Datum		ivalue[1] = {PG_GETARG_DATUM(2)};
+		bool		isnull;
 
-		if (limit->time + limit->day * USECS_PER_DAY +
-			(int64) limit->month * DAYS_PER_MONTH * USECS_PER_DAY < 0)
+		if (coco_spi_int8("SELECT 1 WHERE EXTRACT(EPOCH FROM $1) OPERATOR(pg_catalog.<) 0",
+						  1, itype, ivalue, &isnull) == 1 && !isnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("run_timeout of app \"%s\" must not be negative", app->name),

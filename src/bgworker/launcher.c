@@ -196,7 +196,7 @@ scan_databases(void)
 		{
 			CocoDbSlot *slot = coco_sched_find_slot(dbs[i].dbid, false);
 
-			if (slot && coco_sched_count_workers(dbs[i].dbid) == 0)
+			if (slot && coco_sched_count_workers(dbs[i].dbid, false) == 0)
 				slot->dbid = InvalidOid;
 		}
 		SpinLockRelease(&shared->mutex);
@@ -238,15 +238,27 @@ coco_launcher_main(Datum arg)
 		shared->wake_all = false;
 		SpinLockRelease(&shared->mutex);
 
+		/*
+		 * Workers are counted both ways: the ones this launcher started
+		 * (some may not have taken their slot yet), and the slots taken (a
+		 * launcher restarted after an error has no handles for its
+		 * predecessor's workers).
+		 */
 		now = GetCurrentTimestamp();
 		for (int i = 0; i < ndbs; i++)
 			running += workers_alive(&dbs[i]);
+		SpinLockAcquire(&shared->mutex);
+		running = Max(running, coco_sched_count_workers(InvalidOid, true));
+		SpinLockRelease(&shared->mutex);
 		for (int i = 0; i < ndbs && running < coco_max_workers; i++)
 		{
 			LauncherDb *db = &dbs[i];
 			int			alive = workers_alive(db);
 			bool		wanted;
 
+			SpinLockAcquire(&shared->mutex);
+			alive = Max(alive, coco_sched_count_workers(db->dbid, false));
+			SpinLockRelease(&shared->mutex);
 			if (alive >= coco_workers_per_database)
 				continue;
 			SpinLockAcquire(&shared->mutex);

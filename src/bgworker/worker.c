@@ -121,6 +121,8 @@ run_timeout_fired(void)
 static void
 run_overdue_fired(void)
 {
+	if (my_worker)
+		my_worker->overdue = true;	/* release_slot leaves a note */
 	InterruptPending = true;
 	ProcDiePending = true;
 	SetLatch(MyLatch);
@@ -153,13 +155,19 @@ hold_cancels(bool hold)
 		QueryCancelPending = false;
 }
 
-/* What this worker executes (0: nothing), for coco.cancel and crash blame. */
+/*
+ * What this worker executes (NULL: nothing), for coco.cancel, coco.workers
+ * and the notes a dead worker leaves.
+ */
 static void
-set_my_run(int64 run_id, int app_id)
+set_my_run(const QueuedRun *run)
 {
 	SpinLockAcquire(&shared->mutex);
-	my_worker->run_id = run_id;
-	my_worker->app_id = app_id;
+	my_worker->run_id = run ? run->run_id : 0;
+	my_worker->app_id = run ? run->app_id : 0;
+	my_worker->owner = run ? run->owner : InvalidOid;
+	my_worker->limit_ms = run ? run->timeout_ms : 0;
+	my_worker->overdue = false;
 	my_worker->idle = false;
 	my_worker->since = GetCurrentTimestamp();
 	SpinLockRelease(&shared->mutex);
@@ -230,6 +238,8 @@ release_slot(int code, Datum arg)
 
 	if (my_worker == NULL)
 		return;
+	if (my_worker->run_id != 0 && my_worker->overdue)
+		coco_sched_note(my_worker->run_id, COCO_NOTE_OVERDUE, InvalidOid, my_worker->limit_ms);
 	SpinLockAcquire(&shared->mutex);
 	slot = coco_sched_find_slot(my_worker->dbid, my_worker->run_id != 0);
 	if (slot && my_worker->run_id != 0)
@@ -239,7 +249,7 @@ release_slot(int code, Datum arg)
 	}
 	memset(my_worker, 0, sizeof(CocoWorkerSlot));
 	/* the database's slot goes with its last worker, unless work is waiting */
-	if (slot && !slot->wake && coco_sched_count_workers(slot->dbid) == 0)
+	if (slot && !slot->wake && coco_sched_count_workers(slot->dbid, false) == 0)
 		slot->dbid = InvalidOid;
 	SpinLockRelease(&shared->mutex);
 	my_worker = NULL;
@@ -256,7 +266,7 @@ static bool
 claim_worker_slot(Oid dbid)
 {
 	SpinLockAcquire(&shared->mutex);
-	if (coco_sched_count_workers(dbid) < coco_workers_per_database)
+	if (coco_sched_count_workers(dbid, false) < coco_workers_per_database)
 	{
 		for (int i = 0; i < COCO_MAX_WORKER_SLOTS && my_worker == NULL; i++)
 			if (shared->workers[i].dbid == InvalidOid)
@@ -307,98 +317,176 @@ run_in_live_worker(int64 run_id, int32 pid)
 	return live;
 }
 
-/*
- * A run coco.cancel() ended the worker of (it ignored the cancel): over.
- * Returns whether it was settled.
- */
-static bool
-settle_canceled_orphan(int64 run_id, int32 pid, Oid by, const char *app)
+/* retry_base, doubled per further attempt, at most COCO_RETRY_MAX_MS */
+static long
+backoff_ms(int attempts)
 {
-	CocoUserContext uc;
-	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
-	Datum		values[3];
-	const char *role = GetUserNameFromId(by, true);
+	int64		ms = coco_retry_base;
 
-	values[0] = Int64GetDatum(run_id);
-	values[1] = Int32GetDatum(pid);
-	values[2] = CStringGetTextDatum(psprintf("canceled by role %s while running (its worker was ended: "
-											 "the run did not stop when asked)",
-											 role ? role : "(dropped)"));
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.run SET status = 'canceled', error = $3, sqlstate = '57014', "
-				  "finished_at = pg_catalog.now(), retry_at = NULL "
-				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running' "
-				  "AND pid OPERATOR(pg_catalog.=) $2",
-				  3, types, values, NULL, SPI_OK_UPDATE);
-	coco_leave(&uc);
-	if (SPI_processed == 0)
-		return false;
-	notify_finished(app, run_id, "canceled");
-	return true;
+	for (int i = 1; i < attempts && ms < COCO_RETRY_MAX_MS; i++)
+		ms *= 2;
+	return (long) Min(ms, COCO_RETRY_MAX_MS);
+}
+
+/* A role's name for a message, also when the role is gone. */
+static const char *
+role_name(Oid role)
+{
+	const char *name = GetUserNameFromId(role, true);
+
+	return name ? name : "(dropped)";
 }
 
 /*
- * What becomes of a run its worker left 'running' when it died.  A worker
- * that died by a signal took the server down (shmem.c names the run); the
- * run is tried once more, and the second time it fails and its app is
- * flagged: no crash loop.  A worker that stopped otherwise (the server was
- * shut down, the worker was terminated) interrupted an attempt like any
- * failure: queued again until it has used up its attempts.  Each UPDATE
- * names the dead worker's pid, so a run another worker took up since is
- * left alone.  Returns whether the run is over for good.
+ * What becomes of a run its worker left 'running' when it died, told by the
+ * run's notes (sched_shmem.h):
+ *
+ * - coco.cancel() asked to stop it (and ended the worker when the run
+ *   ignored the cancel): canceled;
+ * - its worker died by a signal and took the server down: tried once
+ *   more; the second time it fails and its app is flagged (no crash loop);
+ * - it ignored its time limit, so its worker ended itself: a failed
+ *   attempt with 57014, retried after the backoff like any;
+ * - otherwise (the server was shut down, the worker terminated) the
+ *   attempt was interrupted: queued again until the attempts are used up.
+ *
+ * The UPDATE names the dead worker's pid and the attempt, so a run another
+ * worker (or the same, again) took up since is left alone.  Returns whether
+ * the run is over for good.
  */
 static bool
 settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *app)
 {
 	CocoUserContext uc;
-	Oid			types[4] = {INT8OID, INT4OID, TEXTOID, INT4OID};
-	Datum		values[4];
-	bool		crashed = coco_sched_run_crashed(run_id);
-	Oid			canceled_by = coco_sched_cancel_requested(run_id);
-	bool		final = crashed ? crashes + 1 >= 2 : attempts >= coco_max_attempts;
+	Oid			types[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', 'n', ' ', 'n', ' '};
+	CocoRunNote note;
+	const char *status;
 	const char *error;
+	bool		crashed = false;
 	uint64		settled;
 
-	if (OidIsValid(canceled_by))
-		return settle_canceled_orphan(run_id, pid, canceled_by, app);
-	if (crashed && final)
-		error = "the run crashed its worker twice (the server restarted each time); "
-			"its app is flagged until its owner submits it again";
-	else if (crashed)
-		error = "the run crashed its worker (the server restarted): it is tried once more";
+	if (coco_sched_find_note(run_id, COCO_NOTE_CANCEL, &note))
+	{
+		status = "canceled";
+		error = psprintf("canceled by role %s while running (it did not stop when asked, so its worker was ended)",
+						 role_name(note.by));
+		values[4] = CStringGetTextDatum("57014");
+		nulls[4] = ' ';
+	}
+	else if ((crashed = coco_sched_find_note(run_id, COCO_NOTE_CRASHED, NULL)))
+	{
+		status = crashes + 1 >= 2 ? "failed" : "queued";
+		error = crashes + 1 >= 2 ?
+			"the run crashed its worker twice (the server restarted each time); "
+			"its app is flagged until its owner submits it again" :
+			"the run crashed its worker (the server restarted): it is tried once more";
+	}
+	else if (coco_sched_find_note(run_id, COCO_NOTE_OVERDUE, &note))
+	{
+		status = attempts < coco_max_attempts ? "queued" : "failed";
+		error = psprintf("canceled: the run took longer than its time limit of %d ms and did not stop "
+						 "when canceled, so its worker was ended", note.limit_ms);
+		values[4] = CStringGetTextDatum("57014");
+		nulls[4] = ' ';
+		if (attempts < coco_max_attempts)
+		{
+			values[6] = Int32GetDatum((int32) backoff_ms(attempts));
+			nulls[6] = ' ';
+		}
+	}
 	else
-		error = psprintf("interrupted: the worker stopped during attempt %d", attempts);
+	{
+		status = attempts < coco_max_attempts ? "queued" : "failed";
+		error = attempts < coco_max_attempts ?
+			psprintf("interrupted: the worker stopped during attempt %d", attempts) :
+			psprintf("interrupted: the worker stopped during each of %d attempts", attempts);
+	}
 	values[0] = Int64GetDatum(run_id);
 	values[1] = Int32GetDatum(pid);
 	values[2] = CStringGetTextDatum(error);
-	values[3] = Int32GetDatum(crashed ? 1 : 0);
+	values[3] = CStringGetTextDatum(status);
+	values[5] = Int32GetDatum(crashed ? 1 : 0);
+	values[7] = Int32GetDatum(attempts);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec(final ?
-				  "UPDATE coco.run SET status = 'failed', finished_at = pg_catalog.now(), retry_at = NULL, "
-				  "sqlstate = NULL, error = $3, crashes = crashes OPERATOR(pg_catalog.+) $4 "
+	coco_spi_exec("UPDATE coco.run SET status = $4, error = $3, sqlstate = $5, "
+				  "crashes = crashes OPERATOR(pg_catalog.+) $6, finished_at = pg_catalog.now(), "
+				  "retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
+				  "  pg_catalog.make_interval(secs => $7 OPERATOR(pg_catalog./) 1000.0) "
 				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running' "
-				  "AND pid OPERATOR(pg_catalog.=) $2" :
-				  "UPDATE coco.run SET status = 'queued', retry_at = NULL, sqlstate = NULL, error = $3, "
-				  "crashes = crashes OPERATOR(pg_catalog.+) $4 "
-				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running' "
-				  "AND pid OPERATOR(pg_catalog.=) $2",
-				  4, types, values, NULL, SPI_OK_UPDATE);
+				  "AND pid OPERATOR(pg_catalog.=) $2 AND attempts OPERATOR(pg_catalog.=) $8",
+				  8, types, values, nulls, SPI_OK_UPDATE);
 	settled = SPI_processed;
-	if (settled > 0 && crashed && final)
+	if (settled > 0 && crashed && strcmp(status, "failed") == 0)
 		coco_spi_exec("UPDATE coco.app SET flagged = 'run ' OPERATOR(pg_catalog.||) $1 "
 					  "OPERATOR(pg_catalog.||) ' crashed its worker twice' "
 					  "WHERE app_id OPERATOR(pg_catalog.=) "
-					  "(SELECT app_id FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1)",
+					  "(SELECT app_id FROM coco.app WHERE app_id OPERATOR(pg_catalog.=) "
+					  "   (SELECT app_id FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1) "
+					  " FOR UPDATE SKIP LOCKED)",
 					  1, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
-	if (settled > 0 && final)
-		notify_finished(app, run_id, "failed");
-	if (settled > 0)
-		ereport(LOG,
-				(errmsg("coco_target: run " INT64_FORMAT " %s", run_id,
-						final ? "failed for good: its worker died" : "is queued again: its worker died"),
-				 errdetail("%s", error)));
-	return final && settled > 0;
+	/* acted on, or about a run that is not running any more */
+	coco_sched_drop_notes(run_id, COCO_NOTE_CRASHED);
+	coco_sched_drop_notes(run_id, COCO_NOTE_OVERDUE);
+	if (settled == 0)
+		return false;
+	if (strcmp(status, "queued") != 0)
+	{
+		coco_sched_drop_notes(run_id, COCO_NOTE_FREE);
+		notify_finished(app, run_id, status);
+	}
+	ereport(LOG,
+			(errmsg("coco_target: run " INT64_FORMAT " %s: its worker died", run_id,
+					strcmp(status, "queued") == 0 ? "is queued again" : status),
+			 errdetail("%s", error)));
+	return strcmp(status, "queued") != 0;
+}
+
+/*
+ * Queued runs coco.cancel() asked to stop: canceled before they start.
+ * Their notes go once the run is over (or gone); a running run's stays for
+ * its worker.  Returns whether one was canceled.
+ */
+static bool
+settle_canceled_queued(void)
+{
+	CocoRunNote notes[COCO_MAX_NOTES];
+	int			n = coco_sched_notes_of_kind(COCO_NOTE_CANCEL, notes);
+	bool		any = false;
+
+	for (int i = 0; i < n; i++)
+	{
+		CocoUserContext uc;
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		values[2];
+		bool		canceled = false;
+
+		values[0] = Int64GetDatum(notes[i].run_id);
+		values[1] = CStringGetTextDatum(psprintf("canceled by role %s before it started",
+												 role_name(notes[i].by)));
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("UPDATE coco.run r SET status = 'canceled', error = $2, sqlstate = '57014', "
+					  "finished_at = pg_catalog.now(), retry_at = NULL "
+					  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued' "
+					  "RETURNING (SELECT a.name FROM coco.app a WHERE a.app_id OPERATOR(pg_catalog.=) r.app_id)",
+					  2, types, values, NULL, SPI_OK_UPDATE_RETURNING);
+		if (SPI_processed > 0)
+		{
+			notify_finished(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+							notes[i].run_id, "canceled");
+			canceled = any = true;
+		}
+		else
+			coco_spi_exec("SELECT 1 FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1 "
+						  "AND status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[])",
+						  1, types, values, NULL, SPI_OK_SELECT);
+		coco_leave(&uc);
+		if (canceled || SPI_processed == 0)
+			coco_sched_drop_notes(notes[i].run_id, COCO_NOTE_CANCEL);
+	}
+	return any;
 }
 
 /*
@@ -551,12 +639,13 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 	if (!start_xact_if_installed("coco_target: looking for queued runs"))
 		return -1;
 	orphan_failed = settle_orphans();
+	orphan_failed |= settle_canceled_queued();
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT q.run_id, q.app_id, q.\"full\", q.attempts, a.owner, a.name, "
 				  "  (EXTRACT(EPOCH FROM (GREATEST(q.retry_at, CASE WHEN q.attempts OPERATOR(pg_catalog.=) 0 "
 				  "     THEN q.submitted_at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $1 OPERATOR(pg_catalog./) 1000.0) END) "
 				  "   OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 AS wait_ms, "
-				  "  LEAST(EXTRACT(EPOCH FROM a.run_timeout) OPERATOR(pg_catalog.*) 1000, 2147483647)::pg_catalog.int4 "
+				  "  GREATEST(LEAST(EXTRACT(EPOCH FROM a.run_timeout) OPERATOR(pg_catalog.*) 1000, 2147483647), 0)::pg_catalog.int4 "
 				  "FROM (SELECT DISTINCT ON (app_id) run_id, app_id, \"full\", attempts, retry_at, submitted_at "
 				  "        FROM coco.run WHERE status OPERATOR(pg_catalog.=) 'queued' "
 				  "       ORDER BY app_id, run_id) q "
@@ -603,16 +692,6 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 	return found;
 }
 
-/* retry_base, doubled per further attempt, at most COCO_RETRY_MAX_MS */
-static long
-backoff_ms(int attempts)
-{
-	int64		ms = coco_retry_base;
-
-	for (int i = 1; i < attempts && ms < COCO_RETRY_MAX_MS; i++)
-		ms *= 2;
-	return (long) Min(ms, COCO_RETRY_MAX_MS);
-}
 
 /* holds statements to run at top level, across the run's transactions */
 static MemoryContext top_cxt = NULL;
@@ -734,6 +813,19 @@ reconcile_one_transaction(QueuedRun *run, const char *activity)
 	return more;
 }
 
+/* The runs of this database coco.cancel() was asked to stop, as int8[]. */
+static Datum
+canceled_run_ids(void)
+{
+	CocoRunNote notes[COCO_MAX_NOTES];
+	Datum		ids[COCO_MAX_NOTES];
+	int			n = coco_sched_notes_of_kind(COCO_NOTE_CANCEL, notes);
+
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(notes[i].run_id);
+	return PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /*
  * 1. Mark the run running, committed, so a crash leaves a trace, and let
  * the app's other queued runs that never started join it.  False when it
@@ -746,12 +838,12 @@ static bool
 mark_running(QueuedRun *run, const char *activity)
 {
 	CocoUserContext uc;
-	Oid			types[3] = {INT8OID, INT4OID, INT4OID};
-	Datum		values[3] = {Int64GetDatum(run->run_id), Int32GetDatum(MyProcPid),
-	Int32GetDatum(run->app_id)};
+	Oid			types[4] = {INT8OID, INT4OID, INT4OID, INT8ARRAYOID};
+	Datum		values[4] = {Int64GetDatum(run->run_id), Int32GetDatum(MyProcPid),
+	Int32GetDatum(run->app_id), 0};
 	uint64		marked;
 
-	set_my_run(run->run_id, run->app_id);
+	set_my_run(run);
 	if (!start_xact_if_installed(activity))
 		return false;
 
@@ -777,22 +869,25 @@ mark_running(QueuedRun *run, const char *activity)
 				  "                AND r.status OPERATOR(pg_catalog.=) 'running')",
 				  3, types, values, NULL, SPI_OK_UPDATE);
 	marked = SPI_processed;
-	if (marked > 0)
+	/* a run about to be canceled takes nobody's submits with it */
+	if (marked > 0 && !coco_sched_find_note(run->run_id, COCO_NOTE_CANCEL, NULL))
 	{
 		/*
 		 * Runs submitted before this commits and never started: this run
 		 * reconciles everything they were submitted for.  A full one makes
-		 * it full.
+		 * it full.  Those coco.cancel() was asked to stop do not join.
 		 */
+		values[3] = canceled_run_ids();
 		coco_spi_exec("WITH joined AS (UPDATE coco.run SET status = 'coalesced', coalesced_into = $1, "
 					  "  finished_at = pg_catalog.now() "
 					  "  WHERE app_id OPERATOR(pg_catalog.=) $3 AND status OPERATOR(pg_catalog.=) 'queued' "
 					  "  AND attempts OPERATOR(pg_catalog.=) 0 AND retry_at IS NULL "
 					  "  AND run_id OPERATOR(pg_catalog.<>) $1 "
+					  "  AND NOT (run_id OPERATOR(pg_catalog.=) ANY ($4)) "
 					  "  RETURNING \"full\") "
 					  "UPDATE coco.run SET \"full\" = true WHERE run_id OPERATOR(pg_catalog.=) $1 "
 					  "AND NOT \"full\" AND EXISTS (SELECT FROM joined WHERE \"full\")",
-					  3, types, values, NULL, SPI_OK_UPDATE);
+					  4, types, values, NULL, SPI_OK_UPDATE);
 		if (SPI_processed > 0)
 			run->full = true;
 	}
@@ -931,11 +1026,11 @@ describe_limit(int ms)
 static bool
 record_error(QueuedRun *run, const char *activity, ErrorData *edata)
 {
-	Oid			by = coco_sched_cancel_requested(run->run_id);
+	CocoRunNote cancel;
 
-	if (OidIsValid(by))
+	if (coco_sched_find_note(run->run_id, COCO_NOTE_CANCEL, &cancel))
 	{
-		record_canceled(run, activity, by);
+		record_canceled(run, activity, cancel.by);
 		return true;
 	}
 	if (run_timed_out)
@@ -975,7 +1070,7 @@ do_run(QueuedRun *run)
 
 	if (!mark_running(run, activity))
 	{
-		set_my_run(0, 0);
+		set_my_run(NULL);
 		return false;
 	}
 
@@ -990,7 +1085,7 @@ do_run(QueuedRun *run)
 	{
 		hold_cancels(false);
 		/* a cancel that came before the hold was lifted */
-		if (OidIsValid(coco_sched_cancel_requested(run->run_id)))
+		if (coco_sched_find_note(run->run_id, COCO_NOTE_CANCEL, NULL))
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),
 					 errmsg("run " INT64_FORMAT " was canceled", run->run_id)));
@@ -1028,10 +1123,14 @@ do_run(QueuedRun *run)
 		over = record_error(run, activity, edata);
 		FreeErrorData(edata);
 	}
-	set_my_run(0, 0);
-	/* after the commit: a waiter woken now sees the final status */
+	set_my_run(NULL);
 	if (over)
+	{
+		/* nothing left to say about it */
+		coco_sched_drop_notes(run->run_id, COCO_NOTE_FREE);
+		/* after the commit: a waiter woken now sees the final status */
 		ConditionVariableBroadcast(&shared->run_done);
+	}
 	return true;
 }
 
@@ -1058,12 +1157,22 @@ take_wake(bool clear)
 static void
 sleep_idle(long ms)
 {
+	CocoDbSlot *slot;
+	bool		wake;
+
+	/*
+	 * Idle from now on, so a submit wakes us; one that came since we looked
+	 * found us busy and woke nobody, so look again at once.
+	 */
 	SpinLockAcquire(&shared->mutex);
 	my_worker->idle = true;
 	my_worker->since = GetCurrentTimestamp();
+	slot = coco_sched_find_slot(MyDatabaseId, false);
+	wake = slot && slot->wake;
 	SpinLockRelease(&shared->mutex);
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
+	if (!wake)
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	SpinLockAcquire(&shared->mutex);
 	my_worker->idle = false;
@@ -1072,6 +1181,36 @@ sleep_idle(long ms)
 
 /* runs looked at per scan of the queue: the first that can start, starts */
 #define COCO_RUNS_PER_SCAN	8
+
+/*
+ * runs_due, surviving its failure: logged, and the queue is looked at again
+ * after naptime, instead of the worker exiting and another one starting
+ * to fail the same way at once.
+ */
+static int
+scan_queue(QueuedRun *runs, long *next_ms, bool *any_queued)
+{
+	volatile int ndue = 0;
+
+	PG_TRY();
+	{
+		ndue = runs_due(runs, COCO_RUNS_PER_SCAN, next_ms, any_queued);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(worker_cxt);
+		EmitErrorReport();
+		AbortCurrentTransaction();
+		FlushErrorState();
+		hold_cancels(true);		/* error recovery lifted the hold */
+		pgstat_report_activity(STATE_IDLE, NULL);
+		*next_ms = -1;
+		*any_queued = true;
+		ndue = 0;
+	}
+	PG_END_TRY();
+	return ndue;
+}
 /* a run due that could not start (its app busy) is tried again this soon */
 #define COCO_BUSY_RETRY_MS	200
 
@@ -1120,7 +1259,7 @@ coco_db_worker_main(Datum arg)
 
 		MemoryContextReset(worker_cxt);
 		purge_old_runs();
-		ndue = runs_due(runs, COCO_RUNS_PER_SCAN, &next_ms, &any_queued);
+		ndue = scan_queue(runs, &next_ms, &any_queued);
 		if (ndue < 0)
 		{
 			elog(DEBUG1, "coco_target: extension not installed in this database any more, worker exiting");

@@ -37,29 +37,38 @@ typedef struct CocoWorkerSlot
 	int64		run_id;			/* the run it executes, 0: none */
 	int			app_id;
 	TimestampTz since;			/* when it went idle or started the run */
+	Oid			owner;			/* the run's app's owner: who may see it */
+	int			limit_ms;		/* the run's time limit */
+	/* the run ignored its time limit: the worker is ending itself */
+	volatile sig_atomic_t overdue;
 	/* the postmaster told it to quit: it did not crash the server itself */
 	volatile sig_atomic_t quit_received;
 } CocoWorkerSlot;
 
-/* a run whose worker died on its own while the server crashed */
-typedef struct CocoCrashedRun
-{
-	Oid			dbid;
-	int64		run_id;
-} CocoCrashedRun;
-
 /*
- * A run coco.cancel() asked to stop, and who asked: whichever worker starts
- * it, finds it interrupted or is interrupted in it records it canceled.
- * The oldest request gives way to a new one (it has long been seen).
+ * A note about a run, for the worker that next settles it: its worker died
+ * on its own while the server crashed (from the postmaster, across the
+ * restart), or was ended because the run ignored its time limit; or
+ * coco.cancel() asked to stop it.  A note is dropped when it has been acted
+ * on; when all are taken, the oldest gives way.
  */
-#define COCO_MAX_CANCELS	64
-typedef struct CocoCancel
+typedef enum CocoNoteKind
+{
+	COCO_NOTE_FREE = 0,
+	COCO_NOTE_CRASHED,
+	COCO_NOTE_OVERDUE,
+	COCO_NOTE_CANCEL
+} CocoNoteKind;
+
+#define COCO_MAX_NOTES	256
+typedef struct CocoRunNote
 {
 	Oid			dbid;
 	int64		run_id;
-	Oid			by;
-} CocoCancel;
+	CocoNoteKind kind;
+	Oid			by;				/* CANCEL: who asked */
+	int			limit_ms;		/* OVERDUE: the limit it ran past */
+} CocoRunNote;
 
 /* when a database's old runs were last deleted, and under which setting */
 typedef struct CocoPurge
@@ -77,11 +86,8 @@ typedef struct CocoShared
 	ConditionVariable run_done; /* broadcast after every finished run */
 	CocoDbSlot	slots[COCO_MAX_DB_SLOTS];
 	CocoWorkerSlot workers[COCO_MAX_WORKER_SLOTS];
-	/* the runs the last crash-restart was blamed on (see shmem.c) */
-	int			ncrashed;
-	CocoCrashedRun crashed[COCO_MAX_WORKER_SLOTS];
-	int			next_cancel;
-	CocoCancel	cancels[COCO_MAX_CANCELS];
+	int			next_note;		/* where a note goes when none is free */
+	CocoRunNote notes[COCO_MAX_NOTES];
 	/* per database, not per worker: workers come and go every few seconds */
 	CocoPurge	purges[COCO_MAX_DB_SLOTS];
 } CocoShared;
@@ -90,14 +96,15 @@ typedef struct CocoShared
 extern CocoShared *coco_sched_shared(void);
 /* the slot of `dbid`, made when `create` and there is room; hold the mutex */
 extern CocoDbSlot *coco_sched_find_slot(Oid dbid, bool create);
-/* workers serving `dbid`; hold the mutex */
-extern int	coco_sched_count_workers(Oid dbid);
-/* was run_id of this database running in a worker that crashed the server? */
-extern bool coco_sched_run_crashed(int64 run_id);
-/* note that the caller asked to cancel run_id of this database */
-extern void coco_sched_note_cancel(int64 run_id);
-/* the role that asked to cancel run_id of this database, InvalidOid: none */
-extern Oid	coco_sched_cancel_requested(int64 run_id);
+/* workers serving `dbid` (all databases' with `all`); hold the mutex */
+extern int	coco_sched_count_workers(Oid dbid, bool all);
+/* Notes about runs of this database (MyDatabaseId): add one (replacing
+ * the run's note of that kind), look one up (false: none), drop one or all
+ * of a run's (COCO_NOTE_FREE), or copy those of a kind (returns how many). */
+extern void coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms);
+extern bool coco_sched_find_note(int64 run_id, CocoNoteKind kind, CocoRunNote *note);
+extern void coco_sched_drop_notes(int64 run_id, CocoNoteKind kind);
+extern int	coco_sched_notes_of_kind(CocoNoteKind kind, CocoRunNote *notes);
 extern void coco_sched_shmem_init(void);
 
 #endif							/* COCO_SCHED_SHMEM_H */

@@ -5,12 +5,14 @@
  * coco.wait sleeps on until a run finishes.  It exists only when the
  * library is preloaded (coco_worker_available).
  *
- * Crash-restarts: a worker that dies by a signal takes the whole server
- * down, and shared memory is made anew.  Before it is, the postmaster
- * notes which runs were running in workers that did not receive its quit
- * signal — the ones that died on their own — and hands that list to the
- * new shared memory, where the next worker of each database finds it
- * (worker.c retries such a run once, then fails it).
+ * Notes about runs tell the worker that settles a run what happened to it
+ * (sched_shmem.h).  Crash-restarts: a worker that dies by a signal takes
+ * the whole server down, and shared memory is made anew.  Before it is,
+ * the postmaster notes which runs were running in workers that did not
+ * receive its quit signal — the ones that died on their own — and hands
+ * those notes (and the others not acted on yet) to the new shared memory,
+ * where the next worker of each database finds them (worker.c retries such
+ * a run once, then fails it).
  */
 #include "postgres.h"
 
@@ -28,9 +30,8 @@ static bool preloaded = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* in the postmaster: the runs blamed for the crash, across the reset */
-static CocoCrashedRun pm_crashed[COCO_MAX_WORKER_SLOTS];
-static int	pm_ncrashed = 0;
+/* in the postmaster: the notes to keep across the reset */
+static CocoRunNote pm_notes[COCO_MAX_NOTES];
 
 static void
 coco_shmem_request(void)
@@ -48,19 +49,26 @@ coco_shmem_request(void)
 static void
 remember_crashed_runs(int code, Datum arg)
 {
-	pm_ncrashed = 0;
+	int			n = 0;
+
+	memset(pm_notes, 0, sizeof(pm_notes));
 	if (shared == NULL)
 		return;
+	/* the notes of runs that are not settled yet stay, the crashes first */
 	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
 	{
 		CocoWorkerSlot *w = &shared->workers[i];
 
 		if (w->dbid == InvalidOid || w->run_id == 0 || w->quit_received)
 			continue;
-		pm_crashed[pm_ncrashed].dbid = w->dbid;
-		pm_crashed[pm_ncrashed].run_id = w->run_id;
-		pm_ncrashed++;
+		pm_notes[n].dbid = w->dbid;
+		pm_notes[n].run_id = w->run_id;
+		pm_notes[n].kind = COCO_NOTE_CRASHED;
+		n++;
 	}
+	for (int i = 0; i < COCO_MAX_NOTES && n < COCO_MAX_NOTES; i++)
+		if (shared->notes[i].kind != COCO_NOTE_FREE)
+			pm_notes[n++] = shared->notes[i];
 	shared = NULL;
 }
 
@@ -78,8 +86,7 @@ coco_shmem_startup(void)
 		memset(shared, 0, sizeof(CocoShared));
 		SpinLockInit(&shared->mutex);
 		ConditionVariableInit(&shared->run_done);
-		memcpy(shared->crashed, pm_crashed, sizeof(pm_crashed));
-		shared->ncrashed = pm_ncrashed;
+		memcpy(shared->notes, pm_notes, sizeof(pm_notes));
 	}
 	LWLockRelease(AddinShmemInitLock);
 	if (!IsUnderPostmaster)
@@ -124,64 +131,93 @@ coco_sched_find_slot(Oid dbid, bool create)
 	return NULL;
 }
 
-static Oid
-coco_sched_cancel_requested_locked(int64 run_id)
-{
-	for (int i = 0; i < COCO_MAX_CANCELS; i++)
-		if (shared->cancels[i].dbid == MyDatabaseId && shared->cancels[i].run_id == run_id)
-			return shared->cancels[i].by;
-	return InvalidOid;
-}
-
 int
-coco_sched_count_workers(Oid dbid)
+coco_sched_count_workers(Oid dbid, bool all)
 {
 	int			n = 0;
 
 	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
-		if (shared->workers[i].dbid == dbid)
+		if (all ? shared->workers[i].dbid != InvalidOid : shared->workers[i].dbid == dbid)
 			n++;
 	return n;
 }
 
-bool
-coco_sched_run_crashed(int64 run_id)
+/* The note of run_id of that kind; hold the mutex. */
+static CocoRunNote *
+find_note_locked(int64 run_id, CocoNoteKind kind)
 {
-	bool		found = false;
+	for (int i = 0; i < COCO_MAX_NOTES; i++)
+	{
+		CocoRunNote *n = &shared->notes[i];
 
-	SpinLockAcquire(&shared->mutex);
-	for (int i = 0; i < shared->ncrashed; i++)
-		if (shared->crashed[i].dbid == MyDatabaseId && shared->crashed[i].run_id == run_id)
-			found = true;
-	SpinLockRelease(&shared->mutex);
-	return found;
+		if (n->kind == kind && n->dbid == MyDatabaseId && n->run_id == run_id)
+			return n;
+	}
+	return NULL;
 }
 
 void
-coco_sched_note_cancel(int64 run_id)
+coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms)
+{
+	CocoRunNote *n;
+
+	SpinLockAcquire(&shared->mutex);
+	n = find_note_locked(run_id, kind);
+	for (int i = 0; n == NULL && i < COCO_MAX_NOTES; i++)
+		if (shared->notes[i].kind == COCO_NOTE_FREE)
+			n = &shared->notes[i];
+	if (n == NULL)
+	{
+		n = &shared->notes[shared->next_note];
+		shared->next_note = (shared->next_note + 1) % COCO_MAX_NOTES;
+	}
+	n->dbid = MyDatabaseId;
+	n->run_id = run_id;
+	n->kind = kind;
+	n->by = by;
+	n->limit_ms = limit_ms;
+	SpinLockRelease(&shared->mutex);
+}
+
+bool
+coco_sched_find_note(int64 run_id, CocoNoteKind kind, CocoRunNote *note)
+{
+	CocoRunNote *n;
+
+	SpinLockAcquire(&shared->mutex);
+	n = find_note_locked(run_id, kind);
+	if (n && note)
+		*note = *n;
+	SpinLockRelease(&shared->mutex);
+	return n != NULL;
+}
+
+void
+coco_sched_drop_notes(int64 run_id, CocoNoteKind kind)
 {
 	SpinLockAcquire(&shared->mutex);
-	if (!OidIsValid(coco_sched_cancel_requested_locked(run_id)))
+	for (int i = 0; i < COCO_MAX_NOTES; i++)
 	{
-		CocoCancel *c = &shared->cancels[shared->next_cancel];
+		CocoRunNote *n = &shared->notes[i];
 
-		c->dbid = MyDatabaseId;
-		c->run_id = run_id;
-		c->by = GetUserId();
-		shared->next_cancel = (shared->next_cancel + 1) % COCO_MAX_CANCELS;
+		if (n->dbid == MyDatabaseId && n->run_id == run_id &&
+			(kind == COCO_NOTE_FREE || n->kind == kind))
+			memset(n, 0, sizeof(CocoRunNote));
 	}
 	SpinLockRelease(&shared->mutex);
 }
 
-Oid
-coco_sched_cancel_requested(int64 run_id)
+int
+coco_sched_notes_of_kind(CocoNoteKind kind, CocoRunNote *notes)
 {
-	Oid			by;
+	int			count = 0;
 
 	SpinLockAcquire(&shared->mutex);
-	by = coco_sched_cancel_requested_locked(run_id);
+	for (int i = 0; i < COCO_MAX_NOTES; i++)
+		if (shared->notes[i].kind == kind && shared->notes[i].dbid == MyDatabaseId)
+			notes[count++] = shared->notes[i];
 	SpinLockRelease(&shared->mutex);
-	return by;
+	return count;
 }
 
 /*

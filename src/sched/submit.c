@@ -402,8 +402,8 @@ coco_queue_run(const CocoApp *app, bool full)
 	return run_id;
 }
 
-static bool
-submitted_here(int64 run_id)
+bool
+coco_submitted_here(int64 run_id)
 {
 	ListCell   *lc;
 
@@ -477,7 +477,7 @@ coco_wait(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must not be negative")));
-	if (submitted_here(run_id))
+	if (coco_submitted_here(run_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("run %lld was submitted in this transaction", (long long) run_id),

@@ -17,6 +17,7 @@
 
 #include <signal.h>
 
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -40,6 +41,17 @@ typedef struct RunRow
 	Oid			owner;
 	int64		coalesced_into;
 } RunRow;
+
+/* 42501 unless the current user may act for the app that owns run_id. */
+static void
+check_may_cancel(int64 run_id, Oid owner)
+{
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to cancel run " INT64_FORMAT, run_id),
+				 errdetail("Only members of the role that owns the run's app, and superusers, may cancel it.")));
+}
 
 /* The run as it is now (a new snapshot each time); false if there is none. */
 static bool
@@ -66,34 +78,32 @@ read_run(int64 run_id, RunRow *row)
 }
 
 /*
- * Set the status of a queued run (or of a running one no worker holds) to
- * 'canceled'; false if it is not in that status any more.
+ * Cancel a run this transaction submitted: no worker can see it yet, so
+ * its row is set here.  False if it is not queued.
  */
 static bool
-mark_canceled(int64 run_id, const char *from, const char *how)
+cancel_own_run(int64 run_id)
 {
 	CocoUserContext uc;
-	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum		values[3];
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
 
 	values[0] = Int64GetDatum(run_id);
-	values[1] = CStringGetTextDatum(from);
-	values[2] = CStringGetTextDatum(psprintf("canceled by role %s %s",
-											 GetUserNameFromId(GetUserId(), false), how));
+	values[1] = CStringGetTextDatum(psprintf("canceled by role %s before it started",
+											 GetUserNameFromId(GetUserId(), false)));
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.run SET status = 'canceled', error = $3, sqlstate = '57014', "
+	coco_spi_exec("UPDATE coco.run SET status = 'canceled', error = $2, sqlstate = '57014', "
 				  "finished_at = pg_catalog.now(), retry_at = NULL "
-				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) $2",
-				  3, types, values, NULL, SPI_OK_UPDATE);
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
+				  2, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
 	return SPI_processed > 0;
 }
 
 /*
- * The worker executing run_id (0: none; the one that did has died).  With
- * `sig`, first note the cancel in its slot and send it `sig`: SIGINT stops
- * the run as a statement cancel does; SIGTERM ends the worker, for a run
- * that ignored the cancel (a function that catches query_canceled).
+ * The worker executing run_id (0: none), sent `sig` if not 0: SIGINT
+ * stops the run as a statement cancel does; SIGTERM ends the worker, for a
+ * run that ignored the cancel (a function that catches query_canceled).
  */
 static int
 worker_of_run(int64 run_id, int sig)
@@ -101,8 +111,6 @@ worker_of_run(int64 run_id, int sig)
 	CocoShared *shared = coco_sched_shared();
 	int			pid = 0;
 
-	if (sig != 0)
-		coco_sched_note_cancel(run_id);
 	SpinLockAcquire(&shared->mutex);
 	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
 		if (shared->workers[i].dbid == MyDatabaseId && shared->workers[i].run_id == run_id)
@@ -129,8 +137,11 @@ coco_cancel(PG_FUNCTION_ARGS)
 {
 	int64		run_id;
 	RunRow		row;
-	TimestampTz started;
+	TimestampTz started = GetCurrentTimestamp();
 	bool		canceled = false;
+	bool		asked = false;
+	int			signaled = 0;
+	int			terminated = 0;
 
 	if (!coco_worker_available())
 		ereport(ERROR,
@@ -141,85 +152,69 @@ coco_cancel(PG_FUNCTION_ARGS)
 	run_id = PG_GETARG_INT64(0);
 
 	SPI_connect();
-	for (;;)
+	if (!read_run(run_id, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run " INT64_FORMAT " does not exist", run_id)));
+	check_may_cancel(run_id, row.owner);
+	if (coco_submitted_here(run_id))
 	{
-		if (!read_run(run_id, &row))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("run " INT64_FORMAT " does not exist", run_id)));
-		if (!has_privs_of_role(GetUserId(), row.owner))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to cancel run " INT64_FORMAT, run_id),
-					 errdetail("Only members of the role that owns the run's app, and superusers, may cancel it.")));
-		if (strcmp(row.status, "coalesced") != 0)
-			break;
-		run_id = row.coalesced_into;
-	}
-
-	if (strcmp(row.status, "queued") != 0 && strcmp(row.status, "running") != 0)
-	{
+		canceled = cancel_own_run(run_id);
+		if (canceled)
+			coco_broadcast_runs_done_at_commit();
 		SPI_finish();
-		PG_RETURN_BOOL(false);	/* it had finished */
-	}
-	if (strcmp(row.status, "queued") == 0 && mark_canceled(run_id, "queued", "before it started"))
-	{
-		coco_broadcast_runs_done_at_commit();
-		SPI_finish();
-		PG_RETURN_BOOL(true);
+		PG_RETURN_BOOL(canceled);
 	}
 
 	/*
-	 * Running (or it started meanwhile): the worker stops it, and records it
-	 * canceled.  A worker that has not stopped it after the grace period
-	 * is ended; so is a worker gone, and the run is marked here.
+	 * Any other run is canceled by the workers, told through shared memory
+	 * (this transaction writes nothing a worker would wait for): a queued
+	 * one at their next look at the queue, a running one by its worker,
+	 * interrupted.  Wait, re-reading the run, until it is over.
 	 */
-	started = GetCurrentTimestamp();
 	coco_run_done_prepare();
-	for (int signaled = 0, terminated = 0;;)
+	for (;;)
 	{
 		long		waited = (long) ((GetCurrentTimestamp() - started) / 1000);
 		int			pid;
 
-		if (!read_run(run_id, &row))
-			break;
-		if (strcmp(row.status, "queued") == 0)
+		if (strcmp(row.status, "coalesced") == 0)
 		{
-			/* its attempt ended and it waits for a retry: stop it there */
-			if ((canceled = mark_canceled(run_id, "queued", "before it started again")))
+			/* it joined another run (before or while we asked): cancel that */
+			run_id = row.coalesced_into;
+			if (!read_run(run_id, &row))
 				break;
+			check_may_cancel(run_id, row.owner);
 			continue;
 		}
-		if (strcmp(row.status, "running") != 0)
+		if (strcmp(row.status, "queued") != 0 && strcmp(row.status, "running") != 0)
 		{
-			canceled = strcmp(row.status, "canceled") == 0;
+			/* over: canceled (now, by us or another), or it had finished */
+			canceled = asked && strcmp(row.status, "canceled") == 0;
 			break;
 		}
+		coco_sched_note(run_id, COCO_NOTE_CANCEL, GetUserId(), 0);
+		asked = true;
 		pid = worker_of_run(run_id, 0);
 		if (pid == 0)
-		{
-			if ((canceled = mark_canceled(run_id, "running", "after its worker had stopped")))
-				break;
-			continue;
-		}
-		/* once per worker: another may have taken the run up since */
-		if (pid != signaled)
-			signaled = worker_of_run(run_id, SIGINT);
+			coco_worker_wake(MyDatabaseId);		/* queued, or its worker died */
+		else if (pid != signaled)
+			signaled = worker_of_run(run_id, SIGINT);	/* once per worker */
 		else if (pid != terminated && waited >= COCO_CANCEL_GRACE_MS)
 			terminated = worker_of_run(run_id, SIGTERM);
-		/* a snapshot of this transaction would never see the worker's commit */
+		/* a snapshot of this transaction would never see the workers' commits */
 		if (IsolationUsesXactSnapshot() || waited >= COCO_CANCEL_WAIT_MS)
 		{
 			ereport(NOTICE,
-					(errmsg("the worker was asked to stop run " INT64_FORMAT, run_id),
-					 errdetail("It has not stopped yet; coco.runs shows when it has.")));
+					(errmsg("the workers were asked to cancel run " INT64_FORMAT, run_id),
+					 errdetail("It is not canceled yet; coco.runs shows when it is.")));
 			canceled = true;
 			break;
 		}
 		coco_run_done_sleep(200L);
+		if (!read_run(run_id, &row))
+			break;
 	}
-	if (canceled)
-		coco_broadcast_runs_done_at_commit();
 	ConditionVariableCancelSleep();
 	SPI_finish();
 	PG_RETURN_BOOL(canceled);
@@ -227,7 +222,8 @@ coco_cancel(PG_FUNCTION_ARGS)
 
 /*
  * coco.worker_slots() — this database's workers: pid, 'idle' or
- * 'running', the run and its app (NULL when idle), and since when.
+ * 'running', the run and its app (NULL when idle, or when the caller may
+ * not see the app's runs), and since when.
  */
 PG_FUNCTION_INFO_V1(coco_worker_slots);
 Datum
@@ -240,6 +236,7 @@ coco_worker_slots(PG_FUNCTION_ARGS)
 	for (int i = 0; shared != NULL && i < COCO_MAX_WORKER_SLOTS; i++)
 	{
 		CocoWorkerSlot w;
+		bool		seen;
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 
@@ -248,12 +245,16 @@ coco_worker_slots(PG_FUNCTION_ARGS)
 		SpinLockRelease(&shared->mutex);
 		if (w.dbid != MyDatabaseId)
 			continue;
+		/* the run, as pg_stat_activity shows a query: to its owner's members */
+		seen = w.run_id != 0 &&
+			(has_privs_of_role(GetUserId(), w.owner) ||
+			 has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS));
 		values[0] = Int32GetDatum(w.pid);
 		values[1] = CStringGetTextDatum(w.run_id != 0 ? "running" : "idle");
 		values[2] = Int64GetDatum(w.run_id);
-		nulls[2] = w.run_id == 0;
+		nulls[2] = !seen;
 		values[3] = Int32GetDatum(w.app_id);
-		nulls[3] = w.run_id == 0;
+		nulls[3] = !seen;
 		values[4] = TimestampTzGetDatum(w.since);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
