@@ -12,12 +12,11 @@
  *
  * Each run is marked 'running' in a short transaction of its own, then
  * reconciled in others, so a worker that dies leaves evidence ('running',
- * with its pid) that another worker finds: the run goes back to the queue,
- * or — when that worker died by a signal and took the server down, for the
- * second time — fails, and its app is flagged until its owner submits it
- * again.  A run has a time limit (coco_target.run_timeout, lowered by the
- * app's run_timeout option) and can be cancelled by its app's owner
- * (coco.cancel): both interrupt it as a statement cancel does.
+ * with its pid) that another worker finds and settles (settle.c).  A run
+ * has a time limit (coco_target.run_timeout, lowered by the app's
+ * run_timeout option) and can be cancelled by its app's owner
+ * (coco.cancel): both interrupt it as a statement cancel does, and end the
+ * worker when the run ignores that.
  *
  * The worker itself is the bootstrap superuser; everything it does for an
  * app runs with the app owner as the current user, and the engine narrows
@@ -67,6 +66,7 @@
 
 #include "coco_internal.h"
 #include "sched_shmem.h"
+#include "bgworker.h"
 
 /*
  * A worker with nothing queued gives its pool slot back after this long.
@@ -74,8 +74,6 @@
  * worker never makes a plain DROP DATABASE fail.
  */
 #define COCO_IDLE_EXIT_MS	3000
-/* finished runs past the retention are deleted at most this often */
-#define COCO_PURGE_EVERY_MS	60000
 
 /* the scheduler's shared memory (sched/shmem.c), looked up at start */
 static CocoShared *shared = NULL;
@@ -141,21 +139,6 @@ quit_received(SIGNAL_ARGS)
 }
 
 /*
- * A cancel (SIGINT, from coco.cancel or the time limit) interrupts a run
- * only.  Between runs it is held — the worker's own bookkeeping is never
- * interrupted — and dropped when the next run starts: it was meant for a
- * run that is over.  (Error recovery resets the hold count, so it is set,
- * not counted.)
- */
-static void
-hold_cancels(bool hold)
-{
-	QueryCancelHoldoffCount = hold ? 1 : 0;
-	if (!hold)
-		QueryCancelPending = false;
-}
-
-/*
  * What this worker executes (NULL: nothing), for coco.cancel, coco.workers
  * and the notes a dead worker leaves.
  */
@@ -171,58 +154,6 @@ set_my_run(const QueuedRun *run)
 	my_worker->idle = false;
 	my_worker->since = GetCurrentTimestamp();
 	SpinLockRelease(&shared->mutex);
-}
-
-/* One short transaction per unit of work, as worker_spi does it. */
-static void
-start_xact(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-static void
-end_xact(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
-/*
- * Is the extension installed here?  The lock on the extension object keeps
- * a concurrent DROP EXTENSION (which locks it exclusively) from pulling the
- * tables away in the middle of this transaction.
- */
-static bool
-extension_present(void)
-{
-	Oid			ext = get_extension_oid("coco_target", true);
-
-	if (!OidIsValid(ext))
-		return false;
-	LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
-	/* taking the lock processed invalidations: look again */
-	return get_extension_oid("coco_target", true) == ext;
-}
-
-/*
- * start_xact, then make sure the extension is still here; if it was dropped
- * meanwhile, end the transaction again and say so.
- */
-static bool
-start_xact_if_installed(const char *activity)
-{
-	start_xact(activity);
-	if (extension_present())
-		return true;
-	end_xact();
-	return false;
 }
 
 /*
@@ -285,337 +216,6 @@ claim_worker_slot(Oid dbid)
 	return my_worker != NULL;
 }
 
-static void
-notify_finished(const char *app, int64 run_id, const char *status)
-{
-	StringInfoData payload;
-
-	initStringInfo(&payload);
-	appendStringInfoString(&payload, "{\"app\": ");
-	escape_json(&payload, app);
-	appendStringInfo(&payload, ", \"run_id\": " INT64_FORMAT ", \"status\": \"%s\"}", run_id, status);
-	Async_Notify("coco_target", payload.data);
-}
-
-/*
- * Is run_id running in a live worker of this database?  Each worker names
- * its run in its slot before marking it 'running' and clears it after
- * recording the outcome, so a run seen 'running' (in a snapshot taken
- * before this looks) that no slot names was left by a worker that died.
- */
-static bool
-run_in_live_worker(int64 run_id, int32 pid)
-{
-	bool		live = false;
-
-	SpinLockAcquire(&shared->mutex);
-	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
-		if (shared->workers[i].dbid == MyDatabaseId && shared->workers[i].pid == pid &&
-			shared->workers[i].run_id == run_id)
-			live = true;
-	SpinLockRelease(&shared->mutex);
-	return live;
-}
-
-/* retry_base, doubled per further attempt, at most COCO_RETRY_MAX_MS */
-static long
-backoff_ms(int attempts)
-{
-	int64		ms = coco_retry_base;
-
-	for (int i = 1; i < attempts && ms < COCO_RETRY_MAX_MS; i++)
-		ms *= 2;
-	return (long) Min(ms, COCO_RETRY_MAX_MS);
-}
-
-/* A role's name for a message, also when the role is gone. */
-static const char *
-role_name(Oid role)
-{
-	const char *name = GetUserNameFromId(role, true);
-
-	return name ? name : "(dropped)";
-}
-
-/*
- * What becomes of a run its worker left 'running' when it died, told by the
- * run's notes (sched_shmem.h):
- *
- * - coco.cancel() asked to stop it (and ended the worker when the run
- *   ignored the cancel): canceled;
- * - its worker died by a signal and took the server down: tried once
- *   more; the second time it fails and its app is flagged (no crash loop);
- * - it ignored its time limit, so its worker ended itself: a failed
- *   attempt with 57014, retried after the backoff like any;
- * - otherwise (the server was shut down, the worker terminated) the
- *   attempt was interrupted: queued again until the attempts are used up.
- *
- * The UPDATE names the dead worker's pid and the attempt, so a run another
- * worker (or the same, again) took up since is left alone.  Returns whether
- * the run is over for good.
- */
-static bool
-settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *app)
-{
-	CocoUserContext uc;
-	Oid			types[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT4OID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', 'n', ' ', 'n', ' '};
-	CocoRunNote note;
-	const char *status;
-	const char *error;
-	bool		crashed = false;
-	uint64		settled;
-
-	if (coco_sched_find_note(run_id, COCO_NOTE_CANCEL, &note))
-	{
-		status = "canceled";
-		error = psprintf("canceled by role %s while running (it did not stop when asked, so its worker was ended)",
-						 role_name(note.by));
-		values[4] = CStringGetTextDatum("57014");
-		nulls[4] = ' ';
-	}
-	else if ((crashed = coco_sched_find_note(run_id, COCO_NOTE_CRASHED, NULL)))
-	{
-		status = crashes + 1 >= 2 ? "failed" : "queued";
-		error = crashes + 1 >= 2 ?
-			"the run crashed its worker twice (the server restarted each time); "
-			"its app is flagged until its owner submits it again" :
-			"the run crashed its worker (the server restarted): it is tried once more";
-	}
-	else if (coco_sched_find_note(run_id, COCO_NOTE_OVERDUE, &note))
-	{
-		status = attempts < coco_max_attempts ? "queued" : "failed";
-		error = psprintf("canceled: the run took longer than its time limit of %d ms and did not stop "
-						 "when canceled, so its worker was ended", note.limit_ms);
-		values[4] = CStringGetTextDatum("57014");
-		nulls[4] = ' ';
-		if (attempts < coco_max_attempts)
-		{
-			values[6] = Int32GetDatum((int32) backoff_ms(attempts));
-			nulls[6] = ' ';
-		}
-	}
-	else
-	{
-		status = attempts < coco_max_attempts ? "queued" : "failed";
-		error = attempts < coco_max_attempts ?
-			psprintf("interrupted: the worker stopped during attempt %d", attempts) :
-			psprintf("interrupted: the worker stopped during each of %d attempts", attempts);
-	}
-	values[0] = Int64GetDatum(run_id);
-	values[1] = Int32GetDatum(pid);
-	values[2] = CStringGetTextDatum(error);
-	values[3] = CStringGetTextDatum(status);
-	values[5] = Int32GetDatum(crashed ? 1 : 0);
-	values[7] = Int32GetDatum(attempts);
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.run SET status = $4, error = $3, sqlstate = $5, "
-				  "crashes = crashes OPERATOR(pg_catalog.+) $6, finished_at = pg_catalog.now(), "
-				  "retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
-				  "  pg_catalog.make_interval(secs => $7 OPERATOR(pg_catalog./) 1000.0) "
-				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running' "
-				  "AND pid OPERATOR(pg_catalog.=) $2 AND attempts OPERATOR(pg_catalog.=) $8",
-				  8, types, values, nulls, SPI_OK_UPDATE);
-	settled = SPI_processed;
-	if (settled > 0 && crashed && strcmp(status, "failed") == 0)
-		coco_spi_exec("UPDATE coco.app SET flagged = 'run ' OPERATOR(pg_catalog.||) $1 "
-					  "OPERATOR(pg_catalog.||) ' crashed its worker twice' "
-					  "WHERE app_id OPERATOR(pg_catalog.=) "
-					  "(SELECT app_id FROM coco.app WHERE app_id OPERATOR(pg_catalog.=) "
-					  "   (SELECT app_id FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1) "
-					  " FOR UPDATE SKIP LOCKED)",
-					  1, types, values, NULL, SPI_OK_UPDATE);
-	coco_leave(&uc);
-	/* acted on, or about a run that is not running any more */
-	coco_sched_drop_notes(run_id, COCO_NOTE_CRASHED);
-	coco_sched_drop_notes(run_id, COCO_NOTE_OVERDUE);
-	if (settled == 0)
-		return false;
-	if (strcmp(status, "queued") != 0)
-	{
-		coco_sched_drop_notes(run_id, COCO_NOTE_FREE);
-		notify_finished(app, run_id, status);
-	}
-	ereport(LOG,
-			(errmsg("coco_target: run " INT64_FORMAT " %s: its worker died", run_id,
-					strcmp(status, "queued") == 0 ? "is queued again" : status),
-			 errdetail("%s", error)));
-	return strcmp(status, "queued") != 0;
-}
-
-/*
- * Queued runs coco.cancel() asked to stop: canceled before they start.
- * Their notes go once the run is over (or gone); a running run's stays for
- * its worker.  Returns whether one was canceled.
- */
-static bool
-settle_canceled_queued(void)
-{
-	CocoRunNote notes[COCO_MAX_NOTES];
-	int			n = coco_sched_notes_of_kind(COCO_NOTE_CANCEL, notes);
-	bool		any = false;
-
-	for (int i = 0; i < n; i++)
-	{
-		CocoUserContext uc;
-		Oid			types[2] = {INT8OID, TEXTOID};
-		Datum		values[2];
-		bool		canceled = false;
-
-		values[0] = Int64GetDatum(notes[i].run_id);
-		values[1] = CStringGetTextDatum(psprintf("canceled by role %s before it started",
-												 role_name(notes[i].by)));
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("UPDATE coco.run r SET status = 'canceled', error = $2, sqlstate = '57014', "
-					  "finished_at = pg_catalog.now(), retry_at = NULL "
-					  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued' "
-					  "RETURNING (SELECT a.name FROM coco.app a WHERE a.app_id OPERATOR(pg_catalog.=) r.app_id)",
-					  2, types, values, NULL, SPI_OK_UPDATE_RETURNING);
-		if (SPI_processed > 0)
-		{
-			notify_finished(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-							notes[i].run_id, "canceled");
-			canceled = any = true;
-		}
-		else
-			coco_spi_exec("SELECT 1 FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1 "
-						  "AND status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[])",
-						  1, types, values, NULL, SPI_OK_SELECT);
-		coco_leave(&uc);
-		if (canceled || SPI_processed == 0)
-			coco_sched_drop_notes(notes[i].run_id, COCO_NOTE_CANCEL);
-	}
-	return any;
-}
-
-/*
- * Runs left 'running' by a worker that is not alive any more: settled by
- * settle_orphan.  Looked for in every scan of the queue, so a worker that
- * died does not hold its app back until some worker starts.  Inside a
- * transaction.  Returns whether a run failed for good.
- */
-static bool
-settle_orphans(void)
-{
-	CocoUserContext uc;
-	bool		any_final = false;
-	SPITupleTable *running;
-	uint64		n;
-
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT r.run_id, coalesce(r.pid, 0), r.attempts, r.crashes, a.name "
-				  "FROM coco.run r JOIN coco.app a USING (app_id) "
-				  "WHERE r.status OPERATOR(pg_catalog.=) 'running'",
-				  0, NULL, NULL, NULL, SPI_OK_SELECT);
-	coco_leave(&uc);
-	running = SPI_tuptable;
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
-	{
-		HeapTuple	tup = running->vals[i];
-		bool		isnull;
-		int64		run_id = DatumGetInt64(SPI_getbinval(tup, running->tupdesc, 1, &isnull));
-		int32		pid = DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 2, &isnull));
-
-		if (run_in_live_worker(run_id, pid))
-			continue;
-		if (settle_orphan(run_id, pid,
-						  DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 3, &isnull)),
-						  DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 4, &isnull)),
-						  SPI_getvalue(tup, running->tupdesc, 5)))
-			any_final = true;
-	}
-	return any_final;
-}
-
-/*
- * Is deleting old runs in `dbid` due?  It is once a minute per database, and
- * at once after the setting changed.  Claims the turn when it is.  A
- * database not in the table (more than COCO_MAX_DB_SLOTS purged recently)
- * takes the entry purged longest ago.
- */
-static bool
-claim_purge(Oid dbid, int retention)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	CocoPurge  *entry = NULL;
-	bool		due;
-
-	SpinLockAcquire(&shared->mutex);
-	for (int i = 0; i < COCO_MAX_DB_SLOTS; i++)
-	{
-		CocoPurge  *p = &shared->purges[i];
-
-		if (p->dbid == dbid)
-		{
-			entry = p;
-			break;
-		}
-		if (entry == NULL || (entry->dbid != InvalidOid &&
-							  (p->dbid == InvalidOid || p->last < entry->last)))
-			entry = p;
-	}
-	due = entry->dbid != dbid || entry->retention != retention ||
-		TimestampDifferenceExceeds(entry->last, now, COCO_PURGE_EVERY_MS);
-	if (due)
-	{
-		entry->dbid = dbid;
-		entry->retention = retention;
-		entry->last = now;
-	}
-	SpinLockRelease(&shared->mutex);
-	return due;
-}
-
-/*
- * Delete the finished runs (succeeded, failed, canceled or coalesced) that
- * finished longer ago than coco_target.run_retention.  Unfinished runs are
- * never deleted, nor is anything when the setting is 0.
- */
-static void
-purge_old_runs(void)
-{
-	CocoUserContext uc;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
-	volatile uint64 deleted = 0;
-
-	if (coco_run_retention <= 0 || !claim_purge(MyDatabaseId, coco_run_retention))
-		return;
-
-	/* a failure is logged and tried again next minute; runs go on */
-	PG_TRY();
-	{
-		if (start_xact_if_installed("coco_target: deleting old runs"))
-		{
-			values[0] = Int32GetDatum(coco_run_retention);
-			coco_enter_extension_owner(&uc);
-			coco_spi_exec("DELETE FROM coco.run "
-						  "WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,canceled,coalesced}'::pg_catalog.text[]) "
-						  "AND finished_at OPERATOR(pg_catalog.<) "
-						  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1))",
-						  1, types, values, NULL, SPI_OK_DELETE);
-			deleted = SPI_processed;
-			coco_leave(&uc);
-			end_xact();
-		}
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(worker_cxt);
-		EmitErrorReport();
-		AbortCurrentTransaction();
-		FlushErrorState();
-		hold_cancels(true);		/* error recovery lifted the hold */
-		pgstat_report_activity(STATE_IDLE, NULL);
-	}
-	PG_END_TRY();
-	if (deleted > 0)
-		elog(DEBUG1, "coco_target: deleted %llu run(s) finished more than %d minutes ago",
-			 (unsigned long long) deleted, coco_run_retention);
-}
-
 /*
  * The runs that may start now, best first, at most `max`: for each app its
  * lowest queued run (one app's runs strictly in order), if its retry time
@@ -636,10 +236,10 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 
 	*any_queued = false;
 	*next_ms = -1;
-	if (!start_xact_if_installed("coco_target: looking for queued runs"))
+	if (!coco_bg_start_xact_if_installed("coco_target: looking for queued runs"))
 		return -1;
-	orphan_failed = settle_orphans();
-	orphan_failed |= settle_canceled_queued();
+	orphan_failed = coco_bg_settle_orphans();
+	orphan_failed |= coco_bg_settle_canceled_queued();
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT q.run_id, q.app_id, q.\"full\", q.attempts, a.owner, a.name, "
 				  "  (EXTRACT(EPOCH FROM (GREATEST(q.retry_at, CASE WHEN q.attempts OPERATOR(pg_catalog.=) 0 "
@@ -685,7 +285,7 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 			run->timeout_ms = app_timeout;
 		found++;
 	}
-	end_xact();
+	coco_bg_end_xact();
 	/* after the commit: a waiter woken now sees the final status */
 	if (orphan_failed)
 		ConditionVariableBroadcast(&shared->run_done);
@@ -770,7 +370,7 @@ start_xact_as_owner(QueuedRun *run, const char *activity, Oid *save_userid, int 
 {
 	CocoApp    *app;
 
-	start_xact(activity);
+	coco_bg_start_xact(activity);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run->owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -809,7 +409,7 @@ reconcile_one_transaction(QueuedRun *run, const char *activity)
 	coco_spi_exec("UPDATE coco.run SET retry_at = NULL WHERE run_id OPERATOR(pg_catalog.=) $1",
 				  1, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
-	end_xact();
+	coco_bg_end_xact();
 	return more;
 }
 
@@ -844,7 +444,7 @@ mark_running(QueuedRun *run, const char *activity)
 	uint64		marked;
 
 	set_my_run(run);
-	if (!start_xact_if_installed(activity))
+	if (!coco_bg_start_xact_if_installed(activity))
 		return false;
 
 	/*
@@ -858,7 +458,7 @@ mark_running(QueuedRun *run, const char *activity)
 	 */
 	if (!coco_submit_lock_try(run->app_id))
 	{
-		end_xact();
+		coco_bg_end_xact();
 		return false;
 	}
 	coco_enter_extension_owner(&uc);
@@ -892,7 +492,7 @@ mark_running(QueuedRun *run, const char *activity)
 			run->full = true;
 	}
 	coco_leave(&uc);
-	end_xact();
+	coco_bg_end_xact();
 	if (marked == 0)
 		return false;
 	run->attempts++;
@@ -921,8 +521,8 @@ complete_run(QueuedRun *run, const char *activity)
 	coco_run_guard_leave();
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (top_level == NIL)
-		notify_finished(run->app_name, run->run_id, "succeeded");
-	end_xact();
+		coco_bg_notify_finished(run->app_name, run->run_id, "succeeded");
+	coco_bg_end_xact();
 
 	foreach(lc, top_level)
 	{
@@ -934,8 +534,8 @@ complete_run(QueuedRun *run, const char *activity)
 		coco_prune_intent(app, w, last ? run->run_id : 0, ++completed);
 		SetUserIdAndSecContext(save_userid, save_sec);
 		if (last)
-			notify_finished(run->app_name, run->run_id, "succeeded");
-		end_xact();
+			coco_bg_notify_finished(run->app_name, run->run_id, "succeeded");
+		coco_bg_end_xact();
 	}
 }
 
@@ -952,10 +552,10 @@ record_failure(QueuedRun *run, const char *activity, const char *sqlstate, const
 	Datum		values[4];
 	bool		retry = run->attempts < coco_max_attempts;
 
-	start_xact(activity);
+	coco_bg_start_xact(activity);
 	values[0] = Int64GetDatum(run->run_id);
 	values[1] = CStringGetTextDatum(error);
-	values[2] = Int32GetDatum((int32) backoff_ms(run->attempts));
+	values[2] = Int32GetDatum((int32) coco_bg_backoff_ms(run->attempts));
 	values[3] = CStringGetTextDatum(sqlstate);
 	coco_enter_extension_owner(&uc);
 	/*
@@ -980,12 +580,12 @@ record_failure(QueuedRun *run, const char *activity, const char *sqlstate, const
 					  4, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
 	if (!retry)
-		notify_finished(run->app_name, run->run_id, "failed");
-	end_xact();
+		coco_bg_notify_finished(run->app_name, run->run_id, "failed");
+	coco_bg_end_xact();
 	if (retry)
 		ereport(LOG,
 				(errmsg("coco_target: run " INT64_FORMAT " of app \"%s\" failed, retrying in %ld ms (attempt %d of %d)",
-						run->run_id, run->app_name, backoff_ms(run->attempts),
+						run->run_id, run->app_name, coco_bg_backoff_ms(run->attempts),
 						run->attempts, coco_max_attempts)));
 	return !retry;
 }
@@ -998,7 +598,7 @@ record_canceled(QueuedRun *run, const char *activity, Oid by)
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
 
-	start_xact(activity);
+	coco_bg_start_xact(activity);
 	values[0] = Int64GetDatum(run->run_id);
 	values[1] = CStringGetTextDatum(psprintf("canceled by role %s while running",
 											 GetUserNameFromId(by, true) ? GetUserNameFromId(by, true) : "(dropped)"));
@@ -1008,8 +608,8 @@ record_canceled(QueuedRun *run, const char *activity, Oid by)
 				  "WHERE run_id OPERATOR(pg_catalog.=) $1",
 				  2, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
-	notify_finished(run->app_name, run->run_id, "canceled");
-	end_xact();
+	coco_bg_notify_finished(run->app_name, run->run_id, "canceled");
+	coco_bg_end_xact();
 }
 
 /* A time limit for messages: "90 s", or "1500 ms". */
@@ -1083,7 +683,7 @@ do_run(QueuedRun *run)
 	}
 	PG_TRY();
 	{
-		hold_cancels(false);
+		coco_bg_hold_cancels(false);
 		/* a cancel that came before the hold was lifted */
 		if (coco_sched_find_note(run->run_id, COCO_NOTE_CANCEL, NULL))
 			ereport(ERROR,
@@ -1116,7 +716,7 @@ do_run(QueuedRun *run)
 	PG_END_TRY();
 	disable_timeout(run_timeout_id, false);
 	disable_timeout(run_overdue_id, false);
-	hold_cancels(true);
+	coco_bg_hold_cancels(true);
 
 	if (edata)
 	{
@@ -1202,7 +802,7 @@ scan_queue(QueuedRun *runs, long *next_ms, bool *any_queued)
 		EmitErrorReport();
 		AbortCurrentTransaction();
 		FlushErrorState();
-		hold_cancels(true);		/* error recovery lifted the hold */
+		coco_bg_hold_cancels(true);		/* error recovery lifted the hold */
 		pgstat_report_activity(STATE_IDLE, NULL);
 		*next_ms = -1;
 		*any_queued = true;
@@ -1232,7 +832,7 @@ coco_db_worker_main(Datum arg)
 									ALLOCSET_SMALL_SIZES);
 	run_timeout_id = RegisterTimeout(USER_TIMEOUT, run_timeout_fired);
 	run_overdue_id = RegisterTimeout(USER_TIMEOUT, run_overdue_fired);
-	hold_cancels(true);
+	coco_bg_hold_cancels(true);
 
 	/* announce ourselves, so submits wake us and coco.cancel finds our run */
 	if (!claim_worker_slot(dbid))
@@ -1258,7 +858,7 @@ coco_db_worker_main(Datum arg)
 		(void) take_wake(true);
 
 		MemoryContextReset(worker_cxt);
-		purge_old_runs();
+		coco_bg_purge_old_runs(worker_cxt);
 		ndue = scan_queue(runs, &next_ms, &any_queued);
 		if (ndue < 0)
 		{

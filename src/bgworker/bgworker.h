@@ -1,0 +1,25 @@
+/*
+ * bgworker.h — what the background workers' files share (worker.c,
+ * bookkeeping.c, settle.c, retention.c).  Not installed.
+ */
+#ifndef COCO_BGWORKER_H
+#define COCO_BGWORKER_H
+
+/* bookkeeping.c */
+extern void coco_bg_hold_cancels(bool hold);
+extern void coco_bg_start_xact(const char *activity);
+extern void coco_bg_end_xact(void);
+/* coco_bg_start_xact, or false (and no transaction) without the extension */
+extern bool coco_bg_start_xact_if_installed(const char *activity);
+extern void coco_bg_notify_finished(const char *app, int64 run_id, const char *status);
+extern long coco_bg_backoff_ms(int attempts);
+extern const char *coco_bg_role_name(Oid role);
+
+/* settle.c: inside a transaction; true if a run is over for good */
+extern bool coco_bg_settle_orphans(void);
+extern bool coco_bg_settle_canceled_queued(void);
+
+/* retention.c: errors are logged; `cxt` outlives the transaction */
+extern void coco_bg_purge_old_runs(MemoryContext cxt);
+
+#endif							/* COCO_BGWORKER_H */

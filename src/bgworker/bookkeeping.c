@@ -1,0 +1,121 @@
+/*
+ * bookkeeping.c — what the background workers' own bookkeeping is made of:
+ * one short transaction per unit of work (and whether the extension is
+ * still there), cancels held between runs, the NOTIFY of a finished run,
+ * the retry backoff.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "commands/async.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/lmgr.h"
+#include "utils/json.h"
+#include "utils/snapmgr.h"
+
+#include "coco_internal.h"
+#include "bgworker.h"
+
+/*
+ * A cancel (SIGINT, from coco.cancel or the time limit) interrupts a run
+ * only.  Between runs it is held — the worker's own bookkeeping is never
+ * interrupted — and dropped when the next run starts: it was meant for a
+ * run that is over.  (Error recovery resets the hold count, so it is set,
+ * not counted.)
+ */
+void
+coco_bg_hold_cancels(bool hold)
+{
+	QueryCancelHoldoffCount = hold ? 1 : 0;
+	if (!hold)
+		QueryCancelPending = false;
+}
+
+/* One short transaction per unit of work, as worker_spi does it. */
+void
+coco_bg_start_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void
+coco_bg_end_xact(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Is the extension installed here?  The lock on the extension object keeps
+ * a concurrent DROP EXTENSION (which locks it exclusively) from pulling the
+ * tables away in the middle of this transaction.
+ */
+static bool
+extension_present(void)
+{
+	Oid			ext = get_extension_oid("coco_target", true);
+
+	if (!OidIsValid(ext))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+	/* taking the lock processed invalidations: look again */
+	return get_extension_oid("coco_target", true) == ext;
+}
+
+/*
+ * start_xact, then make sure the extension is still here; if it was dropped
+ * meanwhile, end the transaction again and say so.
+ */
+bool
+coco_bg_start_xact_if_installed(const char *activity)
+{
+	coco_bg_start_xact(activity);
+	if (extension_present())
+		return true;
+	coco_bg_end_xact();
+	return false;
+}
+
+void
+coco_bg_notify_finished(const char *app, int64 run_id, const char *status)
+{
+	StringInfoData payload;
+
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"app\": ");
+	escape_json(&payload, app);
+	appendStringInfo(&payload, ", \"run_id\": " INT64_FORMAT ", \"status\": \"%s\"}", run_id, status);
+	Async_Notify("coco_target", payload.data);
+}
+
+
+/* retry_base, doubled per further attempt, at most COCO_RETRY_MAX_MS */
+long
+coco_bg_backoff_ms(int attempts)
+{
+	int64		ms = coco_retry_base;
+
+	for (int i = 1; i < attempts && ms < COCO_RETRY_MAX_MS; i++)
+		ms *= 2;
+	return (long) Min(ms, COCO_RETRY_MAX_MS);
+}
+
+/* A role's name for a message, also when the role is gone. */
+const char *
+coco_bg_role_name(Oid role)
+{
+	const char *name = GetUserNameFromId(role, true);
+
+	return name ? name : "(dropped)";
+}
