@@ -77,7 +77,8 @@ SELECT w.pid, w.state,
   LEFT JOIN coco.app a ON a.app_id = w.app_id;
 GRANT SELECT ON coco.workers TO PUBLIC;
 
--- waited: how long a run waited for a worker (so far, while queued).
+-- waited: from the submit to the start of the run's latest attempt (so
+-- far, while queued; to its end, for a run that never started).
 CREATE OR REPLACE VIEW coco.runs WITH (security_invoker = true) AS
 SELECT r.run_id, a.name AS app, r."full", r.status, r.error, r.started_at, r.finished_at,
        r.finished_at - r.started_at AS duration,
@@ -90,7 +91,7 @@ SELECT r.run_id, a.name AS app, r."full", r.status, r.error, r.started_at, r.fin
        r.submitted_at, r.attempts, r.retry_at,
        r.sqlstate, r.coalesced_into,
        CASE WHEN r.status = 'queued' THEN pg_catalog.now() - r.submitted_at
-            ELSE r.started_at - r.submitted_at END AS waited,
+            ELSE coalesce(r.started_at, r.finished_at) - r.submitted_at END AS waited,
        r.crashes
   FROM coco.run r JOIN coco.app a USING (app_id);
 

@@ -15,13 +15,17 @@
 #       did not die, coco.wait on it raises 57014
 #   (d) cancelling a queued run (coco_target.submit_delay keeps it queued),
 #       also by a member of the owner role; a second cancel and a cancel of
-#       a finished run return false; NULL raises 22004, an unknown run 42704
+#       a finished run return false; NULL raises 22004, an unknown run 42704;
+#       a queued run's cancel is undone by a rollback, and a transaction
+#       left open after it holds the run back but nobody else
 #   (e) coalescing: 200 submits of one app from 10 sessions in about a
 #       second, with submit_delay = 200ms, execute at most 20 runs; every
-#       waiter gets a result; the same with submit_delay = 0 (count shown)
+#       waiter gets a result; cancelling a coalesced run returns false and
+#       names the run it joined; the same with submit_delay = 0 (count shown)
 #   (g) a run whose query catches query_canceled: past its time limit plus
 #       a 5 s grace the worker is ended (no crash) and the run settled;
 #       coco.cancel of such a run ends its worker likewise, and returns true
+#   (h) with no worker alive, two apps submitted at once run side by side
 #   (f) crash loop, in database crashdb: a run that kills its worker at the
 #       fault point after_decisions (set for that database) is retried
 #       once, then failed as having crashed its worker, and its app is
@@ -357,20 +361,28 @@ try_sql alice "SELECT coco.cancel(NULL)"
 [ "$state" = 22004 ] || fail "(d) coco.cancel(NULL): $err"
 try_sql alice "SELECT coco.cancel(999999999)"
 [ "$state" = 42704 ] || fail "(d) coco.cancel(999999999): $err"
-# A cancel in a transaction left open holds nothing the workers wait for:
-# the run is canceled at once, and other runs go on meanwhile.
+# A queued run is canceled in the canceling transaction: rolled back, the
+# cancel is undone; left open, it keeps the run from starting and holds
+# nothing the workers wait for: other runs go on; at its commit the run is
+# canceled.
 run_q3=$(q -U alice -c "SELECT coco.submit('q')")
-q -U alice -c "BEGIN" -c "SELECT coco.cancel($run_q3)" -c "SELECT pg_sleep(10)" -c "COMMIT" >/dev/null 2>&1 &
+q -U alice -c "BEGIN" -c "SELECT coco.cancel($run_q3)" -c "ROLLBACK" >/dev/null
+[ "$(q -c "SELECT status FROM coco.runs WHERE run_id = $run_q3")" = queued ] ||
+    fail "(d) a cancel rolled back left run $run_q3 not queued"
+q -U alice -c "BEGIN" -c "SELECT coco.cancel($run_q3)" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null 2>&1 &
 open_job=$!
-wait_for "SELECT status FROM coco.runs WHERE run_id = $run_q3" canceled postgres 5 ||
-    fail "(d) run $run_q3, canceled in a transaction still open, is not canceled"
+sleep 0.5
 set_conf submit_delay RESET
 t0=$(now_ms)
 out=$(submit_and_wait bob bobapp 5) || fail "(d) bob's run did not succeed while alice's cancel transaction was open: $out"
+figure "(d) bob's run took $(secs_since "$t0")s while alice's transaction canceling run $run_q3 stayed open"
 kill -0 "$open_job" 2>/dev/null || fail "(d) alice's transaction ended too early to show anything"
-figure "(d) bob's run took $(secs_since "$t0")s while alice's transaction that canceled run $run_q3 stayed open"
-wait "$open_job" || true
-ok "(d) a member of the owner role cancels too; a finished run gives false; coco.cancel(NULL) raises 22004, an unknown run 42704; a cancel in an open transaction takes effect at once and blocks nobody"
+row=$(q -c "SELECT status, attempts FROM coco.runs WHERE run_id = $run_q3")
+[ "$row" = "queued|0" ] || fail "(d) run $run_q3, being canceled by an open transaction, is '$row', wanted queued|0"
+wait "$open_job" || fail "(d) alice's cancel transaction failed"
+[ "$(q -c "SELECT status FROM coco.runs WHERE run_id = $run_q3")" = canceled ] ||
+    fail "(d) run $run_q3 not canceled after the canceling transaction committed"
+ok "(d) a member of the owner role cancels too; a finished run gives false; coco.cancel(NULL) raises 22004, an unknown run 42704; a queued run's cancel is transactional and, left open, blocks nobody"
 
 # --- (e) coalescing ---------------------------------------------------------
 tiny_app alice burst
@@ -414,6 +426,10 @@ SQL
 
 set_conf submit_delay 200ms
 burst delay200
+one=$(q -c "SELECT run_id FROM coco.runs WHERE app = 'burst' AND status = 'coalesced' LIMIT 1")
+[ -n "$one" ] || fail "(e) no coalesced run of app burst"
+out=$(q -U alice -c "SELECT coco.cancel($one)" 2>&1)
+case "$out" in *"joined run"*f) ;; *) fail "(e) coco.cancel of the coalesced run $one: $out" ;; esac
 figure "(e) submit_delay = 200ms: 200 submits from 10 sessions within ${span}s executed $executed runs"
 if [ "$executed" -lt 1 ] || [ "$executed" -gt 20 ]; then
     fail "(e) with submit_delay = 200ms, 200 submits within ${span}s executed $executed runs, wanted at most 20"
@@ -460,7 +476,7 @@ tail -c +"$((mark_g + 1))" "$COCO_TMP/postgres.log" | grep -q 'terminating backg
     fail "(g) the worker running run $run_g was not ended"
 row=$(q -c "SELECT sqlstate, error FROM coco.runs WHERE run_id = $run_g")
 case "$row" in
-"57014|canceled: the run took longer than its time limit of 2000 ms and did not stop when canceled"*) ;;
+"57014|canceled: the run took longer than its time limit of 2 s (coco_target.run_timeout) and did not stop when canceled"*) ;;
 *) fail "(g) run $run_g's sqlstate|error: $row" ;;
 esac
 set_conf run_timeout 0 max_attempts RESET
@@ -480,12 +496,32 @@ crashed=$(coco_crashed_since "$mark_g")
 set_conf run_timeout RESET
 ok "(g) a run catching query_canceled still ends: past its limit + 5 s grace its worker is ended (run $run_g failed with 57014 after ${g_secs}s); coco.cancel ends it too (${c_secs}s); no crash"
 
+# --- (h) two workers start for two apps submitted at once --------------------
+# With no worker alive, two apps' 3 s runs submitted back to back run side
+# by side: the worker that takes the first asks for another.
+q -U alice >/dev/null <<'SQL' || fail "(h) could not create apps h1, h2"
+SELECT coco.create_app('h1');
+SELECT coco.declare_table('h1', 'alice.h1_t', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_rows('h1', 'alice.h1_t', 'SELECT 1 AS id FROM pg_catalog.pg_sleep(3) s');
+SELECT coco.create_app('h2');
+SELECT coco.declare_table('h2', 'alice.h2_t', '[{"name": "id", "type": "integer"}]', '{id}');
+SELECT coco.declare_rows('h2', 'alice.h2_t', 'SELECT 1 AS id FROM pg_catalog.pg_sleep(3) s');
+SQL
+no_worker_in postgres
+ids=$(q -U alice -c "SELECT coco.submit('h1')" -c "SELECT coco.submit('h2')" | paste -sd, -)
+wait_for "SELECT count(*) FROM coco.runs WHERE run_id IN ($ids) AND status = 'succeeded'" 2 postgres 20 ||
+    fail "(h) runs $ids did not both succeed"
+span=$(q -c "SELECT round(extract(epoch FROM max(finished_at) - min(submitted_at)), 2) FROM coco.runs WHERE run_id IN ($ids)")
+figure "(h) two 3 s runs submitted at once with no worker alive finished ${span}s after the first submit"
+lt "$span" 5.5 || fail "(h) runs $ids took ${span}s: one after the other, not side by side"
+ok "(h) two apps' runs submitted at once ran side by side in two workers (${span}s for two 3 s runs)"
+
 # --- no restart so far ------------------------------------------------------
 wait_for "SELECT count(*) FROM coco.runs WHERE status IN ('queued', 'running')" 0 ||
     fail "runs are left unfinished before (f)"
 crashed=$(coco_crashed_since "$mark0")
-[ -z "$crashed" ] || fail "the server restarted during (a)-(g): $crashed"
-ok "no process died and the server did not restart during (a)-(g)"
+[ -z "$crashed" ] || fail "the server restarted during (a)-(h): $crashed"
+ok "no process died and the server did not restart during (a)-(h)"
 
 # --- (f) crash loop in database crashdb -------------------------------------
 # Crashes are retried once whatever max_attempts says: back to the defaults.

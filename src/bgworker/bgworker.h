@@ -14,10 +14,10 @@ extern bool coco_bg_start_xact_if_installed(const char *activity);
 extern void coco_bg_notify_finished(const char *app, int64 run_id, const char *status);
 extern long coco_bg_backoff_ms(int attempts);
 extern const char *coco_bg_role_name(Oid role);
+extern char *coco_bg_describe_limit(int ms, bool app_limit);
 
 /* settle.c: inside a transaction; true if a run is over for good */
 extern bool coco_bg_settle_orphans(void);
-extern bool coco_bg_settle_canceled_queued(void);
 
 /* retention.c: errors are logged; `cxt` outlives the transaction */
 extern void coco_bg_purge_old_runs(MemoryContext cxt);

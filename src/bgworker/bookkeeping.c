@@ -111,6 +111,17 @@ coco_bg_backoff_ms(int attempts)
 	return (long) Min(ms, COCO_RETRY_MAX_MS);
 }
 
+/* A time limit for messages: "90 s (coco_target.run_timeout)". */
+char *
+coco_bg_describe_limit(int ms, bool app_limit)
+{
+	const char *source = app_limit ? "the app's run_timeout option" : "coco_target.run_timeout";
+
+	if (ms % 1000 == 0)
+		return psprintf("%d s (%s)", ms / 1000, source);
+	return psprintf("%d ms (%s)", ms, source);
+}
+
 /* A role's name for a message, also when the role is gone. */
 const char *
 coco_bg_role_name(Oid role)

@@ -1,7 +1,6 @@
 /*
- * settle.c — what becomes of runs whose worker is gone, and of queued runs
- * coco.cancel() asked to stop, told by the notes the scheduler keeps about
- * runs (sched_shmem.h).  Done by every worker at each look at the queue,
+ * settle.c — what becomes of runs whose worker is gone, told by the notes
+ * the scheduler keeps about runs (sched_shmem.h).  Done by every worker at each look at the queue,
  * in that look's transaction, so a dead worker does not hold its app back.
  */
 #include "postgres.h"
@@ -85,8 +84,9 @@ settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *ap
 	else if (coco_sched_find_note(run_id, COCO_NOTE_OVERDUE, &note))
 	{
 		status = attempts < coco_max_attempts ? "queued" : "failed";
-		error = psprintf("canceled: the run took longer than its time limit of %d ms and did not stop "
-						 "when canceled, so its worker was ended", note.limit_ms);
+		error = psprintf("canceled: the run took longer than its time limit of %s and did not stop "
+						 "when canceled, so its worker was ended",
+						 coco_bg_describe_limit(note.limit_ms, note.app_limit));
 		values[4] = CStringGetTextDatum("57014");
 		nulls[4] = ' ';
 		if (attempts < coco_max_attempts)
@@ -141,51 +141,6 @@ settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *ap
 					strcmp(status, "queued") == 0 ? "is queued again" : status),
 			 errdetail("%s", error)));
 	return strcmp(status, "queued") != 0;
-}
-
-/*
- * Queued runs coco.cancel() asked to stop: canceled before they start.
- * Their notes go once the run is over (or gone); a running run's stays for
- * its worker.  Returns whether one was canceled.
- */
-bool
-coco_bg_settle_canceled_queued(void)
-{
-	CocoRunNote notes[COCO_MAX_NOTES];
-	int			n = coco_sched_notes_of_kind(COCO_NOTE_CANCEL, notes);
-	bool		any = false;
-
-	for (int i = 0; i < n; i++)
-	{
-		CocoUserContext uc;
-		Oid			types[2] = {INT8OID, TEXTOID};
-		Datum		values[2];
-		bool		canceled = false;
-
-		values[0] = Int64GetDatum(notes[i].run_id);
-		values[1] = CStringGetTextDatum(psprintf("canceled by role %s before it started",
-												 coco_bg_role_name(notes[i].by)));
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("UPDATE coco.run r SET status = 'canceled', error = $2, sqlstate = '57014', "
-					  "finished_at = pg_catalog.now(), retry_at = NULL "
-					  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued' "
-					  "RETURNING (SELECT a.name FROM coco.app a WHERE a.app_id OPERATOR(pg_catalog.=) r.app_id)",
-					  2, types, values, NULL, SPI_OK_UPDATE_RETURNING);
-		if (SPI_processed > 0)
-		{
-			coco_bg_notify_finished(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-							notes[i].run_id, "canceled");
-			canceled = any = true;
-		}
-		else
-			coco_spi_exec("SELECT 1 FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1 "
-						  "AND status OPERATOR(pg_catalog.=) ANY ('{queued,running}'::pg_catalog.text[])",
-						  1, types, values, NULL, SPI_OK_SELECT);
-		coco_leave(&uc);
-		if (canceled || SPI_processed == 0)
-			coco_sched_drop_notes(notes[i].run_id, COCO_NOTE_CANCEL);
-	}
-	return any;
 }
 
 /*

@@ -91,6 +91,7 @@ typedef struct QueuedRun
 	Oid			owner;
 	char	   *app_name;
 	int			timeout_ms;		/* its time limit, 0: none */
+	bool		app_limit;		/* ... the app's option, not the setting */
 } QueuedRun;
 
 static MemoryContext worker_cxt = NULL;
@@ -150,6 +151,7 @@ set_my_run(const QueuedRun *run)
 	my_worker->app_id = run ? run->app_id : 0;
 	my_worker->owner = run ? run->owner : InvalidOid;
 	my_worker->limit_ms = run ? run->timeout_ms : 0;
+	my_worker->app_limit = run ? run->app_limit : false;
 	my_worker->overdue = false;
 	my_worker->idle = false;
 	my_worker->since = GetCurrentTimestamp();
@@ -170,7 +172,8 @@ release_slot(int code, Datum arg)
 	if (my_worker == NULL)
 		return;
 	if (my_worker->run_id != 0 && my_worker->overdue)
-		coco_sched_note(my_worker->run_id, COCO_NOTE_OVERDUE, InvalidOid, my_worker->limit_ms);
+		coco_sched_note(my_worker->run_id, COCO_NOTE_OVERDUE, InvalidOid,
+						my_worker->limit_ms, my_worker->app_limit);
 	SpinLockAcquire(&shared->mutex);
 	slot = coco_sched_find_slot(my_worker->dbid, my_worker->run_id != 0);
 	if (slot && my_worker->run_id != 0)
@@ -239,13 +242,12 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 	if (!coco_bg_start_xact_if_installed("coco_target: looking for queued runs"))
 		return -1;
 	orphan_failed = coco_bg_settle_orphans();
-	orphan_failed |= coco_bg_settle_canceled_queued();
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT q.run_id, q.app_id, q.\"full\", q.attempts, a.owner, a.name, "
 				  "  (EXTRACT(EPOCH FROM (GREATEST(q.retry_at, CASE WHEN q.attempts OPERATOR(pg_catalog.=) 0 "
 				  "     THEN q.submitted_at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $1 OPERATOR(pg_catalog./) 1000.0) END) "
 				  "   OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 AS wait_ms, "
-				  "  GREATEST(LEAST(EXTRACT(EPOCH FROM a.run_timeout) OPERATOR(pg_catalog.*) 1000, 2147483647), 0)::pg_catalog.int4 "
+				  "  GREATEST(LEAST(pg_catalog.ceil(EXTRACT(EPOCH FROM a.run_timeout) OPERATOR(pg_catalog.*) 1000), 2147483647), 0)::pg_catalog.int4 "
 				  "FROM (SELECT DISTINCT ON (app_id) run_id, app_id, \"full\", attempts, retry_at, submitted_at "
 				  "        FROM coco.run WHERE status OPERATOR(pg_catalog.=) 'queued' "
 				  "       ORDER BY app_id, run_id) q "
@@ -281,7 +283,9 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 		/* the app's option lowers the setting, never raises it */
 		app_timeout = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		run->timeout_ms = coco_run_timeout;
-		if (!isnull && app_timeout > 0 && (run->timeout_ms == 0 || app_timeout < run->timeout_ms))
+		run->app_limit = !isnull && app_timeout > 0 &&
+			(run->timeout_ms == 0 || app_timeout < run->timeout_ms);
+		if (run->app_limit)
 			run->timeout_ms = app_timeout;
 		found++;
 	}
@@ -413,19 +417,6 @@ reconcile_one_transaction(QueuedRun *run, const char *activity)
 	return more;
 }
 
-/* The runs of this database coco.cancel() was asked to stop, as int8[]. */
-static Datum
-canceled_run_ids(void)
-{
-	CocoRunNote notes[COCO_MAX_NOTES];
-	Datum		ids[COCO_MAX_NOTES];
-	int			n = coco_sched_notes_of_kind(COCO_NOTE_CANCEL, notes);
-
-	for (int i = 0; i < n; i++)
-		ids[i] = Int64GetDatum(notes[i].run_id);
-	return PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 /*
  * 1. Mark the run running, committed, so a crash leaves a trace, and let
  * the app's other queued runs that never started join it.  False when it
@@ -438,9 +429,9 @@ static bool
 mark_running(QueuedRun *run, const char *activity)
 {
 	CocoUserContext uc;
-	Oid			types[4] = {INT8OID, INT4OID, INT4OID, INT8ARRAYOID};
-	Datum		values[4] = {Int64GetDatum(run->run_id), Int32GetDatum(MyProcPid),
-	Int32GetDatum(run->app_id), 0};
+	Oid			types[3] = {INT8OID, INT4OID, INT4OID};
+	Datum		values[3] = {Int64GetDatum(run->run_id), Int32GetDatum(MyProcPid),
+	Int32GetDatum(run->app_id)};
 	uint64		marked;
 
 	set_my_run(run);
@@ -462,9 +453,12 @@ mark_running(QueuedRun *run, const char *activity)
 		return false;
 	}
 	coco_enter_extension_owner(&uc);
+	/* a run whose row is locked is being canceled (coco.cancel): not now */
 	coco_spi_exec("UPDATE coco.run SET status = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1, "
 				  "started_at = pg_catalog.now(), finished_at = NULL, pid = $2 "
-				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued' "
+				  "WHERE run_id OPERATOR(pg_catalog.=) (SELECT q.run_id FROM coco.run q "
+				  "  WHERE q.run_id OPERATOR(pg_catalog.=) $1 AND q.status OPERATOR(pg_catalog.=) 'queued' "
+				  "  FOR UPDATE SKIP LOCKED) "
 				  "AND NOT EXISTS (SELECT FROM coco.run r WHERE r.app_id OPERATOR(pg_catalog.=) $3 "
 				  "                AND r.status OPERATOR(pg_catalog.=) 'running')",
 				  3, types, values, NULL, SPI_OK_UPDATE);
@@ -475,19 +469,18 @@ mark_running(QueuedRun *run, const char *activity)
 		/*
 		 * Runs submitted before this commits and never started: this run
 		 * reconciles everything they were submitted for.  A full one makes
-		 * it full.  Those coco.cancel() was asked to stop do not join.
+		 * it full.  One being canceled (its row locked) does not join.
 		 */
-		values[3] = canceled_run_ids();
 		coco_spi_exec("WITH joined AS (UPDATE coco.run SET status = 'coalesced', coalesced_into = $1, "
 					  "  finished_at = pg_catalog.now() "
-					  "  WHERE app_id OPERATOR(pg_catalog.=) $3 AND status OPERATOR(pg_catalog.=) 'queued' "
-					  "  AND attempts OPERATOR(pg_catalog.=) 0 AND retry_at IS NULL "
-					  "  AND run_id OPERATOR(pg_catalog.<>) $1 "
-					  "  AND NOT (run_id OPERATOR(pg_catalog.=) ANY ($4)) "
+					  "  WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT q.run_id FROM coco.run q "
+					  "    WHERE q.app_id OPERATOR(pg_catalog.=) $3 AND q.status OPERATOR(pg_catalog.=) 'queued' "
+					  "    AND q.attempts OPERATOR(pg_catalog.=) 0 AND q.retry_at IS NULL "
+					  "    AND q.run_id OPERATOR(pg_catalog.<>) $1 FOR UPDATE SKIP LOCKED)) "
 					  "  RETURNING \"full\") "
 					  "UPDATE coco.run SET \"full\" = true WHERE run_id OPERATOR(pg_catalog.=) $1 "
 					  "AND NOT \"full\" AND EXISTS (SELECT FROM joined WHERE \"full\")",
-					  4, types, values, NULL, SPI_OK_UPDATE);
+					  3, types, values, NULL, SPI_OK_UPDATE);
 		if (SPI_processed > 0)
 			run->full = true;
 	}
@@ -612,13 +605,6 @@ record_canceled(QueuedRun *run, const char *activity, Oid by)
 	coco_bg_end_xact();
 }
 
-/* A time limit for messages: "90 s", or "1500 ms". */
-static char *
-describe_limit(int ms)
-{
-	return ms % 1000 == 0 ? psprintf("%d s", ms / 1000) : psprintf("%d ms", ms);
-}
-
 /*
  * The outcome of an attempt that raised `edata`: cancelled by the owner,
  * past its time limit, or failed.  Returns whether the run is over.
@@ -635,9 +621,8 @@ record_error(QueuedRun *run, const char *activity, ErrorData *edata)
 	}
 	if (run_timed_out)
 		return record_failure(run, activity, "57014",
-							  psprintf("canceled: the run took longer than its time limit of %s "
-									   "(coco_target.run_timeout, or the app's run_timeout option)",
-									   describe_limit(run->timeout_ms)));
+							  psprintf("canceled: the run took longer than its time limit of %s",
+									   coco_bg_describe_limit(run->timeout_ms, run->app_limit)));
 	/* the message, and on a line of its own the detail (who held a lock) */
 	return record_failure(run, activity, unpack_sql_state(edata->sqlerrcode),
 						  edata->detail ?
@@ -648,10 +633,12 @@ record_error(QueuedRun *run, const char *activity, ErrorData *edata)
 
 /*
  * Execute a run: mark it, reconcile it, complete it, record the outcome.
+ * With `more_due`, other runs could start now too: once this one is
+ * marked (so this worker counts as busy), another worker is asked for.
  * Returns false when it could not be started (mark_running).
  */
 static bool
-do_run(QueuedRun *run)
+do_run(QueuedRun *run, bool more_due)
 {
 	char	   *activity;
 	MemoryContext oldcxt;
@@ -673,6 +660,8 @@ do_run(QueuedRun *run)
 		set_my_run(NULL);
 		return false;
 	}
+	if (more_due)
+		coco_worker_wake(MyDatabaseId);
 
 	/* 2. reconcile, with the app owner as the current user throughout */
 	run_timed_out = false;
@@ -866,7 +855,7 @@ coco_db_worker_main(Datum arg)
 			proc_exit(0);
 		}
 		for (int i = 0; i < ndue && !started; i++)
-			started = do_run(&runs[i]);
+			started = do_run(&runs[i], i + 1 < ndue);
 		if (started)
 		{
 			idle_since = GetCurrentTimestamp();

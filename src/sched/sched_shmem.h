@@ -39,6 +39,7 @@ typedef struct CocoWorkerSlot
 	TimestampTz since;			/* when it went idle or started the run */
 	Oid			owner;			/* the run's app's owner: who may see it */
 	int			limit_ms;		/* the run's time limit */
+	bool		app_limit;		/* ... the app's option, not the setting */
 	/* the run ignored its time limit: the worker is ending itself */
 	volatile sig_atomic_t overdue;
 	/* the postmaster told it to quit: it did not crash the server itself */
@@ -68,6 +69,7 @@ typedef struct CocoRunNote
 	CocoNoteKind kind;
 	Oid			by;				/* CANCEL: who asked */
 	int			limit_ms;		/* OVERDUE: the limit it ran past */
+	bool		app_limit;		/* ... the app's option, not the setting */
 } CocoRunNote;
 
 /* when a database's old runs were last deleted, and under which setting */
@@ -101,7 +103,7 @@ extern int	coco_sched_count_workers(Oid dbid, bool all);
 /* Notes about runs of this database (MyDatabaseId): add one (replacing
  * the run's note of that kind), look one up (false: none), drop one or all
  * of a run's (COCO_NOTE_FREE), or copy those of a kind (returns how many). */
-extern void coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms);
+extern void coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms, bool app_limit);
 extern bool coco_sched_find_note(int64 run_id, CocoNoteKind kind, CocoRunNote *note);
 extern void coco_sched_drop_notes(int64 run_id, CocoNoteKind kind);
 extern int	coco_sched_notes_of_kind(CocoNoteKind kind, CocoRunNote *notes);

@@ -157,7 +157,7 @@ find_note_locked(int64 run_id, CocoNoteKind kind)
 }
 
 void
-coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms)
+coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms, bool app_limit)
 {
 	CocoRunNote *n;
 
@@ -176,6 +176,7 @@ coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms)
 	n->kind = kind;
 	n->by = by;
 	n->limit_ms = limit_ms;
+	n->app_limit = app_limit;
 	SpinLockRelease(&shared->mutex);
 }
 

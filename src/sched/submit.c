@@ -431,17 +431,20 @@ run_not_found(int64 run_id)
  * extension's fault, told as 38000 with the code in the detail.
  */
 static void pg_attribute_noreturn()
-raise_run_error(int64 run_id, const char *status, const char *app, const char *error,
+raise_run_error(int64 asked, int64 run_id, const char *status, const char *app, const char *error,
 				const char *sqlstate)
 {
 	int			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+	const char *outcome = strcmp(status, "canceled") == 0 ? "was canceled" : "failed";
 
 	if (sqlstate != NULL && strlen(sqlstate) == 5 && strncmp(sqlstate, "XX", 2) != 0)
 		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4]);
 	ereport(ERROR,
 			(errcode(code),
-			 errmsg("run %lld of app \"%s\" %s", (long long) run_id, app,
-					strcmp(status, "canceled") == 0 ? "was canceled" : "failed"),
+			 asked == run_id ?
+			 errmsg("run %lld of app \"%s\" %s", (long long) run_id, app, outcome) :
+			 errmsg("run %lld of app \"%s\" joined run %lld, which %s",
+					(long long) asked, app, (long long) run_id, outcome),
 			 errdetail("%s", error ? error : "No error was recorded."),
 			 errhint("See coco.runs for the run's attempts.")));
 }
@@ -500,7 +503,8 @@ coco_wait(PG_FUNCTION_ARGS)
 
 		/* not read-only: in READ COMMITTED each call takes a new snapshot */
 		coco_enter_extension_owner(&uc);
-		coco_spi_exec("SELECT r.status, r.stats, r.error, a.owner, a.name, r.sqlstate, r.coalesced_into "
+		coco_spi_exec("SELECT r.status, r.stats, r.error, a.owner, a.name, r.sqlstate, r.coalesced_into, "
+					  "a.flagged "
 					  "FROM coco.run r JOIN coco.app a USING (app_id) "
 					  "WHERE r.run_id OPERATOR(pg_catalog.=) $1",
 					  1, types, values, NULL, SPI_OK_SELECT);
@@ -540,7 +544,7 @@ coco_wait(PG_FUNCTION_ARGS)
 			break;
 		}
 		if (strcmp(status, "failed") == 0 || strcmp(status, "canceled") == 0)
-			raise_run_error(run_id, status, SPI_getvalue(tup, desc, 5),
+			raise_run_error(PG_GETARG_INT64(0), DatumGetInt64(values[0]), status, SPI_getvalue(tup, desc, 5),
 							SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 6));
 		if (IsolationUsesXactSnapshot())
 			ereport(ERROR,
@@ -550,6 +554,13 @@ coco_wait(PG_FUNCTION_ARGS)
 					 errhint("Call coco.wait() in a read committed transaction.")));
 
 		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		if (remaining <= 0 && SPI_getvalue(tup, desc, 8) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("timed out waiting for run %lld", (long long) run_id),
+					 errdetail("The run is still %s, and the worker starts no run of app \"%s\": %s.",
+							   status, SPI_getvalue(tup, desc, 5), SPI_getvalue(tup, desc, 8)),
+					 errhint("The app's owner clears the flag by calling coco.submit() again.")));
 		if (remaining <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -4,27 +4,32 @@
  * for; coco.worker_slots() (behind the coco.workers view) lists this
  * database's workers and their runs.
  *
- * A running run is stopped the way pg_cancel_backend() stops a query: the
+ * A queued run is canceled in the calling transaction, as any write.  A
+ * running run is stopped the way pg_cancel_backend() stops a query: the
  * worker gets SIGINT.  The worker runs as a superuser, so its app's owner
  * could not signal it; this function does, for that run only, after
  * checking that the caller may act for the app.  The request is noted in
  * shared memory first, so the worker tells the cancel from its time limit,
- * and a worker that takes the run up later (or finds it interrupted)
- * records it canceled too.  A run that ignores the cancel (a function that
- * catches query_canceled) has its worker ended after a grace period.
+ * and a worker that finds the run's worker dead records it canceled too.
+ * A run that ignores the cancel (a function that catches query_canceled)
+ * has its worker ended after a grace period.
  */
 #include "postgres.h"
 
 #include <signal.h>
 
+#include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "coco_internal.h"
@@ -39,19 +44,9 @@ typedef struct RunRow
 {
 	char	   *status;
 	Oid			owner;
+	char	   *app;
 	int64		coalesced_into;
 } RunRow;
-
-/* 42501 unless the current user may act for the app that owns run_id. */
-static void
-check_may_cancel(int64 run_id, Oid owner)
-{
-	if (!has_privs_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to cancel run " INT64_FORMAT, run_id),
-				 errdetail("Only members of the role that owns the run's app, and superusers, may cancel it.")));
-}
 
 /* The run as it is now (a new snapshot each time); false if there is none. */
 static bool
@@ -63,7 +58,7 @@ read_run(int64 run_id, RunRow *row)
 	bool		isnull;
 
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT r.status, a.owner, r.coalesced_into FROM coco.run r JOIN coco.app a USING (app_id) "
+	coco_spi_exec("SELECT r.status, a.owner, r.coalesced_into, a.name FROM coco.run r JOIN coco.app a USING (app_id) "
 				  "WHERE r.run_id OPERATOR(pg_catalog.=) $1",
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
@@ -74,30 +69,64 @@ read_run(int64 run_id, RunRow *row)
 	row->coalesced_into = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	if (isnull)
 		row->coalesced_into = 0;
+	row->app = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 	return true;
 }
 
 /*
- * Cancel a run this transaction submitted: no worker can see it yet, so
- * its row is set here.  False if it is not queued.
+ * Cancel a queued run in this transaction: it is canceled when this
+ * commits, and not if it rolls back (workers skip a run whose row is
+ * locked, so they do not wait for this transaction meanwhile).  The update
+ * runs in a subtransaction, rolled back when it finds the run no longer
+ * queued (a worker started it): a statement that re-checks a row updated
+ * since its snapshot leaves it locked, and the worker must not wait for
+ * this transaction to record that run's outcome.  A run waiting for a
+ * retry keeps its last error after the cancel's.  False if not queued.
  */
 static bool
-cancel_own_run(int64 run_id)
+cancel_queued(int64 run_id, const char *app)
 {
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
 	CocoUserContext uc;
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
+	bool		canceled;
 
 	values[0] = Int64GetDatum(run_id);
-	values[1] = CStringGetTextDatum(psprintf("canceled by role %s before it started",
-											 GetUserNameFromId(GetUserId(), false)));
+	values[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	BeginInternalSubTransaction(NULL);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.run SET status = 'canceled', error = $2, sqlstate = '57014', "
+	coco_spi_exec("UPDATE coco.run SET status = 'canceled', sqlstate = '57014', "
+				  "error = CASE WHEN attempts OPERATOR(pg_catalog.=) 0 "
+				  "  THEN 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) ' before it started' "
+				  "  ELSE 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) "
+				  "       ' while it waited for a retry; the last attempt had failed: ' "
+				  "       OPERATOR(pg_catalog.||) coalesce(error, '') END, "
 				  "finished_at = pg_catalog.now(), retry_at = NULL "
 				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
 				  2, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
-	return SPI_processed > 0;
+	canceled = SPI_processed > 0;
+	if (canceled)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (canceled)
+	{
+		/* as the worker says it of the runs it ends: at commit */
+		StringInfoData payload;
+
+		initStringInfo(&payload);
+		appendStringInfoString(&payload, "{\"app\": ");
+		escape_json(&payload, app);
+		appendStringInfo(&payload, ", \"run_id\": " INT64_FORMAT ", \"status\": \"canceled\"}", run_id);
+		Async_Notify("coco_target", payload.data);
+		coco_broadcast_runs_done_at_commit();
+	}
+	return canceled;
 }
 
 /*
@@ -156,21 +185,26 @@ coco_cancel(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("run " INT64_FORMAT " does not exist", run_id)));
-	check_may_cancel(run_id, row.owner);
-	if (coco_submitted_here(run_id))
+	if (!has_privs_of_role(GetUserId(), row.owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to cancel run " INT64_FORMAT, run_id),
+				 errdetail("Only members of the role that owns the run's app, and superusers, may cancel it.")));
+	if (strcmp(row.status, "coalesced") == 0)
 	{
-		canceled = cancel_own_run(run_id);
-		if (canceled)
-			coco_broadcast_runs_done_at_commit();
+		/* its submit is being served by a run others may be waiting on too */
+		ereport(NOTICE,
+				(errmsg("run " INT64_FORMAT " joined run " INT64_FORMAT ", which does its work",
+						run_id, row.coalesced_into),
+				 errhint("Cancel run " INT64_FORMAT " to stop that work.", row.coalesced_into)));
 		SPI_finish();
-		PG_RETURN_BOOL(canceled);
+		PG_RETURN_BOOL(false);
 	}
 
 	/*
-	 * Any other run is canceled by the workers, told through shared memory
-	 * (this transaction writes nothing a worker would wait for): a queued
-	 * one at their next look at the queue, a running one by its worker,
-	 * interrupted.  Wait, re-reading the run, until it is over.
+	 * A queued run is canceled in this transaction; a running one is
+	 * interrupted by its worker, told through shared memory (a signal is
+	 * not rolled back).  Wait, re-reading the run, until it is over.
 	 */
 	coco_run_done_prepare();
 	for (;;)
@@ -178,35 +212,34 @@ coco_cancel(PG_FUNCTION_ARGS)
 		long		waited = (long) ((GetCurrentTimestamp() - started) / 1000);
 		int			pid;
 
-		if (strcmp(row.status, "coalesced") == 0)
+		if (strcmp(row.status, "queued") == 0)
 		{
-			/* it joined another run (before or while we asked): cancel that */
-			run_id = row.coalesced_into;
-			if (!read_run(run_id, &row))
+			if ((canceled = cancel_queued(run_id, row.app)))
 				break;
-			check_may_cancel(run_id, row.owner);
-			continue;
 		}
-		if (strcmp(row.status, "queued") != 0 && strcmp(row.status, "running") != 0)
+		else if (strcmp(row.status, "running") != 0)
 		{
-			/* over: canceled (now, by us or another), or it had finished */
+			/* over: canceled now by its worker, or it had finished */
 			canceled = asked && strcmp(row.status, "canceled") == 0;
 			break;
 		}
-		coco_sched_note(run_id, COCO_NOTE_CANCEL, GetUserId(), 0);
-		asked = true;
-		pid = worker_of_run(run_id, 0);
-		if (pid == 0)
-			coco_worker_wake(MyDatabaseId);		/* queued, or its worker died */
-		else if (pid != signaled)
-			signaled = worker_of_run(run_id, SIGINT);	/* once per worker */
-		else if (pid != terminated && waited >= COCO_CANCEL_GRACE_MS)
-			terminated = worker_of_run(run_id, SIGTERM);
+		else
+		{
+			coco_sched_note(run_id, COCO_NOTE_CANCEL, GetUserId(), 0, false);
+			asked = true;
+			pid = worker_of_run(run_id, 0);
+			if (pid == 0)
+				coco_worker_wake(MyDatabaseId); /* its worker died: the next settles it */
+			else if (pid != signaled)
+				signaled = worker_of_run(run_id, SIGINT);	/* once per worker */
+			else if (pid != terminated && waited >= COCO_CANCEL_GRACE_MS)
+				terminated = worker_of_run(run_id, SIGTERM);
+		}
 		/* a snapshot of this transaction would never see the workers' commits */
 		if (IsolationUsesXactSnapshot() || waited >= COCO_CANCEL_WAIT_MS)
 		{
 			ereport(NOTICE,
-					(errmsg("the workers were asked to cancel run " INT64_FORMAT, run_id),
+					(errmsg("the worker was asked to cancel run " INT64_FORMAT, run_id),
 					 errdetail("It is not canceled yet; coco.runs shows when it is.")));
 			canceled = true;
 			break;
