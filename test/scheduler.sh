@@ -17,7 +17,10 @@
 #       also by a member of the owner role; a second cancel and a cancel of
 #       a finished run return false; NULL raises 22004, an unknown run 42704;
 #       a queued run's cancel is undone by a rollback, and a transaction
-#       left open after it holds the run back but nobody else
+#       left open after it holds that app's runs back but no other app's;
+#       a cancel that fails (read-only, caught in PL/pgSQL) leaves the
+#       session and the server sound; an open drop_app of an app with old
+#       runs holds up no worker deleting old runs
 #   (e) coalescing: 200 submits of one app from 10 sessions in about a
 #       second, with submit_delay = 200ms, execute at most 20 runs; every
 #       waiter gets a result; cancelling a coalesced run returns false and
@@ -361,10 +364,25 @@ try_sql alice "SELECT coco.cancel(NULL)"
 [ "$state" = 22004 ] || fail "(d) coco.cancel(NULL): $err"
 try_sql alice "SELECT coco.cancel(999999999)"
 [ "$state" = 42704 ] || fail "(d) coco.cancel(999999999): $err"
+# A cancel that fails (read-only transaction; caught in PL/pgSQL) leaves
+# the session sound and the server up.
+mark_d=$(coco_log_mark)
+run_q4=$(q -U alice -c "SELECT coco.submit('q')")
+out=$(q -U alice -v ON_ERROR_STOP=0 -c "\\set VERBOSITY sqlstate" -c "BEGIN READ ONLY" \
+    -c "SELECT coco.cancel($run_q4)" -c "ROLLBACK" -c "SELECT 'session alive'" 2>&1)
+case "$out" in *25006*"session alive") ;; *) fail "(d) a cancel in a read-only transaction: $out" ;; esac
+out=$(q -U alice -v ON_ERROR_STOP=0 -c "BEGIN READ ONLY" \
+    -c "DO \$\$ BEGIN PERFORM coco.cancel($run_q4); EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'caught %', SQLSTATE; END \$\$" \
+    -c "COMMIT" -c "SELECT 'session alive'" 2>&1)
+case "$out" in *"caught 25006"*"session alive") ;; *) fail "(d) a cancel caught in PL/pgSQL: $out" ;; esac
+[ -z "$(coco_crashed_since "$mark_d")" ] || fail "(d) a failed cancel crashed a process: $(coco_crashed_since "$mark_d")"
+[ "$(q -c "SELECT status FROM coco.runs WHERE run_id = $run_q4")" = queued ] || fail "(d) run $run_q4 changed by failed cancels"
+[ "$(q -U alice -c "SELECT coco.cancel($run_q4)")" = t ] || fail "(d) run $run_q4 could not be canceled afterwards"
+
 # A queued run is canceled in the canceling transaction: rolled back, the
-# cancel is undone; left open, it keeps the run from starting and holds
-# nothing the workers wait for: other runs go on; at its commit the run is
-# canceled.
+# cancel is undone; left open, it keeps the run (and its app's later runs)
+# from starting and holds nothing the workers wait for: other apps' runs
+# go on; at its commit the run is canceled.
 run_q3=$(q -U alice -c "SELECT coco.submit('q')")
 q -U alice -c "BEGIN" -c "SELECT coco.cancel($run_q3)" -c "ROLLBACK" >/dev/null
 [ "$(q -c "SELECT status FROM coco.runs WHERE run_id = $run_q3")" = queued ] ||
@@ -382,6 +400,26 @@ row=$(q -c "SELECT status, attempts FROM coco.runs WHERE run_id = $run_q3")
 wait "$open_job" || fail "(d) alice's cancel transaction failed"
 [ "$(q -c "SELECT status FROM coco.runs WHERE run_id = $run_q3")" = canceled ] ||
     fail "(d) run $run_q3 not canceled after the canceling transaction committed"
+
+# An owner dropping an app with old runs in a transaction left open holds
+# nothing the workers wait for either, when they delete old runs.
+tiny_app alice olddrop
+q -U alice -c "SELECT coco.submit('olddrop')" >/dev/null
+wait_for "SELECT count(*) FROM coco.runs WHERE app = 'olddrop' AND status = 'succeeded'" 1 ||
+    fail "(d) app olddrop's run did not succeed"
+q -c "UPDATE coco.run r SET finished_at = now() - interval '2 days' FROM coco.app a WHERE a.app_id = r.app_id AND a.name = 'olddrop'" >/dev/null
+# one worker, started by bob's submit: it deletes old runs before it
+# serves bob
+set_conf workers_per_database 1
+no_worker_in postgres
+q -U alice -c "BEGIN" -c "SELECT coco.drop_app('olddrop', true)" -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null 2>&1 &
+open_job=$!
+sleep 0.5
+set_conf run_retention 1d
+out=$(submit_and_wait bob bobapp 5) || fail "(d) bob's run did not succeed while alice's drop_app transaction was open: $out"
+kill -0 "$open_job" 2>/dev/null || fail "(d) alice's drop_app transaction ended too early to show anything"
+wait "$open_job" || fail "(d) alice's drop_app transaction failed"
+set_conf run_retention RESET workers_per_database 2
 ok "(d) a member of the owner role cancels too; a finished run gives false; coco.cancel(NULL) raises 22004, an unknown run 42704; a queued run's cancel is transactional and, left open, blocks nobody"
 
 # --- (e) coalescing ---------------------------------------------------------

@@ -15,9 +15,23 @@ extern void coco_bg_notify_finished(const char *app, int64 run_id, const char *s
 extern long coco_bg_backoff_ms(int attempts);
 extern const char *coco_bg_role_name(Oid role);
 extern char *coco_bg_describe_limit(int ms, bool app_limit);
+extern bool coco_bg_lock_run(int64 run_id);
 
-/* settle.c: inside a transaction; true if a run is over for good */
-extern bool coco_bg_settle_orphans(void);
+/* settle.c: runs whose worker is gone, and notes left about runs */
+typedef enum CocoSettledKind
+{
+	COCO_NOT_SETTLED,
+	COCO_SETTLED_QUEUED,		/* queued again */
+	COCO_SETTLED_FINAL			/* over: failed or canceled */
+} CocoSettledKind;
+typedef struct CocoSettled
+{
+	int64		run_id;
+	CocoSettledKind kind;
+} CocoSettled;
+extern int	coco_bg_settle_orphans(CocoSettled *settled, int max);
+extern void coco_bg_forget_settled(const CocoSettled *settled, int n);
+extern void coco_bg_sweep_notes(void);
 
 /* retention.c: errors are logged; `cxt` outlives the transaction */
 extern void coco_bg_purge_old_runs(MemoryContext cxt);

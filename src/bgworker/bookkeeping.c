@@ -8,6 +8,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -109,6 +110,26 @@ coco_bg_backoff_ms(int attempts)
 	for (int i = 1; i < attempts && ms < COCO_RETRY_MAX_MS; i++)
 		ms *= 2;
 	return (long) Min(ms, COCO_RETRY_MAX_MS);
+}
+
+/*
+ * Lock run_id's row for the updates of this transaction, unless another
+ * transaction holds it — one dropping the run's app — or it is gone: then
+ * false, and the outcome is not recorded (the run goes with its app); no
+ * worker waits for a user's transaction.
+ */
+bool
+coco_bg_lock_run(int64 run_id)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(run_id)};
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT 1 FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED",
+				  1, types, values, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+	return SPI_processed > 0;
 }
 
 /* A time limit for messages: "90 s (coco_target.run_timeout)". */

@@ -129,14 +129,17 @@ start_db_worker(LauncherDb *db)
 	return true;
 }
 
-/* Workers of `dbid` executing a run now.  Hold the mutex. */
+/*
+ * Workers of `dbid` not sleeping: executing a run, or held up in their own
+ * bookkeeping.  Hold the mutex.
+ */
 static int
 busy_workers(Oid dbid)
 {
 	int			n = 0;
 
 	for (int i = 0; i < COCO_MAX_WORKER_SLOTS; i++)
-		if (shared->workers[i].dbid == dbid && shared->workers[i].run_id != 0)
+		if (shared->workers[i].dbid == dbid && !shared->workers[i].idle)
 			n++;
 	return n;
 }
@@ -267,8 +270,8 @@ coco_launcher_main(Datum arg)
 
 				/*
 				 * One worker looks at an unasked database; another one starts
-				 * when a submit found every worker of it executing a run (one
-				 * starting up counts as free: it is about to look).
+				 * when a submit found no worker of it sleeping (one starting
+				 * up counts as free: it is about to look).
 				 */
 				wanted = (alive == 0 && (wake_all || now >= db->next_check)) ||
 					(slot && slot->wake && busy_workers(db->dbid) >= alive);

@@ -83,10 +83,13 @@ coco_bg_purge_old_runs(MemoryContext cxt)
 		{
 			values[0] = Int32GetDatum(coco_run_retention);
 			coco_enter_extension_owner(&uc);
-			coco_spi_exec("DELETE FROM coco.run "
+			/* rows a transaction holds (dropping their app) wait for the next time */
+			coco_spi_exec("DELETE FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY("
+						  "SELECT run_id FROM coco.run "
 						  "WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,canceled,coalesced}'::pg_catalog.text[]) "
 						  "AND finished_at OPERATOR(pg_catalog.<) "
-						  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1))",
+						  "(pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1)) "
+						  "FOR UPDATE SKIP LOCKED))",
 						  1, types, values, NULL, SPI_OK_DELETE);
 			deleted = SPI_processed;
 			coco_leave(&uc);

@@ -9,6 +9,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "coco_internal.h"
 #include "sched_shmem.h"
@@ -52,7 +53,7 @@ run_in_live_worker(int64 run_id, int32 pid)
  * worker (or the same, again) took up since is left alone.  Returns whether
  * the run is over for good.
  */
-static bool
+static CocoSettledKind
 settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *app)
 {
 	CocoUserContext uc;
@@ -113,7 +114,9 @@ settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *ap
 				  "crashes = crashes OPERATOR(pg_catalog.+) $6, finished_at = pg_catalog.now(), "
 				  "retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
 				  "  pg_catalog.make_interval(secs => $7 OPERATOR(pg_catalog./) 1000.0) "
-				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running' "
+				  "WHERE run_id OPERATOR(pg_catalog.=) (SELECT l.run_id FROM coco.run l "
+				  "  WHERE l.run_id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED) "
+				  "AND status OPERATOR(pg_catalog.=) 'running' "
 				  "AND pid OPERATOR(pg_catalog.=) $2 AND attempts OPERATOR(pg_catalog.=) $8",
 				  8, types, values, nulls, SPI_OK_UPDATE);
 	settled = SPI_processed;
@@ -126,36 +129,32 @@ settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *ap
 					  " FOR UPDATE SKIP LOCKED)",
 					  1, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
-	/* acted on, or about a run that is not running any more */
-	coco_sched_drop_notes(run_id, COCO_NOTE_CRASHED);
-	coco_sched_drop_notes(run_id, COCO_NOTE_OVERDUE);
 	if (settled == 0)
-		return false;
+		return COCO_NOT_SETTLED;
 	if (strcmp(status, "queued") != 0)
-	{
-		coco_sched_drop_notes(run_id, COCO_NOTE_FREE);
 		coco_bg_notify_finished(app, run_id, status);
-	}
 	ereport(LOG,
 			(errmsg("coco_target: run " INT64_FORMAT " %s: its worker died", run_id,
 					strcmp(status, "queued") == 0 ? "is queued again" : status),
 			 errdetail("%s", error)));
-	return strcmp(status, "queued") != 0;
+	return strcmp(status, "queued") == 0 ? COCO_SETTLED_QUEUED : COCO_SETTLED_FINAL;
 }
 
 /*
  * Runs left 'running' by a worker that is not alive any more: settled by
  * settle_orphan.  Looked for in every scan of the queue, so a worker that
  * died does not hold its app back until some worker starts.  Inside a
- * transaction.  Returns whether a run failed for good.
+ * transaction; the runs settled are put in `settled` (at most `max`; more
+ * wait for the next look), whose notes the caller drops once that
+ * transaction has committed (so an abort loses none).  Returns how many.
  */
-bool
-coco_bg_settle_orphans(void)
+int
+coco_bg_settle_orphans(CocoSettled *settled, int max)
 {
 	CocoUserContext uc;
-	bool		any_final = false;
 	SPITupleTable *running;
 	uint64		n;
+	int			count = 0;
 
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT r.run_id, coalesce(r.pid, 0), r.attempts, r.crashes, a.name "
@@ -165,20 +164,71 @@ coco_bg_settle_orphans(void)
 	coco_leave(&uc);
 	running = SPI_tuptable;
 	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
+	for (uint64 i = 0; i < n && count < max; i++)
 	{
 		HeapTuple	tup = running->vals[i];
 		bool		isnull;
 		int64		run_id = DatumGetInt64(SPI_getbinval(tup, running->tupdesc, 1, &isnull));
 		int32		pid = DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 2, &isnull));
+		CocoSettledKind kind;
 
 		if (run_in_live_worker(run_id, pid))
 			continue;
-		if (settle_orphan(run_id, pid,
-						  DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 3, &isnull)),
-						  DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 4, &isnull)),
-						  SPI_getvalue(tup, running->tupdesc, 5)))
-			any_final = true;
+		kind = settle_orphan(run_id, pid,
+							 DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 3, &isnull)),
+							 DatumGetInt32(SPI_getbinval(tup, running->tupdesc, 4, &isnull)),
+							 SPI_getvalue(tup, running->tupdesc, 5));
+		if (kind == COCO_NOT_SETTLED)
+			continue;
+		settled[count].run_id = run_id;
+		settled[count].kind = kind;
+		count++;
 	}
-	return any_final;
+	return count;
+}
+
+/* After the commit of the settling transaction: what was acted on goes. */
+void
+coco_bg_forget_settled(const CocoSettled *settled, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		coco_sched_drop_notes(settled[i].run_id, COCO_NOTE_CRASHED);
+		coco_sched_drop_notes(settled[i].run_id, COCO_NOTE_OVERDUE);
+		if (settled[i].kind == COCO_SETTLED_FINAL)
+			coco_sched_drop_notes(settled[i].run_id, COCO_NOTE_FREE);
+	}
+}
+
+/*
+ * Notes left about runs that are not running (any more): a cancel asked of
+ * a run that finished meanwhile, say.  Only notes older than a few seconds
+ * go, so a cancel noted for a run just being started is not taken away
+ * from it.  Inside a transaction.
+ */
+#define COCO_NOTE_STALE_MS	10000
+
+void
+coco_bg_sweep_notes(void)
+{
+	CocoRunNote notes[COCO_MAX_NOTES];
+	int			n = coco_sched_notes_of_kind(COCO_NOTE_FREE, notes);
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < n; i++)
+	{
+		CocoUserContext uc;
+		Oid			types[1] = {INT8OID};
+		Datum		values[1] = {Int64GetDatum(notes[i].run_id)};
+
+		if (!TimestampDifferenceExceeds(notes[i].noted_at, now, COCO_NOTE_STALE_MS))
+			continue;
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("SELECT 1 FROM coco.run WHERE run_id OPERATOR(pg_catalog.=) $1 "
+					  "AND status OPERATOR(pg_catalog.=) 'running'",
+					  1, types, values, NULL, SPI_OK_SELECT);
+		coco_leave(&uc);
+		if (SPI_processed == 0)
+			coco_sched_drop_notes(notes[i].run_id, notes[i].kind);
+	}
 }

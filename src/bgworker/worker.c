@@ -235,13 +235,16 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(coco_submit_delay)};
 	int			found = 0;
-	bool		orphan_failed;
+	CocoSettled settled[COCO_MAX_WORKER_SLOTS];
+	int			nsettled;
+	bool		any_final = false;
 
 	*any_queued = false;
 	*next_ms = -1;
 	if (!coco_bg_start_xact_if_installed("coco_target: looking for queued runs"))
 		return -1;
-	orphan_failed = coco_bg_settle_orphans();
+	nsettled = coco_bg_settle_orphans(settled, COCO_MAX_WORKER_SLOTS);
+	coco_bg_sweep_notes();
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT q.run_id, q.app_id, q.\"full\", q.attempts, a.owner, a.name, "
 				  "  (EXTRACT(EPOCH FROM (GREATEST(q.retry_at, CASE WHEN q.attempts OPERATOR(pg_catalog.=) 0 "
@@ -290,8 +293,11 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 		found++;
 	}
 	coco_bg_end_xact();
+	coco_bg_forget_settled(settled, nsettled);
+	for (int i = 0; i < nsettled; i++)
+		any_final |= settled[i].kind == COCO_SETTLED_FINAL;
 	/* after the commit: a waiter woken now sees the final status */
-	if (orphan_failed)
+	if (any_final)
 		ConditionVariableBroadcast(&shared->run_done);
 	return found;
 }
@@ -546,6 +552,11 @@ record_failure(QueuedRun *run, const char *activity, const char *sqlstate, const
 	bool		retry = run->attempts < coco_max_attempts;
 
 	coco_bg_start_xact(activity);
+	if (!coco_bg_lock_run(run->run_id))
+	{
+		coco_bg_end_xact();
+		return true;
+	}
 	values[0] = Int64GetDatum(run->run_id);
 	values[1] = CStringGetTextDatum(error);
 	values[2] = Int32GetDatum((int32) coco_bg_backoff_ms(run->attempts));
@@ -592,6 +603,11 @@ record_canceled(QueuedRun *run, const char *activity, Oid by)
 	Datum		values[2];
 
 	coco_bg_start_xact(activity);
+	if (!coco_bg_lock_run(run->run_id))
+	{
+		coco_bg_end_xact();
+		return;
+	}
 	values[0] = Int64GetDatum(run->run_id);
 	values[1] = CStringGetTextDatum(psprintf("canceled by role %s while running",
 											 GetUserNameFromId(by, true) ? GetUserNameFromId(by, true) : "(dropped)"));

@@ -70,6 +70,7 @@ typedef struct CocoRunNote
 	Oid			by;				/* CANCEL: who asked */
 	int			limit_ms;		/* OVERDUE: the limit it ran past */
 	bool		app_limit;		/* ... the app's option, not the setting */
+	TimestampTz noted_at;
 } CocoRunNote;
 
 /* when a database's old runs were last deleted, and under which setting */
@@ -102,7 +103,8 @@ extern CocoDbSlot *coco_sched_find_slot(Oid dbid, bool create);
 extern int	coco_sched_count_workers(Oid dbid, bool all);
 /* Notes about runs of this database (MyDatabaseId): add one (replacing
  * the run's note of that kind), look one up (false: none), drop one or all
- * of a run's (COCO_NOTE_FREE), or copy those of a kind (returns how many). */
+ * of a run's (COCO_NOTE_FREE), or copy those of a kind, or all
+ * (COCO_NOTE_FREE); returns how many. */
 extern void coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms, bool app_limit);
 extern bool coco_sched_find_note(int64 run_id, CocoNoteKind kind, CocoRunNote *note);
 extern void coco_sched_drop_notes(int64 run_id, CocoNoteKind kind);

@@ -64,6 +64,7 @@ remember_crashed_runs(int code, Datum arg)
 		pm_notes[n].dbid = w->dbid;
 		pm_notes[n].run_id = w->run_id;
 		pm_notes[n].kind = COCO_NOTE_CRASHED;
+		pm_notes[n].noted_at = GetCurrentTimestamp();
 		n++;
 	}
 	for (int i = 0; i < COCO_MAX_NOTES && n < COCO_MAX_NOTES; i++)
@@ -177,6 +178,7 @@ coco_sched_note(int64 run_id, CocoNoteKind kind, Oid by, int limit_ms, bool app_
 	n->by = by;
 	n->limit_ms = limit_ms;
 	n->app_limit = app_limit;
+	n->noted_at = GetCurrentTimestamp();
 	SpinLockRelease(&shared->mutex);
 }
 
@@ -215,7 +217,8 @@ coco_sched_notes_of_kind(CocoNoteKind kind, CocoRunNote *notes)
 
 	SpinLockAcquire(&shared->mutex);
 	for (int i = 0; i < COCO_MAX_NOTES; i++)
-		if (shared->notes[i].kind == kind && shared->notes[i].dbid == MyDatabaseId)
+		if (shared->notes[i].dbid == MyDatabaseId && shared->notes[i].kind != COCO_NOTE_FREE &&
+			(kind == COCO_NOTE_FREE || shared->notes[i].kind == kind))
 			notes[count++] = shared->notes[i];
 	SpinLockRelease(&shared->mutex);
 	return count;

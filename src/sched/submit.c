@@ -184,8 +184,9 @@ queue_noted_runs(bool prepare)
 	}
 	SPI_connect();
 	coco_enter_extension_owner(&uc);
+	/* one a transaction is canceling (its row locked) does not count */
 	waiting_plan = SPI_prepare("SELECT 1 FROM coco.run WHERE app_id OPERATOR(pg_catalog.=) $1 "
-							   "AND status OPERATOR(pg_catalog.=) 'queued' LIMIT 1",
+							   "AND status OPERATOR(pg_catalog.=) 'queued' LIMIT 1 FOR SHARE SKIP LOCKED",
 							   1, types);
 	if (waiting_plan == NULL)
 		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -207,7 +208,7 @@ queue_noted_runs(bool prepare)
 		{
 			coco_submit_lock(lfirst_int(lc), ShareLock);
 			rc = SPI_execute_snapshot(waiting_plan, values, NULL, GetLatestSnapshot(),
-									  InvalidSnapshot, true, false, 1);
+									  InvalidSnapshot, false, false, 1);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "coco_target: unexpected SPI result %s", SPI_result_code_string(rc));
 			if (SPI_processed > 0)
@@ -347,8 +348,10 @@ coco_queued_run(const CocoApp *app)
 		return 0;
 	coco_submit_lock(app->app_id, ShareLock);
 	coco_enter_extension_owner(&uc);
-	run_id = coco_spi_int8("SELECT min(run_id) FROM coco.run WHERE app_id OPERATOR(pg_catalog.=) $1 "
-						   "AND status OPERATOR(pg_catalog.=) 'queued' AND retry_at IS NULL",
+	/* one a transaction is canceling (its row locked) is not reused */
+	run_id = coco_spi_int8("SELECT run_id FROM coco.run WHERE app_id OPERATOR(pg_catalog.=) $1 "
+						   "AND status OPERATOR(pg_catalog.=) 'queued' AND retry_at IS NULL "
+						   "ORDER BY run_id LIMIT 1 FOR SHARE SKIP LOCKED",
 						   1, types, values, &isnull);
 	coco_leave(&uc);
 	if (isnull)

@@ -91,27 +91,46 @@ cancel_queued(int64 run_id, const char *app)
 	CocoUserContext uc;
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
-	bool		canceled;
+	volatile bool canceled = false;
 
 	values[0] = Int64GetDatum(run_id);
 	values[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 	BeginInternalSubTransaction(NULL);
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.run SET status = 'canceled', sqlstate = '57014', "
-				  "error = CASE WHEN attempts OPERATOR(pg_catalog.=) 0 "
-				  "  THEN 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) ' before it started' "
-				  "  ELSE 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) "
-				  "       ' while it waited for a retry; the last attempt had failed: ' "
-				  "       OPERATOR(pg_catalog.||) coalesce(error, '') END, "
-				  "finished_at = pg_catalog.now(), retry_at = NULL "
-				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
-				  2, types, values, NULL, SPI_OK_UPDATE);
-	coco_leave(&uc);
-	canceled = SPI_processed > 0;
-	if (canceled)
-		ReleaseCurrentSubTransaction();
-	else
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		coco_enter_extension_owner(&uc);
+		coco_spi_exec("UPDATE coco.run SET status = 'canceled', sqlstate = '57014', "
+					  "error = CASE WHEN attempts OPERATOR(pg_catalog.=) 0 "
+					  "  THEN 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) ' before it started' "
+					  "  ELSE 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) "
+					  "       ' while it waited for a retry; the last attempt had failed: ' "
+					  "       OPERATOR(pg_catalog.||) coalesce(error, '') END, "
+					  "finished_at = pg_catalog.now(), retry_at = NULL "
+					  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
+					  2, types, values, NULL, SPI_OK_UPDATE);
+		coco_leave(&uc);
+		canceled = SPI_processed > 0;
+		if (canceled)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		/* the error is the caller's (a read-only transaction, a lock
+		 * timeout): our subtransaction must not outlive it */
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	if (canceled)
