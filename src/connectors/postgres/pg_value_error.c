@@ -68,6 +68,9 @@ coco_rethrow_without_statement(MemoryContext cxt, const char *sql, const char *c
 	ErrorData  *edata;
 
 	MemoryContextSwitchTo(cxt);
+	/* a caller's PG_CATCH builds them in ErrorContext, which the flush resets */
+	sql = pstrdup(sql);
+	context = context ? pstrdup(context) : NULL;
 	edata = CopyErrorData();
 	FlushErrorState();
 	coco_forget_statement(edata, sql, context);
