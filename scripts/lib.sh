@@ -58,7 +58,8 @@ coco_pg_ctl() {
 # The checks of a scenario test (test/*.sh); a test may define its own
 # after sourcing this. ok reports a check that passed; fail stops the test,
 # showing the tail of the server log, where the cause usually is; q runs
-# SQL on the test cluster, unaligned and tuples only.
+# SQL on the test cluster, unaligned and tuples only; wait_for polls a
+# query until it gives the wanted answer.
 ok() { echo "ok: $*"; }
 fail() {
     echo "FAIL: $*" >&2
@@ -66,6 +67,20 @@ fail() {
     exit 1
 }
 q() { coco_psql -qAt "$@"; }
+
+# Poll `sql` (as postgres, in database $3, default postgres) until it
+# prints `want`, at most $4 seconds (default 30).
+wait_for() {
+    local sql=$1 want=$2 db=${3:-postgres} secs=${4:-30} got=""
+    local deadline=$((SECONDS + secs))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        got=$(q -d "$db" -c "$sql" 2>/dev/null || true)
+        [ "$got" = "$want" ] && return 0
+        sleep 0.2
+    done
+    echo "wait_for: '$sql' gave '$got', wanted '$want' after ${secs}s" >&2
+    return 1
+}
 
 # Where the server log is now, and what it shows since such a mark of a
 # backend that died: its signal, or the crash-restart it caused (the

@@ -104,5 +104,7 @@ extern void coco_submit_lock(int app_id, LOCKMODE mode);
 extern bool coco_submit_lock_try(int app_id);
 extern void coco_broadcast_runs_done_at_commit(void);
 extern bool coco_submitted_here(int64 run_id);
+/* NOTIFY coco_target of a run that ended (sent when this transaction commits) */
+extern void coco_notify_run_finished(const char *app, int64 run_id, const char *status);
 
 #endif							/* COCO_INTERNAL_H */

@@ -50,20 +50,6 @@ fail() {
 }
 figure() { echo "figure: $*"; }
 
-# Poll `sql` (as postgres, in database $3, default postgres) until it prints
-# `want`, at most $4 seconds (default 30).
-wait_for() {
-    local sql=$1 want=$2 db=${3:-postgres} secs=${4:-30} got=""
-    local deadline=$((SECONDS + secs))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        got=$(q -d "$db" -c "$sql" 2>/dev/null || true)
-        [ "$got" = "$want" ] && return 0
-        sleep 0.2
-    done
-    echo "wait_for: '$sql' gave '$got', wanted '$want' after ${secs}s" >&2
-    return 1
-}
-
 # Run `sql` as role $1 (optionally in database $3), expecting an error:
 # sets $err (psql's output) and $state (the SQLSTATE of the error, or '').
 try_sql() {
@@ -103,6 +89,17 @@ SELECT coco.create_app('$app');
 SELECT coco.declare_table('$app', '$role.${app}_t', '[{"name": "id", "type": "integer"}]', '{id}');
 SELECT coco.declare_row('$app', '$role.${app}_t', '{"id": 1}');
 SQL
+}
+
+# submit_stuck label: submit alice's app stuck and wait until its worker
+# sits in the 60 s pg_sleep; sets $stuck_run and $stuck_pid.
+submit_stuck() {
+    stuck_run=$(q -U alice -c "SELECT coco.submit('stuck')")
+    wait_for "SELECT status FROM coco.runs WHERE run_id = $stuck_run" running postgres 10 ||
+        fail "$1 run $stuck_run of app stuck did not start"
+    stuck_pid=$(q -c "SELECT pid FROM coco.runs WHERE run_id = $stuck_run")
+    wait_for "SELECT wait_event FROM pg_stat_activity WHERE pid = $stuck_pid" PgSleep postgres 4 ||
+        fail "$1 the worker $stuck_pid running run $stuck_run is not in its pg_sleep"
 }
 
 # Submit `app` as `role`, wait for the run up to `secs` and print
@@ -233,12 +230,8 @@ decl_secs=$(secs_since "$t0")
 if [ "$n" != 1 ] || ! lt "$decl_secs" 5; then
     fail "(b) declare_rows in a client session returned '$n' after ${decl_secs}s (wanted 1, fast)"
 fi
-run_stuck=$(q -U alice -c "SELECT coco.submit('stuck')")
-wait_for "SELECT status FROM coco.runs WHERE run_id = $run_stuck" running postgres 10 ||
-    fail "(b) run $run_stuck of app stuck did not start"
-stuck_pid=$(q -c "SELECT pid FROM coco.runs WHERE run_id = $run_stuck")
-wait_for "SELECT wait_event FROM pg_stat_activity WHERE pid = $stuck_pid" PgSleep postgres 4 ||
-    fail "(b) the worker $stuck_pid running run $run_stuck is not in its pg_sleep"
+submit_stuck "(b)"
+run_stuck=$stuck_run
 # bob submits and waits in the background, while the stuck run is watched
 bob_t0=$(now_ms)
 submit_and_wait bob bobapp 20 >"$COCO_TMP/b.bob" 2>&1 &
@@ -294,12 +287,8 @@ mark_c=$(coco_log_mark)
 # the failed run kept its declarations staged: the next run evaluates them again
 [ "$(q -c "SELECT pending_declarations > 0 FROM coco.apps WHERE app = 'stuck'")" = t ] ||
     fail "(c) app stuck has nothing staged any more after its failed run $run_stuck"
-run_stuck2=$(q -U alice -c "SELECT coco.submit('stuck')")
-wait_for "SELECT status FROM coco.runs WHERE run_id = $run_stuck2" running postgres 10 ||
-    fail "(c) run $run_stuck2 of app stuck did not start"
-stuck_pid=$(q -c "SELECT pid FROM coco.runs WHERE run_id = $run_stuck2")
-wait_for "SELECT wait_event FROM pg_stat_activity WHERE pid = $stuck_pid" PgSleep postgres 4 ||
-    fail "(c) the worker $stuck_pid running run $run_stuck2 is not in its pg_sleep"
+submit_stuck "(c)"
+run_stuck2=$stuck_run
 row=$(q -c "SELECT pid, state, app, since <= now() FROM coco.workers WHERE run_id = $run_stuck2")
 [ "$row" = "$stuck_pid|running|stuck|t" ] || fail "(c) coco.workers for run $run_stuck2: '$row', wanted '$stuck_pid|running|stuck|t'"
 row=$(q -U alice -c "SELECT app FROM coco.workers WHERE pid = $stuck_pid")

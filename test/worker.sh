@@ -28,20 +28,6 @@ fail() {
     exit 1
 }
 
-# Poll `sql` (in database $2, default postgres) until it prints `want`,
-# at most $3 seconds (default 30).
-wait_for() {
-    local sql=$1 want=$2 db=${3:-postgres} secs=${4:-30} got=""
-    local deadline=$((SECONDS + secs))
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        got=$(q -d "$db" -c "$sql" 2>/dev/null || true)
-        [ "$got" = "$want" ] && return 0
-        sleep 0.2
-    done
-    echo "wait_for: '$sql' gave '$got', wanted '$want' after ${secs}s" >&2
-    return 1
-}
-
 # Wait until the server accepts connections again (after a crash/restart).
 wait_server() {
     local deadline=$((SECONDS + 60))

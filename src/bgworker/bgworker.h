@@ -11,7 +11,6 @@ extern void coco_bg_start_xact(const char *activity);
 extern void coco_bg_end_xact(void);
 /* coco_bg_start_xact, or false (and no transaction) without the extension */
 extern bool coco_bg_start_xact_if_installed(const char *activity);
-extern void coco_bg_notify_finished(const char *app, int64 run_id, const char *status);
 extern long coco_bg_backoff_ms(int attempts);
 extern const char *coco_bg_role_name(Oid role);
 extern char *coco_bg_describe_limit(int ms, bool app_limit);

@@ -1,21 +1,19 @@
 /*
  * bookkeeping.c — what the background workers' own bookkeeping is made of:
  * one short transaction per unit of work (and whether the extension is
- * still there), cancels held between runs, the NOTIFY of a finished run,
- * the retry backoff.
+ * still there), cancels held between runs, the retry backoff, and how
+ * limits and roles are told in messages.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
-#include "utils/json.h"
 #include "utils/snapmgr.h"
 
 #include "coco_internal.h"
@@ -86,18 +84,6 @@ coco_bg_start_xact_if_installed(const char *activity)
 		return true;
 	coco_bg_end_xact();
 	return false;
-}
-
-void
-coco_bg_notify_finished(const char *app, int64 run_id, const char *status)
-{
-	StringInfoData payload;
-
-	initStringInfo(&payload);
-	appendStringInfoString(&payload, "{\"app\": ");
-	escape_json(&payload, app);
-	appendStringInfo(&payload, ", \"run_id\": " INT64_FORMAT ", \"status\": \"%s\"}", run_id, status);
-	Async_Notify("coco_target", payload.data);
 }
 
 

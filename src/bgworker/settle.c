@@ -132,7 +132,7 @@ settle_orphan(int64 run_id, int32 pid, int attempts, int crashes, const char *ap
 	if (settled == 0)
 		return COCO_NOT_SETTLED;
 	if (strcmp(status, "queued") != 0)
-		coco_bg_notify_finished(app, run_id, status);
+		coco_notify_run_finished(app, run_id, status);
 	ereport(LOG,
 			(errmsg("coco_target: run " INT64_FORMAT " %s: its worker died", run_id,
 					strcmp(status, "queued") == 0 ? "is queued again" : status),

@@ -429,7 +429,7 @@ reconcile_one_transaction(QueuedRun *run, const char *activity)
  * cannot start now: another worker took it or another run of its app, a
  * transaction that submitted into it has not committed yet, or the
  * extension or the app was dropped meanwhile.  The run is named in this
- * worker's slot first (see run_in_live_worker); the caller clears that.
+ * worker's slot first (settle.c relies on it); the caller clears that.
  */
 static bool
 mark_running(QueuedRun *run, const char *activity)
@@ -520,7 +520,7 @@ complete_run(QueuedRun *run, const char *activity)
 	coco_run_guard_leave();
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (top_level == NIL)
-		coco_bg_notify_finished(run->app_name, run->run_id, "succeeded");
+		coco_notify_run_finished(run->app_name, run->run_id, "succeeded");
 	coco_bg_end_xact();
 
 	foreach(lc, top_level)
@@ -533,7 +533,7 @@ complete_run(QueuedRun *run, const char *activity)
 		coco_prune_intent(app, w, last ? run->run_id : 0, ++completed);
 		SetUserIdAndSecContext(save_userid, save_sec);
 		if (last)
-			coco_bg_notify_finished(run->app_name, run->run_id, "succeeded");
+			coco_notify_run_finished(run->app_name, run->run_id, "succeeded");
 		coco_bg_end_xact();
 	}
 }
@@ -584,7 +584,7 @@ record_failure(QueuedRun *run, const char *activity, const char *sqlstate, const
 					  4, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
 	if (!retry)
-		coco_bg_notify_finished(run->app_name, run->run_id, "failed");
+		coco_notify_run_finished(run->app_name, run->run_id, "failed");
 	coco_bg_end_xact();
 	if (retry)
 		ereport(LOG,
@@ -617,7 +617,7 @@ record_canceled(QueuedRun *run, const char *activity, Oid by)
 				  "WHERE run_id OPERATOR(pg_catalog.=) $1",
 				  2, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
-	coco_bg_notify_finished(run->app_name, run->run_id, "canceled");
+	coco_notify_run_finished(run->app_name, run->run_id, "canceled");
 	coco_bg_end_xact();
 }
 

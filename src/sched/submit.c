@@ -19,11 +19,13 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/condition_variable.h"
+#include "commands/async.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -262,6 +264,22 @@ submit_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * The payload listeners of the coco_target channel get for a run that
+ * ended: {"app": …, "run_id": …, "status": …}.
+ */
+void
+coco_notify_run_finished(const char *app, int64 run_id, const char *status)
+{
+	StringInfoData payload;
+
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"app\": ");
+	escape_json(&payload, app);
+	appendStringInfo(&payload, ", \"run_id\": " INT64_FORMAT ", \"status\": \"%s\"}", run_id, status);
+	Async_Notify("coco_target", payload.data);
 }
 
 void

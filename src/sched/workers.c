@@ -21,14 +21,12 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -136,13 +134,7 @@ cancel_queued(int64 run_id, const char *app)
 	if (canceled)
 	{
 		/* as the worker says it of the runs it ends: at commit */
-		StringInfoData payload;
-
-		initStringInfo(&payload);
-		appendStringInfoString(&payload, "{\"app\": ");
-		escape_json(&payload, app);
-		appendStringInfo(&payload, ", \"run_id\": " INT64_FORMAT ", \"status\": \"canceled\"}", run_id);
-		Async_Notify("coco_target", payload.data);
+		coco_notify_run_finished(app, run_id, "canceled");
 		coco_broadcast_runs_done_at_commit();
 	}
 	return canceled;
@@ -175,9 +167,9 @@ worker_of_run(int64 run_id, int sig)
  * coco.cancel(run_id) — stop a queued run before it starts, or a running
  * one (its current transaction rolls back; batches it committed stay, as
  * after any failure).  Returns true when the run is now 'canceled', false
- * when it had finished already.  A run that joined another (coalesced) is
- * followed to it.  The app's owner, its members and superusers may; anyone
- * else gets 42501.
+ * when it had finished already, or when it joined another (coalesced): that
+ * one is named in a NOTICE, not canceled.  The app's owner, its members and
+ * superusers may; anyone else gets 42501.
  */
 PG_FUNCTION_INFO_V1(coco_cancel);
 Datum
