@@ -301,6 +301,25 @@ check_worker_available(const char *fn)
 }
 
 /*
+ * An app flagged because a run of it crashed its worker runs again when a
+ * member of its owner role asks for a worker run: coco.submit(), or a
+ * reconcile that leaves the worker intents to complete.
+ */
+static void
+clear_flag(const CocoApp *app)
+{
+	CocoUserContext uc;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(app->app_id)};
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.app SET flagged = NULL "
+				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND flagged IS NOT NULL",
+				  1, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+}
+
+/*
  * coco.submit(app, full) — queue a run of the app for the background worker
  * and return its run_id.  The worker is woken when this transaction commits.
  * An app flagged because a run of it crashed its worker runs again: its
@@ -312,9 +331,6 @@ coco_submit(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
 	int64		run_id;
-	CocoUserContext uc;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
 
 	check_worker_available("coco.submit()");
 	coco_require_arg(fcinfo, 0, "app name");
@@ -322,12 +338,7 @@ coco_submit(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	values[0] = Int32GetDatum(app->app_id);
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("UPDATE coco.app SET flagged = NULL "
-				  "WHERE app_id OPERATOR(pg_catalog.=) $1 AND flagged IS NOT NULL",
-				  1, types, values, NULL, SPI_OK_UPDATE);
-	coco_leave(&uc);
+	clear_flag(app);
 	run_id = coco_queue_run(app, PG_GETARG_BOOL(1));
 	SPI_finish();
 	PG_RETURN_INT64(run_id);
@@ -395,6 +406,7 @@ coco_queue_completion_run(const CocoApp *app)
 						app->name),
 				 errdetail("Files and similar targets are written after the run commits, by the worker."),
 				 errhint("Add coco_target to shared_preload_libraries and restart the server.")));
+	clear_flag(app);
 	run_id = coco_queued_run(app);
 	return run_id != 0 ? run_id : coco_queue_run(app, false);
 }
