@@ -13,7 +13,7 @@
 #include "coco_target.h"
 
 /* the extension version whose schema this library works with */
-#define COCO_SCHEMA_VERSION "0.5"
+#define COCO_SCHEMA_VERSION "0.6"
 
 /* provider.c */
 typedef const CocoProvider *(*CocoProviderResolver) (const char *name);

@@ -1,0 +1,54 @@
+-- coco_target 0.5 -> 0.6: pipelines that keep themselves in sync
+-- (docs/pipelines.md).
+\echo Use "ALTER EXTENSION coco_target UPDATE TO '0.6'" to load this file. \quit
+
+-- ---- persistent declarations: coco.sync_table() ----------------------------
+-- A derived table declared once from its query.  The app keeps it, and every
+-- run of the app re-evaluates it, in a component of its own (comp_id) that
+-- nothing else stages into, until coco.unsync_table() or another
+-- coco.sync_table() of the table.
+CREATE TABLE coco.synced_table (
+    app_id       integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    tbl          text NOT NULL,           -- "schema.table", as the run names it
+    comp_id      integer NOT NULL REFERENCES coco.component ON DELETE CASCADE,
+    query        text NOT NULL,
+    primary_key  text[] NOT NULL,
+    options      jsonb NOT NULL DEFAULT '{}',
+    search_path  text NOT NULL,           -- the declaring session's, for the query
+    declared_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (app_id, tbl),
+    UNIQUE (comp_id)
+);
+
+-- Source-driven refresh (coco.set_app_option(app, refresh => true)): the
+-- tables the app's persistent queries read, each carrying the extension's
+-- statement trigger that queues a run of the app when a writing
+-- transaction commits.
+CREATE TABLE coco.refresh_source (
+    app_id   integer NOT NULL REFERENCES coco.app ON DELETE CASCADE,
+    source   regclass NOT NULL,           -- dumped and restored by name
+    PRIMARY KEY (app_id, source)
+);
+CREATE INDEX ON coco.refresh_source (source);
+
+ALTER TABLE coco.app ADD COLUMN refresh boolean NOT NULL DEFAULT false;
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['synced_table', 'refresh_source']
+    LOOP
+        EXECUTE format('REVOKE ALL ON coco.%I FROM PUBLIC', t);
+        EXECUTE format('GRANT SELECT ON coco.%I TO PUBLIC', t);
+        EXECUTE format('ALTER TABLE coco.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY app_owner ON coco.%I FOR SELECT
+                          USING (app_id OPERATOR(pg_catalog.=) ANY (
+                              (SELECT pg_catalog.array_agg(a.app_id) FROM coco.app a)::integer[]))$p$, t);
+        PERFORM pg_catalog.pg_extension_config_dump(('coco.' || t)::regclass, '');
+    END LOOP;
+END $$;
+
+COMMENT ON TABLE coco.synced_table IS
+    'Persistent declarations of coco.sync_table(): each derived table''s query, key and options, re-evaluated by every run of its app.';
+COMMENT ON TABLE coco.refresh_source IS
+    'The source tables of apps with source-driven refresh, each with the extension''s statement trigger.';
