@@ -52,3 +52,13 @@ COMMENT ON TABLE coco.synced_table IS
     'Persistent declarations of coco.sync_table(): each derived table''s query, key and options, re-evaluated by every run of its app.';
 COMMENT ON TABLE coco.refresh_source IS
     'The source tables of apps with source-driven refresh, each with the extension''s statement trigger.';
+
+-- ---- where each run came from ----------------------------------------------
+-- session: coco.reconcile()/coco.update() in a client's session; cron: the
+-- same, called by a pg_cron job; worker: a run submitted (coco.submit,
+-- auto-submit) and executed by the worker; completion: a worker run queued
+-- to complete a synchronous run's intents; refresh: queued by a source
+-- table's trigger (source-driven refresh).
+ALTER TABLE coco.run
+    ADD COLUMN origin text
+        CHECK (origin IN ('session', 'cron', 'worker', 'completion', 'refresh'));
