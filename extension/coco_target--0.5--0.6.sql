@@ -62,3 +62,51 @@ COMMENT ON TABLE coco.refresh_source IS
 ALTER TABLE coco.run
     ADD COLUMN origin text
         CHECK (origin IN ('session', 'cron', 'worker', 'completion', 'refresh'));
+
+-- ---- protection against destruction ----------------------------------------
+-- protected: the target is kept when it is no longer declared (set by a
+-- declaration with "protect": true when a run applies it, cleared by
+-- "protect": false or coco.unprotect()).  retained: it is no longer declared
+-- and kept only because it is protected; once unprotected, the next run of
+-- the app removes it, whichever components that run replaces.
+ALTER TABLE coco.target_state
+    ADD COLUMN protected boolean NOT NULL DEFAULT false,
+    ADD COLUMN retained  boolean NOT NULL DEFAULT false;
+-- The runs' look-up of retained targets that lost their protection.
+CREATE INDEX target_state_retained ON coco.target_state (app_id) WHERE retained;
+
+DROP FUNCTION coco.declare_table(text, text, jsonb, text[], text, text[]);
+CREATE FUNCTION coco.declare_table(app text, table_name text, columns jsonb, primary_key text[],
+                                   managed_by text DEFAULT 'system', component text[] DEFAULT '{}',
+                                   options jsonb DEFAULT '{}')
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_declare_table' LANGUAGE C;
+COMMENT ON FUNCTION coco.declare_table(text, text, jsonb, text[], text, text[], jsonb) IS
+    'Stage a table the app should have (columns, primary key, managed by the system or the user) in a component, with table options such as "protect".';
+
+DROP FUNCTION coco.reconcile(text, boolean);
+CREATE FUNCTION coco.reconcile(app text, "full" boolean DEFAULT false, allow_drop_all boolean DEFAULT false)
+    RETURNS jsonb AS 'MODULE_PATHNAME', 'coco_reconcile' LANGUAGE C;
+COMMENT ON FUNCTION coco.reconcile(text, boolean, boolean) IS
+    'Reconcile an app now, in this transaction: make its targets match what is declared with the fewest writes, and return the run''s counts. A full run that would remove every target of the app is refused unless allow_drop_all is true.';
+
+DROP FUNCTION coco.update(text);
+CREATE FUNCTION coco.update(app text, allow_drop_all boolean DEFAULT false)
+    RETURNS jsonb AS 'MODULE_PATHNAME', 'coco_update' LANGUAGE C;
+COMMENT ON FUNCTION coco.update(text, boolean) IS
+    'Run the app''s declaration function and reconcile what it declared as a full run, in this transaction; refused when it would remove every target of the app unless allow_drop_all is true.';
+
+CREATE FUNCTION coco.unprotect(app text, table_name text) RETURNS void
+    AS 'MODULE_PATHNAME', 'coco_unprotect' LANGUAGE C;
+COMMENT ON FUNCTION coco.unprotect(text, text) IS
+    'Clear the protection of a table the app tracks; if it is no longer declared, the next run of the app drops it.';
+
+CREATE OR REPLACE VIEW coco.target_states WITH (security_invoker = true) AS
+SELECT a.name AS app, c.path AS component, t.provider, coco.key_to_jsonb(t.key) AS key,
+       t.name, t.records, t.may_be_missing, t.generation, t.schema_version,
+       t.intent OPERATOR(pg_catalog.->>) 'action' AS pending_action,
+       t.protected, t.retained
+  FROM coco.target_state t
+  JOIN coco.app a USING (app_id)
+  JOIN coco.component c USING (comp_id);
+COMMENT ON VIEW coco.target_states IS
+    'One row per tracked target state other than rows (tables, attachments, directories, files): its records and generation, a pending intent, whether it is protected, and whether it is kept only because it is protected.';

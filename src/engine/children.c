@@ -406,7 +406,9 @@ coco_sync_children(CocoApp *app, const CocoPass *pass, int *replaced, int nrepla
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT ts_id, provider, name, records OPERATOR(pg_catalog.->) -1, generation, schema_version, "
 				  "coco.fingerprint(pg_catalog.jsonb_send(records OPERATOR(pg_catalog.->) -1)) "
-				  "FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 ORDER BY ts_id",
+				  "FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  /* kept because protected: its children are left as they are */
+				  "AND NOT retained ORDER BY ts_id",
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
 	containers = SPI_tuptable;

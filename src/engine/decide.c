@@ -56,7 +56,9 @@ load_root_states(const CocoPass *pass, int app_id, ArrayType *replaced, ArrayTyp
 			  "coalesce(s.name, t.name), s.spec, s.comp_id, t.ts_id, t.records, "
 			  "t.may_be_missing, t.comp_id, t.generation, t.schema_version, "
 			  "t.parent_id, t.parent_generation, "
-			  "s.key IS NULL AND NOT coalesce(t.comp_id OPERATOR(pg_catalog.=) ANY ($2), false) "
+			  "s.key IS NULL AND NOT coalesce(t.comp_id OPERATOR(pg_catalog.=) ANY ($2) "
+			  "      OR (t.retained AND NOT t.protected), false), "
+			  "coalesce(t.protected, false), coalesce(t.retained, false) "
 			  "FROM (SELECT * FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
 			  "      AND provider OPERATOR(pg_catalog.=) ANY ($3)) s "
 			  "FULL JOIN (SELECT * FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
@@ -64,6 +66,7 @@ load_root_states(const CocoPass *pass, int app_id, ArrayType *replaced, ArrayTyp
 			  "ON s.provider OPERATOR(pg_catalog.=) t.provider AND s.key OPERATOR(pg_catalog.=) t.key "
 			  "WHERE s.key IS NOT NULL OR t.comp_id OPERATOR(pg_catalog.=) ANY ($2) "
 			  "OR t.parent_id OPERATOR(pg_catalog.=) ANY ($4) "
+			  "OR (t.retained AND NOT t.protected) "
 			  "ORDER BY 1, 2",
 			  4, types, values, true, SPI_OK_SELECT);
 
@@ -106,6 +109,9 @@ load_root_states(const CocoPass *pass, int app_id, ArrayType *replaced, ArrayTyp
 		}
 		rs->bystander = DatumGetBool(SPI_getbinval(tup, desc, 14, &isnull));
 		rs->provider = coco_run_provider(rs->st.provider);
+		rs->protected = DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull));
+		rs->retained = DatumGetBool(SPI_getbinval(tup, desc, 16, &isnull));
+		coco_protect_take_option(rs);
 	}
 	*n = (int) nresult;
 	return states;
@@ -156,6 +162,21 @@ decide_attachments(RootState *tables, int ntables, RootState *atts, int natts)
 				strcmp(tables[t].st.name, parent) == 0)
 				p = &tables[t];
 		a->st.container = p != NULL ? &p->decision : NULL;
+
+		if (p != NULL && p->retain)
+		{
+			/* kept because it is protected: so are its attachments */
+			if (a->st.desired && !a->bystander)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("\"%s\" is declared for \"%s\", which is no longer declared",
+								a->st.name, parent),
+						 errdetail("\"%s\" is kept only because it is protected.", parent),
+						 errhint("Declare \"%s\" again, or clear the component of \"%s\".",
+								 parent, a->st.name)));
+			a->skip = true;
+			continue;
+		}
 
 		if (p != NULL && p->decision.record == NULL)
 		{
@@ -224,8 +245,12 @@ check_row_tables(const CocoPass *pass, int app_id, RootState *states, int nstate
 	uint64		ntables;
 	SPITupleTable *tables;
 
-	coco_run_snap_exec(pass, "SELECT tbl FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-			  "UNION SELECT tbl FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1",
+	/* with whether the table is kept only because it is protected */
+	coco_run_snap_exec(pass, "SELECT d.tbl, EXISTS (SELECT FROM coco.target_state t "
+			  "  WHERE t.app_id OPERATOR(pg_catalog.=) $1 AND t.name OPERATOR(pg_catalog.=) d.tbl "
+			  "  AND t.retained) "
+			  "FROM (SELECT tbl FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+			  "UNION SELECT tbl FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1) d",
 			  1, types, values, true, SPI_OK_SELECT);
 	ntables = SPI_processed;
 	tables = SPI_tuptable;
@@ -233,16 +258,26 @@ check_row_tables(const CocoPass *pass, int app_id, RootState *states, int nstate
 	{
 		bool		isnull;
 		char	   *tbl = TextDatumGetCString(SPI_getbinval(tables->vals[i], tables->tupdesc, 1, &isnull));
+		bool		retained = DatumGetBool(SPI_getbinval(tables->vals[i], tables->tupdesc, 2, &isnull));
 
 		for (int s = 0; s < nstates; s++)
 		{
-			if (states[s].provider->child_name != NULL &&
-				strcmp(states[s].st.name, tbl) == 0 && states[s].decision.record == NULL)
+			if (states[s].provider->child_name == NULL || strcmp(states[s].st.name, tbl) != 0)
+				continue;
+			if (states[s].decision.record == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_TABLE),
 						 errmsg("rows are declared for table \"%s\", which is no longer declared", tbl),
 						 errhint("Declare the table again in its component, or clear the rows' component.")));
+			/* declared again in this run: no longer only kept */
+			retained = states[s].retain;
 		}
+		if (retained)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("rows are declared for table \"%s\", which is no longer declared", tbl),
+					 errdetail("The table is kept only because it is protected; its rows are left as they are."),
+					 errhint("Declare the table again, or clear the rows' component.")));
 	}
 }
 
@@ -278,6 +313,7 @@ coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs)
 	rs->drift += find_drift(rd->tables, rd->ntables);
 	for (int i = 0; i < rd->ntables; i++)
 		rd->tables[i].provider->reconcile(&rd->tables[i].st, &rd->tables[i].decision);
+	coco_protect_decide(rd->tables, rd->ntables, rs);
 	{
 		Datum	   *ids = palloc(sizeof(Datum) * Max(rd->ntables, 1));
 		int			nids = 0;
@@ -296,6 +332,9 @@ coco_run_decide(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs)
 	coco_enter_extension_owner(&uc);
 	check_row_tables(&rd->pass, app->app_id, rd->tables, rd->ntables);
 	coco_leave(&uc);
+
+	/* nothing is applied yet: a refusal leaves nothing half-done */
+	coco_protect_guard(app, full, rd, rs);
 }
 
 void

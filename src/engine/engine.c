@@ -193,9 +193,17 @@ record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n,
 			coco_run_forget_state(s->ts_id);
 			continue;
 		}
+		if (s->retain)
+		{
+			/* protected and no longer declared: kept, children and all */
+			rs->kept++;
+			coco_protect_record(app, s);
+			continue;
+		}
 		if (s->provider->outside_transaction && d->action != COCO_NO_ACTION)
 		{
 			coco_record_intent(app, s, rs);
+			coco_protect_record(app, s);
 			continue;
 		}
 		ps = coco_run_provider_stats(rs, s->st.provider);
@@ -283,6 +291,7 @@ record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n,
 			}
 		}
 		coco_leave(&uc);
+		coco_protect_record(app, s);
 	}
 }
 
@@ -465,6 +474,9 @@ stats_jsonb(RunStats *rs, int64 run_id)
 	/* only apps with targets outside the database ever defer */
 	if (rs->deferred > 0)
 		appendStringInfo(&out, ", \"deferred\": " INT64_FORMAT, rs->deferred);
+	/* only apps with protected targets ever keep one */
+	if (rs->kept > 0)
+		appendStringInfo(&out, ", \"kept\": " INT64_FORMAT, rs->kept);
 	if (rs->more)
 		appendStringInfoString(&out, ", \"more\": true");
 	if (rs->transactions > 1)
@@ -526,10 +538,19 @@ carry_stats_out(RunStats *rs, int64 run_id)
  * declaration function first when asked: coco.update), and a second full
  * pass when the first left components stale and there is a declaration
  * function to give them their values back.  The run is recorded: as a new
- * row of coco.run, or into the queued run `run_id` when one is given.
+ * row of coco.run, or into the queued run `run_id` when one is given.  A
+ * full pass that would remove every target of the app is refused unless
+ * allow_drop_all (protect.c).
  */
 Jsonb *
 coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
+{
+	return coco_engine_reconcile_guarded(app, full, declare_first, run_id, false);
+}
+
+Jsonb *
+coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first, int64 run_id,
+							  bool allow_drop_all)
 {
 	RunStats	rs;
 	TimestampTz started = GetCurrentTimestamp();
@@ -555,6 +576,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 			}
 	}
 	rs.transactions++;
+	rs.drop_guard = allow_drop_all ? COCO_DROP_ALLOWED : COCO_DROP_REFUSED;
 	rs.batched = run_id > 0 && coco_commit_every > 0;
 
 	coco_lock_app(app, false);
@@ -648,7 +670,9 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 
 		/* nothing declared, every component replaced: everything goes */
 		memset(&rs, 0, sizeof(rs));
+		rs.drop_guard = COCO_DROP_ALLOWED;
 		run_pass(app, true, &rs);
+		coco_protect_notice_left(app);
 
 		/*
 		 * The app's records are about to go, so targets outside the
@@ -669,17 +693,28 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 
 /* ---- SQL-callable ------------------------------------------------------ */
 
+/*
+ * allow_drop_all is argument `allow_arg`; the definitions of 0.5 (before
+ * ALTER EXTENSION … UPDATE) lack it, and their calls are refused by the app
+ * look-up's version check.
+ */
 static Datum
-reconcile_call(FunctionCallInfo fcinfo, bool full, bool declare_first)
+reconcile_call(FunctionCallInfo fcinfo, bool full, bool declare_first, int allow_arg)
 {
 	CocoApp    *app;
 	Jsonb	   *result;
 	Jsonb	   *copy;
+	bool		allow_drop_all = false;
 
 	coco_require_arg(fcinfo, 0, "app name");
+	if (PG_NARGS() > allow_arg)
+	{
+		coco_require_arg(fcinfo, allow_arg, "allow_drop_all");
+		allow_drop_all = PG_GETARG_BOOL(allow_arg);
+	}
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	result = coco_engine_reconcile(app, full, declare_first, 0);
+	result = coco_engine_reconcile_guarded(app, full, declare_first, 0, allow_drop_all);
 	/* the result must outlive SPI's memory */
 	copy = SPI_palloc(VARSIZE(result));
 	memcpy(copy, result, VARSIZE(result));
@@ -687,18 +722,18 @@ reconcile_call(FunctionCallInfo fcinfo, bool full, bool declare_first)
 	PG_RETURN_JSONB_P(copy);
 }
 
-/* coco.reconcile(app, full) — reconcile now, in this transaction. */
+/* coco.reconcile(app, full, allow_drop_all) — reconcile now, in this transaction. */
 PG_FUNCTION_INFO_V1(coco_reconcile);
 Datum
 coco_reconcile(PG_FUNCTION_ARGS)
 {
 	/* a NULL "full" is refused, as coco.plan and coco.submit refuse it */
 	coco_require_arg(fcinfo, 1, "full");
-	return reconcile_call(fcinfo, PG_GETARG_BOOL(1), false);
+	return reconcile_call(fcinfo, PG_GETARG_BOOL(1), false, 2);
 }
 
 /*
- * coco.update(app) — run the app's declaration function (as its owner) and
+ * coco.update(app, allow_drop_all) — run the app's declaration function (as its owner) and
  * reconcile the result as a full run: the in-database "target state =
  * transform(source state)", and what pg_cron schedules.
  */
@@ -706,5 +741,5 @@ PG_FUNCTION_INFO_V1(coco_update);
 Datum
 coco_update(PG_FUNCTION_ARGS)
 {
-	return reconcile_call(fcinfo, true, true);
+	return reconcile_call(fcinfo, true, true, 1);
 }

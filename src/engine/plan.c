@@ -96,6 +96,16 @@ plan_root_state(PlanOut *out, RootState *s)
 	if (s->skip)
 		return;
 	initStringInfo(&h);
+	if (s->retain)
+	{
+		/* no longer declared, kept because it is protected */
+		initStringInfo(&detail);
+		appendStringInfo(&detail, "{\"name\": ");
+		escape_json(&detail, s->st.name);
+		appendStringInfoString(&detail, ", \"protected\": true, \"hazards\": []}");
+		emit(out, s->st.provider, key, "keep", detail.data);
+		return;
+	}
 	if (s->forget)
 		action = "forget";
 	else if (d->action == COCO_NO_ACTION)
@@ -174,6 +184,8 @@ plan_app(CocoPlanReport *report, CocoApp *app, bool full)
 	uint64		ncontainers;
 
 	memset(&rs, 0, sizeof(rs));
+	/* what a run would refuse is shown, not refused */
+	rs.drop_guard = COCO_DROP_NOTICED;
 	coco_run_decide(app, full, &rd, &rs);
 
 	for (int i = 0; i < rd.ntables; i++)
@@ -184,7 +196,7 @@ plan_app(CocoPlanReport *report, CocoApp *app, bool full)
 	/* children: of every container that exists after the run, tracked or new */
 	values[0] = Int32GetDatum(app->app_id);
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("SELECT ts_id, records OPERATOR(pg_catalog.->) -1, provider, key FROM coco.target_state "
+	coco_spi_exec("SELECT ts_id, records OPERATOR(pg_catalog.->) -1, provider, key, retained FROM coco.target_state "
 				  "WHERE app_id OPERATOR(pg_catalog.=) $1 ORDER BY ts_id",
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
@@ -210,6 +222,10 @@ plan_app(CocoPlanReport *report, CocoApp *app, bool full)
 				decided = &rd.tables[i];
 		if (decided && decided->decision.record == NULL)
 			continue;			/* going away: its children go with it */
+		/* kept because it is protected (now, or by an earlier run and not
+		 * declared again): its children are left as they are */
+		if (decided ? decided->retain : DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull)))
+			continue;
 		plan_children(report, app, &rd, ts_id, decided ? decided->decision.record : record,
 					  coco_key_to_jsonb(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)), decided, p);
 	}

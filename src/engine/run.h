@@ -7,6 +7,14 @@
 
 #include "coco_internal.h"
 
+/* What a full pass that would remove every target of its app does. */
+typedef enum CocoDropGuard
+{
+	COCO_DROP_ALLOWED,			/* go on: drop_app, or allow_drop_all */
+	COCO_DROP_REFUSED,			/* refuse with 55000 (a run) */
+	COCO_DROP_NOTICED			/* say so in a NOTICE (coco.plan) */
+} CocoDropGuard;
+
 typedef struct ProviderStats
 {
 	const char *name;
@@ -34,6 +42,8 @@ typedef struct RunStats
 	int			passes;
 	int64		run_id;			/* the run being recorded (0: none, as in
 								 * drop_app's pass) */
+	int64		kept;			/* no longer declared, kept: protected */
+	CocoDropGuard drop_guard;	/* a full pass that would remove everything */
 } RunStats;
 
 typedef struct RootState
@@ -51,6 +61,12 @@ typedef struct RootState
 	bool		bystander;		/* neither declared now nor in a replaced component */
 	bool		skip;			/* nothing to decide or record this run */
 	bool		forget;			/* its container was dropped: forget it */
+	/* protection (protect.c) */
+	int			protect_declared;	/* the declaration's "protect": -1 absent,
+									 * 0 false, 1 true */
+	bool		protected;		/* tracked as protected */
+	bool		retained;		/* tracked as kept though no longer declared */
+	bool		retain;			/* this run keeps it: protected, not declared */
 } RootState;
 
 /*
@@ -93,6 +109,13 @@ extern int *coco_run_int_column(int *n);
 extern void coco_run_init_sync(CocoChildSync *sync, CocoApp *app, const CocoPass *pass,
 							   int64 ts_id, Jsonb *record, int *replaced, int nreplaced);
 extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync);
+
+/* protect.c */
+extern void coco_protect_take_option(RootState *s);
+extern void coco_protect_decide(RootState *states, int n, RunStats *rs);
+extern void coco_protect_guard(CocoApp *app, bool full, RunDecisions *rd, RunStats *rs);
+extern void coco_protect_record(CocoApp *app, RootState *s);
+extern void coco_protect_notice_left(CocoApp *app);
 
 /* intents.c */
 extern void coco_record_intent(CocoApp *app, RootState *s, RunStats *rs);

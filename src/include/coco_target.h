@@ -497,6 +497,10 @@ extern void coco_run_guard_check_idle(const char *what);
 /* Reconcile the app now, running its declaration function first (as
  * coco.update() does); returns the run's statistics. */
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);
+/* the same, with a full pass that would remove every target of the app
+ * allowed (coco_engine_reconcile refuses one) */
+extern Jsonb *coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first,
+											int64 run_id, bool allow_drop_all);
 /* Make a copy of the run's snapshot the active one (pop it when done). */
 extern void coco_push_snapshot(Snapshot snapshot);
 /* An int4[] of the values (component lists as statement parameters). */

@@ -252,6 +252,9 @@ coco_declare_table(PG_FUNCTION_ARGS)
 				 errmsg("columns and primary_key must not be null")));
 	spec = coco_table_spec_build(&tn, PG_GETARG_JSONB_P(2), PG_GETARG_ARRAYTYPE_P(3),
 								 text_to_cstring(coco_text_arg(fcinfo, 4, "managed_by")));
+	/* options came in 0.6; a NULL is none, as declare_index's */
+	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
+		spec = coco_table_spec_with_options(&tn, spec, PG_GETARG_JSONB_P(6));
 	initStringInfo(&key);
 	coco_table_key(&tn, &key);
 	if (!coco_stage_state(app, coco_component_arg(fcinfo, 5), COCO_TABLE_PROVIDER, NULL, &key,

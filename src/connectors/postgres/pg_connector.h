@@ -53,6 +53,7 @@ typedef struct CocoTableSpec
 
 extern Jsonb *coco_table_spec_build(const CocoTableName *tn, Jsonb *columns,
 									ArrayType *primary_key, const char *managed_by);
+extern Jsonb *coco_table_spec_with_options(const CocoTableName *tn, Jsonb *spec, Jsonb *options);
 extern CocoTableSpec *coco_table_spec_parse(Jsonb *spec);
 extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 

@@ -214,6 +214,70 @@ coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primar
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
 
+/*
+ * A table's spec with its table-level options (declare_table's `options`):
+ * the one place they are checked and carried into the staged spec, for
+ * every way of declaring a table.  NULL or {} is no option.
+ *   "protect": true|false — kept when no longer declared (the engine takes
+ *   it out of the spec before the handler sees it: protect.c); absent
+ *   leaves the tracked protection as it is.
+ */
+Jsonb *
+coco_table_spec_with_options(const CocoTableName *tn, Jsonb *spec, Jsonb *options)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	JsonbValue *protect;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+	JsonbValue	k;
+
+	if (options == NULL)
+		return spec;
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options of table \"%s\" must be a JSON object", tn->qualified),
+				 errhint("Table options are {\"protect\": true|false}.")));
+	/* refuse unknown options: a typo must not be silently ignored */
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY &&
+			!(v.val.string.len == 7 && memcmp(v.val.string.val, "protect", 7) == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\" of table \"%s\"",
+							pnstrdup(v.val.string.val, v.val.string.len), tn->qualified),
+					 errhint("Table options are {\"protect\": true|false}.")));
+	}
+	protect = getKeyJsonValueFromContainer(&options->root, "protect", 7, NULL);
+	if (protect == NULL)
+		return spec;
+	if (protect->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"protect\" of table \"%s\" must be true or false", tn->qualified)));
+
+	/* the spec's fields, then "protect" (jsonb orders an object's keys) */
+	it = JsonbIteratorInit(&spec->root);
+	res = NULL;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_END_OBJECT)
+		{
+			k.type = jbvString;
+			k.val.string.val = "protect";
+			k.val.string.len = 7;
+			(void) pushJsonbValue(&state, WJB_KEY, &k);
+			(void) pushJsonbValue(&state, WJB_VALUE, protect);
+		}
+		res = pushJsonbValue(&state, tok, tok < WJB_BEGIN_ARRAY ? &v : NULL);
+	}
+	return JsonbValueToJsonb(res);
+}
+
 /* Stored specs are always well formed; a spec handed to coco.table_decision
  * by a user may not be. */
 static void
