@@ -126,7 +126,7 @@ SELECT "full" FROM coco.runs WHERE app = 'cmp' ORDER BY run_id DESC LIMIT 1;
 
 -- A full run that does not declare the root component again drops the
 -- table, and its rows with it.
-SELECT coco.reconcile('cmp', true) #> '{providers,postgres.table}' AS tables;
+SELECT coco.reconcile('cmp', true, allow_drop_all => true) #> '{providers,postgres.table}' AS tables;
 SELECT to_regclass('cmp_t') AS cmp_t;
 
 -- Clean up.

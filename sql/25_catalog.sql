@@ -25,7 +25,7 @@ SELECT count(*) > 50 AS many_members FROM pg_temp.members();
 SELECT object AS without_comment FROM pg_temp.members()
  WHERE coalesce(comment, '') = '' ORDER BY 1;
 SELECT object, comment FROM pg_temp.members()
- WHERE object IN ('function coco.reconcile(text,boolean)', 'function coco.digest_final(internal)',
+ WHERE object IN ('function coco.reconcile(text,boolean,boolean)', 'function coco.digest_final(internal)',
                   'view coco.staged', 'view coco.components', 'table coco.tracked_row')
  ORDER BY 1;
 

@@ -80,7 +80,7 @@ SELECT coco.verify('c3', repair => false) AS verify;
 -- and the app is not wedged: clear, full run
 SELECT coco.clear_component('c3', '{s}');
 SELECT coco.reconcile('c3') IS NOT NULL AS ok;
-SELECT coco.reconcile('c3', true) -> 'providers' -> 'postgres.row' AS rows;
+SELECT coco.reconcile('c3', true, allow_drop_all => true) -> 'providers' -> 'postgres.row' AS rows;
 SELECT * FROM public.u3 ORDER BY id, k2;
 
 -- 4. verify finds no drift after a change that loses nothing, in rows of
