@@ -555,6 +555,9 @@ class Tester:
                     for r in new.rows[c].get(tn, {}).values():
                         if r.get(n) is None:
                             errors.append(('23502', f'{tn}.{n} NULL in {c}'))
+        # the destruction guard: a full run that would drop every table
+        if full and w.tables and not new.tables:
+            errors.append(('55000', 'a full run would drop every table'))
         if errors:
             first = {}
             for code, why in errors:
