@@ -276,3 +276,78 @@ RESET ROLE;
 DROP SCHEMA prot_alice;
 DROP ROLE regress_coco_prot_alice;
 DROP ROLE regress_coco_prot_mallory;
+
+-- ===========================================================================
+-- 9. Hostile cases
+-- ===========================================================================
+SELECT coco.create_app('prot_h');
+SELECT coco.declare_table('prot_h', 'prot_h1', '[{"name": "id", "type": "int"}]', '{id}',
+  options => '{"protect": true}');
+SELECT coco.declare_row('prot_h', 'prot_h1', '{"id": 1}');
+SELECT coco.declare_table('prot_h', 'prot_h2', '[{"name": "id", "type": "int"}]', '{id}');
+SELECT pg_temp.summary(coco.reconcile('prot_h'));
+-- retained, then dropped by hand: kept as tracked; once unprotected the
+-- next run forgets it without failing
+SELECT coco.declare_table('prot_h', 'prot_h2', '[{"name": "id", "type": "int"}]', '{id}');
+SELECT pg_temp.summary(coco.reconcile('prot_h'));
+DROP TABLE prot_h1;
+SELECT coco.declare_table('prot_h', 'prot_h2', '[{"name": "id", "type": "int"}]', '{id}');
+SELECT pg_temp.summary(coco.reconcile('prot_h'));
+SELECT * FROM pg_temp.states('prot_h');
+SELECT coco.unprotect('prot_h', 'prot_h1');
+SELECT pg_temp.summary(coco.reconcile('prot_h'));
+SELECT * FROM pg_temp.states('prot_h');
+-- unprotect from inside a run (a declaration function) is refused
+CREATE FUNCTION prot_h_declare(app text) RETURNS void LANGUAGE sql AS $$
+  SELECT coco.unprotect(app, 'prot_h2')
+$$;
+SELECT coco.drop_app('prot_h');
+SELECT coco.create_app('prot_h', 'prot_h_declare(text)');
+SELECT coco.update('prot_h');
+-- a huge unknown option is refused like any other
+SELECT pg_temp.sqlstate_of(format(
+  $$SELECT coco.declare_table('prot_h', 'prot_hx', '[{"name": "id", "type": "int"}]', '{id}', options => '{"%s": 1, "protect": true}')$$,
+  repeat('x', 100000))) AS huge_option;
+SELECT coco.drop_app('prot_h');
+
+-- A provider written in SQL: "protect" in a root state's spec is the
+-- engine's; the provider never sees it.
+CREATE TABLE prot_kv (k text PRIMARY KEY, v jsonb);
+CREATE FUNCTION prot_kv_reconcile(key jsonb, desired jsonb, prev jsonb[], prev_may_be_missing boolean)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  IF desired IS NULL THEN
+    RETURN CASE WHEN cardinality(prev) > 0 THEN '{"action": "delete"}' ELSE '{"action": "none"}' END::jsonb;
+  END IF;
+  IF cardinality(prev) = 0 THEN
+    RETURN '{"action": "insert"}';
+  END IF;
+  IF NOT prev_may_be_missing AND desired = ALL (prev) THEN
+    RETURN '{"action": "none"}';
+  END IF;
+  RETURN '{"action": "upsert"}';
+END $$;
+CREATE FUNCTION prot_kv_apply(actions jsonb) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE a jsonb;
+BEGIN
+  FOR a IN SELECT * FROM jsonb_array_elements(actions) LOOP
+    IF a->>'action' = 'delete' THEN
+      DELETE FROM public.prot_kv WHERE k = a->>'key';
+    ELSE
+      INSERT INTO public.prot_kv VALUES (a->>'key', a->'desired')
+        ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v;
+    END IF;
+  END LOOP;
+END $$;
+SELECT coco.register_provider('prot.kv', 'prot_kv_reconcile(jsonb,jsonb,jsonb[],boolean)', 'prot_kv_apply(jsonb)');
+SELECT coco.create_app('prot_pv');
+SELECT coco.declare_target_state('prot_pv', 'prot.kv', '"a"', '{"n": 1, "protect": true}');
+SELECT coco.declare_target_state('prot_pv', 'prot.kv', '"b"', '{"n": 2}');
+SELECT coco.reconcile('prot_pv')->'inserted' AS inserted;
+SELECT * FROM prot_kv ORDER BY k;
+SELECT coco.declare_target_state('prot_pv', 'prot.kv', '"b"', '{"n": 2}');
+SELECT coco.reconcile('prot_pv')->'kept' AS kept;
+SELECT * FROM prot_kv ORDER BY k;
+SELECT key, records, protected, retained FROM coco.target_states WHERE app = 'prot_pv' ORDER BY key::text;
+SELECT coco.drop_app('prot_pv');
+SELECT * FROM prot_kv ORDER BY k;

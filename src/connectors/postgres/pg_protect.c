@@ -27,6 +27,10 @@ coco_unprotect(PG_FUNCTION_ARGS)
 	CocoUserContext uc;
 	uint64		found;
 
+	/* a run has read the protection already: changing it under the run
+	 * (from a declaration function, a SQL command) is an operator's act
+	 * done at the wrong moment */
+	coco_run_guard_check_idle("coco.unprotect()");
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
