@@ -351,3 +351,21 @@ SELECT * FROM prot_kv ORDER BY k;
 SELECT key, records, protected, retained FROM coco.target_states WHERE app = 'prot_pv' ORDER BY key::text;
 SELECT coco.drop_app('prot_pv');
 SELECT * FROM prot_kv ORDER BY k;
+
+-- A full worker run is refused in the worker, with the same error (it is
+-- retried, then failed); the table stays.
+SELECT coco.create_app('prot_w');
+SELECT coco.declare_table('prot_w', 'prot_w1', '[{"name": "id", "type": "int"}]', '{id}');
+SELECT pg_temp.summary(coco.reconcile('prot_w'));
+SELECT coco.submit('prot_w', true) AS run_id \gset
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT FROM coco.runs WHERE app = 'prot_w' AND sqlstate IS NOT NULL);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT sqlstate, error FROM coco.runs WHERE run_id = :run_id;
+SELECT coco.cancel(:run_id) IS NOT NULL AS stopped;
+SELECT to_regclass('prot_w1') AS prot_w1;
+SELECT coco.drop_app('prot_w');
