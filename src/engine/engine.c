@@ -364,7 +364,9 @@ count_stale(int app_id)
 	coco_enter_extension_owner(&uc);
 	n = coco_spi_int8("SELECT pg_catalog.count(*) FROM coco.row_set s JOIN coco.target_state t "
 					  "ON t.ts_id OPERATOR(pg_catalog.=) s.target_id "
-					  "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND (s.generation OPERATOR(pg_catalog.<>) t.generation "
+					  /* a kept table's rows are left as they are: no pass fixes them */
+					  "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND NOT t.retained "
+					  "AND (s.generation OPERATOR(pg_catalog.<>) t.generation "
 					  "OR s.schema_version OPERATOR(pg_catalog.<>) t.schema_version)",
 					  1, types, values, NULL);
 	coco_leave(&uc);
