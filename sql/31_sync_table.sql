@@ -213,6 +213,12 @@ END $$;
 SELECT coco.create_app('staleapp', 'declare_extra(text)'::regprocedure);
 SELECT coco.sync_table('staleapp', 'sync.staler', 'SELECT id, v FROM stale_src', '{id}') IS NOT NULL AS synced;
 SELECT coco.update('staleapp')->'providers'->'postgres.row'->'inserted' AS inserted;
+-- the plan of the next coco.update: the synced table and the declaration
+-- function's rows, nothing staged afterwards
+UPDATE stale_src SET v = 'b';
+SELECT provider, action, detail->'update' AS updates
+  FROM coco.plan('staleapp', "update" => true) WHERE provider = 'postgres.row';
+SELECT count(*) AS staged FROM coco.staged WHERE app = 'staleapp';
 -- a lossy change (a type changed) declared by the synced table alone
 SELECT coco.sync_table('staleapp', 'sync.staler', 'SELECT id, v::varchar(10) AS v FROM stale_src', '{id}') IS NOT NULL AS synced;
 SELECT r->'passes' AS passes, r->'stale_components' AS stale, r->'providers'->'postgres.row' AS rows
@@ -339,6 +345,17 @@ SELECT coco.reconcile('syncapp');
 SELECT coco.unsync_table('syncapp', 'sync.from_gone');
 SELECT coco.reconcile('syncapp') IS NOT NULL AS reconciled;
 
+-- a query that calls the API in the middle of the run
+CREATE FUNCTION sneaky() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM coco.sync_table('syncapp', 'sync.sneak', 'SELECT 1 AS id', '{id}');
+    RETURN 1;
+END $$;
+SELECT coco.sync_table('syncapp', 'sync.sneaky', 'SELECT id, sync.sneaky() AS s FROM src', '{id}') IS NOT NULL AS synced;
+\set VERBOSITY sqlstate
+SELECT coco.reconcile('syncapp');
+\set VERBOSITY default
+SELECT coco.unsync_table('syncapp', 'sync.sneaky');
 -- a query reading what the owner may not read: refused when declared
 RESET ROLE;
 CREATE TABLE public.sync_secret (id int PRIMARY KEY);
