@@ -64,8 +64,11 @@ extern void coco_run_guard_check_staging(const CocoApp *app, const char *what);
 /* hooks.c: what the engine needs from the layers above it */
 typedef void (*CocoDeclaredHook) (const CocoApp *app);
 typedef int64 (*CocoCompletionHook) (const CocoApp *app);
+typedef void (*CocoPersistentHook) (const CocoApp *app);
 extern void coco_set_declared_hook(CocoDeclaredHook hook);
 extern void coco_set_completion_hook(CocoCompletionHook hook);
+extern void coco_set_persistent_hook(CocoPersistentHook hook);
+extern void coco_declare_persistent(const CocoApp *app);
 extern int64 coco_queue_completion(const CocoApp *app);
 
 /* engine.c */
