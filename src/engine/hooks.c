@@ -9,6 +9,8 @@
  *  - A run that left intents for sinks outside the transaction, in the
  *    caller's transaction: the scheduler queues the worker run that
  *    completes them.
+ *  - A synchronous run that failed: its transaction rolls back, so the
+ *    scheduler hands its record to the worker, which outlives it.
  */
 #include "postgres.h"
 
@@ -16,6 +18,7 @@
 
 static CocoDeclaredHook declared_hook = NULL;
 static CocoCompletionHook completion_hook = NULL;
+static CocoFailedRunHook failed_run_hook = NULL;
 
 void
 coco_set_declared_hook(CocoDeclaredHook hook)
@@ -27,6 +30,12 @@ void
 coco_set_completion_hook(CocoCompletionHook hook)
 {
 	completion_hook = hook;
+}
+
+void
+coco_set_failed_run_hook(CocoFailedRunHook hook)
+{
+	failed_run_hook = hook;
 }
 
 /* Called by every declaration right after looking the app up. */
@@ -45,4 +54,16 @@ coco_queue_completion(const CocoApp *app)
 	if (completion_hook == NULL)
 		elog(ERROR, "coco_target: no scheduler to complete intents");
 	return completion_hook(app);
+}
+
+/*
+ * Hand on the record of a failed synchronous run.  Called while an error is
+ * being handled, or while the backend exits: the hook must not raise one.
+ * Without a scheduler (the library not preloaded) it is not recorded.
+ */
+void
+coco_report_failed_run(const CocoFailedRun *report)
+{
+	if (failed_run_hook)
+		failed_run_hook(report);
 }

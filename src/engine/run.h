@@ -5,6 +5,9 @@
 #ifndef COCO_RUN_H
 #define COCO_RUN_H
 
+#include "lib/stringinfo.h"
+#include "portability/instr_time.h"
+
 #include "coco_internal.h"
 
 typedef struct ProviderStats
@@ -17,6 +20,22 @@ typedef struct ProviderStats
 	int64		earlier_writes; /* by earlier transactions of a batched run:
 								 * unchanged now, not counted so */
 } ProviderStats;
+
+/*
+ * What one target (a root state, or a container's children) saw in a run:
+ * the per-target breakdown of the run's statistics ("targets").
+ */
+typedef struct TargetStats
+{
+	const char *provider;
+	const char *target;			/* its readable name: the table's, ... */
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		unchanged;
+	int64		earlier_writes; /* as ProviderStats' */
+	double		ms;				/* time spent applying or syncing it */
+} TargetStats;
 
 typedef struct RunStats
 {
@@ -34,6 +53,10 @@ typedef struct RunStats
 	int			passes;
 	int64		run_id;			/* the run being recorded (0: none, as in
 								 * drop_app's pass) */
+	TargetStats *targets;		/* in targets_cxt, in order of appearance */
+	int			ntargets;
+	int			maxtargets;
+	MemoryContext targets_cxt;
 } RunStats;
 
 typedef struct RootState
@@ -51,6 +74,7 @@ typedef struct RootState
 	bool		bystander;		/* neither declared now nor in a replaced component */
 	bool		skip;			/* nothing to decide or record this run */
 	bool		forget;			/* its container was dropped: forget it */
+	double		ms;				/* its share of its provider's batches */
 } RootState;
 
 /*
@@ -92,7 +116,15 @@ extern void coco_run_snap_exec(const CocoPass *pass, const char *sql, int nargs,
 extern int *coco_run_int_column(int *n);
 extern void coco_run_init_sync(CocoChildSync *sync, CocoApp *app, const CocoPass *pass,
 							   int64 ts_id, Jsonb *record, int *replaced, int nreplaced);
-extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync);
+extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync,
+									TargetStats *ts);
+
+/* target_stats.c: the per-target breakdown of a run */
+extern TargetStats *coco_run_target_stats(RunStats *rs, const char *provider, const char *target);
+extern void coco_run_targets_carry(RunStats *rs, MemoryContext cxt);
+extern void coco_run_targets_restart(RunStats *rs);
+extern void coco_run_targets_json(RunStats *rs, StringInfo out);
+extern double coco_run_ms_since(instr_time start);
 
 /* intents.c */
 extern void coco_record_intent(CocoApp *app, RootState *s, RunStats *rs);
