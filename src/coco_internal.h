@@ -75,6 +75,7 @@ typedef int64 (*CocoCompletionHook) (const CocoApp *app);
 typedef struct CocoFailedRun
 {
 	int			app_id;
+	char		app_name[NAMEDATALEN];	/* for messages; may be cut */
 	int64		run_id;			/* 0: it failed before taking one */
 	bool		full;
 	char		origin[12];		/* 'session' or 'cron' */
@@ -97,6 +98,7 @@ typedef struct CocoSyncRun
 {
 	bool		active;
 	int			app_id;
+	char		app_name[NAMEDATALEN];
 	int64		run_id;			/* 0 until the engine took one */
 	bool		full;
 	TimestampTz started_at;

@@ -16,7 +16,9 @@
 #   7. another role sees none of it (row level security);
 #   8. a report of an app dropped before the worker got to it is discarded;
 #   9. a session terminated (pg_terminate_backend) in the middle of a run:
-#      recorded failed with 57P01.
+#      recorded failed with 57P01;
+#  10. the ring of reports full (the one worker busy): the oldest reports
+#      give way, each with a WARNING to the session that reported.
 # The failed pg_cron run is test/worker.sh's (g), which waits for pg_cron.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -142,7 +144,7 @@ ok "5. the synchronous run is 'session', the worker run completing its index 'co
 before=$(q -c "SELECT count(*) FROM coco.runs WHERE app = 'f' AND status = 'failed' AND origin = 'session'")
 out=$(for _ in $(seq 1 100); do echo "SELECT coco.reconcile('f');"; done | as_alice 2>&1 || true)
 errors=$(echo "$out" | grep -c "ERROR:  22012: division by zero" || true)
-dropped=$(echo "$out" | grep -c "WARNING:  01000: coco_target: the record of a failed run of app .* was dropped" || true)
+dropped=$(echo "$out" | grep -c "WARNING:  01000: coco_target: the record of failed run [0-9]* of app \"f\" was dropped" || true)
 [ "$errors" = 100 ] || fail "6. $errors of 100 calls got the error"
 wait_for "SELECT count(*) - $before FROM coco.runs WHERE app = 'f' AND status = 'failed' AND origin = 'session'" \
     "$((100 - dropped))" || fail "6. not every failed run was recorded ($dropped dropped with a WARNING)"
@@ -176,10 +178,10 @@ as_alice -c "SELECT coco.reconcile('gone')" 2>/dev/null >/dev/null || true
 as_alice -c "SELECT coco.drop_app('gone', keep_targets => true)" >/dev/null
 wait_for "SELECT status FROM coco.runs WHERE run_id = $slow" succeeded || fail "8. the slow run"
 for _ in $(seq 1 50); do
-    tail -c +"$((mark + 1))" "$COCO_TMP/postgres.log" | grep -q "of app [0-9]* is discarded: the app was dropped" && break
+    tail -c +"$((mark + 1))" "$COCO_TMP/postgres.log" | grep -q "of app \"gone\" is discarded: the app was dropped" && break
     sleep 0.2
 done
-tail -c +"$((mark + 1))" "$COCO_TMP/postgres.log" | grep -q "of app [0-9]* is discarded: the app was dropped" ||
+tail -c +"$((mark + 1))" "$COCO_TMP/postgres.log" | grep -q "of app \"gone\" is discarded: the app was dropped" ||
     fail "8. the report of the dropped app was not discarded"
 [ -z "$(coco_crashed_since "$mark")" ] || fail "8. a process crashed"
 ok "8. the record of an app dropped meanwhile is discarded"
@@ -202,3 +204,21 @@ wait_for "SELECT concat_ws('|', status, sqlstate, origin) FROM coco.runs WHERE a
     fail "9. the terminated run: $(q -c "SELECT row(status, sqlstate, origin, error) FROM coco.runs WHERE app = 'term'")"
 [ -z "$(coco_crashed_since "$mark")" ] || fail "9. a process crashed"
 ok "9. a session terminated mid-run: recorded failed with 57P01 ($(q -c "SELECT error FROM coco.runs WHERE app = 'term'"))"
+
+# --- 10. more failed runs than the ring holds, while the worker is busy ----
+# 128 reports fit; 131 failures with the one worker busy: 3 give way
+slow=$(as_alice -c "SELECT coco.declare_table('slow', 'rr.slow', '[{\"name\": \"id\", \"type\": \"integer\"}]', '{id}')" \
+                -c "SELECT coco.declare_rows('slow', 'rr.slow', 'SELECT 2 AS id FROM pg_catalog.pg_sleep(4)')" \
+                -c "SELECT coco.submit('slow')" | tail -n 1)
+wait_for "SELECT status FROM coco.runs WHERE run_id = $slow" running || fail "10. the slow run did not start"
+before=$(q -c "SELECT count(*) FROM coco.runs WHERE app = 'f' AND status = 'failed' AND origin = 'session'")
+out=$(for _ in $(seq 1 131); do echo "SELECT coco.reconcile('f');"; done | as_alice 2>&1 || true)
+[ "$(q -c "SELECT status FROM coco.runs WHERE run_id = $slow")" = running ] ||
+    fail "10. the worker was free before the flood ended: the test proves nothing"
+errors=$(echo "$out" | grep -c "ERROR:  22012: division by zero" || true)
+dropped=$(echo "$out" | grep -c "WARNING:  01000: coco_target: the record of failed run [0-9]* of app \"f\" was dropped" || true)
+[ "$errors" = 131 ] || fail "10. $errors of 131 calls got the error"
+[ "$dropped" = 3 ] || fail "10. $dropped WARNINGs of a dropped record, wanted 3"
+wait_for "SELECT count(*) - $before FROM coco.runs WHERE app = 'f' AND status = 'failed' AND origin = 'session'" 128 ||
+    fail "10. the 128 records the ring held were not all inserted"
+ok "10. 131 failures while the worker was busy: 128 recorded once it was free, 3 dropped, each with a WARNING"

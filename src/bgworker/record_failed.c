@@ -51,8 +51,9 @@ insert_report(const CocoFailedRun *r)
 	if (SPI_processed == 0)
 	{
 		coco_leave(&uc);
-		elog(LOG, "coco_target: the record of failed run " INT64_FORMAT " of app %d is discarded: the app was dropped",
-			 r->run_id, r->app_id);
+		ereport(LOG,
+				(errmsg("coco_target: the record of failed run " INT64_FORMAT " of app \"%s\" is discarded: the app was dropped",
+						r->run_id, r->app_name)));
 		return;
 	}
 	if (SPI_execute_with_args("INSERT INTO coco.run (run_id, app_id, \"full\", status, error, sqlstate, "
@@ -106,8 +107,8 @@ coco_bg_record_failed_runs(MemoryContext cxt)
 			coco_bg_hold_cancels(true); /* error recovery lifted the hold */
 			for (int j = 0; j < n; j++)
 				ereport(LOG,
-						(errmsg("coco_target: failed run " INT64_FORMAT " of app %d could not be recorded",
-								reports[j].run_id, reports[j].app_id),
+						(errmsg("coco_target: failed run " INT64_FORMAT " of app \"%s\" could not be recorded",
+								reports[j].run_id, reports[j].app_name),
 						 errdetail("It failed with SQLSTATE %s: %s", reports[j].sqlstate,
 								   reports[j].message)));
 		}

@@ -80,6 +80,7 @@ report(int sqlerrcode, const char *message)
 
 	memset(&r, 0, sizeof(r));
 	r.app_id = current.app_id;
+	strlcpy(r.app_name, current.app_name, sizeof(r.app_name));
 	r.run_id = current.run_id;
 	r.full = current.full;
 	strlcpy(r.origin, coco_session_origin(), sizeof(r.origin));
@@ -146,6 +147,7 @@ coco_sync_run_begin(const CocoApp *app, bool full, CocoSyncRun *saved)
 	*saved = current;
 	current.active = true;
 	current.app_id = app->app_id;
+	copy_message(current.app_name, sizeof(current.app_name), app->name);
 	current.run_id = 0;
 	current.full = full;
 	current.started_at = GetCurrentTimestamp();

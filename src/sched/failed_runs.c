@@ -53,12 +53,11 @@ coco_sched_report_failed_run(const CocoFailedRun *report)
 
 	if (dropped_db != InvalidOid)
 		ereport(WARNING,
-				(errmsg("coco_target: the record of a failed run of app %d was dropped: too many failed runs waiting to be recorded",
-						dropped.app_id),
-				 errdetail("Run " INT64_FORMAT " failed with SQLSTATE %s at %s.", dropped.run_id,
-						   dropped.sqlstate, timestamptz_to_str(dropped.finished_at)),
-				 errhint("The background worker of database %u records failed runs; see the server log if it is not running.",
-						 dropped_db)));
+				(errmsg("coco_target: the record of failed run " INT64_FORMAT " of app \"%s\" was dropped: too many failed runs are waiting to be recorded",
+						dropped.run_id, dropped.app_name),
+				 errdetail("It failed at %s with SQLSTATE %s: %s",
+						   timestamptz_to_str(dropped.finished_at), dropped.sqlstate, dropped.message),
+				 errhint("The background worker of the database records failed runs; see the server log if it is not running.")));
 	coco_worker_wake(MyDatabaseId);
 }
 
