@@ -99,7 +99,8 @@ SELECT * FROM pg_temp.breakdown(:run5);
 SELECT to_regclass('public.rt_b') IS NULL AS rt_b_dropped;
 
 -- 4. a run in this session: origin 'session', shown in coco.runs
-SELECT run_id, status, origin FROM coco.runs WHERE app IN ('rt', 'rt2') ORDER BY run_id;
+SELECT app, status, origin, count(*) FROM coco.runs WHERE app IN ('rt', 'rt2')
+ GROUP BY 1, 2, 3 ORDER BY 1;
 RESET ROLE;
 SET ROLE regress_rt_stranger;
 SELECT count(*) AS strangers_see FROM coco.run_targets;
