@@ -97,6 +97,7 @@ extern void coco_report_failed_run(const CocoFailedRun *report);
 typedef struct CocoSyncRun
 {
 	bool		active;
+	bool		started;		/* past the run guard: a refused call is no run */
 	int			app_id;
 	char		app_name[NAMEDATALEN];
 	int64		run_id;			/* 0 until the engine took one */
@@ -106,6 +107,7 @@ typedef struct CocoSyncRun
 extern void coco_sync_run_init(void);
 extern const char *coco_session_origin(void);
 extern void coco_sync_run_begin(const CocoApp *app, bool full, CocoSyncRun *saved);
+extern void coco_sync_run_started(void);
 extern void coco_sync_run_took_id(int64 run_id);
 extern void coco_sync_run_failed(MemoryContext cxt);
 extern void coco_sync_run_end(const CocoSyncRun *saved);

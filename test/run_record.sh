@@ -18,7 +18,10 @@
 #   9. a session terminated (pg_terminate_backend) in the middle of a run:
 #      recorded failed with 57P01;
 #  10. the ring of reports full (the one worker busy): the oldest reports
-#      give way, each with a WARNING to the session that reported.
+#      give way, each with a WARNING to the session that reported;
+#  11. what is no run is not recorded: another role's call for alice's app,
+#      and a call nested in a run (refused by the run guard) — the run it is
+#      nested in failed, and is recorded.
 # The failed pg_cron run is test/worker.sh's (g), which waits for pg_cron.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -222,3 +225,26 @@ dropped=$(echo "$out" | grep -c "WARNING:  01000: coco_target: the record of fai
 wait_for "SELECT count(*) - $before FROM coco.runs WHERE app = 'f' AND status = 'failed' AND origin = 'session'" 128 ||
     fail "10. the 128 records the ring held were not all inserted"
 ok "10. 131 failures while the worker was busy: 128 recorded once it was free, 3 dropped, each with a WARNING"
+
+# --- 11. refused calls are no runs -------------------------------------------
+as_alice >/dev/null <<'SQL'
+CREATE FUNCTION rr.declare_nested(app text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM coco.reconcile('ix');     -- refused: a run of 'nested' is going on
+END $$;
+SELECT coco.create_app('nested', 'rr.declare_nested(text)');
+SQL
+ix_runs=$(q -c "SELECT count(*) FROM coco.runs WHERE app = 'ix'")
+f_runs=$(q -c "SELECT count(*) FROM coco.runs WHERE app = 'f'")
+out=$(coco_psql -qAt -U mallory -d postgres -v VERBOSITY=verbose -c "SELECT coco.reconcile('f')" 2>&1 || true)
+echo "$out" | grep -q "ERROR:" || fail "11. mallory reconciled alice's app: $out"
+out=$(as_alice -c "SELECT coco.update('nested')" 2>&1 || true)
+echo "$out" | grep -q "ERROR:  55006: coco.reconcile() is not allowed while app \"nested\" is being reconciled" ||
+    fail "11. the nested call: $out"
+wait_for "SELECT concat_ws('|', status, sqlstate, origin) FROM coco.runs WHERE app = 'nested'" "failed|55006|session" ||
+    fail "11. the outer run was not recorded"
+# reports are inserted oldest first: any made before the outer run's are in
+[ "$(q -c "SELECT count(*) FROM coco.runs WHERE app = 'ix'")" = "$ix_runs" ] || fail "11. the refused nested call was recorded"
+[ "$(q -c "SELECT count(*) FROM coco.runs WHERE app = 'f'")" = "$f_runs" ] || fail "11. mallory's refused call was recorded"
+[ "$(q -c "SELECT failing_since IS NULL FROM coco.apps WHERE app = 'ix'")" = t ] || fail "11. ix marked failing"
+ok "11. a refused nested call and another role's call record nothing; the run they were in is recorded failed"

@@ -568,6 +568,8 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	int64		pending;
 
 	coco_run_guard_enter(app, declare_first ? "coco.update()" : "coco.reconcile()");
+	if (run_id == 0)
+		coco_sync_run_started();
 	if (!carry_stats_in(&rs, run_id))
 	{
 		const CocoProvider *const *providers;

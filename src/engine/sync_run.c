@@ -114,7 +114,7 @@ catch_fatal(ErrorData *edata)
 static void
 record_at_exit(int code, Datum arg)
 {
-	if (!current.active)
+	if (!current.active || !current.started)
 		return;
 	if (fatal_code != 0)
 		report(fatal_code, fatal_message);
@@ -146,11 +146,24 @@ coco_sync_run_begin(const CocoApp *app, bool full, CocoSyncRun *saved)
 	}
 	*saved = current;
 	current.active = true;
+	current.started = false;
 	current.app_id = app->app_id;
 	copy_message(current.app_name, sizeof(current.app_name), app->name);
 	current.run_id = 0;
 	current.full = full;
 	current.started_at = GetCurrentTimestamp();
+}
+
+/*
+ * The run guard let the run start.  A call refused before (one nested in
+ * another run of this session) is the caller's mistake, not a run of the
+ * app: it is not recorded.
+ */
+void
+coco_sync_run_started(void)
+{
+	if (current.active)
+		current.started = true;
 }
 
 /* The engine took the run's id (engine.c next_run_id). */
@@ -172,7 +185,7 @@ coco_sync_run_failed(MemoryContext cxt)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	ErrorData  *edata = CopyErrorData();
 
-	if (current.active)
+	if (current.active && current.started)
 	{
 		/* the message, and on a line of its own the detail, as the worker's */
 		if (edata->detail)
