@@ -134,3 +134,78 @@ COMMENT ON FUNCTION coco.unsync_table(text, text) IS
     'Remove a synced table''s registration; the next run drops the table as any table no longer declared.';
 COMMENT ON VIEW coco.synced_tables IS
     'The synced tables (coco.sync_table) of the apps the caller may use: table, component, query, key and options.';
+
+-- ---- every run recorded: failed synchronous runs, origins, per-target breakdown ----
+-- A failed synchronous run (coco.reconcile/coco.update) rolls back its own
+-- row; the background worker inserts its record afterwards, so a 'failed'
+-- row can arrive by INSERT, and after a later run of the app has
+-- succeeded: that one must not mark the app failing.  The row lock on the
+-- app is taken FOR NO KEY UPDATE, SKIP LOCKED: a drop of the app in
+-- progress is not waited for, and a transaction declaring into the app
+-- (a key-share lock) does not keep the mark from being set.
+CREATE OR REPLACE FUNCTION coco.track_failing() RETURNS trigger LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.status OPERATOR(pg_catalog.=) 'failed' THEN
+        UPDATE coco.app SET failing_since = NEW.finished_at
+         WHERE app_id OPERATOR(pg_catalog.=) (
+               SELECT a.app_id FROM coco.app a
+                WHERE a.app_id OPERATOR(pg_catalog.=) NEW.app_id
+                  AND (a.failing_since IS NULL OR a.failing_since OPERATOR(pg_catalog.>) NEW.finished_at)
+                  AND NOT EXISTS (SELECT FROM coco.run r
+                                   WHERE r.app_id OPERATOR(pg_catalog.=) NEW.app_id
+                                     AND r.status OPERATOR(pg_catalog.=) 'succeeded'
+                                     AND r.finished_at OPERATOR(pg_catalog.>) NEW.finished_at)
+                  FOR NO KEY UPDATE SKIP LOCKED);
+    ELSE
+        UPDATE coco.app SET failing_since = NULL
+         WHERE app_id OPERATOR(pg_catalog.=) (
+               SELECT a.app_id FROM coco.app a
+                WHERE a.app_id OPERATOR(pg_catalog.=) NEW.app_id
+                  AND a.failing_since OPERATOR(pg_catalog.<=) NEW.finished_at
+                  FOR NO KEY UPDATE SKIP LOCKED);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER run_failed_recorded AFTER INSERT ON coco.run FOR EACH ROW
+    WHEN (NEW.status = 'failed')
+    EXECUTE FUNCTION coco.track_failing();
+
+CREATE OR REPLACE VIEW coco.runs WITH (security_invoker = true) AS
+SELECT r.run_id, a.name AS app, r."full", r.status, r.error, r.started_at, r.finished_at,
+       r.finished_at - r.started_at AS duration,
+       (r.stats->>'inserted')::bigint AS inserted,
+       (r.stats->>'updated')::bigint AS updated,
+       (r.stats->>'deleted')::bigint AS deleted,
+       (r.stats->>'unchanged')::bigint AS unchanged,
+       r.stats->'providers' AS providers,
+       r.pid,
+       r.submitted_at, r.attempts, r.retry_at,
+       r.sqlstate, r.coalesced_into,
+       CASE WHEN r.status = 'queued' THEN pg_catalog.now() - r.submitted_at
+            ELSE coalesce(r.started_at, r.finished_at) - r.submitted_at END AS waited,
+       r.crashes,
+       r.origin
+  FROM coco.run r JOIN coco.app a USING (app_id);
+COMMENT ON VIEW coco.runs IS
+    'One row per recorded or submitted run, failed synchronous runs included: status, origin, timing, how long it waited for a worker, its error and SQLSTATE, and what it inserted, updated, deleted and left unchanged.';
+
+-- The per-target breakdown of each run (stats->'targets'): one row per
+-- target state it decided (a table, an index, ...) and one per table whose
+-- rows it synced.  A failed run has none: its work rolled back.
+CREATE VIEW coco.run_targets WITH (security_invoker = true) AS
+SELECT r.run_id, a.name AS app,
+       t.e->>'provider' AS provider,
+       t.e->>'target' AS target,
+       (t.e->>'inserted')::bigint AS inserted,
+       (t.e->>'updated')::bigint AS updated,
+       (t.e->>'deleted')::bigint AS deleted,
+       (t.e->>'unchanged')::bigint AS unchanged,
+       pg_catalog.make_interval(secs => (t.e->>'ms')::double precision / 1000) AS duration
+  FROM coco.run r JOIN coco.app a USING (app_id)
+ CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(
+       CASE WHEN pg_catalog.jsonb_typeof(r.stats->'targets') = 'array'
+            THEN r.stats->'targets' ELSE '[]'::jsonb END) AS t(e);
+GRANT SELECT ON coco.run_targets TO PUBLIC;
+COMMENT ON VIEW coco.run_targets IS
+    'The per-target breakdown of each run: per table, index or other target state it decided, and per table whose rows it synced, what it inserted, updated, deleted and left unchanged, and the time spent.';

@@ -7,6 +7,7 @@
 #define COCO_INTERNAL_H
 
 #include "postgres.h"
+#include "datatype/timestamp.h"
 #include "storage/lockdefs.h"
 #include "utils/tuplestore.h"
 
@@ -64,12 +65,55 @@ extern void coco_run_guard_check_staging(const CocoApp *app, const char *what);
 /* hooks.c: what the engine needs from the layers above it */
 typedef void (*CocoDeclaredHook) (const CocoApp *app);
 typedef int64 (*CocoCompletionHook) (const CocoApp *app);
+
+/*
+ * A synchronous run that failed: its transaction rolls back, so its record
+ * is handed to a process that outlives it (the failed-run hook).  Plain
+ * data only: it is also filled while the backend exits.
+ */
+#define COCO_FAILED_MESSAGE_MAX	1024
+typedef struct CocoFailedRun
+{
+	int			app_id;
+	char		app_name[NAMEDATALEN];	/* for messages; may be cut */
+	int64		run_id;			/* 0: it failed before taking one */
+	bool		full;
+	char		origin[12];		/* 'session' or 'cron' */
+	char		sqlstate[6];
+	TimestampTz started_at;
+	TimestampTz finished_at;
+	int			pid;
+	char		message[COCO_FAILED_MESSAGE_MAX];	/* truncated, with a marker */
+} CocoFailedRun;
+typedef void (*CocoFailedRunHook) (const CocoFailedRun *report);
 typedef void (*CocoPersistentHook) (const CocoApp *app);
+
 extern void coco_set_declared_hook(CocoDeclaredHook hook);
 extern void coco_set_completion_hook(CocoCompletionHook hook);
+extern void coco_set_failed_run_hook(CocoFailedRunHook hook);
 extern void coco_set_persistent_hook(CocoPersistentHook hook);
 extern void coco_declare_persistent(const CocoApp *app);
 extern int64 coco_queue_completion(const CocoApp *app);
+extern void coco_report_failed_run(const CocoFailedRun *report);
+
+/* sync_run.c: the synchronous run in progress in this backend */
+typedef struct CocoSyncRun
+{
+	bool		active;
+	bool		started;		/* past the run guard: a refused call is no run */
+	int			app_id;
+	char		app_name[NAMEDATALEN];
+	int64		run_id;			/* 0 until the engine took one */
+	bool		full;
+	TimestampTz started_at;
+} CocoSyncRun;
+extern void coco_sync_run_init(void);
+extern const char *coco_session_origin(void);
+extern void coco_sync_run_begin(const CocoApp *app, bool full, CocoSyncRun *saved);
+extern void coco_sync_run_started(void);
+extern void coco_sync_run_took_id(int64 run_id);
+extern void coco_sync_run_failed(MemoryContext cxt);
+extern void coco_sync_run_end(const CocoSyncRun *saved);
 
 /* engine.c */
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);
@@ -92,7 +136,7 @@ extern int64 coco_pending_intents(int app_id);
 extern void coco_worker_init(void);
 extern bool coco_worker_available(void);
 extern void coco_worker_wake(Oid dbid);
-extern int64 coco_queue_run(const CocoApp *app, bool full);
+extern int64 coco_queue_run(const CocoApp *app, bool full, const char *origin);
 extern int64 coco_queued_run(const CocoApp *app);
 /* sleeping until the worker finishes some run (for coco.wait()) */
 extern void coco_run_done_prepare(void);
@@ -107,6 +151,8 @@ extern void coco_submit_lock(int app_id, LOCKMODE mode);
 extern bool coco_submit_lock_try(int app_id);
 extern void coco_broadcast_runs_done_at_commit(void);
 extern bool coco_submitted_here(int64 run_id);
+/* failed_runs.c: reports of failed synchronous runs, for the worker */
+extern void coco_sched_report_failed_run(const CocoFailedRun *report);
 /* NOTIFY coco_target of a run that ended (sent when this transaction commits) */
 extern void coco_notify_run_finished(const char *app, int64 run_id, const char *status);
 

@@ -23,6 +23,7 @@ void
 _PG_init(void)
 {
 	coco_run_guard_init();
+	coco_sync_run_init();
 	coco_child_tally_init();
 	coco_settings_define();
 	/* the worker's shared memory and launcher (when preloaded) */
@@ -42,4 +43,5 @@ _PG_init(void)
 	coco_set_declared_hook(coco_note_declared);
 	coco_set_completion_hook(coco_queue_completion_run);
 	coco_set_persistent_hook(coco_expand_synced_tables);
+	coco_set_failed_run_hook(coco_sched_report_failed_run);
 }

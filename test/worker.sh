@@ -11,7 +11,9 @@
 #   (f) a second database is served too; DROP EXTENSION there stops the
 #       worker cleanly
 #   (g) pg_cron: a scheduled coco.update() keeps a derived table in line
-#       (up to a minute with pg_cron 1.4, which has no second schedules)
+#       (up to a minute with pg_cron 1.4, which has no second schedules);
+#       a failing one is recorded failed, with origin 'cron', in coco.runs
+#       as well as in cron.job_run_details
 #   (i) auto-submit: a trigger declares per changed source row, and the
 #       commits alone keep the target in line; rollbacks submit nothing
 #   (j) run retention: finished runs older than coco_target.run_retention
@@ -285,11 +287,38 @@ SQL
 [ "$(q -c "SELECT string_agg(id || ':' || words, ',' ORDER BY id) FROM doc_words")" = "1:2,2:1" ] ||
     fail "(g) coco.update('docs') did not build doc_words"
 q -c "INSERT INTO docs VALUES (3, 'a b c')" -c "DELETE FROM docs WHERE id = 2" >/dev/null
-q -c "SELECT cron.schedule('coco-update', '$schedule', \$\$SELECT coco.update('docs')\$\$)" >/dev/null
+# a second job in the same minute whose coco.update() fails: its run is
+# recorded all the same, failed with origin 'cron' and its SQLSTATE, and
+# pg_cron records the failure too
+q >/dev/null <<'SQL'
+CREATE FUNCTION declare_broken(app text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the cron source is broken' USING ERRCODE = 'CC002';
+END $$;
+SELECT coco.create_app('cron_broken', 'declare_broken(text)');
+-- what a job's session calls itself (what tells coco_target a run is cron's)
+CREATE TABLE cron_seen (application_name text);
+SQL
+q -c "SELECT cron.schedule('coco-update', '$schedule', \$\$SELECT coco.update('docs')\$\$)" \
+  -c "SELECT cron.schedule('coco-broken', '$schedule', \$\$SELECT coco.update('cron_broken')\$\$)" \
+  -c "SELECT cron.schedule('coco-seen', '$schedule', \$\$INSERT INTO cron_seen SELECT current_setting('application_name')\$\$)" >/dev/null
 wait_for "SELECT string_agg(id || ':' || words, ',' ORDER BY id) FROM doc_words" "1:2,3:3" postgres "$cron_wait" ||
     fail "(g) pg_cron did not bring doc_words in line"
-q -c "SELECT cron.unschedule('coco-update')" >/dev/null
-ok "(g) pg_cron $cron_ver running coco.update('docs') on schedule '$schedule' brought doc_words in line with docs"
+[ "$(q -c "SELECT origin FROM coco.runs WHERE app = 'docs' ORDER BY run_id DESC LIMIT 1")" = cron ] ||
+    fail "(g) the cron run's origin: $(q -c "SELECT origin FROM coco.runs WHERE app = 'docs' ORDER BY run_id DESC LIMIT 1")"
+wait_for "SELECT concat_ws('|', status, sqlstate, origin, error) FROM coco.runs WHERE app = 'cron_broken' LIMIT 1" \
+    "failed|CC002|cron|the cron source is broken" postgres 30 ||
+    fail "(g) the failed cron run was not recorded"
+wait_for "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+          WHERE j.jobname = 'coco-broken' ORDER BY d.runid DESC LIMIT 1" failed postgres 30 ||
+    fail "(g) pg_cron did not record the failure"
+[ "$(q -c "SELECT failing_since IS NOT NULL FROM coco.apps WHERE app = 'cron_broken'")" = t ] ||
+    fail "(g) cron_broken is not shown failing"
+wait_for "SELECT application_name FROM cron_seen LIMIT 1" pg_cron postgres 30 ||
+    fail "(g) a cron job's application_name is not pg_cron"
+q -c "SELECT cron.unschedule('coco-update')" -c "SELECT cron.unschedule('coco-broken')" \
+  -c "SELECT cron.unschedule('coco-seen')" >/dev/null
+ok "(g) pg_cron $cron_ver running coco.update('docs') on schedule '$schedule' brought doc_words in line with docs (origin cron); a failing job's run is in coco.runs (failed, CC002, origin cron) and in cron.job_run_details"
 
 # --- (i) auto-submit: a trigger-driven pipeline ------------------------------
 # One component per source row, holding that row's target row: the trigger

@@ -32,6 +32,9 @@ extern int	coco_bg_settle_orphans(CocoSettled *settled, int max);
 extern void coco_bg_forget_settled(const CocoSettled *settled, int n);
 extern void coco_bg_sweep_notes(void);
 
+/* record_failed.c: failed synchronous runs left in shared memory */
+extern void coco_bg_record_failed_runs(MemoryContext cxt);
+
 /* retention.c: errors are logged; `cxt` outlives the transaction */
 extern void coco_bg_purge_old_runs(MemoryContext cxt);
 

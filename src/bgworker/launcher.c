@@ -274,7 +274,9 @@ coco_launcher_main(Datum arg)
 				 * up counts as free: it is about to look).
 				 */
 				wanted = (alive == 0 && (wake_all || now >= db->next_check)) ||
-					(slot && slot->wake && busy_workers(db->dbid) >= alive);
+					(slot && slot->wake && busy_workers(db->dbid) >= alive) ||
+				/* failed synchronous runs to record, and nobody to do it */
+					(alive == 0 && coco_sched_failed_runs_pending(db->dbid));
 			}
 			SpinLockRelease(&shared->mutex);
 			if (!wanted)

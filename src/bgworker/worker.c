@@ -758,6 +758,18 @@ take_wake(bool clear)
 	return wake;
 }
 
+/* Records of failed synchronous runs of this database not inserted yet? */
+static bool
+failed_runs_waiting(void)
+{
+	bool		waiting;
+
+	SpinLockAcquire(&shared->mutex);
+	waiting = coco_sched_failed_runs_pending(MyDatabaseId);
+	SpinLockRelease(&shared->mutex);
+	return waiting;
+}
+
 /* Sleep until a submit wakes us or `ms` pass, marked idle meanwhile. */
 static void
 sleep_idle(long ms)
@@ -863,6 +875,7 @@ coco_db_worker_main(Datum arg)
 		(void) take_wake(true);
 
 		MemoryContextReset(worker_cxt);
+		coco_bg_record_failed_runs(worker_cxt);
 		coco_bg_purge_old_runs(worker_cxt);
 		ndue = scan_queue(runs, &next_ms, &any_queued);
 		if (ndue < 0)
@@ -882,7 +895,7 @@ coco_db_worker_main(Datum arg)
 		else if (TimestampDifferenceExceeds(idle_since, GetCurrentTimestamp(), COCO_IDLE_EXIT_MS))
 		{
 			/* give the pool slot back, unless a submit just arrived */
-			if (!take_wake(false))
+			if (!take_wake(false) && !failed_runs_waiting())
 				proc_exit(0);
 			continue;
 		}

@@ -291,15 +291,22 @@ sync_container(CocoApp *app, const CocoPass *pass, const Container *c, int *repl
 	int		   *rewrite = palloc(sizeof(int) * Max(nreplaced, 1));
 	int			nrewrite = 0;
 	int64		clean_rows = 0;
-	bool		declares_any = declares_any_child(pass, values);
+	bool		declares_any;
 	bool		fresh;
 	Oid			types[2] = {INT8OID, INT4ARRAYOID};
 	Datum		v2[2];
 	CocoUserContext uc;
+	instr_time	t0;
+	TargetStats *ts;
+	bool		go_on;
 
+	INSTR_TIME_SET_CURRENT(t0);
+	declares_any = declares_any_child(pass, values);
 	load_row_sets(c, replaced_arr, comps, &ncomps);
 	if (!declares_any && ncomps == 0)
 		return true;			/* no child of this container is in play */
+	/* the container's children in the run's breakdown, timed from here */
+	ts = coco_run_target_stats(rs, p->child_name, c->name);
 
 	/*
 	 * Rows written under an older generation or schema are written again in
@@ -349,8 +356,12 @@ sync_container(CocoApp *app, const CocoPass *pass, const Container *c, int *repl
 	}
 	record_clean_row_sets(c, clean, nclean);
 	coco_run_provider_stats(rs, p->child_name)->unchanged += clean_rows;
+	ts->unchanged += clean_rows;
 	if (ndirty == 0)
+	{
+		ts->ms += coco_run_ms_since(t0);
 		return true;
+	}
 
 	coco_run_init_sync(&sync, app, pass, c->ts_id, c->record, dirty, ndirty);
 	coco_progress_phase("writing rows", c->name, 0);
@@ -367,29 +378,32 @@ sync_container(CocoApp *app, const CocoPass *pass, const Container *c, int *repl
 	sync.fresh_container = fresh;
 	sync.change_limit = rs->change_budget;
 	p->sync_children(&sync);
-	coco_run_count_children(rs, p, &sync);
+	coco_run_count_children(rs, p, &sync, ts);
 	if (sync.more)
 	{
 		/* stopped early: the diffed components are partly written, and
 		 * containers after this one wait for the next pass too */
 		record_row_sets(app, c, dirty, ndirty, sync.tally, true);
 		rs->more = true;
+		ts->ms += coco_run_ms_since(t0);
 		return false;
 	}
 	check_distinct_keys(app, c->ts_id, c->name, comps, ncomps, dirty, ndirty, &sync);
 	record_row_sets(app, c, dirty, ndirty, sync.tally, false);
 
 	/* this container is complete; the budget left goes to the next */
+	go_on = true;
 	if (rs->change_budget > 0)
 	{
 		rs->change_budget -= sync.inserted + sync.updated + sync.deleted;
 		if (rs->change_budget <= 0)
 		{
 			rs->more = true;
-			return false;
+			go_on = false;
 		}
 	}
-	return true;
+	ts->ms += coco_run_ms_since(t0);
+	return go_on;
 }
 
 /* Children of every container of the app that has work in this run. */

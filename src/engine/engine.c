@@ -106,12 +106,21 @@ apply_root_actions(CocoApp *app, RootState *states, int n, ApplyStep step)
 		}
 		if (nbatch > 0)
 		{
+			instr_time	t0;
+			double		share;
+
+			INSTR_TIME_SET_CURRENT(t0);
 			if (step == STEP_APPLY)
 				p->apply(batch, nbatch);
 			else if (step == STEP_RETIRE && p->retire)
 				p->retire(batch, nbatch);
 			else if (step == STEP_FINISH && p->finish)
 				p->finish(batch, nbatch);
+			/* a provider applies its batch at once: each state gets its share */
+			share = coco_run_ms_since(t0) / nbatch;
+			for (int i = start; i < end; i++)
+				if (takes_part(&states[i], step))
+					states[i].ms += share;
 		}
 		start = end;
 	}
@@ -182,6 +191,7 @@ record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n,
 		RootState  *s = &states[i];
 		CocoDecision *d = &s->decision;
 		ProviderStats *ps;
+		TargetStats *ts;
 		Oid			types[10] = {INT8OID, INT4OID, JSONBOID, INT4OID, INT4OID, TEXTOID, BYTEAOID, TEXTOID,
 		INT8OID, INT4OID};
 		Datum		values[10];
@@ -214,9 +224,15 @@ record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n,
 			if (s->ts_id == 0)
 				continue;
 			ps->deleted++;
+			ts = coco_run_target_stats(rs, s->st.provider, s->st.name);
+			ts->deleted++;
+			ts->ms += s->ms;
 			if (s->provider->sync_children)
 			{
 				CocoChildSync sync;
+				instr_time	t0;
+				TargetStats *children = coco_run_target_stats(rs, s->provider->child_name,
+															  s->st.name);
 
 				/* a dropped container takes its children with it; otherwise
 				 * (a user's table) the children are deleted one by one */
@@ -224,23 +240,30 @@ record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n,
 								   nall);
 				sync.container_gone = (d->action == COCO_DELETE);
 				sync.ignore_declarations = true;
+				INSTR_TIME_SET_CURRENT(t0);
 				s->provider->sync_children(&sync);
-				coco_run_count_children(rs, s->provider, &sync);
+				coco_run_count_children(rs, s->provider, &sync, children);
+				children->ms += coco_run_ms_since(t0);
 			}
 			coco_run_forget_state(s->ts_id);
 			continue;
 		}
 
+		ts = coco_run_target_stats(rs, s->st.provider, s->st.name);
+		ts->ms += s->ms;
 		switch (d->action)
 		{
 			case COCO_INSERT:
 				ps->inserted++;
+				ts->inserted++;
 				break;
 			case COCO_NO_ACTION:
 				ps->unchanged++;
+				ts->unchanged++;
 				break;
 			default:
 				ps->updated++;
+				ts->updated++;
 		}
 
 		values[0] = Int64GetDatum(s->ts_id);
@@ -489,6 +512,7 @@ stats_jsonb(RunStats *rs, int64 run_id)
 		appendStringInfo(&out, ", \"completion_run_id\": " INT64_FORMAT, rs->completion_run_id);
 	if (run_id > 0)
 		appendStringInfo(&out, ", \"run_id\": " INT64_FORMAT, run_id);
+	coco_run_targets_json(rs, &out);
 	appendStringInfoChar(&out, '}');
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
@@ -516,6 +540,7 @@ carry_stats_in(RunStats *rs, int64 run_id)
 		p->earlier_writes = p->inserted + p->updated;
 		p->unchanged = 0;
 	}
+	coco_run_targets_restart(rs);
 	return true;
 }
 
@@ -531,6 +556,7 @@ carry_stats_out(RunStats *rs, int64 run_id)
 	carried = *rs;
 	for (int i = 0; i < carried.nproviders; i++)
 		carried.by_provider[i].name = MemoryContextStrdup(cxt, carried.by_provider[i].name);
+	coco_run_targets_carry(&carried, cxt);
 	if (carry_cxt)
 		MemoryContextDelete(carry_cxt);
 	carry_cxt = cxt;
@@ -558,13 +584,17 @@ coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first, int64
 {
 	RunStats	rs;
 	TimestampTz started = GetCurrentTimestamp();
-	Oid			types[7] = {INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, INT4OID, INT8OID};
-	Datum		values[7];
+	Oid			types[8] = {INT4OID, BOOLOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, INT4OID, INT8OID,
+	TEXTOID};
+	Datum		values[8];
+	Jsonb	   *result;
 	CocoUserContext uc;
 	bool		declare_fn_ran = false;
 	int64		pending;
 
 	coco_run_guard_enter(app, declare_first ? "coco.update()" : "coco.reconcile()");
+	if (run_id == 0)
+		coco_sync_run_started();
 	if (!carry_stats_in(&rs, run_id))
 	{
 		const CocoProvider *const *providers;
@@ -578,6 +608,7 @@ coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first, int64
 				coco_run_provider_stats(&rs, providers[i]->name);
 				coco_run_provider_stats(&rs, providers[i]->child_name);
 			}
+		rs.targets_cxt = CurrentMemoryContext;
 	}
 	rs.transactions++;
 	rs.drop_guard = allow_drop_all ? COCO_DROP_ALLOWED : COCO_DROP_REFUSED;
@@ -586,6 +617,8 @@ coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first, int64
 	coco_lock_app(app, false);
 	/* a run in this session takes its id once it holds the lock, in order */
 	rs.run_id = run_id > 0 ? run_id : next_run_id();
+	if (run_id == 0)
+		coco_sync_run_took_id(rs.run_id);	/* recorded should the run fail */
 	coco_progress_begin(app->app_id, app->owner);
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(app->owner)))
 		ereport(ERROR,
@@ -644,16 +677,19 @@ coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first, int64
 	else
 	{
 		values[6] = Int64GetDatum(rs.run_id);
-		coco_spi_exec("INSERT INTO coco.run (run_id, app_id, \"full\", status, started_at, finished_at, stats, pid) "
-					  "OVERRIDING SYSTEM VALUE VALUES ($7, $1, $2, 'succeeded', $3, $4, $5, $6)",
-					  7, types, values, NULL, SPI_OK_INSERT);
+		values[7] = CStringGetTextDatum(coco_session_origin());
+		coco_spi_exec("INSERT INTO coco.run (run_id, app_id, \"full\", status, started_at, finished_at, stats, pid, origin) "
+					  "OVERRIDING SYSTEM VALUE VALUES ($7, $1, $2, 'succeeded', $3, $4, $5, $6, $8)",
+					  8, types, values, NULL, SPI_OK_INSERT);
 		run_id = rs.run_id;
 	}
 	coco_leave(&uc);
 	coco_progress_end();
+	/* before carrying: that moves the statistics' names to a new context */
+	result = stats_jsonb(&rs, run_id);
 	carry_stats_out(&rs, run_id);
 	coco_run_guard_leave();
-	return stats_jsonb(&rs, run_id);
+	return result;
 }
 
 void
@@ -713,7 +749,9 @@ reconcile_call(FunctionCallInfo fcinfo, bool full, bool declare_first, int allow
 	CocoApp    *app;
 	Jsonb	   *result;
 	Jsonb	   *copy;
-	bool		allow_drop_all = false;
+	volatile bool allow_drop_all = false;
+	CocoSyncRun outer;
+	MemoryContext cxt;
 
 	coco_require_arg(fcinfo, 0, "app name");
 	if (PG_NARGS() > allow_arg)
@@ -722,8 +760,26 @@ reconcile_call(FunctionCallInfo fcinfo, bool full, bool declare_first, int allow
 		allow_drop_all = PG_GETARG_BOOL(allow_arg);
 	}
 	SPI_connect();
+	cxt = CurrentMemoryContext;
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	result = coco_engine_reconcile_guarded(app, full, declare_first, 0, allow_drop_all);
+
+	/*
+	 * A run that fails rolls back its record with the caller's transaction:
+	 * it is handed to the worker (sync_run.c), and the error goes on.
+	 */
+	coco_sync_run_begin(app, full, &outer);
+	PG_TRY();
+	{
+		result = coco_engine_reconcile_guarded(app, full, declare_first, 0, allow_drop_all);
+	}
+	PG_CATCH();
+	{
+		coco_sync_run_failed(cxt);
+		coco_sync_run_end(&outer);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	coco_sync_run_end(&outer);
 	/* the result must outlive SPI's memory */
 	copy = SPI_palloc(VARSIZE(result));
 	memcpy(copy, result, VARSIZE(result));

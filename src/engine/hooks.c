@@ -12,6 +12,8 @@
  *  - A run (or coco.plan) about to read the app's staging: the connector
  *    that keeps persistent declarations (the postgres connector's synced
  *    tables) stages them into their components.
+ *  - A synchronous run that failed: its transaction rolls back, so the
+ *    scheduler hands its record to the worker, which outlives it.
  */
 #include "postgres.h"
 
@@ -20,6 +22,7 @@
 static CocoDeclaredHook declared_hook = NULL;
 static CocoCompletionHook completion_hook = NULL;
 static CocoPersistentHook persistent_hook = NULL;
+static CocoFailedRunHook failed_run_hook = NULL;
 
 void
 coco_set_declared_hook(CocoDeclaredHook hook)
@@ -31,6 +34,12 @@ void
 coco_set_completion_hook(CocoCompletionHook hook)
 {
 	completion_hook = hook;
+}
+
+void
+coco_set_failed_run_hook(CocoFailedRunHook hook)
+{
+	failed_run_hook = hook;
 }
 
 void
@@ -78,4 +87,16 @@ coco_queue_completion(const CocoApp *app)
 	if (completion_hook == NULL)
 		elog(ERROR, "coco_target: no scheduler to complete intents");
 	return completion_hook(app);
+}
+
+/*
+ * Hand on the record of a failed synchronous run.  Called while an error is
+ * being handled, or while the backend exits: the hook must not raise one.
+ * Without a scheduler (the library not preloaded) it is not recorded.
+ */
+void
+coco_report_failed_run(const CocoFailedRun *report)
+{
+	if (failed_run_hook)
+		failed_run_hook(report);
 }

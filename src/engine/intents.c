@@ -43,15 +43,27 @@ coco_record_intent(CocoApp *app, RootState *s, RunStats *rs)
 	CocoUserContext uc;
 	bool		isnull;
 	ProviderStats *ps = coco_run_provider_stats(rs, s->st.provider);
+	TargetStats *ts;
 
 	if (s->ts_id == 0 && d->record == NULL)
 		return;					/* never made: nothing to undo */
+	ts = coco_run_target_stats(rs, s->st.provider, s->st.name);
+	/* applied after the commit, by the worker: no time spent here */
 	if (d->action == COCO_INSERT)
+	{
 		ps->inserted++;
+		ts->inserted++;
+	}
 	else if (d->action == COCO_DELETE)
+	{
 		ps->deleted++;
+		ts->deleted++;
+	}
 	else
+	{
 		ps->updated++;
+		ts->updated++;
+	}
 	rs->deferred++;
 
 	memset(nulls, ' ', sizeof(nulls));

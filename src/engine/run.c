@@ -151,8 +151,11 @@ coco_run_init_sync(CocoChildSync *sync, CocoApp *app, const CocoPass *pass, int6
 	sync->tally = coco_child_tally_create();
 }
 
+/* A container's children as one sync counted them: the provider's totals
+ * and the container's entry in the breakdown (`ts`). */
 void
-coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync)
+coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync,
+						TargetStats *ts)
 {
 	ProviderStats *ps = coco_run_provider_stats(rs, p->child_name);
 
@@ -160,6 +163,10 @@ coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync
 	ps->updated += sync->updated;
 	ps->deleted += sync->deleted;
 	ps->unchanged += sync->unchanged;
+	ts->inserted += sync->inserted;
+	ts->updated += sync->updated;
+	ts->deleted += sync->deleted;
+	ts->unchanged += sync->unchanged;
 }
 
 /* The name of the container an attachment's spec names, as its provider

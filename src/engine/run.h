@@ -5,6 +5,9 @@
 #ifndef COCO_RUN_H
 #define COCO_RUN_H
 
+#include "lib/stringinfo.h"
+#include "portability/instr_time.h"
+
 #include "coco_internal.h"
 
 /* What a full pass that would remove every target of its app does. */
@@ -26,6 +29,22 @@ typedef struct ProviderStats
 								 * unchanged now, not counted so */
 } ProviderStats;
 
+/*
+ * What one target (a root state, or a container's children) saw in a run:
+ * the per-target breakdown of the run's statistics ("targets").
+ */
+typedef struct TargetStats
+{
+	const char *provider;
+	const char *target;			/* its readable name: the table's, ... */
+	int64		inserted;
+	int64		updated;
+	int64		deleted;
+	int64		unchanged;
+	int64		earlier_writes; /* as ProviderStats' */
+	double		ms;				/* time spent applying or syncing it */
+} TargetStats;
+
 typedef struct RunStats
 {
 	ProviderStats by_provider[128];	/* every provider, and child, of a run */
@@ -44,6 +63,10 @@ typedef struct RunStats
 								 * drop_app's pass) */
 	int64		kept;			/* no longer declared, kept: protected */
 	CocoDropGuard drop_guard;	/* a full pass that would remove everything */
+	TargetStats *targets;		/* in targets_cxt, in order of appearance */
+	int			ntargets;
+	int			maxtargets;
+	MemoryContext targets_cxt;
 } RunStats;
 
 typedef struct RootState
@@ -67,6 +90,7 @@ typedef struct RootState
 	bool		protected;		/* tracked as protected */
 	bool		retained;		/* tracked as kept though no longer declared */
 	bool		retain;			/* this run keeps it: protected, not declared */
+	double		ms;				/* its share of its provider's batches */
 } RootState;
 
 /*
@@ -108,7 +132,15 @@ extern void coco_run_snap_exec(const CocoPass *pass, const char *sql, int nargs,
 extern int *coco_run_int_column(int *n);
 extern void coco_run_init_sync(CocoChildSync *sync, CocoApp *app, const CocoPass *pass,
 							   int64 ts_id, Jsonb *record, int *replaced, int nreplaced);
-extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync);
+extern void coco_run_count_children(RunStats *rs, const CocoProvider *p, CocoChildSync *sync,
+									TargetStats *ts);
+
+/* target_stats.c: the per-target breakdown of a run */
+extern TargetStats *coco_run_target_stats(RunStats *rs, const char *provider, const char *target);
+extern void coco_run_targets_carry(RunStats *rs, MemoryContext cxt);
+extern void coco_run_targets_restart(RunStats *rs);
+extern void coco_run_targets_json(RunStats *rs, StringInfo out);
+extern double coco_run_ms_since(instr_time start);
 
 /* protect.c */
 extern void coco_protect_take_option(RootState *s);

@@ -12,6 +12,8 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "coco_internal.h"
+
 /* databases with pending work or workers at the same time */
 #define COCO_MAX_DB_SLOTS	128
 /* worker processes at the same time, all databases (coco_target.max_workers) */
@@ -81,6 +83,21 @@ typedef struct CocoPurge
 	TimestampTz last;
 } CocoPurge;
 
+/*
+ * Records of failed synchronous runs (sync_run.c), waiting for a worker of
+ * their database to insert them into coco.run (their own transaction rolled
+ * back).  When all are taken, the oldest gives way, with a WARNING from the
+ * backend that reports.  Each holds a message of COCO_FAILED_MESSAGE_MAX
+ * bytes at most: 128 of them take about 140 kB.
+ */
+#define COCO_MAX_FAILED_RUNS	128
+typedef struct CocoFailedSlot
+{
+	Oid			dbid;			/* InvalidOid: slot is free */
+	uint64		seq;			/* order of arrival: the lowest is the oldest */
+	CocoFailedRun report;
+} CocoFailedSlot;
+
 typedef struct CocoShared
 {
 	slock_t		mutex;
@@ -93,6 +110,8 @@ typedef struct CocoShared
 	CocoRunNote notes[COCO_MAX_NOTES];
 	/* per database, not per worker: workers come and go every few seconds */
 	CocoPurge	purges[COCO_MAX_DB_SLOTS];
+	uint64		next_failed_seq;
+	CocoFailedSlot failed[COCO_MAX_FAILED_RUNS];
 } CocoShared;
 
 /* the shared struct (NULL where the library was not preloaded) */
@@ -110,5 +129,9 @@ extern bool coco_sched_find_note(int64 run_id, CocoNoteKind kind, CocoRunNote *n
 extern void coco_sched_drop_notes(int64 run_id, CocoNoteKind kind);
 extern int	coco_sched_notes_of_kind(CocoNoteKind kind, CocoRunNote *notes);
 extern void coco_sched_shmem_init(void);
+/* failed_runs.c: take out up to `max` reports of this database, oldest
+ * first; whether `dbid` has any (hold the mutex) */
+extern int	coco_sched_take_failed_runs(CocoFailedRun *reports, int max);
+extern bool coco_sched_failed_runs_pending(Oid dbid);
 
 #endif							/* COCO_SCHED_SHMEM_H */

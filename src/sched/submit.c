@@ -216,8 +216,8 @@ queue_noted_runs(bool prepare)
 			if (SPI_processed > 0)
 				continue;		/* that run will see this transaction's declarations */
 		}
-		coco_spi_exec("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts) "
-					  "VALUES ($1, false, 'queued', pg_catalog.now(), 0)",
+		coco_spi_exec("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts, origin) "
+					  "VALUES ($1, false, 'queued', pg_catalog.now(), 0, 'worker')",
 					  1, types, values, NULL, SPI_OK_INSERT);
 		queued = true;
 	}
@@ -339,7 +339,7 @@ coco_submit(PG_FUNCTION_ARGS)
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	clear_flag(app);
-	run_id = coco_queue_run(app, PG_GETARG_BOOL(1));
+	run_id = coco_queue_run(app, PG_GETARG_BOOL(1), "worker");
 	SPI_finish();
 	PG_RETURN_INT64(run_id);
 }
@@ -392,7 +392,8 @@ coco_queued_run(const CocoApp *app)
 
 /*
  * The run that completes the intents a run in the caller's transaction
- * left: one already queued, or a new one (the engine's completion hook).
+ * left: one already queued (which keeps its origin), or a new one, whose
+ * origin is 'completion' (the engine's completion hook).
  */
 int64
 coco_queue_completion_run(const CocoApp *app)
@@ -408,26 +409,28 @@ coco_queue_completion_run(const CocoApp *app)
 				 errhint("Add coco_target to shared_preload_libraries and restart the server.")));
 	clear_flag(app);
 	run_id = coco_queued_run(app);
-	return run_id != 0 ? run_id : coco_queue_run(app, false);
+	return run_id != 0 ? run_id : coco_queue_run(app, false, "completion");
 }
 
 /*
  * Queue a run of the app for the worker, woken when this transaction
- * commits; returns its run_id.  Inside SPI.
+ * commits; returns its run_id.  `origin` is what coco.runs shows it came
+ * from (see coco.run.origin).  Inside SPI.
  */
 int64
-coco_queue_run(const CocoApp *app, bool full)
+coco_queue_run(const CocoApp *app, bool full, const char *origin)
 {
 	CocoUserContext uc;
-	Oid			types[2] = {INT4OID, BOOLOID};
-	Datum		values[2] = {Int32GetDatum(app->app_id), BoolGetDatum(full)};
+	Oid			types[3] = {INT4OID, BOOLOID, TEXTOID};
+	Datum		values[3] = {Int32GetDatum(app->app_id), BoolGetDatum(full),
+	CStringGetTextDatum(origin)};
 	bool		isnull;
 	int64		run_id;
 
 	coco_enter_extension_owner(&uc);
-	run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts) "
-						   "VALUES ($1, $2, 'queued', pg_catalog.now(), 0) RETURNING run_id",
-						   2, types, values, &isnull);
+	run_id = coco_spi_int8("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts, origin) "
+						   "VALUES ($1, $2, 'queued', pg_catalog.now(), 0, $3) RETURNING run_id",
+						   3, types, values, &isnull);
 	coco_leave(&uc);
 
 	wake_at_commit = true;
