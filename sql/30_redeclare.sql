@@ -208,7 +208,8 @@ SELECT coco.declare_rows('rd', 'rd.t', $q$SELECT g AS id, 'early' AS v FROM gene
 SELECT coco.declare_rows('rd', 'rd.t', $q$SELECT g AS id, 'late' AS v FROM generate_series(51, 53) g$q$, '{qq}');
 COMMIT;
 SELECT component, target, states, rows, queries FROM coco.staged WHERE app = 'rd' ORDER BY component, target;
--- the plan predicts the run: 8 rows (30, 31, 40, 41, 50 to 53)
+-- the plan predicts the run: 8 rows (30, 31, 40, 41, 50 to 53), no
+-- error for the keys two sources of one component declare
 SELECT provider, action, detail->>'insert' AS insert, detail->>'update' AS update,
        detail->>'delete' AS delete
   FROM coco.plan('rd') WHERE provider = 'postgres.row';
