@@ -46,6 +46,7 @@ typedef struct TableCache
 	TupleDesc	tupdesc;		/* the declared columns, for row conversion */
 	FmgrInfo	to_record;		/* jsonb_to_record, with its own cache */
 	SPIPlanPtr	insert_plan;	/* INSERT INTO coco.staged_row */
+	SPIPlanPtr	replace_plan;	/* DELETE of a row the component staged */
 } TableCache;
 
 static TableCache table_cache;
@@ -76,6 +77,9 @@ forget_table_cache(void)
 	if (table_cache.insert_plan)
 		SPI_freeplan(table_cache.insert_plan);
 	table_cache.insert_plan = NULL;
+	if (table_cache.replace_plan)
+		SPI_freeplan(table_cache.replace_plan);
+	table_cache.replace_plan = NULL;
 	if (table_cache.cxt)
 		MemoryContextReset(table_cache.cxt);
 }
@@ -470,9 +474,20 @@ coco_declare_row(PG_FUNCTION_ARGS)
 			elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed > 0)
 			break;
-		coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-					  "AND comp_id OPERATOR(pg_catalog.=) $2 AND tbl OPERATOR(pg_catalog.=) $3 "
-					  "AND key OPERATOR(pg_catalog.=) $4", 4, row_types, args, NULL, SPI_OK_DELETE);
+		if (table_cache.replace_plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+										   "AND comp_id OPERATOR(pg_catalog.=) $2 AND tbl OPERATOR(pg_catalog.=) $3 "
+										   "AND key OPERATOR(pg_catalog.=) $4", 4, row_types);
+
+			if (plan == NULL)
+				elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(plan);
+			table_cache.replace_plan = plan;
+		}
+		rc = SPI_execute_plan(table_cache.replace_plan, args, NULL, false, 0);
+		if (rc != SPI_OK_DELETE)
+			elog(ERROR, "coco_target: replacing a staged row failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 0 &&
 			staged_row_component(app->app_id, tn.qualified, &key, &other) != NULL &&
 			other != comp_id)
