@@ -284,6 +284,26 @@ SELECT coco.discard_staged('rd') AS discarded_again;
 SELECT * FROM public.rd_counts(coco.reconcile('rd'));
 SELECT count(*) AS rows_kept FROM rd.t;
 
+-- user code that discards staging: a declare_rows query calling
+-- coco.discard_staged discards, when declare_rows counts it, what was staged
+-- before it (the caller's own staging, in the caller's transaction); when the
+-- run evaluates it, 55006 and the run changes nothing
+CREATE FUNCTION rd.discarding() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM coco.discard_staged('rd');
+  RETURN 81;
+END $$;
+CREATE TABLE rd.n (id int);
+INSERT INTO rd.n VALUES (81);
+SELECT coco.declare_table('rd', 'rd.t', '[{"name":"id","type":"int"},{"name":"v","type":"text"}]', '{id}');
+SELECT coco.declare_rows('rd', 'rd.t', 'SELECT id FROM rd.n', '{nested}');
+SELECT coco.declare_rows('rd', 'rd.t', 'SELECT id, rd.discarding()::text AS v FROM rd.n', '{nested}');
+SELECT component, target, states, rows, queries FROM coco.staged WHERE app = 'rd';
+SELECT public.rd_error_of($$SELECT coco.reconcile('rd')$$) AS run;
+SELECT count(*) AS staged_after FROM coco.staged WHERE app = 'rd';
+SELECT count(*) AS rows_kept FROM rd.t;
+SELECT coco.discard_staged('rd');
+
 SELECT coco.drop_app('rd');
 RESET ROLE;
 DROP SCHEMA rd CASCADE;
