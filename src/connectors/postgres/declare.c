@@ -6,7 +6,9 @@
  * refused when it is given and nothing half-declared reaches a run:
  * identifiers, type names, row values (converted to the column types exactly
  * as jsonb_to_record does, which is also how the run converts them) and
- * query columns.  Staging is written as the extension owner.
+ * query columns.  Staging is written as the extension owner.  A later
+ * declaration of a key in the same component replaces the staged one
+ * (src/store/staging.c says why it is deleted and inserted, never updated).
  *
  * A declare_rows query is staged as a query, not as rows: the run evaluates
  * it (as the app owner, with the declaring session's search_path) in the
@@ -193,6 +195,38 @@ coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn)
 
 /* ---- declare_table ------------------------------------------------------ */
 
+PG_FUNCTION_INFO_V1(coco_declare_table);
+Datum
+coco_declare_table(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoTableName tn;
+	Jsonb	   *spec;
+	StringInfoData key;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
+	coco_declaring(app);
+	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("columns and primary_key must not be null")));
+	spec = coco_table_spec_build(&tn, PG_GETARG_JSONB_P(2), PG_GETARG_ARRAYTYPE_P(3),
+								 text_to_cstring(coco_text_arg(fcinfo, 4, "managed_by")));
+	initStringInfo(&key);
+	coco_table_key(&tn, &key);
+	if (!coco_stage_state(app, coco_component_arg(fcinfo, 5), COCO_TABLE_PROVIDER, NULL, &key,
+						  tn.qualified, spec))
+		coco_stage_conflict(app, coco_component_arg(fcinfo, 5), COCO_TABLE_PROVIDER, NULL, &key,
+							psprintf("table \"%s\" is declared twice", tn.qualified));
+	forget_table_cache();
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ---- declare_row -------------------------------------------------------- */
+
 /*
  * The component that staged the row's key, as its path (and *comp_id), or
  * NULL when none does.
@@ -247,38 +281,6 @@ row_declared_elsewhere(const char *keytext, const CocoTableName *tn, int app_id,
  * transaction staged the same key between our delete and our insert.
  */
 #define ROW_STAGE_ATTEMPTS 20
-
-PG_FUNCTION_INFO_V1(coco_declare_table);
-Datum
-coco_declare_table(PG_FUNCTION_ARGS)
-{
-	CocoApp    *app;
-	CocoTableName tn;
-	Jsonb	   *spec;
-	StringInfoData key;
-
-	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_declaring(app);
-	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
-	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("columns and primary_key must not be null")));
-	spec = coco_table_spec_build(&tn, PG_GETARG_JSONB_P(2), PG_GETARG_ARRAYTYPE_P(3),
-								 text_to_cstring(coco_text_arg(fcinfo, 4, "managed_by")));
-	initStringInfo(&key);
-	coco_table_key(&tn, &key);
-	if (!coco_stage_state(app, coco_component_arg(fcinfo, 5), COCO_TABLE_PROVIDER, NULL, &key,
-						  tn.qualified, spec))
-		coco_stage_conflict(app, coco_component_arg(fcinfo, 5), COCO_TABLE_PROVIDER, NULL, &key,
-							psprintf("table \"%s\" is declared twice", tn.qualified));
-	forget_table_cache();
-	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/* ---- declare_row -------------------------------------------------------- */
 
 /* Convert a jsonb row to the declared column types, as jsonb_to_record does. */
 static HeapTupleHeader
@@ -726,7 +728,7 @@ coco_clear_component(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* ---- discard_staged ------------------------------------------------------ */
+/* ---- discard_staged ----------------------------------------------------- */
 
 /*
  * Everything staged for the app — states, rows, queries and clear markers —
