@@ -215,6 +215,14 @@ SELECT provider, action, detail->>'insert' AS insert, detail->>'update' AS updat
   FROM coco.plan('rd') WHERE provider = 'postgres.row';
 SELECT * FROM public.rd_counts(coco.reconcile('rd'));
 SELECT id, v FROM rd.t WHERE id >= 30 ORDER BY id;
+-- a table the run creates, loaded in bulk from its one component's row
+-- and query: the same choice
+SELECT coco.declare_table('rd', 'rd.t2', '[{"name":"id","type":"int"},{"name":"v","type":"text"}]', '{id}',
+                          component => '{bulk}');
+SELECT coco.declare_rows('rd', 'rd.t2', $q$SELECT g AS id, 'query' AS v FROM generate_series(1, 3) g$q$, '{bulk}');
+SELECT coco.declare_row('rd', 'rd.t2', '{"id": 2, "v": "row"}', '{bulk}');
+SELECT * FROM public.rd_counts(coco.reconcile('rd'));
+SELECT id, v FROM rd.t2 ORDER BY id;
 -- a single source per component: the run's statement has no window
 SELECT coco.declare_rows('rd', 'rd.t', $q$SELECT g AS id, 'only' AS v FROM generate_series(50, 52) g$q$, '{qq}');
 SELECT * FROM public.rd_counts(coco.reconcile('rd'));
