@@ -63,6 +63,30 @@ ALTER TABLE coco.run
     ADD COLUMN origin text
         CHECK (origin IN ('session', 'cron', 'worker', 'completion', 'refresh'));
 
+-- ---- declarations that replace instead of colliding ----
+-- Within one component a later declaration of a key replaces the earlier
+-- staged one (deleted and staged anew, never updated in place: a run
+-- consumes staging with a DELETE through its snapshot).  seq is the staging
+-- order of declare_row rows and declare_rows queries: where a component has
+-- several row sources for a table, each key takes the rows of its latest
+-- source.
+CREATE SEQUENCE coco.staging_seq;
+REVOKE ALL ON SEQUENCE coco.staging_seq FROM PUBLIC;
+ALTER TABLE coco.staged_row
+    ADD COLUMN seq bigint NOT NULL
+        DEFAULT pg_catalog.nextval('coco.staging_seq'::pg_catalog.regclass);
+ALTER TABLE coco.staged_query
+    ADD COLUMN seq bigint NOT NULL
+        DEFAULT pg_catalog.nextval('coco.staging_seq'::pg_catalog.regclass);
+SELECT pg_catalog.pg_extension_config_dump('coco.staging_seq'::pg_catalog.regclass, '');
+COMMENT ON SEQUENCE coco.staging_seq IS
+    'Staging order of declared rows and queries (coco.staged_row.seq, coco.staged_query.seq): the latest source of a key wins within a component.';
+
+CREATE FUNCTION coco.discard_staged(app text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'coco_discard_staged' LANGUAGE C;
+COMMENT ON FUNCTION coco.discard_staged(text) IS
+    'Discards everything staged for the app (states, rows, queries, clear markers) and returns how many entries; tracking is untouched.';
+
 -- ---- protection against destruction ----------------------------------------
 -- protected: the target is kept when it is no longer declared (set by a
 -- declaration with "protect": true when a run applies it, cleared by

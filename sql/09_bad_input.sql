@@ -167,26 +167,26 @@ SELECT coco.declare_row('bad', 'bad_t', '{"id": 2}', '{a,NULL}');
 SELECT * FROM pg_temp.state();
 
 --
--- Duplicates in one pending set (23505): the first declaration stays.
+-- Duplicates in one pending set: declared again in the same component, the
+-- later declaration replaces the earlier one; declared by another component,
+-- refused (23505) and the first declaration stays.
 --
 SELECT coco.declare_table('bad', 'bad_t', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
 SELECT coco.declare_table('bad', 'bad_t', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
-\echo :LAST_ERROR_SQLSTATE
 SELECT coco.declare_table('bad', 'public.bad_t', '[{"name": "id", "type": "int"}]', '{id}', 'system', '{other}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT coco.declare_row('bad', 'bad_t', '{"id": 1, "v": "one"}');
 SELECT coco.declare_row('bad', 'bad_t', '{"id": 1, "v": "uno"}');
-\echo :LAST_ERROR_SQLSTATE
 SELECT coco.declare_row('bad', 'bad_t', '{"id": 1, "v": "one"}', '{other}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM pg_temp.state();
--- Two queries of one component declaring the same key are refused by the
--- run (23505), which changes nothing.
+-- Two queries of one component declaring the same key: the later one's row.
 SELECT coco.declare_rows('bad', 'bad_t', $$SELECT 5 AS id, 'five' AS v$$);
 SELECT coco.declare_rows('bad', 'bad_t', $$SELECT 5 AS id, 'cinq' AS v$$);
-SELECT coco.reconcile('bad');
-\echo :LAST_ERROR_SQLSTATE
--- A query declaring a key twice: the same (23505).
+SELECT (coco.reconcile('bad'))->'inserted' AS inserted;
+SELECT * FROM pg_temp.state();
+-- A query declaring a key twice is refused by the run (23505), which
+-- changes nothing.
 SELECT coco.clear_component('bad', '{}');
 SELECT coco.declare_table('bad', 'bad_t', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
 SELECT coco.declare_rows('bad', 'bad_t', $$SELECT 1 AS id, 'one' AS v UNION ALL SELECT 6, 'a' UNION ALL SELECT 6, 'b'$$);

@@ -94,7 +94,9 @@ SELECT coco.declare_index('att', 'att_nosuch', 'x', '{v}');
 SELECT coco.declare_sql_command('att', 'att_t', 'n', NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT coco.declare_index('att', 'att_t', 'twice', '{v}', 'btree', '{}', '{other}');
+-- declared again by its component: replaced; by another component: 23505
 SELECT coco.declare_index('att', 'att_t', 'twice', '{v}', 'btree', '{}', '{other}');
+SELECT coco.declare_index('att', 'att_t', 'twice', '{v}', 'btree', '{}', '{elsewhere}');
 \echo :LAST_ERROR_SQLSTATE
 
 -- dropping the app drops the table; its attachments go with it (no teardown)

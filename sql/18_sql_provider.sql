@@ -88,8 +88,10 @@ SELECT coco.declare_target_state('pv', 'example.nothing', '"a"', '{}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT coco.declare_target_state('pv', 'example.plkv', '1.5', '{}');
 \echo :LAST_ERROR_SQLSTATE
+-- declared again by its component: replaced; by another component: 23505
 SELECT coco.declare_target_state('pv', 'example.plkv', '"a"', '{"n": 10}');
 SELECT coco.declare_target_state('pv', 'example.plkv', '"a"', '{"n": 10}');
+SELECT coco.declare_target_state('pv', 'example.plkv', '"a"', '{"n": 10}', '{other}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT coco.register_provider('example.bad', 'pv_bad_reconcile(jsonb,jsonb,jsonb[],boolean)', 'pv_apply(jsonb)');
 SELECT coco.create_app('pv_bad');

@@ -108,11 +108,11 @@ SELECT t.stmt, public.fs_sqlstate_of(t.stmt) AS sqlstate
     ($$SELECT coco.declare_dir('fs_alice_app', 'fs_nonesuch', 'a')$$),
     ($$SELECT coco.declare_dir('fs_alice_app', 'local', 'a')$$),
     ($$SELECT coco.declare_dir('fs_alice_app', 'fs exports', 'a')$$),
-    -- nulls (22004) and a repeated declaration (23505)
+    -- nulls (22004) and a declaration another component staged (23505)
     ($$SELECT coco.declare_file('fs_alice_app', 'fs_exports', 'coco_regress/out', 'b.txt', NULL)$$),
     ($$SELECT coco.declare_dir('fs_alice_app', NULL, 'a')$$),
     ($$SELECT coco.declare_dir('fs_alice_app', 'fs_exports', NULL)$$),
-    ($$SELECT coco.declare_file('fs_alice_app', 'fs_exports', 'coco_regress/out', 'a.txt', 'again')$$),
+    ($$SELECT coco.declare_file('fs_alice_app', 'fs_exports', 'coco_regress/out', 'a.txt', 'again', '{x}')$$),
     -- mallory's app (42501 for her, not alice)
     ($$SELECT coco.declare_dir('fs_mallory_app', 'fs_exports', 'a')$$)
   ) AS t(stmt);

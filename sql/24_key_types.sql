@@ -258,22 +258,27 @@ SELECT pg_temp.summary(coco.reconcile('kt'));
 SELECT * FROM pg_temp.show();
 SELECT coco.drop_app('kt');
 
--- Declaring one row twice under two spellings of its key is refused.
+-- One row declared twice under two spellings of its key is one key: the
+-- later declaration replaces the earlier one.
 SELECT coco.create_app('kt_dup');
 SELECT coco.declare_table('kt_dup', 'kt_dn', '[{"name": "n", "type": "numeric"}, {"name": "v", "type": "text"}]', '{n}');
 SELECT coco.declare_row('kt_dup', 'kt_dn', '{"n": 1.5, "v": "x"}');
 SELECT coco.declare_row('kt_dup', 'kt_dn', '{"n": "1.500", "v": "y"}');
 SELECT pg_temp.summary(coco.reconcile('kt_dup'));
-\echo :LAST_ERROR_SQLSTATE
+SELECT n, v FROM kt_dn;
 SELECT coco.declare_table('kt_dup', 'kt_dc', '[{"name": "c", "type": "char(3)"}, {"name": "v", "type": "text"}]', '{c}');
 SELECT coco.declare_row('kt_dup', 'kt_dc', '{"c": "a", "v": "x"}');
 SELECT coco.declare_row('kt_dup', 'kt_dc', '{"c": "a  ", "v": "y"}');
 SELECT pg_temp.summary(coco.reconcile('kt_dup'));
-\echo :LAST_ERROR_SQLSTATE
+SELECT c, v FROM kt_dc;
 SELECT coco.declare_table('kt_dup', 'kt_dtz', '[{"name": "tz", "type": "timestamptz"}, {"name": "v", "type": "text"}]', '{tz}');
 SELECT coco.declare_row('kt_dup', 'kt_dtz', '{"tz": "2024-01-01 10:00+00", "v": "x"}');
 SELECT coco.declare_row('kt_dup', 'kt_dtz', '{"tz": "2024-01-01 19:00+09", "v": "y"}');
 SELECT pg_temp.summary(coco.reconcile('kt_dup'));
+SELECT tz AT TIME ZONE 'UTC' AS tz_utc, v FROM kt_dtz;
+-- in two components, the two spellings collide (23505)
+SELECT coco.declare_row('kt_dup', 'kt_dtz', '{"tz": "2024-01-01 10:00+00", "v": "x"}', '{a}');
+SELECT coco.declare_row('kt_dup', 'kt_dtz', '{"tz": "2024-01-01 19:00+09", "v": "y"}', '{b}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT coco.drop_app('kt_dup');
 

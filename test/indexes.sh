@@ -129,14 +129,22 @@ reconcile_and_wait
 [ "$(q -c "SELECT count(*) FROM coco.target_states WHERE provider LIKE 'postgres.index%'")" = 0 ] || fail "index states remain"
 ok "changed and rebuilt concurrently, leftover replaced, switched to plain and back, removed"
 
-# the same index declared both ways is declared twice (23505)
-state=$(q -c "SELECT coco.declare_table('ix', 'public.t', '$COLS', '{id}')" \
-          -c "SELECT coco.declare_index('ix', 'public.t', 'v_idx', '{v}')" \
-          -c "DO \$\$ BEGIN PERFORM coco.declare_index('ix', 'public.t', 'v_idx', '{v}', 'btree', '{\"concurrently\": true}');
-              RAISE EXCEPTION 'accepted'; EXCEPTION WHEN OTHERS THEN RAISE NOTICE '%', SQLSTATE; END \$\$" 2>&1 | grep -o '[0-9A-Z]\{5\}$' || true)
-[ "$state" = 23505 ] || fail "both variants of one index: $state"
-q -c "SELECT coco.reconcile('ix')" >/dev/null
-ok "one index declared plainly and concurrently is refused (23505)"
+# the same index declared both ways in one component: the later declaration
+# replaces the earlier one; declared by another component: refused (23505)
+out=$(q -c "SELECT coco.declare_table('ix', 'public.t', '$COLS', '{id}')" \
+        -c "SELECT coco.declare_index('ix', 'public.t', 'v_idx', '{v}')" \
+        -c "SELECT coco.declare_index('ix', 'public.t', 'v_idx', '{v}', 'btree', '{\"concurrently\": true}')" \
+        -c "SELECT string_agg(s.provider, ',') FROM coco.staged_state s JOIN coco.app a USING (app_id)
+            WHERE a.name = 'ix' AND s.name LIKE '%v_idx'" 2>&1)
+staged=$(echo "$out" | tail -n 1)
+[ "$staged" = postgres.index_concurrently ] || fail "both variants of one index in one component: staged '$out'"
+state=$(q -c "DO \$\$ BEGIN PERFORM coco.declare_index('ix', 'public.t', 'v_idx', '{v}', 'btree', '{}', '{other}');
+              RAISE EXCEPTION 'accepted'; EXCEPTION WHEN OTHERS THEN RAISE NOTICE '%', SQLSTATE; END \$\$" 2>&1 |
+        grep -o '[0-9A-Z]\{5\}$' || true)
+[ "$state" = 23505 ] || fail "one index declared by two components: $state"
+reconcile_and_wait
+[ "$(index_def)" = "CREATE INDEX t_v_idx ON public.t USING btree (v)" ] || fail "declared plainly then concurrently: $(index_def)"
+ok "one index declared plainly then concurrently in one component: the concurrent declaration replaced the plain one; in another component refused (23505)"
 
 # 4. pgvector
 if [ -n "$(q -c "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")" ]; then

@@ -109,7 +109,7 @@ check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *
 				 errmsg("rows declared for table \"%s\" repeat a primary key", name),
 				 errdetail(INT64_FORMAT " rows were declared, with " INT64_FORMAT " distinct keys.",
 						   declared, tracked),
-				 errhint("Each row may be declared once between two reconciles.")));
+				 errhint("A declare_rows query may yield a key once, and one component at a time may declare it.")));
 }
 
 /* A container read back from tracking, whose children may be in play. */

@@ -453,12 +453,16 @@ extern CocoApp *coco_app_lookup(const char *name);
 /* Call right after coco_app_lookup in every declare function. */
 extern void coco_declaring(const CocoApp *app);
 /* Stage a target state of `provider` under `key` in `component` (an array
- * from coco_component_arg; NULL: the root).  `sibling` names the other
- * provider the same key may be staged under (an index built concurrently or
- * not), whose staging this replaces.  Returns whether a state was staged
- * under that key already in the component. */
+ * from coco_component_arg).  What the component staged under the key before
+ * (under `provider`, or under `sibling`, the other provider the same key may
+ * be staged under: an index built concurrently or not) is replaced.
+ * Returns false, staging nothing, when another component staged the key;
+ * report that with coco_stage_conflict. */
 extern bool coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
 							 const char *sibling, StringInfo key, const char *name, Jsonb *spec);
+/* Refuse (23505, `message`) a key another component staged, naming both. */
+extern void coco_stage_conflict(const CocoApp *app, ArrayType *component, const char *provider,
+								const char *sibling, StringInfo key, const char *message) pg_attribute_noreturn();
 /* The component's id, made if new.  A component that a persistent
  * declaration owns (coco.sync_table) is refused (55000), except between
  * coco_persistent_expansion_begin and _end, which bracket the staging of

@@ -563,10 +563,8 @@ stage(CocoApp *app, ArrayType *component, const char *provider, StringInfo key,
 {
 	if (!coco_stage_state(app, component, provider, NULL, key, display,
 						  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec->data)))))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("\"%s\" is declared twice", display),
-				 errdetail("Each target state may be declared once between two reconciles.")));
+		coco_stage_conflict(app, component, provider, NULL, key,
+							psprintf("\"%s\" is declared twice", display));
 }
 
 static void

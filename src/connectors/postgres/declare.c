@@ -6,7 +6,9 @@
  * refused when it is given and nothing half-declared reaches a run:
  * identifiers, type names, row values (converted to the column types exactly
  * as jsonb_to_record does, which is also how the run converts them) and
- * query columns.  Staging is written as the extension owner.
+ * query columns.  Staging is written as the extension owner.  A later
+ * declaration of a key in the same component replaces the staged one
+ * (src/store/staging.c says why it is deleted and inserted, never updated).
  *
  * A declare_rows query is staged as a query, not as rows: the run evaluates
  * it (as the app owner, with the declaring session's search_path) in the
@@ -46,6 +48,7 @@ typedef struct TableCache
 	TupleDesc	tupdesc;		/* the declared columns, for row conversion */
 	FmgrInfo	to_record;		/* jsonb_to_record, with its own cache */
 	SPIPlanPtr	insert_plan;	/* INSERT INTO coco.staged_row */
+	SPIPlanPtr	replace_plan;	/* DELETE of a row the component staged */
 } TableCache;
 
 static TableCache table_cache;
@@ -76,6 +79,9 @@ forget_table_cache(void)
 	if (table_cache.insert_plan)
 		SPI_freeplan(table_cache.insert_plan);
 	table_cache.insert_plan = NULL;
+	if (table_cache.replace_plan)
+		SPI_freeplan(table_cache.replace_plan);
+	table_cache.replace_plan = NULL;
 	if (table_cache.cxt)
 		MemoryContextReset(table_cache.cxt);
 }
@@ -190,50 +196,6 @@ coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn)
 /* ---- declare_table ------------------------------------------------------ */
 
 /*
- * A target state staged twice: the error names the component that staged
- * it first ($1 app, $2 key, $3 provider, or table for a row) and this one.
- */
-static void
-duplicate_declaration(const char *what, const char *key, const char *table, bool row,
-					  int app_id, StringInfo keybuf, const char *provider_or_table,
-					  ArrayType *component)
-{
-	Oid			types[3] = {INT4OID, BYTEAOID, TEXTOID};
-	Datum		values[3];
-	CocoUserContext uc;
-	char	   *first = NULL;
-	char	   *now;
-	int			rc;
-
-	values[0] = Int32GetDatum(app_id);
-	values[1] = PointerGetDatum(coco_key_buf_to_bytea(keybuf));
-	values[2] = CStringGetTextDatum(provider_or_table);
-	coco_enter_extension_owner(&uc);
-	rc = SPI_execute_with_args(row ?
-							   "SELECT c.path::text FROM coco.staged_row s JOIN coco.component c "
-							   "ON c.comp_id OPERATOR(pg_catalog.=) s.comp_id "
-							   "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND s.key OPERATOR(pg_catalog.=) $2 "
-							   "AND s.tbl OPERATOR(pg_catalog.=) $3" :
-							   "SELECT c.path::text FROM coco.staged_state s JOIN coco.component c "
-							   "ON c.comp_id OPERATOR(pg_catalog.=) s.comp_id "
-							   "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND s.key OPERATOR(pg_catalog.=) $2 "
-							   "AND s.provider OPERATOR(pg_catalog.=) $3",
-							   3, types, values, NULL, true, 1);
-	if (rc == SPI_OK_SELECT && SPI_processed > 0)
-		first = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	coco_leave(&uc);
-	now = OidOutputFunctionCall(F_ARRAY_OUT, PointerGetDatum(component));
-	ereport(ERROR,
-			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 errmsg("%s %s is declared twice%s%s", what, key,
-					table ? " for table " : "", table ? table : ""),
-			 first == NULL ? errdetail("Each target state may be declared once between two reconciles.") :
-			 strcmp(first, now) == 0 ? errdetail("Component %s declared it twice.", now) :
-			 errdetail("Component %s declared it, and then component %s.", first, now),
-			 errhint("Reconcile the app, or clear the component, before declaring it again.")));
-}
-
-/*
  * Stage a table's declaration: its spec built and checked from the columns,
  * key and table options (NULL: none), staged in `component`
  * (coco.declare_table, and the expansion of a synced table).
@@ -252,8 +214,8 @@ coco_stage_table(const CocoApp *app, const CocoTableName *tn, Jsonb *columns,
 	initStringInfo(&key);
 	coco_table_key(tn, &key);
 	if (!coco_stage_state(app, component, COCO_TABLE_PROVIDER, NULL, &key, tn->qualified, spec))
-		duplicate_declaration("table", psprintf("\"%s\"", tn->qualified), NULL, false,
-							  app->app_id, &key, COCO_TABLE_PROVIDER, component);
+		coco_stage_conflict(app, component, COCO_TABLE_PROVIDER, NULL, &key,
+							psprintf("table \"%s\" is declared twice", tn->qualified));
 	forget_table_cache();
 }
 
@@ -282,6 +244,61 @@ coco_declare_table(PG_FUNCTION_ARGS)
 }
 
 /* ---- declare_row -------------------------------------------------------- */
+
+/*
+ * The component that staged the row's key, as its path (and *comp_id), or
+ * NULL when none does.
+ */
+static char *
+staged_row_component(int app_id, const char *table, StringInfo keybuf, int *comp_id)
+{
+	Oid			types[3] = {INT4OID, BYTEAOID, TEXTOID};
+	Datum		values[3];
+	CocoUserContext uc;
+	char	   *path = NULL;
+	bool		isnull;
+	int			rc;
+
+	values[0] = Int32GetDatum(app_id);
+	values[1] = PointerGetDatum(coco_key_buf_to_bytea(keybuf));
+	values[2] = CStringGetTextDatum(table);
+	coco_enter_extension_owner(&uc);
+	rc = SPI_execute_with_args("SELECT c.comp_id, c.path::text FROM coco.staged_row s JOIN coco.component c "
+							   "ON c.comp_id OPERATOR(pg_catalog.=) s.comp_id "
+							   "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND s.key OPERATOR(pg_catalog.=) $2 "
+							   "AND s.tbl OPERATOR(pg_catalog.=) $3",
+							   3, types, values, NULL, false, 1);
+	if (rc == SPI_OK_SELECT && SPI_processed > 0)
+	{
+		*comp_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		path = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	}
+	coco_leave(&uc);
+	return path;
+}
+
+/* A row key another component staged: the error names both components. */
+static void
+row_declared_elsewhere(const char *keytext, const CocoTableName *tn, int app_id,
+					   StringInfo keybuf, ArrayType *component)
+{
+	int			other;
+	char	   *first = staged_row_component(app_id, tn->qualified, keybuf, &other);
+	char	   *now = OidOutputFunctionCall(F_ARRAY_OUT, PointerGetDatum(component));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("row with key %s is declared twice for table \"%s\"", keytext, tn->qualified),
+			 first == NULL ? errdetail("Another component declared it concurrently.") :
+			 errdetail("Component %s declared it, and then component %s.", first, now),
+			 errhint("Reconcile the app, or clear the component, before declaring it again.")));
+}
+
+/*
+ * How often a row's replacement is tried again when a concurrent
+ * transaction staged the same key between our delete and our insert.
+ */
+#define ROW_STAGE_ATTEMPTS 20
 
 /* Convert a jsonb row to the declared column types, as jsonb_to_record does. */
 static HeapTupleHeader
@@ -362,6 +379,7 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	StringInfoData key;
 	Datum		args[5];
+	Oid			row_types[5] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, JSONBOID};
 	CocoUserContext uc;
 	int			rc;
 	MemoryContext cxt = CurrentMemoryContext;
@@ -452,24 +470,60 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	coco_enter_extension_owner(&uc);
 	if (table_cache.insert_plan == NULL)
 	{
-		Oid			types[5] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, JSONBOID};
+		/* seq (coco.staging_seq, the column's default): the staging order */
 		SPIPlanPtr	plan = SPI_prepare("INSERT INTO coco.staged_row (app_id, comp_id, tbl, key, \"row\") "
 									   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-									   5, types);
+									   5, row_types);
 
 		if (plan == NULL)
 			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
 		table_cache.insert_plan = plan;
 	}
-	rc = SPI_execute_plan(table_cache.insert_plan, args, NULL, false, 0);
+	/*
+	 * A key the component staged before is replaced: its row deleted and
+	 * this one inserted, never updated in place (see src/store/staging.c).
+	 * The common case, a new key, costs the one insert.
+	 */
+	for (int attempt = 0;; attempt++)
+	{
+		int			other;
+
+		rc = SPI_execute_plan(table_cache.insert_plan, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed > 0)
+			break;
+		if (table_cache.replace_plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+										   "AND comp_id OPERATOR(pg_catalog.=) $2 AND tbl OPERATOR(pg_catalog.=) $3 "
+										   "AND key OPERATOR(pg_catalog.=) $4", 4, row_types);
+
+			if (plan == NULL)
+				elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(plan);
+			table_cache.replace_plan = plan;
+		}
+		rc = SPI_execute_plan(table_cache.replace_plan, args, NULL, false, 0);
+		if (rc != SPI_OK_DELETE)
+			elog(ERROR, "coco_target: replacing a staged row failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 0 &&
+			staged_row_component(app->app_id, tn.qualified, &key, &other) != NULL &&
+			other != comp_id)
+		{
+			coco_leave(&uc);
+			row_declared_elsewhere(coco_describe_row_key(spec, key.data, key.len), &tn,
+								   app->app_id, &key, coco_component_arg(fcinfo, 3));
+		}
+		if (attempt + 1 >= ROW_STAGE_ATTEMPTS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not replace the staged row with key %s of table \"%s\": it is being declared concurrently",
+							coco_describe_row_key(spec, key.data, key.len), tn.qualified),
+					 errhint("Retry the transaction.")));
+	}
 	coco_leave(&uc);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		duplicate_declaration("row with key", coco_describe_row_key(spec, key.data, key.len),
-							  psprintf("\"%s\"", tn.qualified), true,
-							  app->app_id, &key, tn.qualified, coco_component_arg(fcinfo, 3));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -542,6 +596,18 @@ coco_stage_query(const CocoApp *app, int comp_id, const CocoTableName *tn, const
 	values[5] = CStringGetTextDatum(search_path);
 	values[6] = Int64GetDatum(row_count);
 	coco_enter_extension_owner(&uc);
+
+	/*
+	 * The same query declared again (a trigger re-declaring on every
+	 * statement) replaces the earlier one instead of piling up copies for
+	 * the run to evaluate.  Deleted and inserted, not updated: see
+	 * src/store/staging.c.
+	 */
+	coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "AND comp_id OPERATOR(pg_catalog.=) $2 AND tbl OPERATOR(pg_catalog.=) $3 "
+				  "AND query OPERATOR(pg_catalog.=) $4 AND search_path OPERATOR(pg_catalog.=) $6",
+				  7, types, values, nulls, SPI_OK_DELETE);
+	/* seq (coco.staging_seq, the column's default): the staging order */
 	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path, row_count) "
 				  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, types, values, nulls, SPI_OK_INSERT);
 	coco_leave(&uc);
@@ -694,4 +760,42 @@ coco_clear_component(PG_FUNCTION_ARGS)
 	forget_table_cache();
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/* ---- discard_staged ----------------------------------------------------- */
+
+/*
+ * Everything staged for the app — states, rows, queries and clear markers —
+ * discarded; returns how many entries.  Tracking is untouched: the next run
+ * sees nothing staged.
+ */
+PG_FUNCTION_INFO_V1(coco_discard_staged);
+Datum
+coco_discard_staged(PG_FUNCTION_ARGS)
+{
+	static const char *const tables[] = {"staged_state", "staged_row", "staged_query",
+	"cleared_component"};
+	CocoApp    *app;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	CocoUserContext uc;
+	int64		discarded = 0;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
+	coco_declaring(app);
+	values[0] = Int32GetDatum(app->app_id);
+	/* it deletes staging a run may be consuming: as coco.clear_component */
+	coco_lock_app(app, false);
+	coco_enter_extension_owner(&uc);
+	for (int i = 0; i < (int) lengthof(tables); i++)
+	{
+		coco_spi_exec(psprintf("DELETE FROM coco.%s WHERE app_id OPERATOR(pg_catalog.=) $1", tables[i]),
+					  1, types, values, NULL, SPI_OK_DELETE);
+		discarded += SPI_processed;
+	}
+	coco_leave(&uc);
+	forget_table_cache();
+	SPI_finish();
+	PG_RETURN_INT64(discarded);
 }

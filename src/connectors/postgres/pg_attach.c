@@ -189,9 +189,10 @@ attach_spec_array_size(Jsonb *spec, const char *field)
 /* ---- staging ------------------------------------------------------------ */
 
 /*
- * Stage an attachment.  `sibling` is another provider serving the same
- * keys (an index built plainly or concurrently): declaring both is
- * declaring the same index twice.
+ * Stage an attachment, replacing what the component staged under its key.
+ * `sibling` is another provider serving the same keys (an index built
+ * plainly or concurrently): an index declared again the other way replaces
+ * the earlier declaration too.
  */
 void
 attach_stage(CocoApp *app, const CocoTableName *tn, const char *provider, const char *sibling,
@@ -205,8 +206,6 @@ attach_stage(CocoApp *app, const CocoTableName *tn, const char *provider, const 
 	initStringInfo(&key);
 	attach_key(tn, symbol, name, &key);
 	if (!coco_stage_state(app, component, provider, sibling, &key, display, spec))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("\"%s\" is declared twice", display),
-				 errdetail("Each target state may be declared once between two reconciles.")));
+		coco_stage_conflict(app, component, provider, sibling, &key,
+							psprintf("\"%s\" is declared twice", display));
 }

@@ -81,7 +81,7 @@ duplicate_across_batches(const CocoTableSpec *spec)
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("a row key is declared twice for table \"%s\"", spec->tn.qualified),
-			 errdetail("Each row may be declared once between two reconciles.")));
+			 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
 }
 
 /*

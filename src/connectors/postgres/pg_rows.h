@@ -18,6 +18,10 @@ typedef struct StagedQuery
 	List	   *columns;		/* output column names */
 	char	   *search_path;
 	int64		row_count;		/* counted by declare_rows; -1: not known */
+	int64		seq;			/* staging order (coco.staging_seq) */
+	bool		comp_has_rows;	/* its component staged declare_row rows too */
+	bool		shared;			/* its component has another row source for
+								 * the table: each key takes its latest */
 } StagedQuery;
 
 typedef struct RowStatements

@@ -36,9 +36,12 @@ load_staged_queries(const CocoChildSync *sync, const char *tbl)
 	List	   *result = NIL;
 	SPIPlanPtr	plan;
 
-	plan = SPI_prepare("SELECT comp_id, query, columns, search_path, row_count FROM coco.staged_query "
-					   "WHERE app_id OPERATOR(pg_catalog.=) $1 AND tbl OPERATOR(pg_catalog.=) $2 "
-					   "ORDER BY query_id", 2, types);
+	plan = SPI_prepare("SELECT q.comp_id, q.query, q.columns, q.search_path, q.row_count, q.seq, "
+					   "EXISTS (SELECT FROM coco.staged_row r WHERE r.app_id OPERATOR(pg_catalog.=) $1 "
+					   "AND r.tbl OPERATOR(pg_catalog.=) $2 AND r.comp_id OPERATOR(pg_catalog.=) q.comp_id) "
+					   "FROM coco.staged_query q "
+					   "WHERE q.app_id OPERATOR(pg_catalog.=) $1 AND q.tbl OPERATOR(pg_catalog.=) $2 "
+					   "ORDER BY q.seq", 2, types);
 	if (SPI_execute_snapshot(plan, values, NULL, sync->snapshot, InvalidSnapshot,
 							 true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "coco_target: reading staged queries failed");
@@ -61,6 +64,8 @@ load_staged_queries(const CocoChildSync *sync, const char *tbl)
 		q->row_count = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
 		if (isnull)
 			q->row_count = -1;
+		q->seq = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+		q->comp_has_rows = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
 		result = lappend(result, q);
 	}
 	SPI_freeplan(plan);
@@ -126,15 +131,39 @@ coco_rows_key_expr(const CocoTableSpec *spec)
  * exactly as declare_row checked them, and staged queries with each column
  * cast to its declared type.  Parameters: $1 app_id, $3 replaced
  * components, $5 the table's tracking name.
+ *
+ * Where a component has several row sources for the table (queries, or
+ * queries and staged rows), a later declaration of a key replaces an
+ * earlier one: each (component, key) keeps the rows of its latest source
+ * (coco.staging_seq).  The rows of one query share its seq, so a query that
+ * yields a key twice still reaches the "declared twice" check.  With one
+ * source per component the statement is the plain UNION ALL: no window, no
+ * sort.
  */
 char *
 build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations)
 {
 	StringInfoData sql;
 	ListCell   *lc;
+	bool		latest_only = false;
+
+	if (!ignore_declarations)
+		foreach(lc, queries)
+			latest_only |= ((StagedQuery *) lfirst(lc))->shared;
 
 	initStringInfo(&sql);
+	if (latest_only)
+	{
+		appendStringInfoString(&sql, "SELECT w.\"coco#c\"");
+		for (int i = 0; i < spec->ncolumns; i++)
+			appendStringInfo(&sql, ", w.%s", quote_identifier(spec->columns[i].name));
+		appendStringInfo(&sql, " FROM (SELECT x.*, pg_catalog.max(x.\"coco#s\") "
+						 "OVER (PARTITION BY x.\"coco#c\", %s) AS \"coco#m\" FROM (",
+						 coco_rows_key_expr(spec));
+	}
 	appendStringInfoString(&sql, "SELECT s.comp_id AS \"coco#c\"");
+	if (latest_only)
+		appendStringInfoString(&sql, ", s.seq AS \"coco#s\"");
 	for (int i = 0; i < spec->ncolumns; i++)
 		appendStringInfo(&sql, ", r.%s", quote_identifier(spec->columns[i].name));
 	appendStringInfoString(&sql, " FROM coco.staged_row s CROSS JOIN LATERAL "
@@ -154,10 +183,15 @@ build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declara
 
 			/* OFFSET 0: keys are computed over this, and a constant NULL
 			 * key must not be folded into the key function when planning */
-			appendStringInfo(&sql, " UNION ALL (SELECT %d, %s FROM (\n%s\n) u OFFSET 0)", q->comp_id,
+			appendStringInfo(&sql, " UNION ALL (SELECT %d", q->comp_id);
+			if (latest_only)
+				appendStringInfo(&sql, ", " INT64_FORMAT "::pg_catalog.int8", q->seq);
+			appendStringInfo(&sql, ", %s FROM (\n%s\n) u OFFSET 0)",
 							 coco_rows_select_list(spec, q->columns), q->query);
 		}
 	}
+	if (latest_only)
+		appendStringInfoString(&sql, ") x) w WHERE w.\"coco#s\" OPERATOR(pg_catalog.=) w.\"coco#m\"");
 	return sql.data;
 }
 
@@ -300,6 +334,7 @@ replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_p
 {
 	List	   *queries = load_staged_queries(sync, spec->tn.qualified);
 	ListCell   *lc;
+	ListCell   *other;
 
 	*search_path = NULL;
 	foreach(lc, queries)
@@ -315,6 +350,11 @@ replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_p
 			queries = foreach_delete_current(queries, lc);
 			continue;
 		}
+		/* another source in the component (all its queries are replaced) */
+		q->shared = q->comp_has_rows;
+		foreach(other, queries)
+			if (lfirst(other) != q && ((StagedQuery *) lfirst(other))->comp_id == q->comp_id)
+				q->shared = true;
 		if (*search_path == NULL)
 			*search_path = q->search_path;
 		else if (strcmp(*search_path, q->search_path) != 0)

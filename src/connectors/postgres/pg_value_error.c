@@ -313,7 +313,7 @@ repeated_key(const CocoTableSpec *spec, ErrorData *edata)
 	ereport(ERROR,
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("rows declared for table \"%s\" repeat a primary key", spec->tn.qualified),
-			 errdetail("%s Each row may be declared once between two reconciles.", edata->detail),
+			 errdetail("%s A declare_rows query may yield a key once, and one component at a time may declare it.", edata->detail),
 			 errhint("Make the declarations' keys unique (coco.plan lists the repeated keys).")));
 }
 

@@ -244,7 +244,7 @@ coco_rowdiff_duplicate_error(CocoRowDiff *d)
 			 errmsg("row with key %s is declared twice for table \"%s\"",
 					coco_describe_row_key(d->spec, r->found.data, r->found.len), d->table) :
 			 errmsg("a row key is declared twice for table \"%s\"", d->table),
-			 errdetail("Each row may be declared once between two reconciles.")));
+			 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
 }
 
 TupleDesc

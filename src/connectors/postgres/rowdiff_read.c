@@ -157,7 +157,7 @@ declared_twice(CocoRowDiff *d, StringInfo key, const KeyHash *hash)
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("row with key %s is declared twice for table \"%s\"",
 						coco_describe_row_key(d->spec, key->data, key->len), d->table),
-				 errdetail("Each row may be declared once between two reconciles.")));
+				 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
 	if (!d->duplicate)
 	{
 		d->duplicate = true;

@@ -391,10 +391,9 @@ coco_declare_target_state(PG_FUNCTION_ARGS)
 	coco_key_from_jsonb(&key, keyjson);
 	if (!coco_stage_state(app, PG_GETARG_ARRAYTYPE_P(4), provider, NULL, &key,
 						  coco_key_describe(key.data, key.len), PG_GETARG_JSONB_P(3)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("%s state %s is declared twice", provider, coco_key_describe(key.data, key.len)),
-				 errdetail("Each target state may be declared once between two reconciles.")));
+		coco_stage_conflict(app, PG_GETARG_ARRAYTYPE_P(4), provider, NULL, &key,
+							psprintf("%s state %s is declared twice", provider,
+									 coco_key_describe(key.data, key.len)));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
