@@ -184,6 +184,11 @@ SELECT count(*) AS staged FROM coco.staged WHERE app = 'syncapp';
 SELECT coco.submit('syncapp') AS run_id \gset
 SELECT coco.wait(:run_id, '60s') - 'targets' AS status;  -- the breakdown's times vary
 SELECT count(*) AS rows FROM docs;
+-- coco.update of an app of synced tables alone: they are all it declares
+-- (a full run), no declaration function needed
+UPDATE src SET title = 'one again' WHERE id = 1;
+SELECT coco.update('syncapp')->'providers'->'postgres.row'->'updated' AS updated;
+SELECT title FROM docs WHERE id = 1;
 -- coco.update of an app with a declaration function: both
 CREATE TABLE note (id int PRIMARY KEY, body text);
 INSERT INTO note VALUES (1, 'n1');

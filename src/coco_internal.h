@@ -86,13 +86,13 @@ typedef struct CocoFailedRun
 	char		message[COCO_FAILED_MESSAGE_MAX];	/* truncated, with a marker */
 } CocoFailedRun;
 typedef void (*CocoFailedRunHook) (const CocoFailedRun *report);
-typedef void (*CocoPersistentHook) (const CocoApp *app);
+typedef int (*CocoPersistentHook) (const CocoApp *app);
 
 extern void coco_set_declared_hook(CocoDeclaredHook hook);
 extern void coco_set_completion_hook(CocoCompletionHook hook);
 extern void coco_set_failed_run_hook(CocoFailedRunHook hook);
 extern void coco_set_persistent_hook(CocoPersistentHook hook);
-extern void coco_declare_persistent(const CocoApp *app);
+extern int	coco_declare_persistent(const CocoApp *app);
 extern int64 coco_queue_completion(const CocoApp *app);
 extern void coco_report_failed_run(const CocoFailedRun *report);
 

@@ -590,6 +590,7 @@ coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first, int64
 	Jsonb	   *result;
 	CocoUserContext uc;
 	bool		declare_fn_ran = false;
+	int			npersistent;
 	int64		pending;
 
 	coco_run_guard_enter(app, declare_first ? "coco.update()" : "coco.reconcile()");
@@ -628,10 +629,12 @@ coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first, int64
 				 errhint("Drop the app with coco.drop_app(app, keep_targets => true).")));
 	/* persistent declarations first: a declaration function cannot stage
 	 * into their components, and they are re-evaluated by every pass */
-	coco_declare_persistent(app);
+	npersistent = coco_declare_persistent(app);
 	if (declare_first)
 	{
-		coco_run_declare_fn(app);
+		/* an app of synced tables alone: they are all it declares */
+		if (OidIsValid(app->declare_fn) || npersistent == 0)
+			coco_run_declare_fn(app);
 		declare_fn_ran = true;
 	}
 	run_pass(app, full, &rs);

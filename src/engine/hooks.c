@@ -52,23 +52,26 @@ coco_set_persistent_hook(CocoPersistentHook hook)
  * Stage the app's persistent declarations into the components they own,
  * in the caller's transaction: called by a run after it holds the app's
  * lock and before a pass reads staging, so the pass consumes them (and a
- * rollback takes them back).
+ * rollback takes them back).  Returns how many there are.
  */
-void
+int
 coco_declare_persistent(const CocoApp *app)
 {
+	volatile int n = 0;
+
 	if (persistent_hook == NULL)
-		return;
+		return 0;
 	coco_persistent_expansion_begin();
 	PG_TRY();
 	{
-		persistent_hook(app);
+		n = persistent_hook(app);
 	}
 	PG_FINALLY();
 	{
 		coco_persistent_expansion_end();
 	}
 	PG_END_TRY();
+	return n;
 }
 
 /* Called by every declaration right after looking the app up. */

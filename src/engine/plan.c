@@ -259,8 +259,10 @@ plan_in_subtransaction(CocoPlanReport *report, CocoApp *app, bool full, bool upd
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		coco_declare_persistent(app);
-		if (update)
+		int			npersistent = coco_declare_persistent(app);
+
+		/* as a run of coco.update: synced tables alone need no function */
+		if (update && (OidIsValid(app->declare_fn) || npersistent == 0))
 			coco_run_declare_fn(app);
 		/* a run of coco.update is a full run */
 		plan_app(report, app, update ? true : full);

@@ -210,7 +210,7 @@ coco_run_declare_fn(CocoApp *app)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("app \"%s\" has no declaration function", app->name),
-				 errhint("Create the app with coco.create_app(app, declare_fn), or use coco.reconcile().")));
+				 errhint("Create the app with coco.create_app(app, declare_fn), declare its tables with coco.sync_table(), or use coco.reconcile().")));
 	values[0] = CStringGetTextDatum(app->name);
 	fn = coco_function_call_name(app->declare_fn,
 								 psprintf("the declaration function of app \"%s\"", app->name));

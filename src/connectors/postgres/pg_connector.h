@@ -74,7 +74,7 @@ extern bool coco_query_only_reads(SPIPlanPtr plan);
 extern List *coco_infer_columns(const char *query, const CocoTableName *tn);
 
 /* sync_table.c: persistent declarations of derived tables */
-extern void coco_expand_synced_tables(const CocoApp *app);
+extern int	coco_expand_synced_tables(const CocoApp *app);
 
 /* pg_lock.c: the lock a step of the run needs on a target table */
 extern void coco_lock_target_table(const CocoTableName *tn, LOCKMODE mode);

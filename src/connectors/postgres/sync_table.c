@@ -458,7 +458,7 @@ synced_table_context(void *arg)
  * The persistent-declarations hook (hooks.c): every synced table of the
  * app, staged into its component for the pass that follows.
  */
-void
+int
 coco_expand_synced_tables(const CocoApp *app)
 {
 	Oid			types[1] = {INT4OID};
@@ -502,6 +502,7 @@ coco_expand_synced_tables(const CocoApp *app)
 		(void) expand_synced_table(app, &tables[i]);
 		error_context_stack = context.previous;
 	}
+	return n;
 }
 
 /* ---- registration -------------------------------------------------------- */
