@@ -36,6 +36,7 @@ extern int	coco_max_workers;
 extern int	coco_workers_per_database;
 extern int	coco_run_timeout;
 extern int	coco_submit_delay;
+extern int	coco_refresh_delay;
 extern int	coco_retry_base;
 extern int	coco_max_attempts;
 extern int	coco_run_retention;
@@ -64,9 +65,14 @@ extern void coco_run_guard_check_staging(const CocoApp *app, const char *what);
 /* hooks.c: what the engine needs from the layers above it */
 typedef void (*CocoDeclaredHook) (const CocoApp *app);
 typedef int64 (*CocoCompletionHook) (const CocoApp *app);
+typedef void (*CocoAppHook) (const CocoApp *app);
 extern void coco_set_declared_hook(CocoDeclaredHook hook);
 extern void coco_set_completion_hook(CocoCompletionHook hook);
+extern void coco_set_run_start_hook(CocoAppHook hook);
+extern void coco_set_persistent_changed_hook(CocoAppHook hook);
 extern int64 coco_queue_completion(const CocoApp *app);
+extern void coco_run_starting(const CocoApp *app);
+extern void coco_persistent_changed(const CocoApp *app);
 
 /* engine.c */
 extern void coco_engine_drop_app(CocoApp *app, bool keep_targets);
@@ -104,6 +110,12 @@ extern void coco_submit_lock(int app_id, LOCKMODE mode);
 extern bool coco_submit_lock_try(int app_id);
 extern void coco_broadcast_runs_done_at_commit(void);
 extern bool coco_submitted_here(int64 run_id);
+/* refresh.c, refresh_sources.c: source-driven refresh */
+extern void coco_refresh_init(void);
+extern void coco_refresh_trigger_name(int app_id, char *name);
+extern void coco_refresh_follow_sources(const CocoApp *app);
+extern void coco_refresh_unwatch_all(const CocoApp *app);
+extern void coco_refresh_at_run(const CocoApp *app);
 /* NOTIFY coco_target of a run that ended (sent when this transaction commits) */
 extern void coco_notify_run_finished(const char *app, int64 run_id, const char *status);
 

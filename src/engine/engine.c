@@ -567,6 +567,7 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 				 errmsg("the owner of app \"%s\" no longer exists", app->name),
 				 errdetail("Work for an app runs as its owner."),
 				 errhint("Drop the app with coco.drop_app(app, keep_targets => true).")));
+	coco_run_starting(app);
 	if (declare_first)
 	{
 		coco_run_declare_fn(app);

@@ -9,6 +9,10 @@
  *  - A run that left intents for sinks outside the transaction, in the
  *    caller's transaction: the scheduler queues the worker run that
  *    completes them.
+ *  - A run that starts (holding the app lock), and a persistent
+ *    declaration of an app that was made, replaced or removed: the
+ *    scheduler's source-driven refresh makes its triggers follow the
+ *    app's queries.
  */
 #include "postgres.h"
 
@@ -16,6 +20,8 @@
 
 static CocoDeclaredHook declared_hook = NULL;
 static CocoCompletionHook completion_hook = NULL;
+static CocoAppHook run_start_hook = NULL;
+static CocoAppHook persistent_changed_hook = NULL;
 
 void
 coco_set_declared_hook(CocoDeclaredHook hook)
@@ -27,6 +33,26 @@ void
 coco_set_completion_hook(CocoCompletionHook hook)
 {
 	completion_hook = hook;
+}
+
+void
+coco_set_run_start_hook(CocoAppHook hook)
+{
+	run_start_hook = hook;
+}
+
+void
+coco_set_persistent_changed_hook(CocoAppHook hook)
+{
+	persistent_changed_hook = hook;
+}
+
+/* Called by every run once it holds the app lock. */
+void
+coco_run_starting(const CocoApp *app)
+{
+	if (run_start_hook)
+		run_start_hook(app);
 }
 
 /* Called by every declaration right after looking the app up. */
@@ -45,4 +71,17 @@ coco_queue_completion(const CocoApp *app)
 	if (completion_hook == NULL)
 		elog(ERROR, "coco_target: no scheduler to complete intents");
 	return completion_hook(app);
+}
+
+/*
+ * Called by coco.sync_table() and its companions once the app's persistent
+ * declarations changed, in the caller's transaction: the triggers of
+ * source-driven refresh follow now (refused with 42501 when the owner may
+ * not put one on a new source), not only at the next run.
+ */
+void
+coco_persistent_changed(const CocoApp *app)
+{
+	if (persistent_changed_hook)
+		persistent_changed_hook(app);
 }
