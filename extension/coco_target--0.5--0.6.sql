@@ -63,6 +63,30 @@ ALTER TABLE coco.run
     ADD COLUMN origin text
         CHECK (origin IN ('session', 'cron', 'worker', 'completion', 'refresh'));
 
+-- ---- sync_table: derived tables declared from their query ----
+-- The registration functions of coco.synced_table (sync_table.c); every run
+-- of the app expands each registration into its component's staging.
+CREATE FUNCTION coco.sync_table(app text, table_name text, query text, primary_key text[],
+                                options jsonb DEFAULT '{}', component text[] DEFAULT NULL)
+    RETURNS jsonb AS 'MODULE_PATHNAME', 'coco_sync_table' LANGUAGE C;
+CREATE FUNCTION coco.unsync_table(app text, table_name text)
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_unsync_table' LANGUAGE C;
+
+CREATE VIEW coco.synced_tables WITH (security_invoker = true) AS
+SELECT a.name AS app, s.tbl AS "table", c.path AS component, s.query, s.primary_key,
+       s.options, s.declared_at
+  FROM coco.synced_table s
+  JOIN coco.app a ON a.app_id = s.app_id
+  JOIN coco.component c ON c.comp_id = s.comp_id;
+GRANT SELECT ON coco.synced_tables TO PUBLIC;
+
+COMMENT ON FUNCTION coco.sync_table(text, text, text, text[], jsonb, text[]) IS
+    'Declare a derived table from its query, persistently: columns, types and nullability inferred, rows from the query, re-evaluated by every run; returns the columns.';
+COMMENT ON FUNCTION coco.unsync_table(text, text) IS
+    'Remove a synced table''s registration; the next run drops the table as any table no longer declared.';
+COMMENT ON VIEW coco.synced_tables IS
+    'The synced tables (coco.sync_table) of the apps the caller may use: table, component, query, key and options.';
+
 -- ---- source-driven refresh ----------------------------------------------
 -- coco.set_app_option(app, refresh => true): the extension keeps
 -- coco.refresh_trigger() as a statement trigger on every source table of

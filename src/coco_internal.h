@@ -57,6 +57,9 @@ extern void coco_invalidate_caches(void);
 extern void coco_forget_cached_app(void);
 extern void coco_register_cache_callbacks(void);
 
+/* synced.c: the components persistent declarations own */
+extern void coco_check_component_owner(int app_id, int comp_id);
+
 /* run_guard.c: one run at a time in a backend */
 extern void coco_run_guard_init(void);
 extern void coco_run_guard_declaring(bool declaring);
@@ -66,8 +69,11 @@ extern void coco_run_guard_check_staging(const CocoApp *app, const char *what);
 typedef void (*CocoDeclaredHook) (const CocoApp *app);
 typedef int64 (*CocoCompletionHook) (const CocoApp *app);
 typedef void (*CocoAppHook) (const CocoApp *app);
+typedef void (*CocoPersistentHook) (const CocoApp *app);
 extern void coco_set_declared_hook(CocoDeclaredHook hook);
 extern void coco_set_completion_hook(CocoCompletionHook hook);
+extern void coco_set_persistent_hook(CocoPersistentHook hook);
+extern void coco_declare_persistent(const CocoApp *app);
 extern void coco_set_run_start_hook(CocoAppHook hook);
 extern void coco_set_persistent_changed_hook(CocoAppHook hook);
 extern int64 coco_queue_completion(const CocoApp *app);

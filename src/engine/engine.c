@@ -22,7 +22,9 @@
  *
  * If the run left components stale and the app has a declaration function,
  * the function is run and a full pass follows, so every child gets its
- * values back.
+ * values back.  Before each pass (and before the declaration function) the
+ * app's persistent declarations (synced tables) are staged into their
+ * components, through a hook (hooks.c), so every pass re-evaluates them.
  */
 #include "postgres.h"
 
@@ -568,6 +570,9 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 				 errdetail("Work for an app runs as its owner."),
 				 errhint("Drop the app with coco.drop_app(app, keep_targets => true).")));
 	coco_run_starting(app);
+	/* persistent declarations first: a declaration function cannot stage
+	 * into their components, and they are re-evaluated by every pass */
+	coco_declare_persistent(app);
 	if (declare_first)
 	{
 		coco_run_declare_fn(app);
@@ -577,7 +582,9 @@ coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id)
 	rs.stale = count_stale(app->app_id);
 	if (rs.stale > 0 && OidIsValid(app->declare_fn) && !declare_fn_ran && !rs.more)
 	{
-		/* give the stale components their values back */
+		/* give the stale components their values back (a full pass: the
+		 * persistent declarations are declared again too) */
+		coco_declare_persistent(app);
 		coco_run_declare_fn(app);
 		run_pass(app, true, &rs);
 		rs.stale = count_stale(app->app_id);

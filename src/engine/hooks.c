@@ -9,6 +9,9 @@
  *  - A run that left intents for sinks outside the transaction, in the
  *    caller's transaction: the scheduler queues the worker run that
  *    completes them.
+ *  - A run (or coco.plan) about to read the app's staging: the connector
+ *    that keeps persistent declarations (the postgres connector's synced
+ *    tables) stages them into their components.
  *  - A run that starts (holding the app lock), and a persistent
  *    declaration of an app that was made, replaced or removed: the
  *    scheduler's source-driven refresh makes its triggers follow the
@@ -22,6 +25,7 @@ static CocoDeclaredHook declared_hook = NULL;
 static CocoCompletionHook completion_hook = NULL;
 static CocoAppHook run_start_hook = NULL;
 static CocoAppHook persistent_changed_hook = NULL;
+static CocoPersistentHook persistent_hook = NULL;
 
 void
 coco_set_declared_hook(CocoDeclaredHook hook)
@@ -33,6 +37,35 @@ void
 coco_set_completion_hook(CocoCompletionHook hook)
 {
 	completion_hook = hook;
+}
+
+void
+coco_set_persistent_hook(CocoPersistentHook hook)
+{
+	persistent_hook = hook;
+}
+
+/*
+ * Stage the app's persistent declarations into the components they own,
+ * in the caller's transaction: called by a run after it holds the app's
+ * lock and before a pass reads staging, so the pass consumes them (and a
+ * rollback takes them back).
+ */
+void
+coco_declare_persistent(const CocoApp *app)
+{
+	if (persistent_hook == NULL)
+		return;
+	coco_persistent_expansion_begin();
+	PG_TRY();
+	{
+		persistent_hook(app);
+	}
+	PG_FINALLY();
+	{
+		coco_persistent_expansion_end();
+	}
+	PG_END_TRY();
 }
 
 void

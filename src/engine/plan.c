@@ -15,8 +15,9 @@
  * What a run would fail on, the providers report as rows whose action is
  * "error" instead of failing the plan (coco_plan_error), and with rows =>
  * true they list the children that would change (coco_plan_child), up to
- * row_limit.  A preview of coco.update runs the app's declaration function
- * in a subtransaction that is rolled back once the plan is made.
+ * row_limit.  The app's persistent declarations are staged, and a preview
+ * of coco.update runs the app's declaration function, in a subtransaction
+ * that is rolled back once the plan is made.
  */
 #include "postgres.h"
 
@@ -223,16 +224,17 @@ plan_app(CocoPlanReport *report, CocoApp *app, bool full)
 }
 
 /*
- * The plan of the next coco.update: the declaration function runs in a
- * subtransaction, the plan is made against what it staged, and the
- * subtransaction is rolled back, so nothing it staged (or wrote anywhere
+ * The plan of the next run: the app's persistent declarations are staged
+ * (and, for the next coco.update, its declaration function runs) in a
+ * subtransaction, the plan is made against what was staged, and the
+ * subtransaction is rolled back, so nothing staged (or written anywhere
  * else) remains.  The plan's rows are in a tuplestore of the query's,
  * which outlives the subtransaction.  An error rolls the subtransaction
  * back before it goes on up (an internal subtransaction must be ended by
  * whoever began it).
  */
 static void
-plan_update(CocoPlanReport *report, CocoApp *app)
+plan_in_subtransaction(CocoPlanReport *report, CocoApp *app, bool full, bool update)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -241,9 +243,11 @@ plan_update(CocoPlanReport *report, CocoApp *app)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		coco_run_declare_fn(app);
+		coco_declare_persistent(app);
+		if (update)
+			coco_run_declare_fn(app);
 		/* a run of coco.update is a full run */
-		plan_app(report, app, true);
+		plan_app(report, app, update ? true : full);
 	}
 	PG_CATCH();
 	{
@@ -313,10 +317,7 @@ coco_plan(PG_FUNCTION_ARGS)
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	coco_run_guard_enter(app, update ? "coco.plan(update => true)" : "coco.plan()");
-	if (update)
-		plan_update(&report, app);
-	else
-		plan_app(&report, app, full);
+	plan_in_subtransaction(&report, app, full, update);
 	coco_run_guard_leave();
 	SPI_finish();
 	return (Datum) 0;

@@ -87,6 +87,12 @@ coco_run_guard_check_idle(const char *what)
 		refuse(what, guard_app_name);
 }
 
+bool
+coco_run_in_progress(void)
+{
+	return guard_app_id != 0;
+}
+
 /* Staging of `app` is about to change (a declaration, a cleared component). */
 void
 coco_run_guard_check_staging(const CocoApp *app, const char *what)

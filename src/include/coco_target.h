@@ -459,8 +459,13 @@ extern void coco_declaring(const CocoApp *app);
  * under that key already in the component. */
 extern bool coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
 							 const char *sibling, StringInfo key, const char *name, Jsonb *spec);
-/* The component's id, made if new. */
+/* The component's id, made if new.  A component that a persistent
+ * declaration owns (coco.sync_table) is refused (55000), except between
+ * coco_persistent_expansion_begin and _end, which bracket the staging of
+ * persistent declarations into their components. */
 extern int	coco_component_id(int app_id, ArrayType *path);
+extern void coco_persistent_expansion_begin(void);
+extern void coco_persistent_expansion_end(void);
 /* Lock the app for a run (or, for_drop, against every other use). */
 extern void coco_lock_app(CocoApp *app, bool for_drop);
 
@@ -494,6 +499,8 @@ extern void coco_run_guard_enter(const CocoApp *app, const char *what);
 extern void coco_run_guard_leave(void);
 /* Refuse `what` while any run is in progress (55006). */
 extern void coco_run_guard_check_idle(const char *what);
+/* Whether a run (or a declaration function it calls) is in progress. */
+extern bool coco_run_in_progress(void);
 /* Reconcile the app now, running its declaration function first (as
  * coco.update() does); returns the run's statistics. */
 extern Jsonb *coco_engine_reconcile(CocoApp *app, bool full, bool declare_first, int64 run_id);

@@ -248,6 +248,7 @@ coco_component_id(int app_id, ArrayType *path)
 						   "ON CONFLICT (app_id, path) DO UPDATE SET path = EXCLUDED.path "
 						   "RETURNING comp_id", 2, types, values, &isnull);
 	coco_leave(&uc);
+	coco_check_component_owner(app_id, (int) id);
 
 	if (cached_comp_path)
 		pfree(cached_comp_path);

@@ -233,14 +233,33 @@ duplicate_declaration(const char *what, const char *key, const char *table, bool
 			 errhint("Reconcile the app, or clear the component, before declaring it again.")));
 }
 
+/*
+ * Stage a table's declaration: its spec built and checked from the columns
+ * and key, staged in `component` (coco.declare_table, and the expansion of
+ * a synced table).
+ */
+void
+coco_stage_table(const CocoApp *app, const CocoTableName *tn, Jsonb *columns,
+				 ArrayType *primary_key, const char *managed_by, ArrayType *component)
+{
+	Jsonb	   *spec;
+	StringInfoData key;
+
+	spec = coco_table_spec_build(tn, columns, primary_key, managed_by);
+	initStringInfo(&key);
+	coco_table_key(tn, &key);
+	if (!coco_stage_state(app, component, COCO_TABLE_PROVIDER, NULL, &key, tn->qualified, spec))
+		duplicate_declaration("table", psprintf("\"%s\"", tn->qualified), NULL, false,
+							  app->app_id, &key, COCO_TABLE_PROVIDER, component);
+	forget_table_cache();
+}
+
 PG_FUNCTION_INFO_V1(coco_declare_table);
 Datum
 coco_declare_table(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
 	CocoTableName tn;
-	Jsonb	   *spec;
-	StringInfoData key;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
@@ -250,15 +269,9 @@ coco_declare_table(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("columns and primary_key must not be null")));
-	spec = coco_table_spec_build(&tn, PG_GETARG_JSONB_P(2), PG_GETARG_ARRAYTYPE_P(3),
-								 text_to_cstring(coco_text_arg(fcinfo, 4, "managed_by")));
-	initStringInfo(&key);
-	coco_table_key(&tn, &key);
-	if (!coco_stage_state(app, coco_component_arg(fcinfo, 5), COCO_TABLE_PROVIDER, NULL, &key,
-						  tn.qualified, spec))
-		duplicate_declaration("table", psprintf("\"%s\"", tn.qualified), NULL, false,
-							  app->app_id, &key, COCO_TABLE_PROVIDER, coco_component_arg(fcinfo, 5));
-	forget_table_cache();
+	coco_stage_table(app, &tn, PG_GETARG_JSONB_P(2), PG_GETARG_ARRAYTYPE_P(3),
+					 text_to_cstring(coco_text_arg(fcinfo, 4, "managed_by")),
+					 coco_component_arg(fcinfo, 5));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -460,8 +473,8 @@ coco_declare_row(PG_FUNCTION_ARGS)
 
 /* A query spliced into the run's statements: no trailing semicolons, and on
  * lines of its own so a trailing comment cannot swallow what follows. */
-static char *
-clean_query(const char *query)
+char *
+coco_clean_query(const char *query, const char *what)
 {
 	int			len = strlen(query);
 
@@ -470,13 +483,13 @@ clean_query(const char *query)
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("declare_rows query must not be empty")));
+				 errmsg("%s query must not be empty", what)));
 	return pnstrdup(query, len);
 }
 
 /* A plain SELECT: no writes hidden in WITH, no row locks. */
-static bool
-query_only_reads(SPIPlanPtr plan)
+bool
+coco_query_only_reads(SPIPlanPtr plan)
 {
 	List	   *sources = SPI_plan_get_plan_sources(plan);
 	ListCell   *lc;
@@ -502,6 +515,33 @@ query_only_reads(SPIPlanPtr plan)
 	return true;
 }
 
+/*
+ * Stage a query for a table's rows: `columns` are its output column names,
+ * `search_path` the one it is evaluated with, `row_count` the initial
+ * load's total in coco.progress (-1: not known).
+ */
+void
+coco_stage_query(const CocoApp *app, int comp_id, const CocoTableName *tn, const char *query,
+				 ArrayType *columns, const char *search_path, int64 row_count)
+{
+	Oid			types[7] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, INT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', row_count < 0 ? 'n' : ' '};
+	CocoUserContext uc;
+
+	values[0] = Int32GetDatum(app->app_id);
+	values[1] = Int32GetDatum(comp_id);
+	values[2] = CStringGetTextDatum(tn->qualified);
+	values[3] = CStringGetTextDatum(query);
+	values[4] = PointerGetDatum(columns);
+	values[5] = CStringGetTextDatum(search_path);
+	values[6] = Int64GetDatum(row_count);
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path, row_count) "
+				  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, types, values, nulls, SPI_OK_INSERT);
+	coco_leave(&uc);
+}
+
 PG_FUNCTION_INFO_V1(coco_declare_rows);
 Datum
 coco_declare_rows(PG_FUNCTION_ARGS)
@@ -522,15 +562,13 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	volatile int64 count = 0;
 	MemoryContext cxt = CurrentMemoryContext;
 	bool		isnull;
-	Oid			types[7] = {INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, INT8OID};
-	Datum		values[7];
 	List	   *query_columns;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_declaring(app);
 	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
-	query = clean_query(text_to_cstring(coco_text_arg(fcinfo, 2, "query")));
+	query = coco_clean_query(text_to_cstring(coco_text_arg(fcinfo, 2, "query")), "declare_rows");
 	spec = coco_declared_table_spec(app, &tn);
 	comp_id = coco_component_id(app->app_id, coco_component_arg(fcinfo, 3));
 
@@ -540,7 +578,7 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (!SPI_is_cursor_plan(plan) || !query_only_reads(plan))
+	if (!SPI_is_cursor_plan(plan) || !coco_query_only_reads(plan))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("declare_rows query must be a single SELECT (or VALUES) that only reads"),
@@ -605,18 +643,9 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	coco_leave(&uc);
 
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = Int32GetDatum(comp_id);
-	values[2] = CStringGetTextDatum(tn.qualified);
-	values[3] = CStringGetTextDatum(query);
-	values[4] = PointerGetDatum(construct_array(colnames, desc->natts, TEXTOID, -1, false, TYPALIGN_INT));
-	values[5] = CStringGetTextDatum(search_path);
-	/* the initial load's total in coco.progress */
-	values[6] = Int64GetDatum(count);
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("INSERT INTO coco.staged_query (app_id, comp_id, tbl, query, columns, search_path, row_count) "
-				  "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, types, values, NULL, SPI_OK_INSERT);
-	coco_leave(&uc);
+	coco_stage_query(app, comp_id, &tn, query,
+					 construct_array(colnames, desc->natts, TEXTOID, -1, false, TYPALIGN_INT),
+					 search_path, count);
 	SPI_finish();
 	PG_RETURN_INT64(count);
 }

@@ -26,6 +26,13 @@ extern void attach_stage(CocoApp *app, const CocoTableName *tn, const char *prov
 						 const char *sibling, const char *symbol, const char *name, Jsonb *spec,
 						 ArrayType *component);
 
+/* staging, validated (the declare functions and synced tables) */
+extern void coco_stage_index(CocoApp *app, const CocoTableName *tn, const char *name,
+							 ArrayType *columns, const char *method, Jsonb *options,
+							 ArrayType *component);
+extern void coco_stage_sql_command(CocoApp *app, const CocoTableName *tn, const char *name,
+								   const char *setup, const char *teardown, ArrayType *component);
+
 /* registered by pg_table.c with the table provider */
 extern void coco_pg_index_register(void);
 extern void coco_pg_sql_command_register(void);

@@ -29,6 +29,7 @@ typedef struct CocoTableName
 extern void coco_parse_table_name(const char *text, CocoTableName *out);
 extern void coco_table_key(const CocoTableName *tn, StringInfo buf);
 extern char *coco_canonical_type(const char *type_text, const char *column);
+extern char *coco_canonical_type_of(Oid typid, int32 typmod);
 extern void coco_resolve_type(const char *canonical, Oid *typid, int32 *typmod);
 extern char *coco_qualified_type(const char *canonical);
 
@@ -59,6 +60,19 @@ extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
 /* declare.c */
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);
 extern void coco_declare_init(void);
+extern void coco_stage_table(const CocoApp *app, const CocoTableName *tn, Jsonb *columns,
+							 ArrayType *primary_key, const char *managed_by, ArrayType *component);
+extern void coco_stage_query(const CocoApp *app, int comp_id, const CocoTableName *tn,
+							 const char *query, ArrayType *columns, const char *search_path,
+							 int64 row_count);
+extern char *coco_clean_query(const char *query, const char *what);
+extern bool coco_query_only_reads(SPIPlanPtr plan);
+
+/* infer.c: a derived table's columns from its query */
+extern List *coco_infer_columns(const char *query, const CocoTableName *tn);
+
+/* sync_table.c: persistent declarations of derived tables */
+extern void coco_expand_synced_tables(const CocoApp *app);
 
 /* pg_lock.c: the lock a step of the run needs on a target table */
 extern void coco_lock_target_table(const CocoTableName *tn, LOCKMODE mode);

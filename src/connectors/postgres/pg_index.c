@@ -615,17 +615,15 @@ append_vector_options(StringInfo spec, Jsonb *options, const char *method, Array
  * CONCURRENTLY by the worker, outside the run's transaction), and for
  * pgvector's hnsw and ivfflat a metric and build parameters ("with").  The index in the database is named
  * <table>_<index_name>, so equal index names on two tables never collide.
+ *
+ * coco_stage_index stages one (coco.declare_index, and the indexes of a
+ * synced table), validated here so that a bad index is refused when declared.
  */
-PG_FUNCTION_INFO_V1(coco_declare_index);
-Datum
-coco_declare_index(PG_FUNCTION_ARGS)
+void
+coco_stage_index(CocoApp *app, const CocoTableName *tn, const char *name, ArrayType *columns,
+				 const char *method, Jsonb *options, ArrayType *component)
 {
-	CocoApp    *app;
-	CocoTableName tn;
-	char	   *name;
 	char	   *physical;
-	char	   *method;
-	Jsonb	   *options;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -635,26 +633,15 @@ coco_declare_index(PG_FUNCTION_ARGS)
 	bool		has_expressions = false;
 	Jsonb	   *built;
 
-	SPI_connect();
-	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
-	coco_declaring(app);
-	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
-	name = text_to_cstring(coco_text_arg(fcinfo, 2, "index_name"));
 	coco_validate_identifier(name, "index name");
-	physical = psprintf("%s_%s", tn.name, name);
+	physical = psprintf("%s_%s", tn->name, name);
 	coco_validate_identifier(physical, "derived index name");
-	if (PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("columns must not be null")));
-	method = text_to_cstring(coco_text_arg(fcinfo, 4, "method"));
 	coco_validate_identifier(method, "index method");
 	if (!OidIsValid(get_index_am_oid(method, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("index access method \"%s\" does not exist", method),
 				 errhint("btree, hash, gin, gist and brin are built in; hnsw and ivfflat need the vector extension.")));
-	options = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
 	if (options && !JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -662,16 +649,16 @@ coco_declare_index(PG_FUNCTION_ARGS)
 
 	initStringInfo(&spec);
 	appendStringInfoString(&spec, "{\"schema\": ");
-	escape_json(&spec, tn.schema);
+	escape_json(&spec, tn->schema);
 	appendStringInfoString(&spec, ", \"table\": ");
-	escape_json(&spec, tn.name);
+	escape_json(&spec, tn->name);
 	appendStringInfoString(&spec, ", \"name\": ");
 	escape_json(&spec, name);
 	appendStringInfoString(&spec, ", \"index_name\": ");
 	escape_json(&spec, physical);
 	appendStringInfoString(&spec, ", \"method\": ");
 	escape_json(&spec, method);
-	append_json_identifiers(&spec, "columns", PG_GETARG_ARRAYTYPE_P(3), "columns");
+	append_json_identifiers(&spec, "columns", columns, "columns");
 	if (options)
 	{
 		it = JsonbIteratorInit(&options->root);
@@ -723,20 +710,41 @@ coco_declare_index(PG_FUNCTION_ARGS)
 		(void) append_string_list(&spec, options, "include", false, "an array of column names",
 								  check_column_name);
 	}
-	if (!has_expressions && ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(3)), ARR_DIMS(PG_GETARG_ARRAYTYPE_P(3))) == 0)
+	if (!has_expressions && ArrayGetNItems(ARR_NDIM(columns), ARR_DIMS(columns)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("index \"%s\" has no columns", name),
 				 errhint("Name columns, or give the option \"expressions\".")));
-	append_vector_options(&spec, options, method, PG_GETARG_ARRAYTYPE_P(3));
+	append_vector_options(&spec, options, method, columns);
 	if (concurrently)
 		appendStringInfoString(&spec, ", \"concurrently\": true");
 	appendStringInfoChar(&spec, '}');
 	built = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data)));
 	(void) index_sql(built, concurrently, false);
-	attach_stage(app, &tn, concurrently ? INDEX_CONCURRENTLY_PROVIDER : INDEX_PROVIDER,
+	attach_stage(app, tn, concurrently ? INDEX_CONCURRENTLY_PROVIDER : INDEX_PROVIDER,
 					 concurrently ? INDEX_PROVIDER : INDEX_CONCURRENTLY_PROVIDER, "@index", name,
-					 built, coco_component_arg(fcinfo, 6));
+					 built, component);
+}
+
+PG_FUNCTION_INFO_V1(coco_declare_index);
+Datum
+coco_declare_index(PG_FUNCTION_ARGS)
+{
+	CocoApp    *app;
+	CocoTableName tn;
+
+	SPI_connect();
+	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
+	coco_declaring(app);
+	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
+	(void) coco_text_arg(fcinfo, 2, "index_name");
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("columns must not be null")));
+	coco_stage_index(app, &tn, text_to_cstring(PG_GETARG_TEXT_PP(2)), PG_GETARG_ARRAYTYPE_P(3),
+					 text_to_cstring(coco_text_arg(fcinfo, 4, "method")),
+					 PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5), coco_component_arg(fcinfo, 6));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

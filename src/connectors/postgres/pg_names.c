@@ -67,8 +67,6 @@ coco_canonical_type(const char *type_text, const char *column)
 	Oid			typid;
 	int32		typmod;
 	char		typtype;
-	char	   *canonical;
-	int			nest;
 
 	parseTypeString(type_text, &typid, &typmod, true);
 	if (!OidIsValid(typid))
@@ -81,7 +79,16 @@ coco_canonical_type(const char *type_text, const char *column)
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 				 errmsg("column \"%s\" cannot be of pseudo-type %s", column, format_type_be(typid))));
 
-	nest = NewGUCNestLevel();
+	return coco_canonical_type_of(typid, typmod);
+}
+
+/* The canonical spelling of a type and typmod (see coco_canonical_type). */
+char *
+coco_canonical_type_of(Oid typid, int32 typmod)
+{
+	char	   *canonical;
+	int			nest = NewGUCNestLevel();
+
 	(void) set_config_option("search_path", COCO_SAFE_SEARCH_PATH,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	canonical = format_type_with_typemod(typid, typmod);

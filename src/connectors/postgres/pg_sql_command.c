@@ -117,44 +117,54 @@ coco_pg_sql_command_register(void)
  * component): SQL that sets something up for the table (a trigger, a
  * view, grants) and optionally undoes it.  Both run as the app owner with
  * the search_path pinned to pg_catalog, pg_temp: schema-qualify names.
+ * coco_stage_sql_command stages one (coco.declare_sql_command, and the
+ * sql_commands of a synced table); teardown may be NULL.
  */
+void
+coco_stage_sql_command(CocoApp *app, const CocoTableName *tn, const char *name, const char *setup,
+					   const char *teardown, ArrayType *component)
+{
+	StringInfoData spec;
+
+	coco_validate_identifier(name, "sql_command name");
+	check_run_sql(setup, "setup", name);
+	if (teardown)
+		check_run_sql(teardown, "teardown", name);
+	initStringInfo(&spec);
+	appendStringInfoString(&spec, "{\"schema\": ");
+	escape_json(&spec, tn->schema);
+	appendStringInfoString(&spec, ", \"table\": ");
+	escape_json(&spec, tn->name);
+	appendStringInfoString(&spec, ", \"name\": ");
+	escape_json(&spec, name);
+	appendStringInfoString(&spec, ", \"setup\": ");
+	escape_json(&spec, setup);
+	appendStringInfoString(&spec, ", \"teardown\": ");
+	if (teardown == NULL)
+		appendStringInfoString(&spec, "null");
+	else
+		escape_json(&spec, teardown);
+	appendStringInfoChar(&spec, '}');
+	attach_stage(app, tn, SQL_COMMAND_PROVIDER, NULL, "@sql_command", name,
+				 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
+				 component);
+}
+
 PG_FUNCTION_INFO_V1(coco_declare_sql_command);
 Datum
 coco_declare_sql_command(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
 	CocoTableName tn;
-	char	   *name;
-	StringInfoData spec;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_declaring(app);
 	coco_parse_table_name(text_to_cstring(coco_text_arg(fcinfo, 1, "table_name")), &tn);
-	name = text_to_cstring(coco_text_arg(fcinfo, 2, "name"));
-	coco_validate_identifier(name, "sql_command name");
-
-	initStringInfo(&spec);
-	appendStringInfoString(&spec, "{\"schema\": ");
-	escape_json(&spec, tn.schema);
-	appendStringInfoString(&spec, ", \"table\": ");
-	escape_json(&spec, tn.name);
-	appendStringInfoString(&spec, ", \"name\": ");
-	escape_json(&spec, name);
-	appendStringInfoString(&spec, ", \"setup\": ");
-	check_run_sql(text_to_cstring(coco_text_arg(fcinfo, 3, "setup_sql")), "setup", name);
-	if (!PG_ARGISNULL(4))
-		check_run_sql(text_to_cstring(PG_GETARG_TEXT_PP(4)), "teardown", name);
-	escape_json(&spec, text_to_cstring(coco_text_arg(fcinfo, 3, "setup_sql")));
-	appendStringInfoString(&spec, ", \"teardown\": ");
-	if (PG_ARGISNULL(4))
-		appendStringInfoString(&spec, "null");
-	else
-		escape_json(&spec, text_to_cstring(PG_GETARG_TEXT_PP(4)));
-	appendStringInfoChar(&spec, '}');
-	attach_stage(app, &tn, SQL_COMMAND_PROVIDER, NULL, "@sql_command", name,
-					 DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec.data))),
-					 coco_component_arg(fcinfo, 5));
+	coco_stage_sql_command(app, &tn, text_to_cstring(coco_text_arg(fcinfo, 2, "name")),
+						   text_to_cstring(coco_text_arg(fcinfo, 3, "setup_sql")),
+						   PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4)),
+						   coco_component_arg(fcinfo, 5));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
