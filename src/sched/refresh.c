@@ -202,14 +202,28 @@ execute_latest(SPIPlanPtr plan, Datum *values)
 		elog(ERROR, "coco_target: unexpected SPI result %s", SPI_result_code_string(rc));
 }
 
-static SPIPlanPtr
-prepare(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+/*
+ * The statements of queue_refresh_runs, prepared once per backend and kept:
+ * every commit that wrote a source runs them, and planning them each time
+ * would be most of the writer's cost.  The plan cache re-plans them after
+ * the extension's tables change (DROP and CREATE EXTENSION).
+ */
+static SPIPlanPtr registered_plan = NULL;
+static SPIPlanPtr waiting_plan = NULL;
+static SPIPlanPtr queue_plan = NULL;
 
-	if (plan == NULL)
-		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	return plan;
+static SPIPlanPtr
+prepare_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		*plan = p;
+	}
+	return *plan;
 }
 
 /*
@@ -232,9 +246,6 @@ queue_refresh_runs(bool prepare_xact)
 	bool		pushed = false;
 	bool		queued = false;
 	CocoUserContext uc;
-	SPIPlanPtr	registered_plan;
-	SPIPlanPtr	waiting_plan;
-	SPIPlanPtr	queue_plan;
 	Oid			types[2] = {INT4OID, OIDARRAYOID};
 
 	foreach(lc, refresh_notes)
@@ -250,17 +261,17 @@ queue_refresh_runs(bool prepare_xact)
 	}
 	SPI_connect();
 	coco_enter_extension_owner(&uc);
-	registered_plan = prepare("SELECT 1 FROM coco.refresh_source "
-							  "WHERE app_id OPERATOR(pg_catalog.=) $1 "
-							  "AND source::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2) LIMIT 1",
-							  2, types);
-	waiting_plan = prepare("SELECT 1 FROM coco.run WHERE app_id OPERATOR(pg_catalog.=) $1 "
-						   "AND status OPERATOR(pg_catalog.=) 'queued' LIMIT 1 FOR SHARE SKIP LOCKED",
-						   1, types);
+	prepare_kept(&registered_plan, "SELECT 1 FROM coco.refresh_source "
+				 "WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				 "AND source::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2) LIMIT 1",
+				 2, types);
+	prepare_kept(&waiting_plan, "SELECT 1 FROM coco.run WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				 "AND status OPERATOR(pg_catalog.=) 'queued' LIMIT 1 FOR SHARE SKIP LOCKED",
+				 1, types);
 	/* queued at commit: a long transaction's run is not due at once */
-	queue_plan = prepare("INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts, origin) "
-						 "VALUES ($1, false, 'queued', pg_catalog.clock_timestamp(), 0, 'refresh')",
-						 1, types);
+	prepare_kept(&queue_plan, "INSERT INTO coco.run (app_id, \"full\", status, submitted_at, attempts, origin) "
+				 "VALUES ($1, false, 'queued', pg_catalog.clock_timestamp(), 0, 'refresh')",
+				 1, types);
 	foreach(lc, apps)
 	{
 		int			app_id = lfirst_int(lc);
