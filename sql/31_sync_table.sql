@@ -202,6 +202,31 @@ SELECT coco.drop_app('updapp');
 SELECT to_regclass('sync.note_copy') AS note_copy_after_drop, count(*) AS registrations
   FROM coco.synced_tables WHERE app = 'updapp';
 
+-- a run that leaves components stale: its second pass (the declaration
+-- function, and the synced tables again) gives them their values back
+CREATE TABLE stale_src (id int PRIMARY KEY, v text);
+INSERT INTO stale_src VALUES (1, 'a');
+CREATE FUNCTION declare_extra(app text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM coco.declare_row(app, 'sync.staler', '{"id": 100, "v": "extra"}', '{extra}');
+END $$;
+SELECT coco.create_app('staleapp', 'declare_extra(text)'::regprocedure);
+SELECT coco.sync_table('staleapp', 'sync.staler', 'SELECT id, v FROM stale_src', '{id}') IS NOT NULL AS synced;
+SELECT coco.update('staleapp')->'providers'->'postgres.row'->'inserted' AS inserted;
+-- the plan of the next coco.update: the synced table and the declaration
+-- function's rows, nothing staged afterwards
+UPDATE stale_src SET v = 'b';
+SELECT provider, action, detail->'update' AS updates
+  FROM coco.plan('staleapp', "update" => true) WHERE provider = 'postgres.row';
+SELECT count(*) AS staged FROM coco.staged WHERE app = 'staleapp';
+-- a lossy change (a type changed) declared by the synced table alone
+SELECT coco.sync_table('staleapp', 'sync.staler', 'SELECT id, v::varchar(10) AS v FROM stale_src', '{id}') IS NOT NULL AS synced;
+SELECT r->'passes' AS passes, r->'stale_components' AS stale, r->'providers'->'postgres.row' AS rows
+  FROM coco.reconcile('staleapp') r;
+SELECT * FROM staler ORDER BY id;
+SELECT type FROM cols('staler') WHERE attname = 'v';
+SELECT coco.drop_app('staleapp');
+
 -- 4. indexes, sql_commands and column overrides -------------------------------
 SELECT coco.sync_table('syncapp', 'sync.docs', 'SELECT id, price, title, n FROM src', '{id}', $o$
     {"indexes": {"by_title": {"columns": ["title"]},
@@ -319,6 +344,27 @@ DROP TABLE gone;
 SELECT coco.reconcile('syncapp');
 SELECT coco.unsync_table('syncapp', 'sync.from_gone');
 SELECT coco.reconcile('syncapp') IS NOT NULL AS reconciled;
+
+-- a query that calls the API in the middle of the run
+CREATE FUNCTION sneaky() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM coco.sync_table('syncapp', 'sync.sneak', 'SELECT 1 AS id', '{id}');
+    RETURN 1;
+END $$;
+SELECT coco.sync_table('syncapp', 'sync.sneaky', 'SELECT id, sync.sneaky() AS s FROM src', '{id}') IS NOT NULL AS synced;
+\set VERBOSITY sqlstate
+SELECT coco.reconcile('syncapp');
+\set VERBOSITY default
+SELECT coco.unsync_table('syncapp', 'sync.sneaky');
+-- a query reading what the owner may not read: refused when declared
+RESET ROLE;
+CREATE TABLE public.sync_secret (id int PRIMARY KEY);
+SET ROLE regress_sync_owner;
+\set VERBOSITY sqlstate
+SELECT coco.sync_table('syncapp', 'sync.peek', 'SELECT id FROM public.sync_secret', '{id}');
+\set VERBOSITY default
+RESET ROLE;
+DROP TABLE public.sync_secret;
 
 -- another role: not its app, not its registrations
 RESET ROLE;

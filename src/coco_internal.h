@@ -57,9 +57,6 @@ extern void coco_invalidate_caches(void);
 extern void coco_forget_cached_app(void);
 extern void coco_register_cache_callbacks(void);
 
-/* synced.c: the components persistent declarations own */
-extern void coco_check_component_owner(int app_id, int comp_id);
-
 /* run_guard.c: one run at a time in a backend */
 extern void coco_run_guard_init(void);
 extern void coco_run_guard_declaring(bool declaring);

@@ -57,7 +57,15 @@ INSERT INTO fz.pool VALUES
   ('provider', 'fz.kv'), ('provider', 'postgres.table'), ('provider', 'postgres.row'), ('provider', 'localfs.file'),
   ('provider', 'nope'), ('provider', NULL), ('provider', 'alice.kv'),
   ('fn', 'fz.decl(text)'), ('fn', 'fz.decl_gone(text)'), ('fn', 'fz.decl_nested(text)'), ('fn', NULL),
-  ('fn', 'fz.kv_rec(jsonb,jsonb,jsonb[],boolean)');
+  ('fn', 'fz.kv_rec(jsonb,jsonb,jsonb[],boolean)'),
+  ('sync_opts', '{}'), ('sync_opts', NULL), ('sync_opts', '[]'), ('sync_opts', '{"bogus": 1}'),
+  ('sync_opts', '{"managed_by": "user"}'), ('sync_opts', '{"protect": true}'),
+  ('sync_opts', '{"columns": {"v": {"type": "varchar(3)", "nullable": false}}}'),
+  ('sync_opts', '{"columns": {"nope": {"type": "int"}}}'),
+  ('sync_opts', '{"indexes": {"ix": {"columns": ["v"], "where": "id > fz.h(6)"}}}'),
+  ('sync_opts', '{"indexes": {"ix": {"columns": ["id"], "method": "hash", "concurrently": true}}}'),
+  ('sync_opts', '{"sql_commands": {"c": {"setup": "SELECT fz.h(7)", "teardown": "SELECT fz.h(8)"}}}'),
+  ('sync_opts', '{"sql_commands": {"c": {"setup": "SELECT coco.sync_table(''f1'', ''fz.t2'', ''SELECT 1 AS id'', ''{id}'')"}}}');
 
 CREATE FUNCTION fz.pick(k text) RETURNS text LANGUAGE sql AS
   $$ SELECT val FROM fz.pool WHERE kind = k ORDER BY random() LIMIT 1 $$;
@@ -90,6 +98,8 @@ DECLARE
     'SELECT coco.reconcile(''f1'')', 'SELECT coco.update(''f2'')', 'SELECT coco.drop_app(''f3'')',
     'SELECT coco.declare_row(''f1'', ''fz.t1'', ''{"id": 7}'')', 'SELECT coco.clear_component(''f2'', ''{}'')',
     'SELECT * FROM coco.plan(''f1'')', 'SELECT coco.verify(''f1'')', 'SELECT coco.submit(''f1'')',
+    'SELECT coco.sync_table(''f1'', ''fz.t2'', ''SELECT id, v FROM fz.src'', ''{id}'')',
+    'SELECT coco.unsync_table(''f2'', ''fz.t2'')', 'ALTER TABLE fz.src ALTER COLUMN v TYPE varchar(10)',
     'SELECT coco.create_app(''f3'')', 'TRUNCATE fz.src', 'INSERT INTO fz.src VALUES (1000 + $1, NULL)',
     'DROP SCHEMA IF EXISTS fz_tmp CASCADE', 'SET LOCAL coco_target.batch_size = 1'];
   a text := acts[1 + floor(random() * array_length(acts, 1))::int];
@@ -124,7 +134,7 @@ CREATE FUNCTION fz.kv_apply(actions jsonb) RETURNS void LANGUAGE plpgsql AS
 -- One random call.
 CREATE FUNCTION fz.call() RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-  n int := floor(random() * 26)::int;
+  n int := floor(random() * 28)::int;
 BEGIN
   RETURN CASE
     WHEN n IN (0) THEN format('SELECT coco.create_app(%s, %s::regprocedure)', fz.lit(fz.pick('app')),
@@ -170,6 +180,10 @@ BEGIN
     WHEN n IN (24) THEN format('SELECT coco.declare_dir(%s, %L, %L)', fz.lit(fz.pick('app')),
                        (ARRAY['files', 'local', 'nope'])[1 + floor(random() * 3)::int],
                        (ARRAY['d', '../x', '/abs', 'a/.coco-tmp-x', repeat('n', 300)])[1 + floor(random() * 5)::int])
+    WHEN n IN (25) THEN format('SELECT coco.sync_table(%s, %s, %s, %s, %s, %s)', fz.lit(fz.pick('app')),
+                       fz.lit(fz.pick('table')), fz.lit(fz.pick('query')), fz.lit(fz.pick('pk')),
+                       fz.lit(fz.pick('sync_opts')), CASE WHEN random() < 0.5 THEN 'NULL' ELSE fz.lit(fz.pick('comp')) END)
+    WHEN n IN (26) THEN format('SELECT coco.unsync_table(%s, %s)', fz.lit(fz.pick('app')), fz.lit(fz.pick('table')))
     ELSE (ARRAY['SELECT fz.h(0)', 'DROP TABLE IF EXISTS fz.t2 CASCADE',
                 'CREATE TABLE IF NOT EXISTS fz.t2 (id int PRIMARY KEY, v text)',
                 'DROP VIEW IF EXISTS fz.t1', 'ALTER TABLE IF EXISTS fz.t2_old RENAME TO t2'])[1 + floor(random() * 5)::int]

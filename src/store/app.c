@@ -204,10 +204,81 @@ coco_forget_cached_app(void)
 
 /* ---- components -------------------------------------------------------- */
 
+/*
+ * The components synced tables own.  A synced table (coco.sync_table) is
+ * re-declared into a component of its own by every run of its app;
+ * anything else staged there would be replaced, or would replace it,
+ * behind the user's back.  So staging into such a component is refused,
+ * except while the persistent declarations themselves are expanded into it
+ * (a run's expansion, and the validation of coco.sync_table).
+ */
+static int	expansion_depth = 0;
+
+/*
+ * Moves on at every begin and end: a component looked up (unchecked)
+ * during an expansion must be checked again after it, so the component
+ * cache keeps an entry only while this stays the same.
+ */
+static uint64 expansion_epoch = 0;
+
+void
+coco_persistent_expansion_begin(void)
+{
+	expansion_depth++;
+	expansion_epoch++;
+}
+
+void
+coco_persistent_expansion_end(void)
+{
+	if (expansion_depth > 0)
+		expansion_depth--;
+	expansion_epoch++;
+}
+
+/*
+ * Refuse staging into component `comp_id` of app `app_id` when a synced
+ * table owns it (outside the expansion of persistent declarations).
+ */
+static void
+check_component_owner(int app_id, int comp_id)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(app_id), Int32GetDatum(comp_id)};
+	CocoUserContext uc;
+	char	   *table = NULL;
+	char	   *path = NULL;
+	char	   *app = NULL;
+
+	if (expansion_depth > 0)
+		return;
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("SELECT s.tbl, c.path::pg_catalog.text, a.name FROM coco.synced_table s "
+				  "JOIN coco.component c ON c.comp_id OPERATOR(pg_catalog.=) s.comp_id "
+				  "JOIN coco.app a ON a.app_id OPERATOR(pg_catalog.=) s.app_id "
+				  "WHERE s.app_id OPERATOR(pg_catalog.=) $1 AND s.comp_id OPERATOR(pg_catalog.=) $2",
+				  2, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		table = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		path = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		app = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	}
+	coco_leave(&uc);
+	if (table != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("component %s of app \"%s\" belongs to synced table \"%s\"", path, app, table),
+				 errdetail("Every run of the app declares the component from the table's coco.sync_table() registration."),
+				 errhint("Change the table with coco.sync_table() or remove it with coco.unsync_table(), "
+						 "or declare into another component.")));
+}
+
 static int	cached_comp_app = 0;
 static int	cached_comp_id = 0;
 static ArrayType *cached_comp_path = NULL;
 static LocalTransactionId cached_comp_lxid = InvalidLocalTransactionId;
+static uint64 cached_comp_epoch = 0;	/* of persistent expansions */
 
 
 int
@@ -235,7 +306,8 @@ coco_component_id(int app_id, ArrayType *path)
 	path = construct_array(elems, nelems, TEXTOID, -1, false, TYPALIGN_INT);
 	if (cached_comp_lxid == MyProc->lxid && cached_comp_app == app_id && cached_comp_path &&
 		VARSIZE(cached_comp_path) == VARSIZE(path) &&
-		memcmp(cached_comp_path, path, VARSIZE(path)) == 0)
+		memcmp(cached_comp_path, path, VARSIZE(path)) == 0 &&
+		cached_comp_epoch == expansion_epoch)
 		return cached_comp_id;
 
 	values[0] = Int32GetDatum(app_id);
@@ -248,7 +320,7 @@ coco_component_id(int app_id, ArrayType *path)
 						   "ON CONFLICT (app_id, path) DO UPDATE SET path = EXCLUDED.path "
 						   "RETURNING comp_id", 2, types, values, &isnull);
 	coco_leave(&uc);
-	coco_check_component_owner(app_id, (int) id);
+	check_component_owner(app_id, (int) id);
 
 	if (cached_comp_path)
 		pfree(cached_comp_path);
@@ -257,6 +329,7 @@ coco_component_id(int app_id, ArrayType *path)
 	cached_comp_app = app_id;
 	cached_comp_id = (int) id;
 	cached_comp_lxid = MyProc->lxid;
+	cached_comp_epoch = expansion_epoch;
 	return (int) id;
 }
 
@@ -276,7 +349,11 @@ static void
 invalidate_on_xact_abort(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		coco_invalidate_caches();
+		/* an expansion cut short by an error no caller caught */
+		expansion_depth = 0;
+	}
 }
 
 void

@@ -146,7 +146,7 @@ coco_infer_columns(const char *query, const CocoTableName *tn)
 	ListCell   *lc;
 	int			pos = 0;
 
-	plan = SPI_prepare(query, 0, NULL);
+	plan = SPI_prepare(query, 0, NULL);	/* lint-spi: a synced table's query, SQL by design: prepared alone, refused unless one read-only SELECT, as the app owner */
 	if (plan == NULL)
 		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	if (!SPI_is_cursor_plan(plan) || !coco_query_only_reads(plan))

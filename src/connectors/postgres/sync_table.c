@@ -21,6 +21,7 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -391,6 +392,7 @@ expand_synced_table(const CocoApp *app, const SyncedTable *st)
 	SyncOptions o;
 	Jsonb	   *columns;
 	ArrayType  *names;
+	int			nest;
 
 	coco_parse_table_name(st->tbl, &tn);
 	parse_options(st->options, &o);
@@ -400,9 +402,14 @@ expand_synced_table(const CocoApp *app, const SyncedTable *st)
 	/*
 	 * The table's declaration.  This is the one place a synced table's
 	 * options reach it: the table-level options of coco.declare_table (as
-	 * "protect", in o.protect) are to be passed on here.
+	 * "protect", in o.protect) are to be passed on here.  The types are
+	 * canonical: read with the search_path pinned, whatever the caller's.
 	 */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", COCO_SAFE_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	coco_stage_table(app, &tn, columns, st->primary_key, o.managed_by, st->component);
+	AtEOXact_GUC(true, nest);
 	coco_stage_query(app, st->comp_id, &tn, st->query, names, st->search_path, -1);
 
 	for (int x = 0; x < o.nindexes; x++)
@@ -526,24 +533,24 @@ check_component_free(const CocoApp *app, const SyncedTable *st)
 	coco_enter_extension_owner(&uc);
 	/* $3 || '@': the table's attachments are named "<table>@index/<name>" */
 	coco_spi_exec("SELECT what FROM ("
-				  " SELECT 'synced table ' || tbl AS what FROM coco.synced_table"
+				  " SELECT 'synced table ' OPERATOR(pg_catalog.||) tbl AS what FROM coco.synced_table"
 				  "  WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2"
 				  "  AND tbl OPERATOR(pg_catalog.<>) $3"
-				  " UNION ALL SELECT 'declaration ' || name FROM coco.staged_state"
+				  " UNION ALL SELECT 'declaration ' OPERATOR(pg_catalog.||) name FROM coco.staged_state"
 				  "  WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2"
 				  "  AND name OPERATOR(pg_catalog.<>) $3"
 				  "  AND pg_catalog.left(name, pg_catalog.length($3) OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.<>) ($3 OPERATOR(pg_catalog.||) '@')"
-				  " UNION ALL SELECT 'rows of ' || tbl FROM coco.staged_row"
+				  " UNION ALL SELECT 'rows of ' OPERATOR(pg_catalog.||) tbl FROM coco.staged_row"
 				  "  WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2"
 				  "  AND tbl OPERATOR(pg_catalog.<>) $3"
-				  " UNION ALL SELECT 'rows of ' || tbl FROM coco.staged_query"
+				  " UNION ALL SELECT 'rows of ' OPERATOR(pg_catalog.||) tbl FROM coco.staged_query"
 				  "  WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2"
 				  "  AND tbl OPERATOR(pg_catalog.<>) $3"
-				  " UNION ALL SELECT 'target ' || name FROM coco.target_state"
+				  " UNION ALL SELECT 'target ' OPERATOR(pg_catalog.||) name FROM coco.target_state"
 				  "  WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2"
 				  "  AND name OPERATOR(pg_catalog.<>) $3"
 				  "  AND pg_catalog.left(name, pg_catalog.length($3) OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.<>) ($3 OPERATOR(pg_catalog.||) '@')"
-				  " UNION ALL SELECT 'rows of ' || t.name FROM coco.row_set r"
+				  " UNION ALL SELECT 'rows of ' OPERATOR(pg_catalog.||) t.name FROM coco.row_set r"
 				  "  JOIN coco.target_state t ON t.ts_id OPERATOR(pg_catalog.=) r.target_id"
 				  "  WHERE r.app_id OPERATOR(pg_catalog.=) $1 AND r.comp_id OPERATOR(pg_catalog.=) $2"
 				  "  AND t.name OPERATOR(pg_catalog.<>) $3"
@@ -565,6 +572,23 @@ check_component_free(const CocoApp *app, const SyncedTable *st)
 						 "or name an unused one.")));
 }
 
+/*
+ * The query's privileges, checked now as the run will need them: started
+ * as the app owner (the executor checks them at start) without reading a
+ * row.
+ */
+static void
+check_query_privileges(const CocoApp *app, const SyncedTable *st)
+{
+	CocoUserContext uc;
+
+	coco_enter_app_owner(app->owner, st->search_path, &uc);
+	coco_spi_exec(psprintf("SELECT 1 FROM (\n%s\n) q LIMIT 0",
+						   st->query),	/* lint-spi: a synced table's query, checked to be one read-only SELECT by the expansion before, run as the app owner */
+				  0, NULL, NULL, NULL, SPI_OK_SELECT);
+	coco_leave(&uc);
+}
+
 /* Expand once, in a subtransaction rolled back: every error now, not at the run. */
 static Jsonb *
 validate_by_expanding(const CocoApp *app, const SyncedTable *st)
@@ -580,6 +604,7 @@ validate_by_expanding(const CocoApp *app, const SyncedTable *st)
 	PG_TRY();
 	{
 		columns = expand_synced_table(app, st);
+		check_query_privileges(app, st);
 		copy = MemoryContextAlloc(cxt, VARSIZE(columns));
 		memcpy(copy, columns, VARSIZE(columns));
 	}
