@@ -18,7 +18,10 @@
 #       with another app's id queues nothing (a row-level one is refused
 #       with 39P01); a write by a role that is not the app's owner queues a
 #       refresh run, which runs as the owner
-#   (g) DROP EXTENSION without CASCADE succeeds with triggers in place, and
+#   (g) pg_dump and pg_restore into another database: the triggers come
+#       back without their dependency on the extension, which the next run
+#       of each app records again, so DROP EXTENSION stays clean there too
+#   (h) DROP EXTENSION without CASCADE succeeds with triggers in place, and
 #       takes them along
 # The server never restarts. Measured figures are printed as "figure: ...".
 # Runs against the throwaway cluster scripts/test.sh starts (PG* env set).
@@ -272,15 +275,35 @@ wait_for "SELECT string_agg(id || ':' || by, ',' ORDER BY id) FROM tgt_f" "1:ali
     fail "(f) runs: $(q -c "SELECT run_id, status, origin FROM coco.run WHERE run_id > $before")"
 ok "(f) a write by a role that is not the owner queues a refresh run, which runs as the owner"
 
-# --- (g) DROP EXTENSION with triggers in place --------------------------------
-n=$(q -c "SELECT count(*) FROM pg_trigger WHERE tgfoid = 'coco.refresh_trigger()'::regprocedure AND tgname LIKE 'coco_refresh_%'")
-[ "$n" -ge 4 ] || fail "(g) expected refresh triggers in place, found $n"
 q -U mallory -c "DROP TABLE mallory.t" >/dev/null
-q -c "DROP EXTENSION coco_target" >/dev/null || fail "(g) DROP EXTENSION without CASCADE failed"
+
+# --- (g) dump and restore -------------------------------------------------------
+# The triggers are restored as ordinary triggers, without their dependency
+# on the extension; the next run of each app records it again.
+refresh_triggers="SELECT count(*) FROM pg_trigger WHERE tgfoid = 'coco.refresh_trigger()'::regprocedure"
+on_extension="SELECT count(*) FROM pg_depend d JOIN pg_trigger t ON t.oid = d.objid
+               WHERE d.classid = 'pg_trigger'::regclass AND d.refclassid = 'pg_extension'::regclass
+                 AND d.deptype = 'a' AND t.tgfoid = 'coco.refresh_trigger()'::regprocedure"
+n=$(q -c "$refresh_triggers")
+q -c "CREATE DATABASE restored" >/dev/null
+coco_as_pg "$COCO_PGBIN/pg_dump" -Fc -f "$COCO_TMP/refresh.dump" postgres || fail "(g) pg_dump"
+coco_as_pg "$COCO_PGBIN/pg_restore" -d restored "$COCO_TMP/refresh.dump" || fail "(g) pg_restore"
+[ "$(q -d restored -c "$refresh_triggers")" = "$n" ] || fail "(g) the restored database has $(q -d restored -c "$refresh_triggers") refresh triggers, wanted $n"
+[ "$(q -d restored -c "$on_extension")" = 0 ] || fail "(g) expected the dependencies to be lost by the dump"
+q -U alice -d restored -c "SELECT count(coco.reconcile(name, false)) FROM coco.app WHERE refresh" >/dev/null ||
+    fail "(g) reconciling the restored apps"
+[ "$(q -d restored -c "$on_extension")" = "$n" ] ||
+    fail "(g) after a run of each app, $(q -d restored -c "$on_extension") of $n triggers depend on the extension"
+q -d restored -c "DROP EXTENSION coco_target" >/dev/null || fail "(g) DROP EXTENSION in the restored database"
+ok "(g) restored from a dump, the triggers regain their dependency on the extension at the next run"
+
+# --- (h) DROP EXTENSION with triggers in place --------------------------------
+[ "$n" -ge 4 ] || fail "(h) expected refresh triggers in place, found $n"
+q -c "DROP EXTENSION coco_target" >/dev/null || fail "(h) DROP EXTENSION without CASCADE failed"
 [ "$(q -c "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'coco_refresh_%'")" = 0 ] ||
-    fail "(g) triggers outlived the extension"
-q -U bob -c "INSERT INTO src_a VALUES (9999, 'after')" >/dev/null || fail "(g) a source write after DROP EXTENSION"
-ok "(g) DROP EXTENSION without CASCADE takes the triggers along; sources stay writable"
+    fail "(h) triggers outlived the extension"
+q -U bob -c "INSERT INTO src_a VALUES (9999, 'after')" >/dev/null || fail "(h) a source write after DROP EXTENSION"
+ok "(h) DROP EXTENSION without CASCADE takes the triggers along; sources stay writable"
 
 [ -z "$(coco_crashed_since "$mark")" ] || fail "the server restarted: $(coco_crashed_since "$mark")"
 echo "refresh: all ok"

@@ -18,7 +18,8 @@
  * checked for all before any is created).  They are removed by OID, after
  * checking they are the extension's (name and function), without SQL text
  * or user code: the owner may have TRIGGER without owning the table.  Each
- * trigger depends (AUTO) on the extension, so DROP EXTENSION takes them.
+ * trigger depends (AUTO) on the extension, so DROP EXTENSION takes them; a
+ * restored dump loses that dependency, and the next run records it again.
  * coco.refresh_source registers them, one row per (app, table).
  */
 #include "postgres.h"
@@ -288,6 +289,38 @@ set_registered(int app_id, Oid source, bool registered)
 }
 
 /*
+ * The trigger goes with the extension (DROP EXTENSION without CASCADE):
+ * an AUTO dependency on it, recorded when the trigger is created and again
+ * when it is missing — a restored dump has the trigger, not the dependency.
+ */
+static void
+depend_on_extension(Oid trigger)
+{
+	CocoUserContext uc;
+	Oid			extension = get_extension_oid("coco_target", false);
+	Oid			types[2] = {OIDOID, OIDOID};
+	Datum		values[2] = {ObjectIdGetDatum(trigger), ObjectIdGetDatum(extension)};
+	bool		isnull;
+	ObjectAddress trigger_addr;
+	ObjectAddress extension_addr;
+
+	coco_enter_extension_owner(&uc);
+	(void) coco_spi_int8("SELECT 1 FROM pg_catalog.pg_depend "
+						 "WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass "
+						 "AND objid OPERATOR(pg_catalog.=) $1 "
+						 "AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass "
+						 "AND refobjid OPERATOR(pg_catalog.=) $2 AND deptype OPERATOR(pg_catalog.=) 'a'",
+						 2, types, values, &isnull);
+	coco_leave(&uc);
+	if (!isnull)
+		return;
+	ObjectAddressSet(trigger_addr, TriggerRelationId, trigger);
+	ObjectAddressSet(extension_addr, ExtensionRelationId, extension);
+	recordDependencyOn(&trigger_addr, &extension_addr, DEPENDENCY_AUTO);
+	CommandCounterIncrement();
+}
+
+/*
  * CREATE TRIGGER coco_refresh_<app_id> AFTER INSERT OR UPDATE OR DELETE OR
  * TRUNCATE ON source FOR EACH STATEMENT EXECUTE FUNCTION
  * coco.refresh_trigger('<app_id>'), as the app's owner, through the catalog
@@ -299,7 +332,6 @@ create_trigger(const CocoApp *app, Oid source, const char *name, Oid fn)
 	CreateTrigStmt *stmt = makeNode(CreateTrigStmt);
 	CocoUserContext uc;
 	ObjectAddress trigger;
-	ObjectAddress extension;
 
 	stmt->trigname = pstrdup(name);
 	stmt->relation = makeRangeVar(get_namespace_name(get_rel_namespace(source)),
@@ -314,9 +346,8 @@ create_trigger(const CocoApp *app, Oid source, const char *name, Oid fn)
 	trigger = CreateTrigger(stmt, "coco_target: source-driven refresh", source, InvalidOid,
 							InvalidOid, InvalidOid, fn, InvalidOid, NULL, false, false);
 	coco_leave(&uc);
-	ObjectAddressSet(extension, ExtensionRelationId, get_extension_oid("coco_target", false));
-	recordDependencyOn(&trigger, &extension, DEPENDENCY_AUTO);
 	CommandCounterIncrement();
+	depend_on_extension(trigger.objectId);
 }
 
 static void
@@ -398,8 +429,12 @@ follow(const CocoApp *app, bool unwatch, bool verbose)
 	foreach(lc, w.tables)
 	{
 		Oid			source = lfirst_oid(lc);
+		Oid			trigger = list_member_oid(registered, source) ?
+			our_trigger(source, name, fn) : InvalidOid;
 
-		if (!list_member_oid(registered, source) || !OidIsValid(our_trigger(source, name, fn)))
+		if (OidIsValid(trigger))
+			depend_on_extension(trigger);
+		else
 			missing = lappend_oid(missing, source);
 	}
 	/* all or nothing: no trigger is created unless every one can be */
@@ -410,7 +445,11 @@ follow(const CocoApp *app, bool unwatch, bool verbose)
 	{
 		Oid			source = lfirst_oid(lc);
 
-		if (!OidIsValid(our_trigger(source, name, fn)))
+		Oid			trigger = our_trigger(source, name, fn);
+
+		if (OidIsValid(trigger))
+			depend_on_extension(trigger);
+		else
 			create_trigger(app, source, name, fn);
 		set_registered(app->app_id, source, true);
 	}
