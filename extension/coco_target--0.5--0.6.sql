@@ -233,3 +233,25 @@ SELECT r.run_id, a.name AS app,
 GRANT SELECT ON coco.run_targets TO PUBLIC;
 COMMENT ON VIEW coco.run_targets IS
     'The per-target breakdown of each run: per table, index or other target state it decided, and per table whose rows it synced, what it inserted, updated, deleted and left unchanged, and the time spent.';
+
+-- ---- source-driven refresh ----------------------------------------------
+-- coco.set_app_option(app, refresh => true): the extension keeps
+-- coco.refresh_trigger() as a statement trigger on every source table of
+-- the app's persistent queries (registered in coco.refresh_source), which
+-- queues a run of the app (origin 'refresh') when a writing transaction
+-- commits; the worker starts it coco_target.refresh_delay later.
+DROP FUNCTION coco.set_app_option(text, boolean, interval);
+CREATE FUNCTION coco.set_app_option(app text, auto_submit boolean DEFAULT NULL,
+                                    run_timeout interval DEFAULT NULL,
+                                    refresh boolean DEFAULT NULL)
+    RETURNS void AS 'MODULE_PATHNAME', 'coco_set_app_option' LANGUAGE C;
+COMMENT ON FUNCTION coco.set_app_option(text, boolean, interval, boolean) IS
+    'Set an app''s options (NULL leaves one as it is): auto_submit, whether every transaction that declares into it submits it at commit; run_timeout, a time limit for its worker runs below coco_target.run_timeout (0 removes it); refresh, whether writes to the source tables of its persistent queries queue a run at commit (source-driven refresh).';
+
+-- Called by the trigger manager only; it acts for an app only when the
+-- firing trigger is the one the extension registered for that app on that
+-- table, so a role calling it from its own trigger queues nothing.
+CREATE FUNCTION coco.refresh_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'coco_refresh_trigger' LANGUAGE C;
+COMMENT ON FUNCTION coco.refresh_trigger() IS
+    'The statement trigger source-driven refresh keeps on each source table of an app: queues a run of the app when the writing transaction commits.';

@@ -37,6 +37,7 @@ extern int	coco_max_workers;
 extern int	coco_workers_per_database;
 extern int	coco_run_timeout;
 extern int	coco_submit_delay;
+extern int	coco_refresh_delay;
 extern int	coco_retry_base;
 extern int	coco_max_attempts;
 extern int	coco_run_retention;
@@ -87,14 +88,18 @@ typedef struct CocoFailedRun
 } CocoFailedRun;
 typedef void (*CocoFailedRunHook) (const CocoFailedRun *report);
 typedef int (*CocoPersistentHook) (const CocoApp *app);
+typedef void (*CocoAppHook) (const CocoApp *app);
 
 extern void coco_set_declared_hook(CocoDeclaredHook hook);
 extern void coco_set_completion_hook(CocoCompletionHook hook);
 extern void coco_set_failed_run_hook(CocoFailedRunHook hook);
 extern void coco_set_persistent_hook(CocoPersistentHook hook);
+extern void coco_set_run_start_hook(CocoAppHook hook);
+extern void coco_set_persistent_changed_hook(CocoAppHook hook);
 extern int	coco_declare_persistent(const CocoApp *app);
 extern int64 coco_queue_completion(const CocoApp *app);
 extern void coco_report_failed_run(const CocoFailedRun *report);
+extern void coco_run_starting(const CocoApp *app);
 
 /* sync_run.c: the synchronous run in progress in this backend */
 typedef struct CocoSyncRun
@@ -153,6 +158,12 @@ extern void coco_broadcast_runs_done_at_commit(void);
 extern bool coco_submitted_here(int64 run_id);
 /* failed_runs.c: reports of failed synchronous runs, for the worker */
 extern void coco_sched_report_failed_run(const CocoFailedRun *report);
+/* refresh.c, refresh_sources.c: source-driven refresh */
+extern void coco_refresh_init(void);
+extern void coco_refresh_trigger_name(int app_id, char *name);
+extern void coco_refresh_follow_sources(const CocoApp *app);
+extern void coco_refresh_unwatch_all(const CocoApp *app);
+extern void coco_refresh_at_run(const CocoApp *app);
 /* NOTIFY coco_target of a run that ended (sent when this transaction commits) */
 extern void coco_notify_run_finished(const char *app, int64 run_id, const char *status);
 

@@ -222,7 +222,8 @@ claim_worker_slot(Oid dbid)
 /*
  * The runs that may start now, best first, at most `max`: for each app its
  * lowest queued run (one app's runs strictly in order), if its retry time
- * and the submit delay have passed, the app is not flagged and has no run
+ * and the submit delay (for a run a source write queued, the longer of it
+ * and the refresh delay) have passed, the app is not flagged and has no run
  * running; apps whose last run started longest ago first (turns across
  * apps).  Runs left by a dead worker are settled first.  *next_ms is set to
  * the time until the earliest run that is not due yet (-1: none).  Returns
@@ -232,8 +233,8 @@ static int
 runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 {
 	CocoUserContext uc;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(coco_submit_delay)};
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(coco_submit_delay), Int32GetDatum(coco_refresh_delay)};
 	int			found = 0;
 	CocoSettled settled[COCO_MAX_WORKER_SLOTS];
 	int			nsettled;
@@ -248,10 +249,12 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 	coco_enter_extension_owner(&uc);
 	coco_spi_exec("SELECT q.run_id, q.app_id, q.\"full\", q.attempts, a.owner, a.name, "
 				  "  (EXTRACT(EPOCH FROM (GREATEST(q.retry_at, CASE WHEN q.attempts OPERATOR(pg_catalog.=) 0 "
-				  "     THEN q.submitted_at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $1 OPERATOR(pg_catalog./) 1000.0) END) "
+				  "     THEN q.submitted_at OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => "
+				  "       (CASE WHEN q.origin OPERATOR(pg_catalog.=) 'refresh' THEN GREATEST($1, $2) ELSE $1 END) "
+				  "       OPERATOR(pg_catalog./) 1000.0) END) "
 				  "   OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 AS wait_ms, "
 				  "  GREATEST(LEAST(pg_catalog.ceil(EXTRACT(EPOCH FROM a.run_timeout) OPERATOR(pg_catalog.*) 1000), 2147483647), 0)::pg_catalog.int4 "
-				  "FROM (SELECT DISTINCT ON (app_id) run_id, app_id, \"full\", attempts, retry_at, submitted_at "
+				  "FROM (SELECT DISTINCT ON (app_id) run_id, app_id, \"full\", attempts, retry_at, submitted_at, origin "
 				  "        FROM coco.run WHERE status OPERATOR(pg_catalog.=) 'queued' "
 				  "       ORDER BY app_id, run_id) q "
 				  "JOIN coco.app a USING (app_id) "
@@ -259,7 +262,7 @@ runs_due(QueuedRun *runs, int max, long *next_ms, bool *any_queued)
 				  "  WHERE r.app_id OPERATOR(pg_catalog.=) q.app_id AND r.status OPERATOR(pg_catalog.=) 'running') "
 				  "ORDER BY (SELECT max(r.started_at) FROM coco.run r WHERE r.app_id OPERATOR(pg_catalog.=) q.app_id) "
 				  "  NULLS FIRST, q.run_id",
-				  1, types, values, NULL, SPI_OK_SELECT);
+				  2, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
 	for (uint64 i = 0; i < SPI_processed && found < max; i++)
 	{

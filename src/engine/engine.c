@@ -627,6 +627,7 @@ coco_engine_reconcile_guarded(CocoApp *app, bool full, bool declare_first, int64
 				 errmsg("the owner of app \"%s\" no longer exists", app->name),
 				 errdetail("Work for an app runs as its owner."),
 				 errhint("Drop the app with coco.drop_app(app, keep_targets => true).")));
+	coco_run_starting(app);
 	/* persistent declarations first: a declaration function cannot stage
 	 * into their components, and they are re-evaluated by every pass */
 	npersistent = coco_declare_persistent(app);

@@ -12,6 +12,10 @@
  *  - A run (or coco.plan) about to read the app's staging: the connector
  *    that keeps persistent declarations (the postgres connector's synced
  *    tables) stages them into their components.
+ *  - A run that starts (holding the app lock), and a persistent
+ *    declaration of an app that was made, replaced or removed: the
+ *    scheduler's source-driven refresh makes its triggers follow the
+ *    app's queries.
  *  - A synchronous run that failed: its transaction rolls back, so the
  *    scheduler hands its record to the worker, which outlives it.
  */
@@ -21,6 +25,8 @@
 
 static CocoDeclaredHook declared_hook = NULL;
 static CocoCompletionHook completion_hook = NULL;
+static CocoAppHook run_start_hook = NULL;
+static CocoAppHook persistent_changed_hook = NULL;
 static CocoPersistentHook persistent_hook = NULL;
 static CocoFailedRunHook failed_run_hook = NULL;
 
@@ -74,6 +80,26 @@ coco_declare_persistent(const CocoApp *app)
 	return n;
 }
 
+void
+coco_set_run_start_hook(CocoAppHook hook)
+{
+	run_start_hook = hook;
+}
+
+void
+coco_set_persistent_changed_hook(CocoAppHook hook)
+{
+	persistent_changed_hook = hook;
+}
+
+/* Called by every run once it holds the app lock. */
+void
+coco_run_starting(const CocoApp *app)
+{
+	if (run_start_hook)
+		run_start_hook(app);
+}
+
 /* Called by every declaration right after looking the app up. */
 void
 coco_declaring(const CocoApp *app)
@@ -102,4 +128,17 @@ coco_report_failed_run(const CocoFailedRun *report)
 {
 	if (failed_run_hook)
 		failed_run_hook(report);
+}
+
+/*
+ * Called by coco.sync_table() and its companions once the app's persistent
+ * declarations changed, in the caller's transaction: the triggers of
+ * source-driven refresh follow now (refused with 42501 when the owner may
+ * not put one on a new source), not only at the next run.
+ */
+void
+coco_persistent_changed(const CocoApp *app)
+{
+	if (persistent_changed_hook)
+		persistent_changed_hook(app);
 }

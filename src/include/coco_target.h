@@ -470,6 +470,9 @@ extern void coco_stage_conflict(const CocoApp *app, ArrayType *component, const 
 extern int	coco_component_id(int app_id, ArrayType *path);
 extern void coco_persistent_expansion_begin(void);
 extern void coco_persistent_expansion_end(void);
+/* The app's persistent declarations were made, replaced or removed: what
+ * follows them (source-driven refresh's triggers) follows now. */
+extern void coco_persistent_changed(const CocoApp *app);
 /* Lock the app for a run (or, for_drop, against every other use). */
 extern void coco_lock_app(CocoApp *app, bool for_drop);
 

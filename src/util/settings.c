@@ -22,6 +22,7 @@ int			coco_max_workers = 4;
 int			coco_workers_per_database = 2;
 int			coco_run_timeout = 3600 * 1000;
 int			coco_submit_delay = 0;
+int			coco_refresh_delay = 200;
 int			coco_retry_base = 1000;
 int			coco_max_attempts = 5;
 int			coco_run_retention = 7 * 24 * 60;	/* minutes; 0 = keep forever */
@@ -79,6 +80,11 @@ coco_settings_define(void)
 							"Submits of the same app during the wait join the run instead of queuing "
 							"another one.",
 							&coco_submit_delay, 0, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("coco_target.refresh_delay",
+							"How long the worker waits after a source write queued a refresh run before it starts it.",
+							"Source commits during the wait join the run; submit_delay applies too, the longer wins.",
+							&coco_refresh_delay, 200, 0, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("coco_target.retry_base",
 							"Delay before the first retry of a failed run; doubled for each further attempt, up to 60 s.",

@@ -724,6 +724,8 @@ coco_sync_table(PG_FUNCTION_ARGS)
 	check_component_free(app, &st);
 	columns = validate_by_expanding(app, &st);
 	register_synced_table(app, &st);
+	/* with source-driven refresh on, the triggers follow the new query now */
+	coco_persistent_changed(app);
 
 	result = SPI_palloc(VARSIZE(columns));
 	memcpy(result, columns, VARSIZE(columns));
@@ -763,6 +765,7 @@ coco_unsync_table(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" is not a synced table of app \"%s\"", tn.qualified, app->name),
 				 errhint("coco.synced_tables lists the app's synced tables.")));
 	clear_staging(app->app_id, (int) comp_id, true);
+	coco_persistent_changed(app);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
