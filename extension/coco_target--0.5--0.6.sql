@@ -255,3 +255,24 @@ CREATE FUNCTION coco.refresh_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'coco_refresh_trigger' LANGUAGE C;
 COMMENT ON FUNCTION coco.refresh_trigger() IS
     'The statement trigger source-driven refresh keeps on each source table of an app: queues a run of the app when the writing transaction commits.';
+
+-- ---- the apps, with their refresh option and synced tables ---------------
+CREATE OR REPLACE VIEW coco.apps WITH (security_invoker = true) AS
+SELECT a.name AS app,
+       a.owner::regrole AS owner,
+       a.declare_fn,
+       a.created_at,
+       (SELECT max(r.run_id) FROM coco.run r WHERE r.app_id = a.app_id) AS last_run,
+       (SELECT count(*) FROM coco.staged_state s WHERE s.app_id = a.app_id)
+     + (SELECT count(*) FROM coco.staged_row s WHERE s.app_id = a.app_id)
+     + (SELECT count(*) FROM coco.staged_query s WHERE s.app_id = a.app_id) AS pending_declarations,
+       a.auto_submit,
+       a.failing_since,
+       (SELECT count(*) FROM coco.stale_components s WHERE s.app = a.name) AS stale_components,
+       a.run_timeout,
+       a.flagged,
+       a.refresh,
+       (SELECT count(*) FROM coco.synced_table s WHERE s.app_id = a.app_id) AS synced_tables
+  FROM coco.app a;
+COMMENT ON VIEW coco.apps IS
+    'One row per app the caller may use: owner, declaration function, last run, pending declarations, options (auto_submit, run_timeout, refresh), whether it is failing or flagged, stale components and synced tables.';
