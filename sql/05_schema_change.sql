@@ -218,3 +218,38 @@ SELECT * FROM pg_temp.stale();
 SELECT coco.drop_app('sch');
 SELECT to_regclass('sch_t') AS sch_t;
 DROP TABLE sch_src;
+
+-- 10. A type change refused for a reason other than the data (a view
+-- depends on the column) fails the run with that error as it was: SQLSTATE,
+-- message and detail.  The run's subtransaction is rolled back before the
+-- error goes up, so the session goes on: the next statement runs, a
+-- transaction block rolls back, and a PL/pgSQL handler catches it.
+SELECT coco.create_app('sch_view');
+SELECT coco.declare_table('sch_view', 'sch_vt',
+  '[{"name":"id","type":"integer","nullable":false},{"name":"v","type":"text"}]', '{id}');
+SELECT coco.declare_row('sch_view', 'sch_vt', '{"id": 1, "v": "12"}');
+SELECT coco.reconcile('sch_view')->'inserted' AS inserted;
+CREATE VIEW sch_vt_v AS SELECT v FROM sch_vt;
+SELECT coco.declare_table('sch_view', 'sch_vt',
+  '[{"name":"id","type":"integer","nullable":false},{"name":"v","type":"integer"}]', '{id}');
+SELECT coco.declare_row('sch_view', 'sch_vt', '{"id": 1, "v": 12}');
+SELECT coco.reconcile('sch_view');
+SELECT 1 AS session_goes_on;
+BEGIN;
+SELECT coco.reconcile('sch_view');
+ROLLBACK;
+DO $$
+BEGIN
+  PERFORM coco.reconcile('sch_view');
+EXCEPTION WHEN feature_not_supported THEN
+  RAISE NOTICE 'caught %: %', SQLSTATE, SQLERRM;
+END $$;
+SELECT format_type(atttypid, atttypmod) AS v_type FROM pg_attribute
+ WHERE attrelid = 'sch_vt'::regclass AND attname = 'v';
+-- without the view, the next run applies what stayed staged
+DROP VIEW sch_vt_v;
+SELECT coco.reconcile('sch_view')->'updated' AS updated;
+SELECT format_type(atttypid, atttypmod) AS v_type FROM pg_attribute
+ WHERE attrelid = 'sch_vt'::regclass AND attname = 'v';
+SELECT * FROM sch_vt;
+SELECT coco.drop_app('sch_view');

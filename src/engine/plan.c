@@ -21,7 +21,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -239,50 +238,46 @@ plan_app(CocoPlanReport *report, CocoApp *app, bool full)
 	coco_run_end(&rd);
 }
 
+typedef struct PlanPreview
+{
+	CocoPlanReport *report;
+	CocoApp    *app;
+	bool		full;
+	bool		update;
+} PlanPreview;
+
+/* The staging and the plan of plan_in_subtransaction; never kept. */
+static bool
+stage_and_plan(void *arg)
+{
+	PlanPreview *pp = arg;
+	int			npersistent = coco_declare_persistent(pp->app);
+
+	/* as a run of coco.update: synced tables alone need no function */
+	if (pp->update && (OidIsValid(pp->app->declare_fn) || npersistent == 0))
+		coco_run_declare_fn(pp->app);
+	/* a run of coco.update is a full run */
+	plan_app(pp->report, pp->app, pp->update ? true : pp->full);
+	return false;
+}
+
 /*
  * The plan of the next run: the app's persistent declarations are staged
  * (and, for the next coco.update, its declaration function runs) in a
  * subtransaction, the plan is made against what was staged, and the
  * subtransaction is rolled back, so nothing staged (or written anywhere
  * else) remains.  The plan's rows are in a tuplestore of the query's,
- * which outlives the subtransaction.  An error rolls the subtransaction
- * back before it goes on up (an internal subtransaction must be ended by
- * whoever began it).
+ * which outlives the subtransaction.  An error goes on up once the
+ * subtransaction is rolled back.
  */
 static void
 plan_in_subtransaction(CocoPlanReport *report, CocoApp *app, bool full, bool update)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	PlanPreview pp = {report, app, full, update};
+	ErrorData  *err = coco_subxact_try(stage_and_plan, &pp);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		int			npersistent = coco_declare_persistent(app);
-
-		/* as a run of coco.update: synced tables alone need no function */
-		if (update && (OidIsValid(app->declare_fn) || npersistent == 0))
-			coco_run_declare_fn(app);
-		/* a run of coco.update is a full run */
-		plan_app(report, app, update ? true : full);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *err;
-
-		MemoryContextSwitchTo(cxt);
-		err = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+	if (err != NULL)
 		ReThrowError(err);
-	}
-	PG_END_TRY();
-	RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
 }
 
 static bool

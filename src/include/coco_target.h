@@ -429,6 +429,19 @@ extern void coco_register_context_kind(const char *kind, const char *reach,
 /* Quote "schema"."name" after the caller validated both parts. */
 extern char *coco_quote_qualified(const char *schema, const char *name);
 
+/* Run body(arg) in an internal subtransaction, kept (committed) when body
+ * returns true and rolled back when it returns false.  Afterwards the
+ * caller is back in its memory context and resource owner.  Returns NULL
+ * when body returned, or the error it raised: copied into the caller's
+ * memory context and flushed, the subtransaction rolled back (which
+ * restores the user, the settings and the snapshot body changed).  The
+ * caller reports, replaces or re-raises it (ReThrowError keeps every
+ * field).  Locals the caller reads afterwards travel in *arg. */
+typedef bool (*CocoSubxactBody) (void *arg);
+extern ErrorData *coco_subxact_try(CocoSubxactBody body, void *arg);
+/* The same for fn(arg), kept whenever it returns. */
+extern ErrorData *coco_subxact_call(void (*fn) (void *arg), void *arg);
+
 /* ---------------------------------------------------------------------
  * Declaring into an app
  *

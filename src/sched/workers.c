@@ -18,7 +18,6 @@
 
 #include <signal.h>
 
-#include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -27,7 +26,6 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "coco_internal.h"
@@ -71,6 +69,39 @@ read_run(int64 run_id, RunRow *row)
 	return true;
 }
 
+typedef struct QueuedCancel
+{
+	int64		run_id;
+	Datum		canceler;		/* text: the current role's name */
+	bool		canceled;
+} QueuedCancel;
+
+/* The update of cancel_queued: kept if it canceled the run. */
+static bool
+cancel_if_still_queued(void *arg)
+{
+	QueuedCancel *qc = arg;
+	CocoUserContext uc;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(qc->run_id);
+	values[1] = qc->canceler;
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("UPDATE coco.run SET status = 'canceled', sqlstate = '57014', "
+				  "error = CASE WHEN attempts OPERATOR(pg_catalog.=) 0 "
+				  "  THEN 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) ' before it started' "
+				  "  ELSE 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) "
+				  "       ' while it waited for a retry; the last attempt had failed: ' "
+				  "       OPERATOR(pg_catalog.||) coalesce(error, '') END, "
+				  "finished_at = pg_catalog.now(), retry_at = NULL "
+				  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
+				  2, types, values, NULL, SPI_OK_UPDATE);
+	coco_leave(&uc);
+	qc->canceled = SPI_processed > 0;
+	return qc->canceled;
+}
+
 /*
  * Cancel a queued run in this transaction: it is canceled when this
  * commits, and not if it rolls back (workers skip a run whose row is
@@ -84,60 +115,22 @@ read_run(int64 run_id, RunRow *row)
 static bool
 cancel_queued(int64 run_id, const char *app)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	CocoUserContext uc;
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2];
-	volatile bool canceled = false;
+	QueuedCancel qc = {run_id, 0, false};
+	ErrorData  *err;
 
-	values[0] = Int64GetDatum(run_id);
-	values[1] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		coco_enter_extension_owner(&uc);
-		coco_spi_exec("UPDATE coco.run SET status = 'canceled', sqlstate = '57014', "
-					  "error = CASE WHEN attempts OPERATOR(pg_catalog.=) 0 "
-					  "  THEN 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) ' before it started' "
-					  "  ELSE 'canceled by role ' OPERATOR(pg_catalog.||) $2 OPERATOR(pg_catalog.||) "
-					  "       ' while it waited for a retry; the last attempt had failed: ' "
-					  "       OPERATOR(pg_catalog.||) coalesce(error, '') END, "
-					  "finished_at = pg_catalog.now(), retry_at = NULL "
-					  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
-					  2, types, values, NULL, SPI_OK_UPDATE);
-		coco_leave(&uc);
-		canceled = SPI_processed > 0;
-		if (canceled)
-			ReleaseCurrentSubTransaction();
-		else
-			RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		/* the error is the caller's (a read-only transaction, a lock
-		 * timeout): our subtransaction must not outlive it */
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	if (canceled)
+	qc.canceler = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	err = coco_subxact_try(cancel_if_still_queued, &qc);
+	/* the error is the caller's (a read-only transaction, a lock timeout):
+	 * our subtransaction, rolled back, does not outlive it */
+	if (err != NULL)
+		ReThrowError(err);
+	if (qc.canceled)
 	{
 		/* as the worker says it of the runs it ends: at commit */
 		coco_notify_run_finished(app, run_id, "canceled");
 		coco_broadcast_runs_done_at_commit();
 	}
-	return canceled;
+	return qc.canceled;
 }
 
 /*

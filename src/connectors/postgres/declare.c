@@ -361,6 +361,28 @@ bad_row_value(const CocoTableSpec *spec, const CocoTableName *tn, Jsonb *row, Er
 			 errhint("Declare values of the column's type, or change the column's declared type.")));
 }
 
+typedef struct RowDeform
+{
+	Jsonb	   *row;
+	Datum	   *vals;			/* one per column of the table's spec */
+	bool	   *nulls;
+} RowDeform;
+
+/* The declared row as the table's column values (converting each). */
+static void
+deform_declared_row(void *arg)
+{
+	RowDeform  *rd = arg;
+	HeapTupleHeader rec = row_to_record(rd->row);
+	HeapTupleData tuple;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+	heap_deform_tuple(&tuple, table_cache.tupdesc, rd->vals, rd->nulls);
+}
+
 PG_FUNCTION_INFO_V1(coco_declare_row);
 Datum
 coco_declare_row(PG_FUNCTION_ARGS)
@@ -373,18 +395,15 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	HeapTupleHeader rec;
-	HeapTupleData tuple;
 	Datum	   *vals;
 	bool	   *nulls;
+	RowDeform	rd;
 	StringInfoData key;
 	Datum		args[5];
 	Oid			row_types[5] = {INT4OID, INT4OID, TEXTOID, BYTEAOID, JSONBOID};
 	CocoUserContext uc;
 	int			rc;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	ErrorData  *edata;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
@@ -420,28 +439,10 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	nulls = palloc(sizeof(bool) * spec->ncolumns);
 	/* in a subtransaction, so that a value that does not convert can be named */
 	table_cache_busy++;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		rec = row_to_record(row);
-		tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
-		ItemPointerSetInvalid(&tuple.t_self);
-		tuple.t_tableOid = InvalidOid;
-		tuple.t_data = rec;
-		heap_deform_tuple(&tuple, table_cache.tupdesc, vals, nulls);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
+	rd.row = row;
+	rd.vals = vals;
+	rd.nulls = nulls;
+	edata = coco_subxact_call(deform_declared_row, &rd);
 	table_cache_busy--;
 	if (edata != NULL)
 		bad_row_value(spec, &tn, row, edata);

@@ -13,7 +13,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -21,7 +20,6 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "pg_attach.h"
 #include "pg_connector.h"
@@ -304,6 +302,26 @@ table_exists(const CocoTableName *tn)
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid(tn->name, nsp));
 }
 
+/* What retype_column splices, each field assigned by name (test/lint_spi.sh
+ * follows assignments, not initializers). */
+typedef struct ColumnRetype
+{
+	const char *quoted_table;
+	const char *quoted_column;
+	const char *new_type;
+} ColumnRetype;
+
+/* ALTER COLUMN … TYPE … USING: the step retype_column tries */
+static void
+alter_type_keeping_values(void *arg)
+{
+	ColumnRetype *r = arg;
+
+	exec_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s",
+					  r->quoted_table, r->quoted_column, r->new_type,
+					  r->quoted_column, r->new_type));
+}
+
 /*
  * Try ALTER COLUMN … TYPE … USING, which keeps convertible data; if the data
  * does not convert, change the type with every value set to NULL (the values
@@ -314,43 +332,28 @@ table_exists(const CocoTableName *tn)
 static void
 retype_column(const char *qname, const CocoColumn *c)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	const char *col = quote_identifier(c->name);
+	ColumnRetype r;
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	r.quoted_table = qname;
+	r.quoted_column = col;
+	r.new_type = c->type;
+	edata = coco_subxact_call(alter_type_keeping_values, &r);
+	if (edata != NULL)
 	{
-		exec_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s",
-						  qname, col, c->type, col, c->type));
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
 		/* only data that does not convert falls back; a cancel, a lock
 		 * timeout or anything else ends the run */
 		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
 			edata->sqlerrcode != ERRCODE_DATATYPE_MISMATCH &&
 			edata->sqlerrcode != ERRCODE_CANNOT_COERCE &&
 			edata->sqlerrcode != ERRCODE_UNDEFINED_FUNCTION)
-			PG_RE_THROW();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+			ReThrowError(edata);
 		/* NOT NULL comes back after the rows are written (finish) */
 		exec_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL, "
 						  "ALTER COLUMN %s TYPE %s USING NULL",
 						  qname, col, col, c->type));
 	}
-	PG_END_TRY();
 	if (c->nullable)
 		exec_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", qname, col));
 }

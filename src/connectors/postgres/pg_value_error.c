@@ -14,13 +14,11 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "pg_rows.h"
 
@@ -77,33 +75,31 @@ coco_rethrow_without_statement(MemoryContext cxt, const char *sql, const char *c
 	ReThrowError(edata);
 }
 
+typedef struct ConversionCheck
+{
+	const char *sql;
+	int			nargs;
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;
+} ConversionCheck;
+
+static void
+run_conversion_check(void *arg)
+{
+	ConversionCheck *cc = arg;
+
+	if (SPI_execute_with_args(cc->sql, cc->nargs, cc->types, cc->values, cc->nulls, true, 0) < 0)
+		elog(ERROR, "coco_target: a conversion check failed to run");
+}
+
 /* Does `sql` run with these arguments?  A failure is rolled back, not thrown. */
 static bool
 converts(const char *sql, int nargs, Oid *types, Datum *values, char *nulls)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	ConversionCheck cc = {sql, nargs, types, values, nulls};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		if (SPI_execute_with_args(sql, nargs, types, values, nulls, true, 0) < 0)
-			elog(ERROR, "coco_target: a conversion check failed to run");
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return ok;
+	return coco_subxact_call(run_conversion_check, &cc) == NULL;
 }
 
 /* A row key as an object of its columns: {"id": 4} */
@@ -317,36 +313,43 @@ repeated_key(const CocoTableSpec *spec, ErrorData *edata)
 			 errhint("Make the declarations' keys unique (coco.plan lists the repeated keys).")));
 }
 
+typedef struct ValueSearch
+{
+	const CocoTableSpec *spec;
+	List	   *queries;
+	int			nparams;
+	Oid		   *types;
+	Datum	   *values;
+	int			col;			/* found: the column, */
+	char	   *key;			/* and the row's key if known */
+	bool		found;
+} ValueSearch;
+
+/* The declared value that does not convert: in the staged rows, then query by query. */
+static void
+find_bad_value(void *arg)
+{
+	ValueSearch *vs = arg;
+	ListCell   *lc;
+
+	vs->found = find_in_staged_rows(vs->spec, vs->nparams, vs->types, vs->values, &vs->col, &vs->key);
+	foreach(lc, vs->queries)
+	{
+		if (vs->found)
+			break;
+		vs->found = find_in_query(vs->spec, lfirst(lc), &vs->col, &vs->key);
+	}
+}
+
 void
 coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,
 				int nparams, Oid *types, Datum *values, void (*step) (void *), void *arg)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	ErrorData  *edata;
 	char	   *where = psprintf("rows declared for table \"%s\"", spec->tn.qualified);
-	volatile int col = -1;
-	char	   *volatile key = NULL;
-	volatile bool found = false;
-	ListCell   *lc;
+	ValueSearch vs = {spec, queries, nparams, types, values, -1, NULL, false};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		step(arg);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
+	edata = coco_subxact_call(step, arg);
 	if (edata == NULL)
 		return;
 
@@ -357,38 +360,17 @@ coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,
 		ReThrowError(edata);
 
 	/* the search runs user code again: whatever it raises, the error stands */
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		found = find_in_staged_rows(spec, nparams, types, values, (int *) &col, (char **) &key);
-		foreach(lc, queries)
-		{
-			if (found)
-				break;
-			found = find_in_query(spec, lfirst(lc), (int *) &col, (char **) &key);
-		}
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		found = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	if (!found)
+	if (coco_subxact_call(find_bad_value, &vs) != NULL)
+		vs.found = false;
+	if (!vs.found)
 		ReThrowError(edata);
 	ereport(ERROR,
 			(errcode(edata->sqlerrcode),
-			 key ? errmsg("value for column \"%s\" of table \"%s\" at key %s does not convert to %s",
-						  spec->columns[col].name, spec->tn.qualified, key,
-						  spec->columns[col].type) :
+			 vs.key ? errmsg("value for column \"%s\" of table \"%s\" at key %s does not convert to %s",
+							 spec->columns[vs.col].name, spec->tn.qualified, vs.key,
+							 spec->columns[vs.col].type) :
 			 errmsg("value for column \"%s\" of table \"%s\" does not convert to %s",
-					spec->columns[col].name, spec->tn.qualified, spec->columns[col].type),
+					spec->columns[vs.col].name, spec->tn.qualified, spec->columns[vs.col].type),
 			 errdetail_internal("%s", edata->message),
 			 errhint("Declare values of the column's type, or change the column's declared type.")));
 }

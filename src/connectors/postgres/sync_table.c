@@ -593,44 +593,40 @@ check_query_privileges(const CocoApp *app, const SyncedTable *st)
 	coco_leave(&uc);
 }
 
+typedef struct TrialExpansion
+{
+	const CocoApp *app;
+	const SyncedTable *st;
+	MemoryContext cxt;			/* where the columns are copied to */
+	Jsonb	   *columns;
+} TrialExpansion;
+
+/* The expansion of validate_by_expanding; never kept. */
+static bool
+expand_and_check(void *arg)
+{
+	TrialExpansion *te = arg;
+	Jsonb	   *columns = expand_synced_table(te->app, te->st);
+
+	check_query_privileges(te->app, te->st);
+	te->columns = MemoryContextAlloc(te->cxt, VARSIZE(columns));
+	memcpy(te->columns, columns, VARSIZE(columns));
+	return false;
+}
+
 /* Expand once, in a subtransaction rolled back: every error now, not at the run. */
 static Jsonb *
 validate_by_expanding(const CocoApp *app, const SyncedTable *st)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Jsonb	   *columns;
-	Jsonb	   *copy;
+	TrialExpansion te = {app, st, CurrentMemoryContext, NULL};
+	ErrorData  *err;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
 	coco_persistent_expansion_begin();
-	PG_TRY();
-	{
-		columns = expand_synced_table(app, st);
-		check_query_privileges(app, st);
-		copy = MemoryContextAlloc(cxt, VARSIZE(columns));
-		memcpy(copy, columns, VARSIZE(columns));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *err;
-
-		MemoryContextSwitchTo(cxt);
-		err = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		coco_persistent_expansion_end();
-		ReThrowError(err);
-	}
-	PG_END_TRY();
-	RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
+	err = coco_subxact_try(expand_and_check, &te);
 	coco_persistent_expansion_end();
-	return copy;
+	if (err != NULL)
+		ReThrowError(err);
+	return te.columns;
 }
 
 /* The registration, inserted or replacing the table's earlier one. */

@@ -21,7 +21,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -30,7 +29,6 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/resowner.h"
 
 #include "pg_connector.h"
 
@@ -170,6 +168,24 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 	coco_leave(&uc);
 }
 
+typedef struct TableCheck
+{
+	CocoApp    *app;
+	int64		ts_id;
+	Jsonb	   *record;
+	bool		repair;
+	bool		remove_untracked;
+	TableDrift *out;
+} TableCheck;
+
+static void
+verify_table_step(void *arg)
+{
+	TableCheck *tc = arg;
+
+	verify_table(tc->app, tc->ts_id, tc->record, tc->repair, tc->remove_untracked, tc->out);
+}
+
 /*
  * One table in a subtransaction: a table that cannot be read as declared
  * (a declared column dropped by hand, a NULL in a key column of a user's
@@ -179,32 +195,14 @@ static void
 verify_table_guarded(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_untracked,
 					 TableDrift *out)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	TableCheck	tc = {app, ts_id, record, repair, remove_untracked, out};
+	ErrorData  *e = coco_subxact_call(verify_table_step, &tc);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (e != NULL)
 	{
-		verify_table(app, ts_id, record, repair, remove_untracked, out);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		out->error = e->message;
 		out->missing = out->changed = out->untracked = out->removed = out->marked = out->unchecked = 0;
 	}
-	PG_END_TRY();
 }
 
 /*
