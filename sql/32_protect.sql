@@ -144,12 +144,23 @@ SELECT * FROM pg_temp.states('prot');
 -- ===========================================================================
 -- 5. The destruction guard
 -- ===========================================================================
-CREATE TABLE prot_before AS SELECT count(*) AS n FROM coco.run;
+CREATE TABLE prot_before AS SELECT coalesce(max(run_id), 0) AS n FROM coco.run;
 -- A full run with nothing staged would drop prot_other and prot_side;
 -- prot_c is protected (kept, and not counted): refused.
 SELECT coco.reconcile('prot', true);
 SELECT to_regclass('prot_other') AS prot_other, to_regclass('prot_side') AS prot_side;
-SELECT count(*) - (SELECT n FROM prot_before) AS runs_recorded FROM coco.run;
+-- the refused run is a failed run: the worker records it (its own
+-- transaction rolled back), with the guard's SQLSTATE
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN EXISTS (SELECT FROM coco.runs r WHERE r.app = 'prot'
+                             AND r.run_id > (SELECT n FROM prot_before) AND r.status = 'failed');
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+SELECT status, sqlstate, origin, "full" FROM coco.runs
+ WHERE app = 'prot' AND run_id > (SELECT n FROM prot_before) ORDER BY run_id;
 SELECT * FROM pg_temp.states('prot');
 -- coco.plan shows it, with a NOTICE, and does not refuse
 SELECT provider, action, detail->>'name' AS name FROM coco.plan('prot', true) ORDER BY 1, 3;
