@@ -381,8 +381,24 @@ SELECT coco.unsync_table('syncapp', 'sync.docs');
 SELECT count(*) AS seen FROM coco.synced_tables;
 RESET ROLE;
 
--- 7. drop_app: the tables go with the app, and the registrations
+-- 7. auto_submit: registering a synced table submits the app, whose
+-- worker run makes the table (sync_table stages nothing itself)
 SET ROLE regress_sync_owner;
+SELECT coco.create_app('autoapp');
+SELECT coco.set_app_option('autoapp', auto_submit => true);
+SELECT coco.sync_table('autoapp', 'sync.auto_copy', 'SELECT id, title FROM src', '{id}') IS NOT NULL AS synced;
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN EXISTS (SELECT FROM coco.runs WHERE app = 'autoapp' AND status = 'succeeded');
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+SELECT origin, status FROM coco.runs WHERE app = 'autoapp';
+SELECT count(*) = (SELECT count(*) FROM src) AS copied FROM sync.auto_copy;
+SELECT coco.drop_app('autoapp');
+
+-- 8. drop_app: the tables go with the app, and the registrations
 SELECT coco.drop_app('syncapp');
 SELECT to_regclass('sync.docs') AS docs_after_drop, count(*) AS registrations FROM coco.synced_tables;
 SELECT coco.drop_app('nestapp');

@@ -24,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
@@ -129,7 +130,9 @@ sources_walker(Node *node, SourceWalk *w)
 			{
 				RangeTblFunction *f = lfirst(lc);
 
-				if (IsA(f->funcexpr, FuncExpr))
+				/* a built-in function reads no table of the user's */
+				if (IsA(f->funcexpr, FuncExpr) &&
+					((FuncExpr *) f->funcexpr)->funcid >= FirstNormalObjectId)
 					note_unwatchable(w, psprintf("function %s",
 												 format_procedure(((FuncExpr *) f->funcexpr)->funcid)));
 			}

@@ -147,7 +147,8 @@ submit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * TRANSACTION).  Still inside the transaction: the runs commit with the
  * declarations or not at all.  An app is skipped when it was dropped in
  * this transaction, or has nothing staged (a reconcile in this transaction
- * took the declarations).
+ * took the declarations) and no synced table (coco.sync_table stages
+ * nothing: its registration is what the run evaluates).
  *
  * A run already waiting ('queued', not yet 'running') takes these
  * declarations too, provided it cannot start before this transaction has
@@ -202,7 +203,8 @@ queue_noted_runs(bool prepare)
 							 "EXISTS (SELECT FROM coco.staged_state s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
 							 "EXISTS (SELECT FROM coco.staged_row s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
 							 "EXISTS (SELECT FROM coco.staged_query s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
-							 "EXISTS (SELECT FROM coco.cleared_component s WHERE s.app_id OPERATOR(pg_catalog.=) $1))",
+							 "EXISTS (SELECT FROM coco.cleared_component s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
+							 "EXISTS (SELECT FROM coco.synced_table s WHERE s.app_id OPERATOR(pg_catalog.=) $1))",
 							 1, types, values, &isnull);
 		if (isnull)
 			continue;
