@@ -76,6 +76,7 @@ typedef int64 (*CocoCompletionHook) (const CocoApp *app);
 typedef struct CocoFailedRun
 {
 	int			app_id;
+	Oid			owner;			/* the app's: who may be told about it */
 	char		app_name[NAMEDATALEN];	/* for messages; may be cut */
 	int64		run_id;			/* 0: it failed before taking one */
 	bool		full;
@@ -107,6 +108,7 @@ typedef struct CocoSyncRun
 	bool		active;
 	bool		started;		/* past the run guard: a refused call is no run */
 	int			app_id;
+	Oid			owner;
 	char		app_name[NAMEDATALEN];
 	int64		run_id;			/* 0 until the engine took one */
 	bool		full;

@@ -80,6 +80,7 @@ report(int sqlerrcode, const char *message)
 
 	memset(&r, 0, sizeof(r));
 	r.app_id = current.app_id;
+	r.owner = current.owner;
 	strlcpy(r.app_name, current.app_name, sizeof(r.app_name));
 	r.run_id = current.run_id;
 	r.full = current.full;
@@ -148,6 +149,7 @@ coco_sync_run_begin(const CocoApp *app, bool full, CocoSyncRun *saved)
 	current.active = true;
 	current.started = false;
 	current.app_id = app->app_id;
+	current.owner = app->owner;
 	copy_message(current.app_name, sizeof(current.app_name), app->name);
 	current.run_id = 0;
 	current.full = full;

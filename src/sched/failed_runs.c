@@ -5,9 +5,10 @@
  * wakes the worker of its database, which takes the reports out and inserts
  * them (bgworker/record_failed.c) in a transaction of its own.
  *
- * The ring is small and fixed; when every slot is taken the oldest report
- * is dropped and the reporting backend says so with a WARNING, so that no
- * failure goes unseen.  Reports do not survive a crash-restart of the
+ * The ring is small and fixed; when every slot is taken a report is
+ * dropped — the oldest of the owner with the most reports waiting, so that
+ * one role's flood of failures cannot push out another's — and the
+ * reporting backend says so with a WARNING.  Reports do not survive a crash-restart of the
  * server (shared memory is made anew).
  */
 #include "postgres.h"
@@ -18,9 +19,48 @@
 #include "sched_shmem.h"
 
 /*
+ * The slot a new report takes when every slot is full: the oldest report of
+ * the app owner (and database) with the most reports waiting.  So a role
+ * that fails runs by the hundred drops its own records, never another
+ * role's.  Under the mutex.
+ */
+static CocoFailedSlot *
+slot_to_give_way(CocoShared *shared)
+{
+	CocoFailedSlot *victim = NULL;
+	int			victim_count = 0;
+
+	for (int i = 0; i < COCO_MAX_FAILED_RUNS; i++)
+	{
+		CocoFailedSlot *s = &shared->failed[i];
+		CocoFailedSlot *oldest = s;
+		int			count = 0;
+
+		for (int j = 0; j < COCO_MAX_FAILED_RUNS; j++)
+		{
+			CocoFailedSlot *t = &shared->failed[j];
+
+			if (t->dbid != s->dbid || t->report.owner != s->report.owner)
+				continue;
+			count++;
+			if (t->seq < oldest->seq)
+				oldest = t;
+		}
+		if (count > victim_count || (count == victim_count && oldest->seq < victim->seq))
+		{
+			victim = oldest;
+			victim_count = count;
+		}
+	}
+	return victim;
+}
+
+/*
  * The engine's failed-run hook.  Runs while an error is being handled, or
  * in a backend that is exiting: no error may be raised here, only the
- * WARNING of a report dropped.
+ * WARNING of a report dropped.  Its details go to the session only when
+ * the dropped run is of an app of the same owner as the reporting run's;
+ * otherwise only to the server log.
  */
 void
 coco_sched_report_failed_run(const CocoFailedRun *report)
@@ -38,11 +78,7 @@ coco_sched_report_failed_run(const CocoFailedRun *report)
 			slot = &shared->failed[i];
 	if (slot == NULL)
 	{
-		/* all taken: the oldest gives way */
-		slot = &shared->failed[0];
-		for (int i = 1; i < COCO_MAX_FAILED_RUNS; i++)
-			if (shared->failed[i].seq < slot->seq)
-				slot = &shared->failed[i];
+		slot = slot_to_give_way(shared);
 		dropped_db = slot->dbid;
 		dropped = slot->report;
 	}
@@ -51,13 +87,24 @@ coco_sched_report_failed_run(const CocoFailedRun *report)
 	slot->report = *report;
 	SpinLockRelease(&shared->mutex);
 
-	if (dropped_db != InvalidOid)
+	if (dropped_db == MyDatabaseId && dropped.owner == report->owner)
 		ereport(WARNING,
 				(errmsg("coco_target: the record of failed run " INT64_FORMAT " of app \"%s\" was dropped: too many failed runs are waiting to be recorded",
 						dropped.run_id, dropped.app_name),
 				 errdetail("It failed at %s with SQLSTATE %s: %s",
 						   timestamptz_to_str(dropped.finished_at), dropped.sqlstate, dropped.message),
 				 errhint("The background worker of the database records failed runs; see the server log if it is not running.")));
+	else if (dropped_db != InvalidOid)
+	{
+		ereport(WARNING,
+				(errmsg("coco_target: the record of another role's failed run was dropped: too many failed runs are waiting to be recorded"),
+				 errhint("The background worker of the database records failed runs; see the server log if it is not running.")));
+		ereport(LOG_SERVER_ONLY,
+				(errmsg("coco_target: the record of failed run " INT64_FORMAT " of app \"%s\" (database %u) was dropped: too many failed runs are waiting to be recorded",
+						dropped.run_id, dropped.app_name, dropped_db),
+				 errdetail("It failed at %s with SQLSTATE %s: %s",
+						   timestamptz_to_str(dropped.finished_at), dropped.sqlstate, dropped.message)));
+	}
 	coco_worker_wake(MyDatabaseId);
 }
 

@@ -210,6 +210,7 @@ execute_latest(SPIPlanPtr plan, Datum *values)
  * the extension's tables change (DROP and CREATE EXTENSION).
  */
 static SPIPlanPtr registered_plan = NULL;
+static SPIPlanPtr alive_plan = NULL;
 static SPIPlanPtr waiting_plan = NULL;
 static SPIPlanPtr queue_plan = NULL;
 
@@ -229,19 +230,18 @@ prepare_kept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 }
 
 /*
- * Queue a refresh run for each noted app, just before the commit (or the
- * PREPARE TRANSACTION), inside the transaction.  An app is skipped when
+ * Queue a refresh run for each noted app, just before the commit, inside
+ * the transaction.  An app is skipped when
  * none of the tables it noted is a registered source of it — with the
  * latest snapshot, so that the registration and the trigger, created in one
  * transaction, are seen together whatever the isolation level — and when a
  * run of it is already waiting (and not being canceled: its row locked):
  * holding the submit lock in share mode until the commit, as auto-submit
- * does, keeps the worker from starting that run before this commits.  A
- * prepared transaction must not hold the lock, so it queues a run of its
- * own.  Returns whether any run was queued.
+ * does, keeps the worker from starting that run before this commits.  An
+ * app being dropped is skipped too.  Returns whether any run was queued.
  */
 static bool
-queue_refresh_runs(bool prepare_xact)
+queue_refresh_runs(void)
 {
 	List	   *apps = NIL;
 	ListCell   *lc;
@@ -267,6 +267,14 @@ queue_refresh_runs(bool prepare_xact)
 				 "WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				 "AND source::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($2) LIMIT 1",
 				 2, types);
+	/*
+	 * The queued run's foreign key share-locks the app's row.  coco.drop_app
+	 * locks it for update and then drops the triggers, which waits for this
+	 * writer: waiting for the row here would deadlock.  An app being
+	 * dropped needs no refresh.
+	 */
+	prepare_kept(&alive_plan, "SELECT 1 FROM coco.app WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				 "FOR KEY SHARE SKIP LOCKED", 1, types);
 	prepare_kept(&waiting_plan, "SELECT 1 FROM coco.run WHERE app_id OPERATOR(pg_catalog.=) $1 "
 				 "AND status OPERATOR(pg_catalog.=) 'queued' LIMIT 1 FOR SHARE SKIP LOCKED",
 				 1, types);
@@ -285,13 +293,13 @@ queue_refresh_runs(bool prepare_xact)
 			elog(DEBUG1, "coco_target: no registered source of app %d was written, no refresh run", app_id);
 			continue;
 		}
-		if (!prepare_xact)
-		{
-			coco_submit_lock(app_id, ShareLock);
-			execute_latest(waiting_plan, values);
-			if (SPI_processed > 0)
-				continue;		/* that run re-evaluates the queries after this commits */
-		}
+		execute_latest(alive_plan, values);
+		if (SPI_processed == 0)
+			continue;			/* being dropped, or gone */
+		coco_submit_lock(app_id, ShareLock);
+		execute_latest(waiting_plan, values);
+		if (SPI_processed > 0)
+			continue;			/* that run re-evaluates the queries after this commits */
 		if (SPI_execute_plan(queue_plan, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "coco_target: could not queue a refresh run of app %d", app_id);
 		queued = true;
@@ -309,14 +317,23 @@ refresh_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			if (refresh_notes != NIL && queue_refresh_runs(false))
+			if (refresh_notes != NIL && queue_refresh_runs())
 				wake_after_commit = true;
 			refresh_notes = NIL;
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			/* a prepared run is found by the launcher's periodic look */
+
+			/*
+			 * A queued run would keep the app's row share-locked for as long
+			 * as the transaction stays prepared, holding back coco.drop_app
+			 * for any time a writer chooses.  Nothing is queued: the writes
+			 * reach the app's tables at its next run.
+			 */
 			if (refresh_notes != NIL)
-				(void) queue_refresh_runs(true);
+				ereport(WARNING,
+						(errmsg("coco_target: writes to sources in a prepared transaction queue no refresh run"),
+						 errhint("They reach the derived tables at the app's next run: the next write "
+								 "to a source, coco.submit(), or a schedule.")));
 			refresh_notes = NIL;
 			break;
 		case XACT_EVENT_COMMIT:

@@ -42,9 +42,11 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_func.h"
 #include "parser/parser.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 
@@ -354,16 +356,41 @@ create_trigger(const CocoApp *app, Oid source, const char *name, Oid fn)
 }
 
 static void
+dropping_trigger_context(void *arg)
+{
+	errcontext("removing the refresh trigger on table %s", (const char *) arg);
+}
+
+/*
+ * Dropping a trigger locks its table exclusively, which waits for every
+ * transaction that wrote the table — a prepared one for as long as it
+ * stays prepared: the wait is bounded by coco_target.lock_timeout, as a
+ * run's waits are (55P03).
+ */
+static void
 drop_trigger(Oid source, const char *name, Oid fn)
 {
 	Oid			trigger = our_trigger(source, name, fn);
 	ObjectAddress addr;
+	ErrorContextCallback context;
+	int			nest;
 
 	if (!OidIsValid(trigger))
 		return;
+	context.callback = dropping_trigger_context;
+	context.arg = qualified_name(source);
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	nest = NewGUCNestLevel();
+	if (coco_lock_timeout > 0)
+		(void) set_config_option("lock_timeout", psprintf("%d", coco_lock_timeout), PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	LockRelationOid(source, AccessExclusiveLock);
+	AtEOXact_GUC(true, nest);
 	ObjectAddressSet(addr, TriggerRelationId, trigger);
 	performDeletion(&addr, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
 	CommandCounterIncrement();
+	error_context_stack = context.previous;
 }
 
 static void pg_attribute_noreturn()
