@@ -13,7 +13,9 @@
 #   (g) pg_cron: a scheduled coco.update() keeps a derived table in line
 #       (up to a minute with pg_cron 1.4, which has no second schedules);
 #       a failing one is recorded failed, with origin 'cron', in coco.runs
-#       as well as in cron.job_run_details
+#       as well as in cron.job_run_details; a scheduled coco.update() of an
+#       app with source-driven refresh, its source written all along,
+#       converges with the refresh runs
 #   (i) auto-submit: a trigger declares per changed source row, and the
 #       commits alone keep the target in line; rollbacks submit nothing
 #   (j) run retention: finished runs older than coco_target.run_retention
@@ -299,6 +301,31 @@ SELECT coco.create_app('cron_broken', 'declare_broken(text)');
 -- what a job's session calls itself (what tells coco_target a run is cron's)
 CREATE TABLE cron_seen (application_name text);
 SQL
+# a third: an app of synced tables with source-driven refresh, written to
+# all along, which the scheduled coco.update() updates as well
+q >/dev/null <<'SQL'
+CREATE TABLE mix_src (id int PRIMARY KEY, grp int NOT NULL, v int NOT NULL);
+INSERT INTO mix_src SELECT g, g % 7, 0 FROM generate_series(1, 200) g;
+SELECT coco.create_app('mix');
+SELECT coco.sync_table('mix', 'public.mix_by_grp',
+    'SELECT grp, count(*) AS n, sum(v) AS total FROM mix_src GROUP BY grp', '{grp}');
+SELECT coco.reconcile('mix');
+SELECT coco.set_app_option('mix', refresh => true);
+SQL
+mix_stop="$COCO_TMP/mix_stop"
+(
+    i=0
+    while [ ! -e "$mix_stop" ] && [ "$i" -lt 20000 ]; do
+        i=$((i + 1))
+        case $((i % 3)) in
+            0) q -c "UPDATE mix_src SET v = v + 1 WHERE id = $((i % 200 + 1))" ;;
+            1) q -c "INSERT INTO mix_src VALUES ($((1000 + i)), $((i % 9)), $i)" ;;
+            2) q -c "DELETE FROM mix_src WHERE id = $((1000 + i - 1))" ;;
+        esac >/dev/null 2>&1 || echo "write $i failed" >>"$COCO_TMP/mix_errors"
+    done
+) &
+mix_writer=$!
+q -c "SELECT cron.schedule('coco-mix', '$schedule', \$\$SELECT coco.update('mix')\$\$)" >/dev/null
 q -c "SELECT cron.schedule('coco-update', '$schedule', \$\$SELECT coco.update('docs')\$\$)" \
   -c "SELECT cron.schedule('coco-broken', '$schedule', \$\$SELECT coco.update('cron_broken')\$\$)" \
   -c "SELECT cron.schedule('coco-seen', '$schedule', \$\$INSERT INTO cron_seen SELECT current_setting('application_name')\$\$)" >/dev/null
@@ -316,8 +343,29 @@ wait_for "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (job
     fail "(g) cron_broken is not shown failing"
 wait_for "SELECT application_name FROM cron_seen LIMIT 1" pg_cron postgres 30 ||
     fail "(g) a cron job's application_name is not pg_cron"
+# the cron update of mix ran while the writes went on; then they stop, and
+# the derived table settles on its source
+wait_for "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+          WHERE j.jobname = 'coco-mix' ORDER BY d.runid DESC LIMIT 1" succeeded postgres 30 ||
+    fail "(g) the cron coco.update('mix') did not succeed"
+touch "$mix_stop"
+wait "$mix_writer"
+[ ! -e "$COCO_TMP/mix_errors" ] || fail "(g) source writes failed: $(head -n 3 "$COCO_TMP/mix_errors")"
+mix_diff="SELECT count(*) FROM ((SELECT grp, count(*) AS n, sum(v) AS total FROM mix_src GROUP BY grp
+                               EXCEPT SELECT grp, n, total FROM mix_by_grp)
+                              UNION ALL (SELECT grp, n, total FROM mix_by_grp
+                               EXCEPT SELECT grp, count(*), sum(v) FROM mix_src GROUP BY grp)) d"
+wait_for "$mix_diff" 0 postgres 30 || fail "(g) mix_by_grp did not settle on mix_src: $(q -c "$mix_diff") groups differ"
+wait_for "SELECT count(*) FROM coco.runs WHERE app = 'mix' AND status IN ('queued', 'running')" 0 postgres 30 ||
+    fail "(g) runs of mix left waiting"
+mix_runs=$(q -c "SELECT string_agg(origin || ':' || status || ':' || n, ',' ORDER BY origin, status)
+                   FROM (SELECT origin, status, count(*) AS n FROM coco.runs WHERE app = 'mix' GROUP BY 1, 2) r")
+echo "$mix_runs" | grep -q "cron:succeeded" || fail "(g) no cron run of mix succeeded: $mix_runs"
+echo "$mix_runs" | grep -q "refresh:succeeded" || fail "(g) no refresh run of mix succeeded: $mix_runs"
+echo "$mix_runs" | grep -q ":failed" && fail "(g) a run of mix failed: $mix_runs"
+ok "(g) a scheduled coco.update('mix') and source-driven refresh, with the source written all along, converged: mix_by_grp equals its source; runs by origin:status:count $mix_runs"
 q -c "SELECT cron.unschedule('coco-update')" -c "SELECT cron.unschedule('coco-broken')" \
-  -c "SELECT cron.unschedule('coco-seen')" >/dev/null
+  -c "SELECT cron.unschedule('coco-seen')" -c "SELECT cron.unschedule('coco-mix')" >/dev/null
 ok "(g) pg_cron $cron_ver running coco.update('docs') on schedule '$schedule' brought doc_words in line with docs (origin cron); a failing job's run is in coco.runs (failed, CC002, origin cron) and in cron.job_run_details"
 
 # --- (i) auto-submit: a trigger-driven pipeline ------------------------------
