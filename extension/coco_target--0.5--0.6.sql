@@ -276,3 +276,15 @@ SELECT a.name AS app,
   FROM coco.app a;
 COMMENT ON VIEW coco.apps IS
     'One row per app the caller may use: owner, declaration function, last run, pending declarations, options (auto_submit, run_timeout, refresh), whether it is failing or flagged, stale components and synced tables.';
+
+-- ---- the sources refresh watches -------------------------------------------
+CREATE VIEW coco.refresh_sources WITH (security_invoker = true) AS
+SELECT a.name AS app, r.source,
+       'coco_refresh_' OPERATOR(pg_catalog.||) a.app_id AS trigger,
+       EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                WHERE t.tgrelid OPERATOR(pg_catalog.=) r.source::pg_catalog.oid
+                  AND t.tgname OPERATOR(pg_catalog.=) ('coco_refresh_' OPERATOR(pg_catalog.||) a.app_id)) AS trigger_exists
+  FROM coco.refresh_source r JOIN coco.app a USING (app_id);
+GRANT SELECT ON coco.refresh_sources TO PUBLIC;
+COMMENT ON VIEW coco.refresh_sources IS
+    'The source tables that source-driven refresh watches for the apps the caller may use, with the name of the extension''s trigger on each and whether it is there (a run of the app puts back one that was dropped).';
