@@ -281,10 +281,13 @@ COMMENT ON VIEW coco.apps IS
 CREATE VIEW coco.refresh_sources WITH (security_invoker = true) AS
 SELECT a.name AS app, r.source,
        'coco_refresh_' OPERATOR(pg_catalog.||) a.app_id AS trigger,
-       EXISTS (SELECT FROM pg_catalog.pg_trigger t
-                WHERE t.tgrelid OPERATOR(pg_catalog.=) r.source::pg_catalog.oid
-                  AND t.tgname OPERATOR(pg_catalog.=) ('coco_refresh_' OPERATOR(pg_catalog.||) a.app_id)) AS trigger_exists
-  FROM coco.refresh_source r JOIN coco.app a USING (app_id);
+       t.oid IS NOT NULL AS trigger_exists,
+       coalesce(t.tgenabled OPERATOR(pg_catalog.<>) 'D', false) AS trigger_enabled
+  FROM coco.refresh_source r JOIN coco.app a USING (app_id)
+  LEFT JOIN pg_catalog.pg_trigger t
+    ON t.tgrelid OPERATOR(pg_catalog.=) r.source::pg_catalog.oid
+   AND t.tgname OPERATOR(pg_catalog.=) ('coco_refresh_' OPERATOR(pg_catalog.||) a.app_id)
+   AND t.tgfoid OPERATOR(pg_catalog.=) 'coco.refresh_trigger()'::pg_catalog.regprocedure;
 GRANT SELECT ON coco.refresh_sources TO PUBLIC;
 COMMENT ON VIEW coco.refresh_sources IS
-    'The source tables that source-driven refresh watches for the apps the caller may use, with the name of the extension''s trigger on each and whether it is there (a run of the app puts back one that was dropped).';
+    'The source tables that source-driven refresh watches for the apps the caller may use, with the name of the extension''s trigger on each, whether it is there (a run of the app puts back one that was dropped) and whether it is enabled.';

@@ -54,7 +54,7 @@ SELECT coco.set_app_option('shop', refresh => true);
 SELECT refresh FROM coco.app WHERE name = 'shop';
 SELECT source FROM coco.refresh_source ORDER BY source::text;
 -- the view: app names, the trigger of each source and that it is there
-SELECT app, source, trigger ~ '^coco_refresh_[0-9]+$' AS named, trigger_exists
+SELECT app, source, trigger ~ '^coco_refresh_[0-9]+$' AS named, trigger_exists, trigger_enabled
   FROM coco.refresh_sources ORDER BY source::text;
 SELECT tgrelid::regclass AS "table", tgname ~ '^coco_refresh_[0-9]+$' AS named,
        tgtype, pg_get_triggerdef(oid) ~ 'AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE .* FOR EACH STATEMENT EXECUTE FUNCTION coco.refresh_trigger' AS def

@@ -45,6 +45,6 @@ _PG_init(void)
 	coco_set_persistent_hook(coco_expand_synced_tables);
 	coco_set_failed_run_hook(coco_sched_report_failed_run);
 	coco_set_run_start_hook(coco_refresh_at_run);
-	coco_set_persistent_changed_hook(coco_refresh_follow_sources);
+	coco_set_persistent_changed_hook(coco_sched_persistent_changed);
 	coco_refresh_init();
 }

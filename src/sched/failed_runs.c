@@ -6,7 +6,7 @@
  * them (bgworker/record_failed.c) in a transaction of its own.
  *
  * The ring is small and fixed; when every slot is taken a report is
- * dropped — the oldest of the owner with the most reports waiting, so that
+ * dropped — the reporting owner's own oldest if it has one waiting, so that
  * one role's flood of failures cannot push out another's — and the
  * reporting backend says so with a WARNING.  Reports do not survive a crash-restart of the
  * server (shared memory is made anew).
@@ -20,15 +20,27 @@
 
 /*
  * The slot a new report takes when every slot is full: the oldest report of
- * the app owner (and database) with the most reports waiting.  So a role
- * that fails runs by the hundred drops its own records, never another
- * role's.  Under the mutex.
+ * the reporting run's own app owner (in this database), if it has one
+ * waiting, so that a role failing runs by the hundred drops its own
+ * records; else the oldest of the owner with the most reports waiting.
+ * Under the mutex.
  */
 static CocoFailedSlot *
-slot_to_give_way(CocoShared *shared)
+slot_to_give_way(CocoShared *shared, const CocoFailedRun *report)
 {
 	CocoFailedSlot *victim = NULL;
 	int			victim_count = 0;
+
+	for (int i = 0; i < COCO_MAX_FAILED_RUNS; i++)
+	{
+		CocoFailedSlot *s = &shared->failed[i];
+
+		if (s->dbid == MyDatabaseId && s->report.owner == report->owner &&
+			(victim == NULL || s->seq < victim->seq))
+			victim = s;
+	}
+	if (victim != NULL)
+		return victim;
 
 	for (int i = 0; i < COCO_MAX_FAILED_RUNS; i++)
 	{
@@ -78,7 +90,7 @@ coco_sched_report_failed_run(const CocoFailedRun *report)
 			slot = &shared->failed[i];
 	if (slot == NULL)
 	{
-		slot = slot_to_give_way(shared);
+		slot = slot_to_give_way(shared, report);
 		dropped_db = slot->dbid;
 		dropped = slot->report;
 	}

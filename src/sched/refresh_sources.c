@@ -115,6 +115,26 @@ add_relation(SourceWalk *w, Oid relid, bool with_children)
 	}
 }
 
+/* Built-in functions that run a query they are given as text (ts_stat,
+ * query_to_xml, table_to_xml, …): the tables it reads cannot be found. */
+static bool
+runs_query_text(Oid funcid)
+{
+	static const char *const names[] = {"ts_stat", "query_to_xml", "query_to_xmlschema",
+		"query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema",
+		"table_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema",
+		"schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema",
+	"database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema"};
+	char	   *name = get_func_name(funcid);
+
+	if (name == NULL || funcid >= FirstNormalObjectId)
+		return false;
+	for (int i = 0; i < (int) lengthof(names); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static bool
 sources_walker(Node *node, SourceWalk *w)
 {
@@ -132,9 +152,11 @@ sources_walker(Node *node, SourceWalk *w)
 			{
 				RangeTblFunction *f = lfirst(lc);
 
-				/* a built-in function reads no table of the user's */
+				/* a built-in function reads no table of the user's, unless
+				 * it runs a query given as text */
 				if (IsA(f->funcexpr, FuncExpr) &&
-					((FuncExpr *) f->funcexpr)->funcid >= FirstNormalObjectId)
+					(((FuncExpr *) f->funcexpr)->funcid >= FirstNormalObjectId ||
+					 runs_query_text(((FuncExpr *) f->funcexpr)->funcid)))
 					note_unwatchable(w, psprintf("function %s",
 												 format_procedure(((FuncExpr *) f->funcexpr)->funcid)));
 			}

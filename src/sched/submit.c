@@ -51,6 +51,7 @@ typedef struct NotedApp
 {
 	int			app_id;
 	SubTransactionId subid;
+	bool		persistent;		/* its synced tables were (un)registered */
 } NotedApp;
 
 static List *noted_apps = NIL;
@@ -80,7 +81,7 @@ coco_submit_lock_try(int app_id)
 	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
-static bool
+static NotedApp *
 noted(int app_id, SubTransactionId subid)
 {
 	ListCell   *lc;
@@ -90,9 +91,27 @@ noted(int app_id, SubTransactionId subid)
 		NotedApp   *n = lfirst(lc);
 
 		if (n->app_id == app_id && n->subid == subid)
-			return true;
+			return n;
 	}
-	return false;
+	return NULL;
+}
+
+static NotedApp *
+note(const CocoApp *app)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	NotedApp   *n = noted(app->app_id, subid);
+	MemoryContext old;
+
+	if (n != NULL)
+		return n;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	n = palloc0(sizeof(NotedApp));
+	n->app_id = app->app_id;
+	n->subid = subid;
+	noted_apps = lappend(noted_apps, n);
+	MemoryContextSwitchTo(old);
+	return n;
 }
 
 /*
@@ -103,21 +122,22 @@ noted(int app_id, SubTransactionId subid)
 void
 coco_note_declared(const CocoApp *app)
 {
-	SubTransactionId subid;
-	MemoryContext old;
-	NotedApp   *n;
+	if (app->auto_submit)
+		(void) note(app);
+}
 
-	if (!app->auto_submit)
-		return;
-	subid = GetCurrentSubTransactionId();
-	if (noted(app->app_id, subid))
-		return;
-	old = MemoryContextSwitchTo(TopTransactionContext);
-	n = palloc(sizeof(NotedApp));
-	n->app_id = app->app_id;
-	n->subid = subid;
-	noted_apps = lappend(noted_apps, n);
-	MemoryContextSwitchTo(old);
+/*
+ * coco.sync_table() or coco.unsync_table() changed the app's persistent
+ * declarations (the engine's persistent-changed hook): they stage nothing,
+ * so with auto_submit on the commit submits the app for that alone; and
+ * source-driven refresh's triggers follow the queries now.
+ */
+void
+coco_sched_persistent_changed(const CocoApp *app)
+{
+	if (app->auto_submit)
+		note(app)->persistent = true;
+	coco_refresh_follow_sources(app);
 }
 
 static void
@@ -135,10 +155,20 @@ submit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (n->subid != mySubid)
 			continue;
 		/* rolled back: its declarations are gone; committed: the parent's */
-		if (event == SUBXACT_EVENT_ABORT_SUB || noted(n->app_id, parentSubid))
+		if (event == SUBXACT_EVENT_ABORT_SUB)
 			noted_apps = foreach_delete_current(noted_apps, lc);
 		else
-			n->subid = parentSubid;
+		{
+			NotedApp   *parent = noted(n->app_id, parentSubid);
+
+			if (parent != NULL)
+			{
+				parent->persistent |= n->persistent;
+				noted_apps = foreach_delete_current(noted_apps, lc);
+			}
+			else
+				n->subid = parentSubid;
+		}
 	}
 }
 
@@ -147,8 +177,8 @@ submit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * TRANSACTION).  Still inside the transaction: the runs commit with the
  * declarations or not at all.  An app is skipped when it was dropped in
  * this transaction, or has nothing staged (a reconcile in this transaction
- * took the declarations) and no synced table (coco.sync_table stages
- * nothing: its registration is what the run evaluates).
+ * took the declarations), unless it registered or removed a synced table
+ * (which stages nothing: the registration is what the run evaluates).
  *
  * A run already waiting ('queued', not yet 'running') takes these
  * declarations too, provided it cannot start before this transaction has
@@ -166,6 +196,7 @@ static bool
 queue_noted_runs(bool prepare)
 {
 	List	   *apps = NIL;
+	List	   *persistent = NIL;
 	ListCell   *lc;
 	bool		pushed = false;
 	bool		queued = false;
@@ -174,7 +205,13 @@ queue_noted_runs(bool prepare)
 	Oid			types[1] = {INT4OID};
 
 	foreach(lc, noted_apps)
-		apps = list_append_unique_int(apps, ((NotedApp *) lfirst(lc))->app_id);
+	{
+		NotedApp   *n = lfirst(lc);
+
+		apps = list_append_unique_int(apps, n->app_id);
+		if (n->persistent)
+			persistent = list_append_unique_int(persistent, n->app_id);
+	}
 	noted_apps = NIL;
 	/* DROP EXTENSION in this transaction: nothing left to submit to */
 	if (apps == NIL || !OidIsValid(get_extension_oid("coco_target", true)))
@@ -199,12 +236,13 @@ queue_noted_runs(bool prepare)
 		bool		isnull;
 		int			rc;
 
-		(void) coco_spi_int8("SELECT 1 FROM coco.app a WHERE a.app_id OPERATOR(pg_catalog.=) $1 AND ("
+		(void) coco_spi_int8(list_member_int(persistent, lfirst_int(lc)) ?
+							 "SELECT 1 FROM coco.app a WHERE a.app_id OPERATOR(pg_catalog.=) $1" :
+							 "SELECT 1 FROM coco.app a WHERE a.app_id OPERATOR(pg_catalog.=) $1 AND ("
 							 "EXISTS (SELECT FROM coco.staged_state s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
 							 "EXISTS (SELECT FROM coco.staged_row s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
 							 "EXISTS (SELECT FROM coco.staged_query s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
-							 "EXISTS (SELECT FROM coco.cleared_component s WHERE s.app_id OPERATOR(pg_catalog.=) $1) OR "
-							 "EXISTS (SELECT FROM coco.synced_table s WHERE s.app_id OPERATOR(pg_catalog.=) $1))",
+							 "EXISTS (SELECT FROM coco.cleared_component s WHERE s.app_id OPERATOR(pg_catalog.=) $1))",
 							 1, types, values, &isnull);
 		if (isnull)
 			continue;
