@@ -165,6 +165,7 @@ extern void coco_refresh_init(void);
 extern void coco_refresh_trigger_name(int app_id, char *name);
 extern void coco_refresh_follow_sources(const CocoApp *app);
 extern void coco_sched_persistent_changed(const CocoApp *app);
+extern void coco_note_persistent_changed(const CocoApp *app);
 extern void coco_refresh_unwatch_all(const CocoApp *app);
 extern void coco_refresh_at_run(const CocoApp *app);
 /* NOTIFY coco_target of a run that ended (sent when this transaction commits) */

@@ -541,6 +541,18 @@ coco_refresh_follow_sources(const CocoApp *app)
 	(void) follow(app, false, true);
 }
 
+/*
+ * The engine's persistent-changed hook: coco.sync_table() or
+ * coco.unsync_table() changed the app's queries.  The triggers follow them
+ * now, and with auto_submit on the commit submits the app.
+ */
+void
+coco_sched_persistent_changed(const CocoApp *app)
+{
+	coco_note_persistent_changed(app);
+	coco_refresh_follow_sources(app);
+}
+
 /* Before the app is dropped: every trigger of it goes. */
 void
 coco_refresh_unwatch_all(const CocoApp *app)

@@ -128,16 +128,14 @@ coco_note_declared(const CocoApp *app)
 
 /*
  * coco.sync_table() or coco.unsync_table() changed the app's persistent
- * declarations (the engine's persistent-changed hook): they stage nothing,
- * so with auto_submit on the commit submits the app for that alone; and
- * source-driven refresh's triggers follow the queries now.
+ * declarations: they stage nothing, so with auto_submit on the commit
+ * submits the app for that alone.
  */
 void
-coco_sched_persistent_changed(const CocoApp *app)
+coco_note_persistent_changed(const CocoApp *app)
 {
 	if (app->auto_submit)
 		note(app)->persistent = true;
-	coco_refresh_follow_sources(app);
 }
 
 static void
