@@ -474,6 +474,9 @@ extern void coco_declaring(const CocoApp *app);
 extern bool coco_stage_state(const CocoApp *app, ArrayType *component, const char *provider,
 							 const char *sibling, StringInfo key, const char *name, Jsonb *spec);
 /* Refuse (23505, `message`) a key another component staged, naming both. */
+/* Delete what one component of the app has staged; mark_cleared: and stage
+ * a clear of it (the next run replaces it with nothing). */
+extern void coco_unstage_component(int app_id, int comp_id, bool mark_cleared);
 extern void coco_stage_conflict(const CocoApp *app, ArrayType *component, const char *provider,
 								const char *sibling, StringInfo key, const char *message) pg_attribute_noreturn();
 /* The component's id, made if new.  A component that a persistent

@@ -156,3 +156,28 @@ coco_stage_conflict(const CocoApp *app, ArrayType *component, const char *provid
 			 errdetail("Component %s declared it, and then component %s.", first, now),
 			 errhint("Reconcile the app, or clear the component, before declaring it again.")));
 }
+
+/*
+ * Delete what is staged in one component of the app (states, rows,
+ * queries), as the extension owner; with mark_cleared, stage a clear marker
+ * too, so the next run replaces the component with nothing.
+ */
+void
+coco_unstage_component(int app_id, int comp_id, bool mark_cleared)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2] = {Int32GetDatum(app_id), Int32GetDatum(comp_id)};
+	CocoUserContext uc;
+
+	coco_enter_extension_owner(&uc);
+	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "AND comp_id OPERATOR(pg_catalog.=) $2", 2, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "AND comp_id OPERATOR(pg_catalog.=) $2", 2, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
+				  "AND comp_id OPERATOR(pg_catalog.=) $2", 2, types, values, NULL, SPI_OK_DELETE);
+	if (mark_cleared)
+		coco_spi_exec("INSERT INTO coco.cleared_component (app_id, comp_id) VALUES ($1, $2)",
+					  2, types, values, NULL, SPI_OK_INSERT);
+	coco_leave(&uc);
+}

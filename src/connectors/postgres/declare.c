@@ -730,16 +730,11 @@ coco_clear_component(PG_FUNCTION_ARGS)
 {
 	CocoApp    *app;
 	int			comp_id;
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2];
-	CocoUserContext uc;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
 	coco_declaring(app);
 	comp_id = coco_component_id(app->app_id, coco_component_arg(fcinfo, 1));
-	values[0] = Int32GetDatum(app->app_id);
-	values[1] = Int32GetDatum(comp_id);
 
 	/*
 	 * Unlike declarations, a clear deletes staging, possibly rows a run is
@@ -748,16 +743,7 @@ coco_clear_component(PG_FUNCTION_ARGS)
 	 * reconciles next.
 	 */
 	coco_lock_app(app, false);
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2",
-				  2, types, values, NULL, SPI_OK_DELETE);
-	coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2",
-				  2, types, values, NULL, SPI_OK_DELETE);
-	coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) $2",
-				  2, types, values, NULL, SPI_OK_DELETE);
-	coco_spi_exec("INSERT INTO coco.cleared_component (app_id, comp_id) VALUES ($1, $2)",
-				  2, types, values, NULL, SPI_OK_INSERT);
-	coco_leave(&uc);
+	coco_unstage_component(app->app_id, comp_id, true);
 	forget_table_cache();
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -273,28 +273,6 @@ index_columns(const char *index, JsonbValue *columns, const CocoTableName *tn, A
 	return construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
-/* Delete what is staged in the component: the expansion replaces it all. */
-static void
-clear_staging(int app_id, int comp_id, bool mark_cleared)
-{
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2] = {Int32GetDatum(app_id), Int32GetDatum(comp_id)};
-	CocoUserContext uc;
-
-	coco_enter_extension_owner(&uc);
-	coco_spi_exec("DELETE FROM coco.staged_state WHERE app_id OPERATOR(pg_catalog.=) $1 "
-				  "AND comp_id OPERATOR(pg_catalog.=) $2", 2, types, values, NULL, SPI_OK_DELETE);
-	coco_spi_exec("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-				  "AND comp_id OPERATOR(pg_catalog.=) $2", 2, types, values, NULL, SPI_OK_DELETE);
-	coco_spi_exec("DELETE FROM coco.staged_query WHERE app_id OPERATOR(pg_catalog.=) $1 "
-				  "AND comp_id OPERATOR(pg_catalog.=) $2", 2, types, values, NULL, SPI_OK_DELETE);
-	/* a component no longer declared by anything: its targets go */
-	if (mark_cleared)
-		coco_spi_exec("INSERT INTO coco.cleared_component (app_id, comp_id) VALUES ($1, $2)",
-					  2, types, values, NULL, SPI_OK_INSERT);
-	coco_leave(&uc);
-}
-
 /*
  * The table's columns: inferred from the query (as the app owner, with the
  * registration's search_path), overrides merged in, key columns NOT NULL.
@@ -399,7 +377,8 @@ expand_synced_table(const CocoApp *app, const SyncedTable *st)
 
 	coco_parse_table_name(st->tbl, &tn);
 	parse_options(st->options, &o);
-	clear_staging(app->app_id, st->comp_id, false);
+	/* the expansion replaces all the component has staged */
+	coco_unstage_component(app->app_id, st->comp_id, false);
 	columns = table_columns(app, st, &tn, &o, &names);
 
 	/*
@@ -659,7 +638,7 @@ register_synced_table(const CocoApp *app, const SyncedTable *st)
 	coco_leave(&uc);
 	/* moved to another component: the old one is declared empty */
 	if (!isnull && (int) old_comp != st->comp_id)
-		clear_staging(app->app_id, (int) old_comp, true);
+		coco_unstage_component(app->app_id, (int) old_comp, true);
 }
 
 /*
@@ -760,7 +739,7 @@ coco_unsync_table(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" is not a synced table of app \"%s\"", tn.qualified, app->name),
 				 errhint("coco.synced_tables lists the app's synced tables.")));
-	clear_staging(app->app_id, (int) comp_id, true);
+	coco_unstage_component(app->app_id, (int) comp_id, true);
 	coco_persistent_changed(app);
 	SPI_finish();
 	PG_RETURN_VOID();
