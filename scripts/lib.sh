@@ -211,3 +211,53 @@ coco_cluster_stop() {
     rm -rf "$COCO_TMP"
     COCO_TMP=
 }
+
+# Citus: the test cluster becomes a coordinator with two workers, all on
+# this machine. Returns 2 (and starts nothing) when the PostgreSQL build has
+# no Citus: Debian 12 does not package it, so callers print a SKIP line.
+# The workers live under $COCO_TMP and stop with the coordinator.
+COCO_CITUS_WORKERS=()
+coco_citus_available() {
+    [ -f "$("$COCO_PGBIN/pg_config" --pkglibdir)/citus.so" ]
+}
+coco_citus_start() {
+    local w dir port preload=citus,coco_target,pg_cron
+    coco_citus_available || return 2
+    [ -f "$("$COCO_PGBIN/pg_config" --pkglibdir)/pg_cron.so" ] || preload=citus,coco_target
+    trap 'coco_citus_stop; coco_cluster_stop' EXIT
+    for w in 1 2; do
+        dir="$COCO_TMP/worker$w"
+        port="$(coco_free_port)"
+        coco_as_pg "$COCO_PGBIN/initdb" -D "$dir" -A trust -U postgres -E UTF8 --locale=C >/dev/null
+        {
+            echo "port = $port"
+            echo "unix_socket_directories = '$COCO_TMP'"
+            echo "listen_addresses = 'localhost'"
+            echo "shared_preload_libraries = 'citus,coco_target'"
+            echo "max_prepared_transactions = 100"
+            echo "max_worker_processes = 16"
+        } >>"$dir/postgresql.conf"
+        coco_as_pg "$COCO_PGBIN/pg_ctl" -D "$dir" -l "$COCO_TMP/worker$w.log" -w -t 60 start >/dev/null
+        COCO_CITUS_WORKERS+=("$dir:$port")
+        coco_psql -p "$port" -qAt -c "CREATE EXTENSION citus" >/dev/null
+    done
+    {
+        echo "shared_preload_libraries = '$preload'"
+        echo "max_prepared_transactions = 100"
+    } >>"$PGDATA/postgresql.conf"
+    coco_pg_ctl -w -m fast restart >/dev/null
+    coco_wait_up
+    q -c "CREATE EXTENSION citus" \
+      -c "SELECT citus_set_coordinator_host('localhost', $PGPORT)" >/dev/null
+    for w in "${COCO_CITUS_WORKERS[@]}"; do
+        q -c "SELECT citus_add_node('localhost', ${w##*:})" >/dev/null
+    done
+}
+coco_citus_stop() {
+    local w
+    for w in "${COCO_CITUS_WORKERS[@]}"; do
+        coco_as_pg "$COCO_PGBIN/pg_ctl" -D "${w%:*}" -w -m fast stop >/dev/null 2>&1 ||
+            coco_as_pg "$COCO_PGBIN/pg_ctl" -D "${w%:*}" -w -m immediate stop >/dev/null 2>&1 || true
+    done
+    COCO_CITUS_WORKERS=()
+}
