@@ -42,10 +42,25 @@ typedef struct CocoColumn
 	bool		is_key;
 } CocoColumn;
 
+/* the "distribution" option of a declared table (pg_citus.c) */
+typedef enum CocoDistKind
+{
+	COCO_DIST_NONE, COCO_DIST_HASH, COCO_DIST_REFERENCE
+} CocoDistKind;
+
+typedef struct CocoDistribution
+{
+	CocoDistKind kind;
+	char	   *column;			/* hash: the distribution column */
+	char	   *colocate_with;	/* hash: "default", "none", schema.table; NULL: default */
+	int			shard_count;	/* hash: 0 is Citus's default */
+} CocoDistribution;
+
 typedef struct CocoTableSpec
 {
 	CocoTableName tn;
 	char	   *managed_by;		/* "system" or "user" */
+	CocoDistribution dist;
 	int			ncolumns;
 	CocoColumn *columns;
 	int			nkeys;
@@ -57,6 +72,20 @@ extern Jsonb *coco_table_spec_build(const CocoTableName *tn, Jsonb *columns,
 extern Jsonb *coco_table_spec_with_options(const CocoTableName *tn, Jsonb *spec, Jsonb *options);
 extern CocoTableSpec *coco_table_spec_parse(Jsonb *spec);
 extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
+
+/* pg_citus.c: Citus tables, and the distribution a declared table asks for */
+typedef enum CocoCitusKind
+{
+	COCO_CITUS_NONE, COCO_CITUS_HASH, COCO_CITUS_REFERENCE, COCO_CITUS_OTHER
+} CocoCitusKind;
+
+extern bool coco_citus_installed(void);
+extern char *coco_citus_distribution_option(const CocoTableName *tn, Jsonb *spec, JsonbValue *opt);
+extern void coco_citus_parse_distribution(JsonbContainer *root, CocoDistribution *dist);
+extern bool coco_citus_same_distribution(const CocoDistribution *a, const CocoDistribution *b);
+extern CocoCitusKind coco_citus_table_kind(Oid relid, char **column);
+extern Oid	coco_citus_relid(const CocoTableName *tn);
+extern void coco_citus_apply_distribution(const CocoTableSpec *spec, bool rebuild);
 
 /* declare.c */
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);

@@ -10,7 +10,8 @@
  * tuplestore.  An unchanged row is read once and never kept or written.
  *
  * The changes are applied set-wise in batches through an ephemeral named
- * relation: one DELETE and one INSERT … ON CONFLICT on the target (as the
+ * relation (a table Citus holds reads array parameters instead, which its
+ * planner can plan): one DELETE and one INSERT … ON CONFLICT on the target (as the
  * app owner), and the matching tracking writes (as the extension owner), in
  * the run's transaction (reconciliation rule 9, docs/architecture.md).  A table the run created, whose
  * rows one component declares, is loaded with one INSERT … SELECT instead.
@@ -27,6 +28,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -121,6 +123,119 @@ held_by_another_component(const CocoTableSpec *spec, Oid *types, Datum *values)
 			 errhint("Re-declare or clear the component that holds the rows in the same run.")));
 }
 
+/* A batch's rows of one operation as array parameters, one per column. */
+typedef struct BatchArrays
+{
+	int			n;
+	int64		nrows;
+	int		   *attno;			/* in the batch's rows */
+	Oid		   *types;			/* the arrays' types */
+	ArrayBuildState **build;
+	Datum	   *values;
+} BatchArrays;
+
+static void
+batch_arrays_init(BatchArrays *a, const CocoTableSpec *spec, TupleDesc desc, bool keys_only)
+{
+	a->n = 0;
+	a->nrows = 0;
+	a->attno = palloc(sizeof(int) * spec->ncolumns);
+	a->types = palloc(sizeof(Oid) * spec->ncolumns);
+	a->build = palloc(sizeof(ArrayBuildState *) * spec->ncolumns);
+	a->values = palloc(sizeof(Datum) * spec->ncolumns);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, COCO_CH_NFIXED + i);
+		Oid			array_type = get_array_type(att->atttypid);
+
+		if (keys_only && !spec->columns[i].is_key)
+			continue;
+		if (!OidIsValid(array_type))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" of table \"%s\" has type %s, which has no array type",
+							spec->columns[i].name, spec->tn.qualified, spec->columns[i].type),
+					 errdetail("Rows are written to a Citus table from arrays of their columns.")));
+		a->attno[a->n] = COCO_CH_NFIXED + i + 1;
+		a->types[a->n] = array_type;
+		a->build[a->n] = initArrayResult(att->atttypid, CurrentMemoryContext, false);
+		a->n++;
+	}
+}
+
+static void
+batch_arrays_add(BatchArrays *a, TupleTableSlot *slot)
+{
+	for (int j = 0; j < a->n; j++)
+	{
+		bool		isnull;
+		Datum		v = slot_getattr(slot, a->attno[j], &isnull);
+
+		(void) accumArrayResult(a->build[j], v, isnull, a->build[j]->element_type,
+								CurrentMemoryContext);
+	}
+	a->nrows++;
+}
+
+static void
+batch_arrays_finish(BatchArrays *a)
+{
+	for (int j = 0; j < a->n; j++)
+		a->values[j] = makeArrayResult(a->build[j], CurrentMemoryContext);
+}
+
+/*
+ * The batch's writes to a table Citus holds: its deletions, new and changed
+ * rows, each as one statement over array parameters (Citus plans these; it
+ * cannot plan a statement that reads an ephemeral named relation).
+ */
+static void
+write_target_from_arrays(Batch *b, const CocoTableSpec *spec, const RowStatements *st,
+						 TupleDesc desc)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "coco_target row arrays",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	BatchArrays deletes;
+	BatchArrays inserts;
+	BatchArrays updates;
+
+	batch_arrays_init(&deletes, spec, desc, true);
+	batch_arrays_init(&inserts, spec, desc, false);
+	batch_arrays_init(&updates, spec, desc, false);
+	tuplestore_rescan(b->store);
+	while (tuplestore_gettupleslot(b->store, true, false, slot))
+	{
+		bool		isnull;
+
+		switch (DatumGetInt32(slot_getattr(slot, COCO_CH_OP + 1, &isnull)))
+		{
+			case COCO_OP_DELETE:
+				batch_arrays_add(&deletes, slot);
+				break;
+			case COCO_OP_INSERT:
+				batch_arrays_add(&inserts, slot);
+				break;
+			case COCO_OP_UPDATE:
+				batch_arrays_add(&updates, slot);
+				break;
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	batch_arrays_finish(&deletes);
+	batch_arrays_finish(&inserts);
+	batch_arrays_finish(&updates);
+	if (deletes.nrows > 0)
+		run_batch_sql(spec, st->delete_target, deletes.n, deletes.types, deletes.values);
+	if (inserts.nrows > 0)
+		run_batch_sql(spec, st->insert_target, inserts.n, inserts.types, inserts.values);
+	if (updates.nrows > 0)
+		run_batch_sql(spec, st->upsert_target, updates.n, updates.types, updates.values);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
 static void
 apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleDesc desc,
 			CocoChildSync *sync)
@@ -146,12 +261,17 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	coco_enter_app_owner(sync->owner, COCO_SAFE_SEARCH_PATH, &uc);
 	if (b->ndeletes + b->ninserts + b->nupdates > 0)
 		coco_lock_target_table(&spec->tn, RowExclusiveLock);
-	if (b->ndeletes > 0)
-		run_batch_sql(spec, st->delete_target, 0, NULL, NULL);
-	if (b->ninserts > 0)
-		run_batch_sql(spec, st->insert_target, 0, NULL, NULL);
-	if (b->nupdates > 0)
-		run_batch_sql(spec, st->upsert_target, 0, NULL, NULL);
+	if (st->from_arrays)
+		write_target_from_arrays(b, spec, st, desc);
+	else
+	{
+		if (b->ndeletes > 0)
+			run_batch_sql(spec, st->delete_target, 0, NULL, NULL);
+		if (b->ninserts > 0)
+			run_batch_sql(spec, st->insert_target, 0, NULL, NULL);
+		if (b->nupdates > 0)
+			run_batch_sql(spec, st->upsert_target, 0, NULL, NULL);
+	}
 	coco_leave(&uc);
 
 	coco_enter_extension_owner(&uc);
@@ -516,7 +636,8 @@ apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *c
 		Min(coco_batch_size, sync->change_limit) : coco_batch_size;
 	bool		done = false;
 
-	build_statements(spec, sync->fresh_container, sync->exclusive, &st);
+	build_statements(spec, sync->fresh_container, sync->exclusive,
+					 coco_citus_table_kind(coco_citus_relid(&spec->tn), NULL) != COCO_CITUS_NONE, &st);
 	tuplestore_rescan(changes);
 	while (!done)
 	{
@@ -603,9 +724,14 @@ coco_rows_sync(CocoChildSync *sync)
 	}
 
 	queries = sync->ignore_declarations ? NIL : replaced_queries(sync, spec, &search_path);
-	/* one INSERT … SELECT cannot stop after a batch: not when batching */
+	/*
+	 * One INSERT … SELECT cannot stop after a batch: not when batching.  Nor
+	 * into a table Citus holds: its rows live in shards on other nodes, and
+	 * the heap here is an empty shell the load would fill.
+	 */
 	if (sync->fresh_container && sync->exclusive && sync->nreplaced == 1 &&
-		!sync->ignore_declarations && sync->change_limit == 0)
+		!sync->ignore_declarations && sync->change_limit == 0 &&
+		coco_citus_table_kind(coco_citus_relid(&spec->tn), NULL) == COCO_CITUS_NONE)
 	{
 		forget_kept_diff(true);
 		row_params(sync, spec, types, values);

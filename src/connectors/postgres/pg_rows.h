@@ -26,6 +26,7 @@ typedef struct StagedQuery
 
 typedef struct RowStatements
 {
+	bool		from_arrays;	/* the target's read array parameters */
 	char	   *delete_target;
 	char	   *insert_target;	/* new rows */
 	char	   *upsert_target;	/* changed rows */
@@ -37,7 +38,7 @@ typedef struct RowStatements
 extern char *build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
 extern char *build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
 extern void build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive,
-							 RowStatements *st);
+							 bool from_arrays, RowStatements *st);
 extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path);
 extern int64 coco_rows_declared_count(const CocoChildSync *sync, List *queries, int nparams,
 									  Oid *types, Datum *values);

@@ -254,13 +254,45 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 
 
 /*
+ * unnest($1, $2, …) AS b(c1, c2, …): a batch's rows of one operation as
+ * array parameters, one per column (pg_rows.c), for a table Citus holds.
+ * keys_only: the key columns.  Unqualified on purpose: only the bare name
+ * is the multi-array form, which the parser always turns into
+ * pg_catalog.unnest, whatever the search_path.
+ */
+static char *
+unnest_batch(const CocoTableSpec *spec, bool keys_only)
+{
+	StringInfoData args;
+	StringInfoData names;
+	int			n = 0;
+
+	initStringInfo(&args);
+	initStringInfo(&names);
+	for (int i = 0; i < spec->ncolumns; i++)
+	{
+		if (keys_only && !spec->columns[i].is_key)
+			continue;
+		n++;
+		appendStringInfo(&args, "%s$%d", n > 1 ? ", " : "", n);
+		appendStringInfo(&names, "%s%s", n > 1 ? ", " : "", quote_identifier(spec->columns[i].name));
+	}
+	return psprintf("unnest(%s) AS b(%s)", args.data, names.data);
+}
+
+/*
  * The set-wise statements of a batch.  New rows go in with a plain INSERT
  * where nothing can be in the way (a table created by this run; no other
  * component tracks rows of the table), which is about twice as fast as
  * INSERT … ON CONFLICT; anywhere else an upsert keeps the write idempotent.
+ *
+ * The target's statements read the batch from its ephemeral named relation,
+ * or (from_arrays: a table Citus holds, whose planner cannot read one) from
+ * array parameters.  The tracking statements always read the relation.
  */
 void
-build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, RowStatements *st)
+build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, bool from_arrays,
+				 RowStatements *st)
 {
 	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
 	StringInfoData s;
@@ -270,8 +302,11 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 	char	   *conflict;
 
 	initStringInfo(&s);
-	appendStringInfo(&s, "DELETE FROM %s t USING " BATCH_ENR " b WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d",
-					 qname, COCO_OP_DELETE);
+	if (from_arrays)
+		appendStringInfo(&s, "DELETE FROM %s t USING %s WHERE true", qname, unnest_batch(spec, true));
+	else
+		appendStringInfo(&s, "DELETE FROM %s t USING " BATCH_ENR " b WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d",
+						 qname, COCO_OP_DELETE);
 	for (int i = 0; i < spec->nkeys; i++)
 	{
 		const char *k = quote_identifier(spec->columns[spec->key_index[i]].name);
@@ -279,6 +314,7 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 		appendStringInfo(&s, " AND t.%s OPERATOR(pg_catalog.=) b.%s", k, k);
 	}
 	st->delete_target = s.data;
+	st->from_arrays = from_arrays;
 
 	initStringInfo(&cols);
 	initStringInfo(&keys);
@@ -297,13 +333,25 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, Ro
 		psprintf(" ON CONFLICT (%s) DO UPDATE SET %s", keys.data, sets.data) :
 		psprintf(" ON CONFLICT (%s) DO NOTHING", keys.data);
 
-	st->insert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
-								 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
-								 qname, cols.data, cols.data, COCO_OP_INSERT,
-								 fresh_table ? "" : conflict);
-	st->upsert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
-								 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
-								 qname, cols.data, cols.data, COCO_OP_UPDATE, conflict);
+	if (from_arrays)
+	{
+		char	   *rows = unnest_batch(spec, false);
+
+		st->insert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM %s%s", qname, cols.data,
+									 cols.data, rows, fresh_table ? "" : conflict);
+		st->upsert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM %s%s", qname, cols.data,
+									 cols.data, rows, conflict);
+	}
+	else
+	{
+		st->insert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
+									 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
+									 qname, cols.data, cols.data, COCO_OP_INSERT,
+									 fresh_table ? "" : conflict);
+		st->upsert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM " BATCH_ENR
+									 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
+									 qname, cols.data, cols.data, COCO_OP_UPDATE, conflict);
+	}
 
 	/*
 	 * A new row whose key another component (one this run does not diff)

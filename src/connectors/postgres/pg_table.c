@@ -5,7 +5,8 @@
  * records (a table's record is its last applied spec) and decides.  The
  * primary key is the record's main part; every other column is a sub-record.
  * A changed primary key rebuilds the table (destructive); a dropped or
- * retyped column is lossy; added columns and nullability changes are not.
+ * retyped column is lossy; added columns and nullability changes are not;
+ * a changed Citus distribution moves the rows (pg_citus.c).
  * The sink applies the decisions as the app owner; NOT NULL on added or
  * re-typed columns is set after the rows were written (finish).
  *
@@ -136,6 +137,7 @@ table_reconcile(const CocoTargetState *st, CocoDecision *d)
 	StringInfoData cols;
 	bool		first = true;
 	bool		lossy = false;
+	bool		redistribute = false;
 
 	memset(d, 0, sizeof(*d));
 	for (int i = 0; i < st->nprev; i++)
@@ -246,13 +248,19 @@ table_reconcile(const CocoTargetState *st, CocoDecision *d)
 		}
 	}
 
-	if (diff.main == COCO_NO_ACTION && first)
+	/* a changed distribution moves the rows: no row is lost */
+	for (int i = 0; i < st->nprev; i++)
+		if (!coco_citus_same_distribution(&desired->dist, &prev[i]->dist))
+			redistribute = true;
+
+	if (diff.main == COCO_NO_ACTION && first && !redistribute)
 		return;					/* nothing changed */
 
 	d->action = COCO_UPSERT;
 	d->invalidation = (lossy || diff.main == COCO_UPSERT) ? COCO_INVALIDATE_LOSSY : COCO_INVALIDATE_NONE;
-	d->detail = json_text(psprintf("{\"op\": \"%s\", \"columns\": [%s]}",
-								   diff.main == COCO_UPSERT ? "ensure" : "alter", cols.data));
+	d->detail = json_text(psprintf("{\"op\": \"%s\", \"columns\": [%s]%s}",
+								   diff.main == COCO_UPSERT ? "ensure" : "alter", cols.data,
+								   redistribute ? ", \"redistribute\": true" : ""));
 }
 
 /* ---- the sink ---------------------------------------------------------- */
@@ -388,6 +396,14 @@ detail_string(Jsonb *detail, const char *field)
 	return (v && v->type == jbvString) ? pnstrdup(v->val.string.val, v->val.string.len) : NULL;
 }
 
+static bool
+detail_flag(Jsonb *detail, const char *field)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&detail->root, field, strlen(field), NULL);
+
+	return v != NULL && v->type == jbvBool && v->val.boolean;
+}
+
 /* Calls fn for every column entry of an alter/ensure detail. */
 static void
 for_each_column_action(Jsonb *detail, CocoTableSpec *spec, const char *qname,
@@ -437,19 +453,26 @@ table_apply(CocoPlannedAction *actions, int nactions)
 						 errhint("Declare it with managed_by => 'user' to manage only its rows, "
 								 "or drop it first.")));
 			create_table(spec, false);
+			coco_citus_apply_distribution(spec, false);
 		}
 		else if (strcmp(op, "replace") == 0)
 		{
 			exec_ddl(psprintf("DROP TABLE IF EXISTS %s", qname));
 			create_table(spec, false);
+			coco_citus_apply_distribution(spec, false);
 		}
 		else if (strcmp(op, "ensure") == 0)
 		{
 			create_table(spec, true);
 			for_each_column_action(d->detail, spec, qname, apply_column);
+			coco_citus_apply_distribution(spec, detail_flag(d->detail, "redistribute"));
 		}
 		else if (strcmp(op, "alter") == 0)
+		{
 			for_each_column_action(d->detail, spec, qname, apply_column);
+			if (detail_flag(d->detail, "redistribute"))
+				coco_citus_apply_distribution(spec, true);
+		}
 		else if (strcmp(op, "drop") == 0)
 			exec_ddl(psprintf("DROP TABLE IF EXISTS %s", qname));
 		else if (strcmp(op, "rekey") == 0)
@@ -567,6 +590,8 @@ table_plan_action(const CocoPlannedAction *a, StringInfo hazards)
 		appendStringInfoString(hazards, ", \"drops_table\"");
 	if (strcmp(action, "alter") == 0 || strcmp(action, "ensure") == 0)
 		column_hazards(detail, hazards);
+	if (detail != NULL && detail_flag(detail, "redistribute"))
+		appendStringInfoString(hazards, ", \"redistributes_table\"");
 	return action;
 }
 

@@ -44,7 +44,8 @@ typedef struct SyncedTable
 typedef struct SyncOptions
 {
 	char	   *managed_by;
-	Jsonb	   *table_options;	/* for the table: {"protect": …}, NULL: none */
+	Jsonb	   *table_options;	/* for the table: {"protect": …, "distribution": …},
+								 * NULL: none */
 	int			ncolumns;		/* column overrides */
 	char	  **column_names;
 	JsonbValue *columns;
@@ -136,6 +137,18 @@ check_fields(const char *option, const char *entry, const JsonbValue *obj,
 	}
 }
 
+/* "name": value, added to the table-level options' members */
+static void
+add_table_option(StringInfo members, const char *name, JsonbValue *value)
+{
+	Jsonb	   *j = JsonbValueToJsonb(value);
+
+	if (members->len > 0)
+		appendStringInfoString(members, ", ");
+	escape_json(members, name);
+	appendStringInfo(members, ": %s", JsonbToCString(NULL, &j->root, VARSIZE(j)));
+}
+
 static void
 parse_options(Jsonb *options, SyncOptions *o)
 {
@@ -144,9 +157,11 @@ parse_options(Jsonb *options, SyncOptions *o)
 	char	  **names;
 	JsonbValue *values;
 	int			n;
+	StringInfoData table_options;
 
 	memset(o, 0, sizeof(*o));
 	o->managed_by = "system";
+	initStringInfo(&table_options);
 	if (!JB_ROOT_IS_OBJECT(options))
 		bad_option("sync_table options must be a JSON object", NULL);
 	n = object_members(&options->root, &names, &values);
@@ -165,11 +180,12 @@ parse_options(Jsonb *options, SyncOptions *o)
 		{
 			if (v->type != jbvBool)
 				bad_option("sync_table option \"protect\" must be true or false", NULL);
-			o->table_options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																 CStringGetDatum(v->val.boolean ?
-																				 "{\"protect\": true}" :
-																				 "{\"protect\": false}")));
+			add_table_option(&table_options, "protect", v);
 		}
+		else if (strcmp(names[i], "distribution") == 0)
+			add_table_option(&table_options, "distribution", v);	/* checked as
+																	 * declare_table
+																	 * checks it */
 		else if (strcmp(names[i], "columns") == 0)
 		{
 			o->ncolumns = object_option("columns", v, &o->column_names, &o->columns);
@@ -226,8 +242,11 @@ parse_options(Jsonb *options, SyncOptions *o)
 		}
 		else
 			bad_option(psprintf("unknown sync_table option \"%s\"", names[i]),
-					   "The options are managed_by, columns, indexes, sql_commands and protect.");
+					   "The options are managed_by, columns, indexes, sql_commands, protect and distribution.");
 	}
+	if (table_options.len > 0)
+		o->table_options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															  CStringGetDatum(psprintf("{%s}", table_options.data))));
 }
 
 /* ---- expansion ---------------------------------------------------------- */
@@ -383,7 +402,7 @@ expand_synced_table(const CocoApp *app, const SyncedTable *st)
 
 	/*
 	 * The table's declaration, with the table-level options of
-	 * coco.declare_table ("protect").  The types are canonical: read with
+	 * coco.declare_table ("protect", "distribution").  The types are canonical: read with
 	 * the search_path pinned, whatever the caller's.
 	 */
 	nest = NewGUCNestLevel();

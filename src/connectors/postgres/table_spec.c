@@ -4,7 +4,8 @@
  * A spec is stored as jsonb (it is both the staged declaration and, later,
  * the table's tracking record):
  *   {"schema": s, "table": t, "managed_by": "system"|"user",
- *    "primary_key": [names], "columns": [{"name", "type", "nullable"}]}
+ *    "primary_key": [names], "columns": [{"name", "type", "nullable"}],
+ *    "distribution": {…} (only when declared: pg_citus.c)}
  * with types in canonical form and key columns NOT NULL.
  */
 #include "postgres.h"
@@ -16,6 +17,8 @@
 #include "utils/jsonb.h"
 
 #include "pg_connector.h"
+
+#define TABLE_OPTIONS_HINT "Table options are {\"protect\": true|false, \"distribution\": {…}}."
 
 static void
 bad_columns(const char *msg, const char *detail)
@@ -214,6 +217,19 @@ coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primar
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
 
+/* one table-level option to add to the spec */
+static void
+push_option(JsonbParseState **state, const char *name, JsonbValue *value)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) name;
+	k.val.string.len = strlen(name);
+	(void) pushJsonbValue(state, WJB_KEY, &k);
+	(void) pushJsonbValue(state, WJB_VALUE, value);
+}
+
 /*
  * A table's spec with its table-level options (declare_table's `options`):
  * the one place they are checked and carried into the staged spec, for
@@ -221,6 +237,8 @@ coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primar
  *   "protect": true|false — kept when no longer declared (the engine takes
  *   it out of the spec before the handler sees it: protect.c); absent
  *   leaves the tracked protection as it is.
+ *   "distribution": Citus's distribution of the table (pg_citus.c); part of
+ *   the table's tracking record.
  */
 Jsonb *
 coco_table_spec_with_options(const CocoTableName *tn, Jsonb *spec, Jsonb *options)
@@ -229,9 +247,10 @@ coco_table_spec_with_options(const CocoTableName *tn, Jsonb *spec, Jsonb *option
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	JsonbValue *protect;
+	JsonbValue *dist;
+	JsonbValue	dist_value;
 	JsonbParseState *state = NULL;
 	JsonbValue *res;
-	JsonbValue	k;
 
 	if (options == NULL)
 		return spec;
@@ -239,39 +258,57 @@ coco_table_spec_with_options(const CocoTableName *tn, Jsonb *spec, Jsonb *option
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options of table \"%s\" must be a JSON object", tn->qualified),
-				 errhint("Table options are {\"protect\": true|false}.")));
+				 errhint(TABLE_OPTIONS_HINT)));
 	/* refuse unknown options: a typo must not be silently ignored */
 	it = JsonbIteratorInit(&options->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		if (tok == WJB_KEY &&
-			!(v.val.string.len == 7 && memcmp(v.val.string.val, "protect", 7) == 0))
+		char	   *k;
+
+		if (tok != WJB_KEY)
+			continue;
+		k = pnstrdup(v.val.string.val, v.val.string.len);
+		if (strcmp(k, "protect") != 0 && strcmp(k, "distribution") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown option \"%s\" of table \"%s\"",
-							pnstrdup(v.val.string.val, v.val.string.len), tn->qualified),
-					 errhint("Table options are {\"protect\": true|false}.")));
+					 errmsg("unknown option \"%s\" of table \"%s\"", k, tn->qualified),
+					 errhint(TABLE_OPTIONS_HINT)));
 	}
 	protect = getKeyJsonValueFromContainer(&options->root, "protect", 7, NULL);
-	if (protect == NULL)
-		return spec;
-	if (protect->type != jbvBool)
+	if (protect != NULL && protect->type != jbvBool)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"protect\" of table \"%s\" must be true or false", tn->qualified)));
+	dist = getKeyJsonValueFromContainer(&options->root, "distribution", 12, NULL);
+	if (dist != NULL)
+	{
+		Jsonb	   *canonical = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																   CStringGetDatum(coco_citus_distribution_option(tn, spec, dist))));
 
-	/* the spec's fields, then "protect" (jsonb orders an object's keys) */
+		/* none (null) is what no option says: the spec leaves it out */
+		dist = NULL;
+		if (!JB_ROOT_IS_SCALAR(canonical))
+		{
+			dist_value.type = jbvBinary;
+			dist_value.val.binary.data = &canonical->root;
+			dist_value.val.binary.len = VARSIZE(canonical) - VARHDRSZ;
+			dist = &dist_value;
+		}
+	}
+	if (protect == NULL && dist == NULL)
+		return spec;
+
+	/* the spec's fields, then the options (jsonb orders an object's keys) */
 	it = JsonbIteratorInit(&spec->root);
 	res = NULL;
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		if (tok == WJB_END_OBJECT)
 		{
-			k.type = jbvString;
-			k.val.string.val = "protect";
-			k.val.string.len = 7;
-			(void) pushJsonbValue(&state, WJB_KEY, &k);
-			(void) pushJsonbValue(&state, WJB_VALUE, protect);
+			if (protect != NULL)
+				push_option(&state, "protect", protect);
+			if (dist != NULL)
+				push_option(&state, "distribution", dist);
 		}
 		res = pushJsonbValue(&state, tok, tok < WJB_BEGIN_ARRAY ? &v : NULL);
 	}
@@ -315,6 +352,7 @@ coco_table_spec_parse(Jsonb *json)
 	spec->tn.name = spec_string(root, "table");
 	spec->tn.qualified = psprintf("%s.%s", spec->tn.schema, spec->tn.name);
 	spec->managed_by = spec_string(root, "managed_by");
+	coco_citus_parse_distribution(root, &spec->dist);
 
 	cols = getKeyJsonValueFromContainer(root, "columns", 7, NULL);
 	if (cols == NULL || cols->type != jbvBinary || !JsonContainerIsArray(cols->val.binary.data))

@@ -45,6 +45,18 @@ typedef struct TableDrift
 } TableDrift;
 
 /*
+ * Whether Citus holds the table: its rows are in shards on other nodes,
+ * which "ONLY" would not read (the coordinator's table is an empty shell),
+ * and Citus plans a join of it with the local tracking only when it is
+ * read on its own first (a materialized CTE).
+ */
+static bool
+citus_table(const CocoTableSpec *spec)
+{
+	return coco_citus_table_kind(coco_citus_relid(&spec->tn), NULL) != COCO_CITUS_NONE;
+}
+
+/*
  * Delete the untracked rows of a table the app manages, by key, as the app
  * owner.  The app's run lock is held: no run tracks a key meanwhile.
  */
@@ -57,7 +69,8 @@ remove_untracked_rows(CocoApp *app, const CocoTableSpec *spec, Datum *keys, int 
 	int64		n;
 
 	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
-	coco_spi_exec(psprintf("DELETE FROM ONLY %s x WHERE %s OPERATOR(pg_catalog.=) ANY ($1)",
+	coco_spi_exec(psprintf("DELETE FROM %s%s x WHERE %s OPERATOR(pg_catalog.=) ANY ($1)",
+						   citus_table(spec) ? "" : "ONLY ",
 						   coco_quote_qualified(spec->tn.schema, spec->tn.name),
 						   coco_rows_key_expr(spec)),
 				  1, types, values, NULL, SPI_OK_DELETE);
@@ -85,17 +98,19 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 	Datum	   *extra;
 	int			nextra = 0;
 	Oid			nsp = get_namespace_oid(spec->tn.schema, true);
+	bool		citus;
 
 	out->name = pstrdup(spec->tn.qualified);
 	/* a table gone is drift every run finds and repairs by itself */
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid(spec->tn.name, nsp)))
 		return;
+	citus = citus_table(spec);
 
 	initStringInfo(&actual);
 	appendStringInfo(&actual, "SELECT %s AS k, coco.row_fingerprint(", coco_rows_key_expr(spec));
 	for (int i = 0; i < spec->ncolumns; i++)
 		appendStringInfo(&actual, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
-	appendStringInfo(&actual, ") AS fp FROM ONLY %s x", qname);
+	appendStringInfo(&actual, ") AS fp FROM %s%s x", citus ? "" : "ONLY ", qname);
 
 	/* read as the app owner: the table is the app's to read */
 	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
@@ -105,7 +120,7 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 	 * only its presence can be checked, until its component is declared
 	 * again.  Row sets from before 0.4 have no record fingerprint: compared.
 	 */
-	coco_spi_exec(psprintf("SELECT t.key IS NULL, x.k IS NULL, COALESCE(t.key, x.k), t.current "
+	coco_spi_exec(psprintf("%sSELECT t.key IS NULL, x.k IS NULL, COALESCE(t.key, x.k), t.current "
 						   "FROM (SELECT r.key, r.fp, (s.target_id IS NULL OR "
 						   "        (s.generation OPERATOR(pg_catalog.=) ts.generation AND "
 						   "         s.schema_version OPERATOR(pg_catalog.=) ts.schema_version AND "
@@ -117,10 +132,11 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 						   "      LEFT JOIN coco.row_set s ON s.target_id OPERATOR(pg_catalog.=) r.target_id "
 						   "       AND s.comp_id OPERATOR(pg_catalog.=) r.comp_id "
 						   "      WHERE r.target_id OPERATOR(pg_catalog.=) $1) t "
-						   "FULL JOIN (%s) x ON x.k OPERATOR(pg_catalog.=) t.key "
+						   "FULL JOIN %s x ON x.k OPERATOR(pg_catalog.=) t.key "
 						   "WHERE t.key IS NULL OR x.k IS NULL OR NOT t.current "
 						   "   OR x.fp OPERATOR(pg_catalog.<>) t.fp",
-						   actual.data),
+						   citus ? psprintf("WITH actual AS MATERIALIZED (%s) ", actual.data) : "",
+						   citus ? "actual" : psprintf("(%s)", actual.data)),
 				  1, types, values, NULL, SPI_OK_SELECT);
 	coco_leave(&uc);
 	keys = palloc(sizeof(Datum) * Max(SPI_processed, 1));
