@@ -40,6 +40,9 @@
 # worker (read with psql on the worker's port just before and after the
 # session), summed. After each step the synced table is compared with `src`
 # (EXCEPT ALL both ways must be empty). Ratio = coco_target / MERGE + DELETE.
+# A coco_target step's line also splits its time (up to the reconcile: the
+# declarations, and for the initial load the table's creation; the reconcile
+# itself) and shows the rows the reconcile inserted/updated/deleted/left.
 set -euo pipefail
 BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
@@ -94,7 +97,7 @@ FAILED=0
 # step NAME METHOD VACUUM_RELS SQL: run SQL (psql text) in a fresh session
 # and append "name method status ms coord_wal worker_wal" to $RES.
 step() {
-    local name="$1" method="$2" vac="$3" sql="$4" w out rc line wal0=() wwal=0 i=0
+    local name="$1" method="$2" vac="$3" sql="$4" w out rc line ms wal decl res wal0=() wwal=0 i=0
     # (called in an if: set -e is off here, so a failed preparation exits)
     q1 "CHECKPOINT" >/dev/null || exit 1
     for w in "${COCO_CITUS_WORKERS[@]}"; do wq "$w" "CHECKPOINT" >/dev/null || exit 1; done
@@ -103,11 +106,14 @@ step() {
     rc=0
     out="$(coco_psql -q 2>&1 <<EOF
 \\o /dev/null
+\\set b_decl -
+\\set b_result -
 SELECT pg_current_wal_lsn() AS b_lsn0, clock_timestamp() AS b_t0 \\gset
 $sql
 SELECT round(extract(epoch FROM clock_timestamp() - :'b_t0'::timestamptz) * 1000, 1) AS b_ms,
        pg_wal_lsn_diff(pg_current_wal_lsn(), :'b_lsn0') AS b_wal \\gset
 \\echo BENCH :b_ms :b_wal
+\\echo SPLIT :b_decl :b_result
 EOF
 )" || rc=$?
     for w in "${COCO_CITUS_WORKERS[@]}"; do
@@ -122,8 +128,14 @@ EOF
         return 1
     fi
     read -r ms wal <<<"$line"
+    read -r decl res <<<"$(grep '^SPLIT ' <<<"$out" | cut -d' ' -f2-)"
     printf '%s\t%s\tok\t%s\t%s\t%s\n' "$name" "$method" "$ms" "$wal" "$wwal" >>"$RES"
-    printf '  %-10s %-16s %10s ms\n' "$name" "$method" "$ms"
+    if [ "$decl" = - ]; then
+        printf '  %-10s %-16s %10s ms\n' "$name" "$method" "$ms"
+    else
+        printf '  %-10s %-16s %10s ms: %s before the reconcile + %s in it; rows ins/upd/del/unchanged %s\n' "$name" "$method" \
+            "$ms" "$decl" "$(awk -v a="$ms" -v b="$decl" 'BEGIN { printf "%.1f", a - b }')" "$res"
+    fi
 }
 na() { printf '%s\t%s\tn/a\t-\t-\t-\n' "$1" "$2" >>"$RES"; }
 
@@ -142,13 +154,17 @@ verify() {
 sql_coco() {
     echo "SELECT coco.declare_table('b', 'public.target', '$COLUMNS_JSON', '{id}', managed_by => 'user');
 SELECT coco.declare_rows('b', 'public.target', 'SELECT $COLS FROM src');
-SELECT coco.reconcile('b');"
+SELECT round(extract(epoch FROM clock_timestamp() - :'b_t0'::timestamptz) * 1000, 1) AS b_decl \\gset
+SELECT format('%s/%s/%s/%s', c->'inserted', c->'updated', c->'deleted', c->'unchanged') AS b_result
+  FROM (SELECT coco.reconcile('b')->'providers'->'postgres.row' AS c) r \\gset"
 }
 sql_sys() {
     echo "SELECT coco.declare_table('bs', 'public.target_sys', '$COLUMNS_JSON', '{id}',
     options => '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"src\"}}'::jsonb);
 SELECT coco.declare_rows('bs', 'public.target_sys', 'SELECT $COLS FROM src');
-SELECT coco.reconcile('bs');"
+SELECT round(extract(epoch FROM clock_timestamp() - :'b_t0'::timestamptz) * 1000, 1) AS b_decl \\gset
+SELECT format('%s/%s/%s/%s', c->'inserted', c->'updated', c->'deleted', c->'unchanged') AS b_result
+  FROM (SELECT coco.reconcile('bs')->'providers'->'postgres.row' AS c) r \\gset"
 }
 sql_merge() {
     echo "BEGIN;
