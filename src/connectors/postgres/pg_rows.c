@@ -123,13 +123,17 @@ held_by_another_component(const CocoTableSpec *spec, Oid *types, Datum *values)
 			 errhint("Re-declare or clear the component that holds the rows in the same run.")));
 }
 
-/* A batch's rows of one operation as array parameters, one per column. */
+/*
+ * A batch's rows of one operation as array parameters, one per column; a
+ * column whose type has no array type as text (coco_rows_column_as_text).
+ */
 typedef struct BatchArrays
 {
 	int			n;
 	int64		nrows;
 	int		   *attno;			/* in the batch's rows */
 	Oid		   *types;			/* the arrays' types */
+	FmgrInfo   *as_text;		/* the output function, or fn_oid 0 */
 	ArrayBuildState **build;
 	Datum	   *values;
 } BatchArrays;
@@ -143,22 +147,25 @@ batch_arrays_init(BatchArrays *a, const CocoTableSpec *spec, TupleDesc desc, boo
 	a->types = palloc(sizeof(Oid) * spec->ncolumns);
 	a->build = palloc(sizeof(ArrayBuildState *) * spec->ncolumns);
 	a->values = palloc(sizeof(Datum) * spec->ncolumns);
+	a->as_text = palloc0(sizeof(FmgrInfo) * spec->ncolumns);
 	for (int i = 0; i < spec->ncolumns; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, COCO_CH_NFIXED + i);
-		Oid			array_type = get_array_type(att->atttypid);
+		Oid			typid = TupleDescAttr(desc, COCO_CH_NFIXED + i)->atttypid;
 
 		if (keys_only && !spec->columns[i].is_key)
 			continue;
-		if (!OidIsValid(array_type))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("column \"%s\" of table \"%s\" has type %s, which has no array type",
-							spec->columns[i].name, spec->tn.qualified, spec->columns[i].type),
-					 errdetail("Rows are written to a Citus table from arrays of their columns.")));
 		a->attno[a->n] = COCO_CH_NFIXED + i + 1;
-		a->types[a->n] = array_type;
-		a->build[a->n] = initArrayResult(att->atttypid, CurrentMemoryContext, false);
+		if (coco_rows_column_as_text(spec, i))
+		{
+			Oid			out;
+			bool		varlena;
+
+			getTypeOutputInfo(typid, &out, &varlena);
+			fmgr_info(out, &a->as_text[a->n]);
+			typid = TEXTOID;
+		}
+		a->types[a->n] = get_array_type(typid);
+		a->build[a->n] = initArrayResult(typid, CurrentMemoryContext, false);
 		a->n++;
 	}
 }
@@ -171,6 +178,8 @@ batch_arrays_add(BatchArrays *a, TupleTableSlot *slot)
 		bool		isnull;
 		Datum		v = slot_getattr(slot, a->attno[j], &isnull);
 
+		if (!isnull && OidIsValid(a->as_text[j].fn_oid))
+			v = CStringGetTextDatum(OutputFunctionCall(&a->as_text[j], v));
 		(void) accumArrayResult(a->build[j], v, isnull, a->build[j]->element_type,
 								CurrentMemoryContext);
 	}
@@ -200,6 +209,11 @@ write_target_from_arrays(Batch *b, const CocoTableSpec *spec, const RowStatement
 	BatchArrays deletes;
 	BatchArrays inserts;
 	BatchArrays updates;
+	int			nest = NewGUCNestLevel();
+
+	/* values sent as text come back exactly: floats in full */
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 
 	batch_arrays_init(&deletes, spec, desc, true);
 	batch_arrays_init(&inserts, spec, desc, false);
@@ -232,6 +246,7 @@ write_target_from_arrays(Batch *b, const CocoTableSpec *spec, const RowStatement
 		run_batch_sql(spec, st->insert_target, inserts.n, inserts.types, inserts.values);
 	if (updates.nrows > 0)
 		run_batch_sql(spec, st->upsert_target, updates.n, updates.types, updates.values);
+	AtEOXact_GUC(true, nest);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 }

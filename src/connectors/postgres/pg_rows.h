@@ -39,6 +39,7 @@ extern char *build_declared_sql(const CocoTableSpec *spec, List *queries, bool i
 extern char *build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
 extern void build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive,
 							 bool from_arrays, RowStatements *st);
+extern bool coco_rows_column_as_text(const CocoTableSpec *spec, int i);
 extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path);
 extern int64 coco_rows_declared_count(const CocoChildSync *sync, List *queries, int nparams,
 									  Oid *types, Datum *values);

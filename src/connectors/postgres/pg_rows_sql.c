@@ -254,30 +254,55 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 
 
 /*
- * unnest($1, $2, …) AS b(c1, c2, …): a batch's rows of one operation as
- * array parameters, one per column (pg_rows.c), for a table Citus holds.
- * keys_only: the key columns.  Unqualified on purpose: only the bare name
- * is the multi-array form, which the parser always turns into
- * pg_catalog.unnest, whatever the search_path.
+ * Whether column i of a batch goes to a Citus table as text (an array of
+ * its values' text forms, cast back in the statement): a type with no
+ * array type of its own (an array type, notably) cannot be passed as an
+ * array of its values.  Key types always have one.
+ */
+bool
+coco_rows_column_as_text(const CocoTableSpec *spec, int i)
+{
+	Oid			typid;
+	int32		typmod;
+
+	coco_resolve_type(spec->columns[i].type, &typid, &typmod);
+	return !OidIsValid(get_array_type(typid));
+}
+
+/*
+ * SELECT b.c1, b.c2::type, … FROM unnest($1, $2, …) AS b(c1, c2, …): a
+ * batch's rows of one operation as array parameters, one per column
+ * (pg_rows.c), for a table Citus holds.  keys_only: the key columns.
+ * Unqualified on purpose: only the bare name is the multi-array form, which
+ * the parser always turns into pg_catalog.unnest, whatever the search_path.
  */
 static char *
-unnest_batch(const CocoTableSpec *spec, bool keys_only)
+select_unnested(const CocoTableSpec *spec, bool keys_only)
 {
+	StringInfoData cols;
 	StringInfoData args;
 	StringInfoData names;
 	int			n = 0;
 
+	initStringInfo(&cols);
 	initStringInfo(&args);
 	initStringInfo(&names);
 	for (int i = 0; i < spec->ncolumns; i++)
 	{
+		const char *c = quote_identifier(spec->columns[i].name);
+
 		if (keys_only && !spec->columns[i].is_key)
 			continue;
 		n++;
 		appendStringInfo(&args, "%s$%d", n > 1 ? ", " : "", n);
-		appendStringInfo(&names, "%s%s", n > 1 ? ", " : "", quote_identifier(spec->columns[i].name));
+		appendStringInfo(&names, "%s%s", n > 1 ? ", " : "", c);
+		if (coco_rows_column_as_text(spec, i))
+			appendStringInfo(&cols, "%sb.%s::%s", n > 1 ? ", " : "", c,
+							 coco_qualified_type(spec->columns[i].type));
+		else
+			appendStringInfo(&cols, "%sb.%s", n > 1 ? ", " : "", c);
 	}
-	return psprintf("unnest(%s) AS b(%s)", args.data, names.data);
+	return psprintf("SELECT %s FROM unnest(%s) AS b(%s)", cols.data, args.data, names.data);
 }
 
 /*
@@ -303,7 +328,8 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, bo
 
 	initStringInfo(&s);
 	if (from_arrays)
-		appendStringInfo(&s, "DELETE FROM %s t USING %s WHERE true", qname, unnest_batch(spec, true));
+		appendStringInfo(&s, "DELETE FROM %s t USING (%s) b WHERE true", qname,
+						 select_unnested(spec, true));
 	else
 		appendStringInfo(&s, "DELETE FROM %s t USING " BATCH_ENR " b WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d",
 						 qname, COCO_OP_DELETE);
@@ -335,12 +361,11 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, bo
 
 	if (from_arrays)
 	{
-		char	   *rows = unnest_batch(spec, false);
+		char	   *rows = select_unnested(spec, false);
 
-		st->insert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM %s%s", qname, cols.data,
-									 cols.data, rows, fresh_table ? "" : conflict);
-		st->upsert_target = psprintf("INSERT INTO %s (%s) SELECT %s FROM %s%s", qname, cols.data,
-									 cols.data, rows, conflict);
+		st->insert_target = psprintf("INSERT INTO %s (%s) %s%s", qname, cols.data, rows,
+									 fresh_table ? "" : conflict);
+		st->upsert_target = psprintf("INSERT INTO %s (%s) %s%s", qname, cols.data, rows, conflict);
 	}
 	else
 	{

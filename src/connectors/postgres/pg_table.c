@@ -514,7 +514,10 @@ table_finish(CocoPlannedAction *actions, int nactions)
 
 /*
  * Drift: a system-managed table that was dropped, or lost or changed a
- * declared column, behind the reconciler's back.
+ * declared column, or (declared with a distribution) that Citus no longer
+ * holds as declared, behind the reconciler's back.  A table declared
+ * without one is not looked at: distributing it by hand (a sql_command
+ * calling create_distributed_table, say) is the user's to do.
  */
 static bool
 table_matches_record(const CocoTargetState *st)
@@ -549,6 +552,15 @@ table_matches_record(const CocoTargetState *st)
 			if (want != typid || wantmod != typmod)
 				return false;
 		}
+	}
+	if (spec->dist.kind != COCO_DIST_NONE)
+	{
+		char	   *column;
+		CocoCitusKind now = coco_citus_table_kind(relid, &column);
+
+		if (spec->dist.kind == COCO_DIST_REFERENCE ? now != COCO_CITUS_REFERENCE :
+			(now != COCO_CITUS_HASH || strcmp(column, spec->dist.column) != 0))
+			return false;
 	}
 	return true;
 }
