@@ -72,6 +72,7 @@ extern Jsonb *coco_table_spec_build(const CocoTableName *tn, Jsonb *columns,
 extern Jsonb *coco_table_spec_with_options(const CocoTableName *tn, Jsonb *spec, Jsonb *options);
 extern CocoTableSpec *coco_table_spec_parse(Jsonb *spec);
 extern int	coco_table_spec_column(const CocoTableSpec *spec, const char *name);
+extern bool coco_table_spec_same_distribution(const CocoDistribution *a, const CocoDistribution *b);
 
 /* pg_citus.c: Citus tables, and the distribution a declared table asks for */
 typedef enum CocoCitusKind
@@ -80,9 +81,6 @@ typedef enum CocoCitusKind
 } CocoCitusKind;
 
 extern bool coco_citus_installed(void);
-extern char *coco_citus_distribution_option(const CocoTableName *tn, Jsonb *spec, JsonbValue *opt);
-extern void coco_citus_parse_distribution(JsonbContainer *root, CocoDistribution *dist);
-extern bool coco_citus_same_distribution(const CocoDistribution *a, const CocoDistribution *b);
 extern CocoCitusKind coco_citus_table_kind(Oid relid, char **column);
 extern Oid	coco_citus_relid(const CocoTableName *tn);
 extern void coco_citus_apply_distribution(const CocoTableSpec *spec, bool rebuild);

@@ -250,7 +250,7 @@ table_reconcile(const CocoTargetState *st, CocoDecision *d)
 
 	/* a changed distribution moves the rows: no row is lost */
 	for (int i = 0; i < st->nprev; i++)
-		if (!coco_citus_same_distribution(&desired->dist, &prev[i]->dist))
+		if (!coco_table_spec_same_distribution(&desired->dist, &prev[i]->dist))
 			redistribute = true;
 
 	if (diff.main == COCO_NO_ACTION && first && !redistribute)

@@ -5,7 +5,7 @@
  * the table's tracking record):
  *   {"schema": s, "table": t, "managed_by": "system"|"user",
  *    "primary_key": [names], "columns": [{"name", "type", "nullable"}],
- *    "distribution": {…} (only when declared: pg_citus.c)}
+ *    "distribution": {…} (only when declared: Citus, applied by pg_citus.c)}
  * with types in canonical form and key columns NOT NULL.
  */
 #include "postgres.h"
@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #include "pg_connector.h"
 
@@ -217,6 +218,197 @@ coco_table_spec_build(const CocoTableName *tn, Jsonb *columns, ArrayType *primar
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
 }
 
+/* ---- the "distribution" option (Citus: pg_citus.c applies it) ---------- */
+
+/* Citus caps a table's shard count at this. */
+#define MAX_SHARD_COUNT 64000
+
+static void
+bad_distribution(const CocoTableName *tn, const char *msg)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"distribution\" of table \"%s\": %s", tn->qualified, msg),
+			 errhint("distribution is {\"column\": …, \"colocate_with\": …, \"shard_count\": …} "
+					 "for a distributed table, or {\"reference\": true} for a reference table.")));
+}
+
+static char *
+jsonb_string(const CocoTableName *tn, JsonbValue *v, const char *field)
+{
+	if (v->type != jbvString || v->val.string.len == 0 ||
+		memchr(v->val.string.val, '\0', v->val.string.len) != NULL)
+		bad_distribution(tn, psprintf("\"%s\" must be a non-empty string", field));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * The "distribution" option of a table declared with `spec`, checked, as
+ * the canonical JSON text stored in the spec ("null" for none): a
+ * colocate_with table is schema-qualified as declare_table qualifies table
+ * names, so the run resolves it the same whatever its search_path.
+ */
+static char *
+distribution_option(const CocoTableName *tn, Jsonb *spec_json, JsonbValue *opt)
+{
+	CocoTableSpec *spec = coco_table_spec_parse(spec_json);
+	JsonbContainer *c;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	JsonbValue *column;
+	JsonbValue *colocate;
+	JsonbValue *shards;
+	JsonbValue *reference;
+	StringInfoData out;
+	int			col;
+
+	if (opt->type == jbvNull)
+		return "null";
+	if (opt->type != jbvBinary || !JsonContainerIsObject(opt->val.binary.data))
+		bad_distribution(tn, "it must be a JSON object");
+	c = opt->val.binary.data;
+	it = JsonbIteratorInit(c);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *k;
+
+		if (tok != WJB_KEY)
+			continue;
+		k = pnstrdup(v.val.string.val, v.val.string.len);
+		if (strcmp(k, "column") != 0 && strcmp(k, "colocate_with") != 0 &&
+			strcmp(k, "shard_count") != 0 && strcmp(k, "reference") != 0)
+			bad_distribution(tn, psprintf("unknown field \"%s\"", k));
+	}
+
+	if (!coco_citus_installed())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" cannot be distributed: the citus extension is not installed in this database",
+						tn->qualified),
+				 errhint("Install Citus and run CREATE EXTENSION citus, or declare the table without \"distribution\".")));
+	if (strcmp(spec->managed_by, "system") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"distribution\" of table \"%s\" applies only to a table the system manages",
+						tn->qualified),
+				 errhint("A user-managed table is distributed by its owner (create_distributed_table); "
+						 "its rows are written to it either way.")));
+
+	reference = getKeyJsonValueFromContainer(c, "reference", 9, NULL);
+	column = getKeyJsonValueFromContainer(c, "column", 6, NULL);
+	colocate = getKeyJsonValueFromContainer(c, "colocate_with", 13, NULL);
+	shards = getKeyJsonValueFromContainer(c, "shard_count", 11, NULL);
+	if (reference != NULL)
+	{
+		if (reference->type != jbvBool || !reference->val.boolean)
+			bad_distribution(tn, "\"reference\" must be true (leave out \"distribution\" for a local table)");
+		if (column || colocate || shards)
+			bad_distribution(tn, "a reference table has no \"column\", \"colocate_with\" or \"shard_count\"");
+		return "{\"reference\": true}";
+	}
+	if (column == NULL)
+		bad_distribution(tn, "\"column\" is required (or \"reference\": true)");
+
+	initStringInfo(&out);
+	appendStringInfoString(&out, "{\"column\": ");
+	col = coco_table_spec_column(spec, jsonb_string(tn, column, "column"));
+	if (col < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("distribution column \"%s\" is not a declared column of table \"%s\"",
+						jsonb_string(tn, column, "column"), tn->qualified)));
+	if (!spec->columns[col].is_key)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("distribution column \"%s\" of table \"%s\" is not part of its primary key",
+						spec->columns[col].name, tn->qualified),
+				 errdetail("Citus enforces a primary key only when it includes the distribution column."),
+				 errhint("Distribute by a primary key column, or add the column to the primary key.")));
+	escape_json(&out, spec->columns[col].name);
+	if (colocate != NULL)
+	{
+		char	   *with = jsonb_string(tn, colocate, "colocate_with");
+
+		appendStringInfoString(&out, ", \"colocate_with\": ");
+		if (strcmp(with, "default") == 0 || strcmp(with, "none") == 0)
+			escape_json(&out, with);
+		else
+		{
+			CocoTableName other;
+
+			coco_parse_table_name(with, &other);
+			escape_json(&out, other.qualified);
+		}
+	}
+	if (shards != NULL)
+	{
+		Numeric		n = shards->type == jbvNumeric ? shards->val.numeric : NULL;
+		int			count = 0;
+
+		if (n != NULL && !numeric_is_nan(n) && !numeric_is_inf(n))
+		{
+			char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n)));
+
+			if (strspn(s, "0123456789") == strlen(s) && strlen(s) <= 5)
+				count = atoi(s);
+		}
+		if (count < 1 || count > MAX_SHARD_COUNT)
+			bad_distribution(tn, psprintf("\"shard_count\" must be an integer from 1 to %d",
+										  MAX_SHARD_COUNT));
+		if (colocate != NULL && strcmp(jsonb_string(tn, colocate, "colocate_with"), "default") != 0 &&
+			strcmp(jsonb_string(tn, colocate, "colocate_with"), "none") != 0)
+			bad_distribution(tn, "\"shard_count\" cannot be given with \"colocate_with\" a table "
+							 "(the table's colocation group fixes the shard count)");
+		appendStringInfo(&out, ", \"shard_count\": %d", count);
+	}
+	appendStringInfoChar(&out, '}');
+	return out.data;
+}
+
+/* The distribution a stored spec asks for (none when it has none). */
+static void
+parse_distribution(JsonbContainer *root, CocoDistribution *dist)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(root, "distribution", 12, NULL);
+	JsonbValue *f;
+
+	memset(dist, 0, sizeof(*dist));
+	if (v == NULL || v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		return;
+	if ((f = getKeyJsonValueFromContainer(v->val.binary.data, "reference", 9, NULL)) != NULL)
+	{
+		dist->kind = COCO_DIST_REFERENCE;
+		return;
+	}
+	dist->kind = COCO_DIST_HASH;
+	if ((f = getKeyJsonValueFromContainer(v->val.binary.data, "column", 6, NULL)) && f->type == jbvString)
+		dist->column = pnstrdup(f->val.string.val, f->val.string.len);
+	if ((f = getKeyJsonValueFromContainer(v->val.binary.data, "colocate_with", 13, NULL)) &&
+		f->type == jbvString)
+		dist->colocate_with = pnstrdup(f->val.string.val, f->val.string.len);
+	if ((f = getKeyJsonValueFromContainer(v->val.binary.data, "shard_count", 11, NULL)) &&
+		f->type == jbvNumeric)
+		dist->shard_count = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+															  NumericGetDatum(f->val.numeric)));
+}
+
+/* Whether two specs ask for the same distribution. */
+bool
+coco_table_spec_same_distribution(const CocoDistribution *a, const CocoDistribution *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind != COCO_DIST_HASH)
+		return true;
+	return strcmp(a->column ? a->column : "", b->column ? b->column : "") == 0 &&
+		strcmp(a->colocate_with ? a->colocate_with : "default",
+			   b->colocate_with ? b->colocate_with : "default") == 0 &&
+		a->shard_count == b->shard_count;
+}
+
+/* ---- table-level options ------------------------------------------------ */
+
 /* one table-level option to add to the spec */
 static void
 push_option(JsonbParseState **state, const char *name, JsonbValue *value)
@@ -283,7 +475,7 @@ coco_table_spec_with_options(const CocoTableName *tn, Jsonb *spec, Jsonb *option
 	if (dist != NULL)
 	{
 		Jsonb	   *canonical = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																   CStringGetDatum(coco_citus_distribution_option(tn, spec, dist))));
+																   CStringGetDatum(distribution_option(tn, spec, dist))));
 
 		/* none (null) is what no option says: the spec leaves it out */
 		dist = NULL;
@@ -352,7 +544,7 @@ coco_table_spec_parse(Jsonb *json)
 	spec->tn.name = spec_string(root, "table");
 	spec->tn.qualified = psprintf("%s.%s", spec->tn.schema, spec->tn.name);
 	spec->managed_by = spec_string(root, "managed_by");
-	coco_citus_parse_distribution(root, &spec->dist);
+	parse_distribution(root, &spec->dist);
 
 	cols = getKeyJsonValueFromContainer(root, "columns", 7, NULL);
 	if (cols == NULL || cols->type != jbvBinary || !JsonContainerIsArray(cols->val.binary.data))
