@@ -22,7 +22,9 @@
 #   user-managed one loses its declared rows;
 # - a worker run, and a session killed after a row batch: the next run
 #   converges and no prepared transaction is left on the workers;
-# - the option's refusals: 42P16, 42703, 22023.
+# - the option's refusals: 42P16, 42703, 22023 when declared; what Citus
+#   refuses when the run applies it keeps its SQLSTATE (never XX000) and
+#   names the table.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -251,3 +253,12 @@ refused 22023 -c "$D '{\"distribution\": {\"reference\": false}}')"
 refused 22023 -c "$D '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"src\", \"shard_count\": 4}}')"
 refused 22023 -c "SELECT coco.declare_table('c', 'public.x', '[$COLS]', '{id}', managed_by => 'user', options => '{\"distribution\": {\"reference\": true}}')"
 ok "refused: a distribution column outside the primary key (42P16), an unknown one (42703), bad shapes and a user-managed table (22023)"
+# refused by Citus when the run applies it: its SQLSTATE (never XX000), the table named
+qa -c "SELECT coco.create_app('c2')" >/dev/null
+D2="SELECT coco.declare_table('c2', 'public.x2', '[$COLS]', '{id}', options => "
+refused 0A000 -c "$D2 '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"usr_r\"}}')" -c "SELECT coco.reconcile('c2')"
+refused 42P01 -c "$D2 '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"nope\"}}')" -c "SELECT coco.reconcile('c2')"
+err=$(qa -c "$D2 '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"usr_r\"}}')" -c "SELECT coco.reconcile('c2')" 2>&1 >/dev/null || true)
+case "$err" in *'distributing table "public.x2" (Citus)'*) ;; *) fail "the error does not name the table: $err" ;; esac
+[ "$(q -c "SELECT to_regclass('public.x2') IS NULL")" = t ] || fail "a refused run left public.x2 behind"
+ok "refused by Citus at the run: colocate_with a reference table (0A000), a missing table (42P01); the table named; nothing left behind"

@@ -93,11 +93,46 @@ colocate_with_arg(const char *with)
 	return coco_quote_qualified(other.schema, other.name);
 }
 
-static void
-citus_call(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+/*
+ * In the PG_CATCH of a statement Citus ran for the run (a call of its
+ * functions, or a batch of rows written to a table it holds): the error
+ * re-thrown naming the table and what was done to it instead of our
+ * statement.  Citus raises some errors without a SQLSTATE of their own;
+ * those are reported as 0A000 (what Citus cannot do), not as an internal
+ * error.
+ */
+void
+coco_citus_rethrow(MemoryContext cxt, const CocoTableName *tn, const char *what)
 {
-	if (SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "coco_target: %s failed", sql);
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	if (edata->sqlerrcode == ERRCODE_INTERNAL_ERROR)
+		edata->sqlerrcode = ERRCODE_FEATURE_NOT_SUPPORTED;
+	edata->context = psprintf("%s table \"%s\" (Citus)", what, tn->qualified);
+	edata->internalquery = NULL;
+	edata->internalpos = 0;
+	ReThrowError(edata);
+}
+
+static void
+citus_call(const CocoTableSpec *spec, const char *what, const char *sql, int nargs, Oid *types,
+		   Datum *values, const char *nulls)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "coco_target: %s failed", sql);
+	}
+	PG_CATCH();
+	{
+		coco_citus_rethrow(cxt, &spec->tn, what);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -140,11 +175,13 @@ coco_citus_apply_distribution(const CocoTableSpec *spec, bool rebuild)
 	if (now != COCO_CITUS_NONE)
 	{
 		/* a new local table takes the name: look it up again */
-		citus_call("SELECT pg_catalog.undistribute_table($1)", 1, types, values, NULL);
+		citus_call(spec, "undistributing", "SELECT pg_catalog.undistribute_table($1)",
+				   1, types, values, NULL);
 		values[0] = ObjectIdGetDatum(coco_citus_relid(&spec->tn));
 	}
 	if (spec->dist.kind == COCO_DIST_REFERENCE)
-		citus_call("SELECT pg_catalog.create_reference_table($1)", 1, types, values, NULL);
+		citus_call(spec, "making a reference table of", "SELECT pg_catalog.create_reference_table($1)",
+				   1, types, values, NULL);
 	else if (spec->dist.kind == COCO_DIST_HASH)
 	{
 		values[1] = CStringGetTextDatum(spec->dist.column);
@@ -152,7 +189,7 @@ coco_citus_apply_distribution(const CocoTableSpec *spec, bool rebuild)
 		values[3] = Int32GetDatum(spec->dist.shard_count);
 		if (spec->dist.shard_count == 0)
 			nulls[3] = 'n';
-		citus_call("SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3, "
-				   "shard_count => $4)", 4, types, values, nulls);
+		citus_call(spec, "distributing", "SELECT pg_catalog.create_distributed_table($1, $2, "
+				   "colocate_with => $3, shard_count => $4)", 4, types, values, nulls);
 	}
 }

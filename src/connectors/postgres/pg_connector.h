@@ -84,6 +84,8 @@ extern bool coco_citus_installed(void);
 extern CocoCitusKind coco_citus_table_kind(Oid relid, char **column);
 extern Oid	coco_citus_relid(const CocoTableName *tn);
 extern void coco_citus_apply_distribution(const CocoTableSpec *spec, bool rebuild);
+extern pg_attribute_noreturn() void coco_citus_rethrow(MemoryContext cxt, const CocoTableName *tn,
+													   const char *what);
 
 /* declare.c */
 extern CocoTableSpec *coco_declared_table_spec(const CocoApp *app, const CocoTableName *tn);

@@ -240,12 +240,20 @@ write_target_from_arrays(Batch *b, const CocoTableSpec *spec, const RowStatement
 	batch_arrays_finish(&deletes);
 	batch_arrays_finish(&inserts);
 	batch_arrays_finish(&updates);
-	if (deletes.nrows > 0)
-		run_batch_sql(spec, st->delete_target, deletes.n, deletes.types, deletes.values);
-	if (inserts.nrows > 0)
-		run_batch_sql(spec, st->insert_target, inserts.n, inserts.types, inserts.values);
-	if (updates.nrows > 0)
-		run_batch_sql(spec, st->upsert_target, updates.n, updates.types, updates.values);
+	PG_TRY();
+	{
+		if (deletes.nrows > 0)
+			run_batch_sql(spec, st->delete_target, deletes.n, deletes.types, deletes.values);
+		if (inserts.nrows > 0)
+			run_batch_sql(spec, st->insert_target, inserts.n, inserts.types, inserts.values);
+		if (updates.nrows > 0)
+			run_batch_sql(spec, st->upsert_target, updates.n, updates.types, updates.values);
+	}
+	PG_CATCH();
+	{
+		coco_citus_rethrow(old, &spec->tn, "rows written to");
+	}
+	PG_END_TRY();
 	AtEOXact_GUC(true, nest);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
