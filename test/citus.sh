@@ -22,9 +22,13 @@
 #   user-managed one loses its declared rows;
 # - a worker run, and a session killed after a row batch: the next run
 #   converges and no prepared transaction is left on the workers;
-# - the option's refusals: 42P16, 42703, 22023 when declared; what Citus
-#   refuses when the run applies it keeps its SQLSTATE (never XX000) and
-#   names the table.
+# - the option's refusals: 42P16, 42703, 22023, 42804 when declared; what
+#   Citus refuses when the run applies it keeps its SQLSTATE (never XX000)
+#   and names the table;
+# - columns that go to Citus as text (arrays, composites) come back exactly
+#   under a session DateStyle/TimeZone whose text does not read back;
+#   another role's public.unnest(integer[]) is never called; a
+#   distribution given as "DEFAULT" is Citus's default.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -45,9 +49,16 @@ refused() {
 }
 
 N=100000
-q -c "CREATE ROLE alice LOGIN" \
-  -c "GRANT CREATE ON SCHEMA public TO alice" \
+# mallory may create functions in public, as on a careless shared server:
+# her unnest(integer[]) would be the best match for a one-argument unnest
+# of the run's statements on the workers, where Citus sends them unqualified
+q -c "CREATE ROLE alice LOGIN" -c "CREATE ROLE mallory LOGIN" \
+  -c "GRANT CREATE ON SCHEMA public TO alice, mallory" \
   -c "CREATE EXTENSION coco_target" >/dev/null
+q -U mallory -d postgres -c "CREATE FUNCTION public.unnest(a integer[]) RETURNS SETOF integer LANGUAGE plpgsql AS
+      \$\$BEGIN RAISE EXCEPTION 'mallory''s unnest ran as %', current_user; END\$\$" >/dev/null
+qa -c "CREATE TYPE mood AS ENUM ('sad', 'ok')" -c "CREATE TYPE pt AS (x float8, y text)" >/dev/null
+
 qa -c "CREATE TABLE src (id integer PRIMARY KEY, v text, n integer)" \
    -c "SELECT create_distributed_table('src', 'id')" \
    -c "INSERT INTO src SELECT g, md5(g::text), g % 1000 FROM generate_series(1, $N) g" \
@@ -65,8 +76,8 @@ SYS_QUERY='SELECT id, v, n FROM src'
 SYS_DIST='{"column": "id", "shard_count": 8}'
 WITH_R=1
 # columns whose types have no array type (arrays) travel as text; floats exactly
-ARR_COLS='[{"name":"id","type":"integer"},{"name":"tags","type":"text[]"},{"name":"f","type":"float8"},{"name":"m","type":"int[][]"}]'
-ARR_QUERY='SELECT id, ARRAY[v, n::text, NULL] AS tags, id / 3.0::float8 AS f, ARRAY[[id, n], [n, NULL]] AS m FROM src WHERE id % 50 = 0'
+ARR_COLS='[{"name":"id","type":"integer"},{"name":"tags","type":"text[]"},{"name":"f","type":"float8"},{"name":"m","type":"int[][]"},{"name":"e","type":"mood"},{"name":"p","type":"pt"},{"name":"ts","type":"timestamptz[]"}]'
+ARR_QUERY='SELECT id, ARRAY[v, n::text, NULL] AS tags, id / 3.0::float8 AS f, ARRAY[[id, n], [n, NULL]] AS m, (enum_range(NULL::mood))[n % 2 + 1] AS e, ROW(id / 7.0::float8, v)::pt AS p, ARRAY[to_timestamp(-2208988800), to_timestamp(1577934245 + id)] AS ts FROM src WHERE id % 50 = 0'
 declare_all() {
     local extra=("$@")
     qa -c "SELECT coco.declare_table('c', 'public.sys_d', '$SYS_COLS', '$SYS_KEY', options => '{\"distribution\": $SYS_DIST}')" \
@@ -75,6 +86,8 @@ declare_all() {
        -c "SELECT coco.declare_rows('c', 'public.usr_d', 'SELECT id, v, n FROM src')" \
        -c "SELECT coco.declare_table('c', 'public.arr', '$ARR_COLS', '{id}', options => '{\"distribution\": {\"column\": \"id\"}}')" \
        -c "SELECT coco.declare_rows('c', 'public.arr', '$ARR_QUERY')" \
+       -c "SELECT coco.declare_table('c', 'public.one', '[{\"name\":\"id\",\"type\":\"integer\"}]', '{id}', options => '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"DEFAULT\"}}')" \
+       -c "SELECT coco.declare_rows('c', 'public.one', 'SELECT id FROM src WHERE id % 10 = 1')" \
        "${extra[@]}" >/dev/null
     if [ "$WITH_R" = 1 ]; then
         qa -c "SELECT coco.declare_table('c', 'public.sys_r', '[$COLS]', '{id}', options => '{\"distribution\": {\"reference\": true}}')" \
@@ -96,6 +109,7 @@ check() {
     same synced "SELECT n, count(*) AS c FROM src GROUP BY n" "$1"
     same usr_d "SELECT id, v, n FROM src" "$1"
     same arr "$ARR_QUERY" "$1"
+    same one "SELECT id FROM src WHERE id % 10 = 1" "$1"
     if [ "$WITH_R" = 1 ]; then
         same sys_r "SELECT id, v, n FROM src WHERE n < 500" "$1"
         same usr_r "SELECT id, v, n FROM src WHERE n >= 500" "$1"
@@ -122,8 +136,18 @@ stats=$(reconcile)
 check "first load"
 [ "$(held sys_d) $(held synced)" = "hs 8 hs 2" ] && [ "$(held sys_r) $(held usr_r)" = "nt 1 nt 1" ] ||
     fail "distribution: $(held sys_d) / $(held synced) / $(held sys_r)"
-[ "$(q -c "SELECT '$stats'::jsonb #>> '{providers,postgres.row,inserted}'")" = $((3 * N + 1000 + N / 50)) ] || fail "first load: $stats"
-ok "first load: 303000 rows into distributed (8 shards) and reference tables the system made (one synced, one with array and float columns), and two user tables Citus holds"
+[ "$(q -c "SELECT '$stats'::jsonb #>> '{providers,postgres.row,inserted}'")" = $((3 * N + 1000 + N / 50 + N / 10)) ] || fail "first load: $stats"
+ok "first load: 313000 rows into distributed (8 shards) and reference tables the system made (one synced, one of one column, one with array, float, enum, composite and timestamptz[] columns), and two user tables Citus holds"
+
+# values sent as text come back exactly from a session that prints times
+# in a style whose zone abbreviation (IST) reads back as another zone
+qa -c "CREATE TABLE lsrc AS SELECT * FROM src WHERE id % 50 = 0" \
+   -c "SELECT coco.create_app('tx')" \
+   -c "SELECT coco.declare_table('tx', 'public.arr_l', '$ARR_COLS', '{id}', options => '{\"distribution\": {\"column\": \"id\"}}')" \
+   -c "SELECT coco.declare_rows('tx', 'public.arr_l', '${ARR_QUERY/FROM src/FROM lsrc}')" \
+   -c "SET DateStyle = 'SQL, DMY'" -c "SET TimeZone = 'Asia/Kolkata'" -c "SELECT coco.reconcile('tx')" >/dev/null
+same arr_l "${ARR_QUERY/FROM src/FROM lsrc}" "text values under another DateStyle"
+ok "array, enum, composite and timestamptz[] values reach a Citus table exactly from a session with DateStyle SQL and TimeZone Asia/Kolkata"
 
 # 2. inserts, updates, deletes
 qa -c "UPDATE src SET v = v || '!' WHERE id % 10 = 0" \
@@ -253,12 +277,17 @@ refused 22023 -c "$D '{\"distribution\": {\"reference\": false}}')"
 refused 22023 -c "$D '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"src\", \"shard_count\": 4}}')"
 refused 22023 -c "SELECT coco.declare_table('c', 'public.x', '[$COLS]', '{id}', managed_by => 'user', options => '{\"distribution\": {\"reference\": true}}')"
 ok "refused: a distribution column outside the primary key (42P16), an unknown one (42703), bad shapes and a user-managed table (22023)"
-# refused by Citus when the run applies it: its SQLSTATE (never XX000), the table named
+# colocate_with checked when declared, where the table exists; what Citus
+# refuses when the run applies it keeps its SQLSTATE (never XX000), the
+# table named
 qa -c "SELECT coco.create_app('c2')" >/dev/null
 D2="SELECT coco.declare_table('c2', 'public.x2', '[$COLS]', '{id}', options => "
-refused 0A000 -c "$D2 '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"usr_r\"}}')" -c "SELECT coco.reconcile('c2')"
+refused 22023 -c "$D2 '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"usr_r\"}}')"
+refused 42804 -c "SELECT coco.declare_table('c2', 'public.x3', '[{\"name\":\"k\",\"type\":\"text\"}]', '{k}', options => '{\"distribution\": {\"column\": \"k\", \"colocate_with\": \"src\"}}')"
 refused 42P01 -c "$D2 '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"nope\"}}')" -c "SELECT coco.reconcile('c2')"
-err=$(qa -c "$D2 '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"usr_r\"}}')" -c "SELECT coco.reconcile('c2')" 2>&1 >/dev/null || true)
-case "$err" in *'distributing table "public.x2" (Citus)'*) ;; *) fail "the error does not name the table: $err" ;; esac
+qa -c "$D2 '{\"distribution\": {\"column\": \"id\", \"colocate_with\": \"later\"}}')" >/dev/null
+qa -c "CREATE TABLE later (id integer)" >/dev/null
+err=$(qa -v VERBOSITY=verbose -c "SELECT coco.reconcile('c2')" 2>&1 >/dev/null || true)
+case "$err" in *"ERROR:  0A000"*'distributing table "public.x2" (Citus)'*) ;; *) fail "a Citus refusal at the run: $err" ;; esac
 [ "$(q -c "SELECT to_regclass('public.x2') IS NULL")" = t ] || fail "a refused run left public.x2 behind"
-ok "refused by Citus at the run: colocate_with a reference table (0A000), a missing table (42P01); the table named; nothing left behind"
+ok "colocate_with a reference table (22023) or a column of another type (42804) refused when declared; at the run, a missing table (42P01) and Citus's own refusal (0A000, not XX000) name the table; nothing left behind"

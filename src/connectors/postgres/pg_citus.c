@@ -87,7 +87,7 @@ colocate_with_arg(const char *with)
 {
 	CocoTableName other;
 
-	if (with == NULL || strcmp(with, "default") == 0 || strcmp(with, "none") == 0)
+	if (with == NULL || strcmp(with, "default") == 0 || strcmp(with, "none") == 0)	/* canonical */
 		return with ? pstrdup(with) : "default";
 	coco_parse_table_name(with, &other);
 	return coco_quote_qualified(other.schema, other.name);
@@ -140,10 +140,12 @@ citus_call(const CocoTableSpec *spec, const char *what, const char *sql, int nar
  * only a table's owner distribute it).  `rebuild`: the declared
  * distribution changed, so a table Citus already holds is undistributed
  * and distributed again even where it looks the same (a new shard count or
- * colocation); otherwise a table already held as asked is left alone.
+ * colocation); otherwise a table already held as asked is left alone, and
+ * so is a table declared without a distribution (one a sql_command
+ * distributed, say).
  */
-void
-coco_citus_apply_distribution(const CocoTableSpec *spec, bool rebuild)
+static void
+apply_distribution(const CocoTableSpec *spec, bool rebuild)
 {
 	Oid			relid = coco_citus_relid(&spec->tn);
 	char	   *column;
@@ -163,7 +165,7 @@ coco_citus_apply_distribution(const CocoTableSpec *spec, bool rebuild)
 	now = coco_citus_table_kind(relid, &column);
 	if (!rebuild)
 	{
-		if (spec->dist.kind == COCO_DIST_NONE && now == COCO_CITUS_NONE)
+		if (spec->dist.kind == COCO_DIST_NONE)
 			return;
 		if (spec->dist.kind == COCO_DIST_REFERENCE && now == COCO_CITUS_REFERENCE)
 			return;
@@ -191,5 +193,71 @@ coco_citus_apply_distribution(const CocoTableSpec *spec, bool rebuild)
 			nulls[3] = 'n';
 		citus_call(spec, "distributing", "SELECT pg_catalog.create_distributed_table($1, $2, "
 				   "colocate_with => $3, shard_count => $4)", 4, types, values, nulls);
+	}
+}
+
+/* A table to distribute once every table of the run's step exists. */
+typedef struct DistributionStep
+{
+	const CocoTableSpec *spec;
+	bool		rebuild;
+} DistributionStep;
+
+void *
+coco_citus_distribution_step(const CocoTableSpec *spec, bool rebuild)
+{
+	DistributionStep *step = palloc(sizeof(DistributionStep));
+
+	step->spec = spec;
+	step->rebuild = rebuild;
+	return step;
+}
+
+/* Whether a step's table is to be colocated with another pending one. */
+static bool
+waits_for_other(DistributionStep *step, List *pending)
+{
+	const char *with = step->spec->dist.colocate_with;
+	ListCell   *lc;
+
+	if (step->spec->dist.kind != COCO_DIST_HASH || with == NULL)
+		return false;
+	foreach(lc, pending)
+	{
+		DistributionStep *other = lfirst(lc);
+
+		if (other != step && strcmp(other->spec->tn.qualified, with) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Apply the steps, a table colocated with another one of them after that
+ * one, whatever the order of their names (a cycle is left to Citus to
+ * refuse).
+ */
+void
+coco_citus_distribute(List *steps)
+{
+	List	   *pending = list_copy(steps);
+
+	while (pending != NIL)
+	{
+		DistributionStep *next = NULL;
+		ListCell   *lc;
+
+		foreach(lc, pending)
+		{
+			if (!waits_for_other(lfirst(lc), pending))
+			{
+				next = lfirst(lc);
+				break;
+			}
+		}
+		if (next == NULL)
+			next = linitial(pending);
+		apply_distribution(next->spec, next->rebuild);
+		pending = list_delete_ptr(pending, next);
 	}
 }

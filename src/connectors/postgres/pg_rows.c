@@ -193,6 +193,15 @@ batch_arrays_finish(BatchArrays *a)
 		a->values[j] = makeArrayResult(a->build[j], CurrentMemoryContext);
 }
 
+/* the settings under which a value's text form reads back as the value */
+static const char *const exact_text[] = {
+	"extra_float_digits", "3",
+	"DateStyle", "ISO, YMD",
+	"IntervalStyle", "postgres",
+	"TimeZone", "UTC",
+	"xmloption", "content",
+};
+
 /*
  * The batch's writes to a table Citus holds: its deletions, new and changed
  * rows, each as one statement over array parameters (Citus plans these; it
@@ -211,9 +220,13 @@ write_target_from_arrays(Batch *b, const CocoTableSpec *spec, const RowStatement
 	BatchArrays updates;
 	int			nest = NewGUCNestLevel();
 
-	/* values sent as text come back exactly: floats in full */
-	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	/*
+	 * Values sent as text must come back exactly, whatever the session's
+	 * settings: floats in full, times in ISO form with their offsets.
+	 */
+	for (int i = 0; i < (int) lengthof(exact_text); i += 2)
+		(void) set_config_option(exact_text[i], exact_text[i + 1], PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 
 	batch_arrays_init(&deletes, spec, desc, true);
 	batch_arrays_init(&inserts, spec, desc, false);

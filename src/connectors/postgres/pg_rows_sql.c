@@ -257,7 +257,8 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
  * Whether column i of a batch goes to a Citus table as text (an array of
  * its values' text forms, cast back in the statement): a type with no
  * array type of its own (an array type, notably) cannot be passed as an
- * array of its values.  Key types always have one.
+ * array of its values, and unnest would spread a composite value over its
+ * fields.  Key types are neither.
  */
 bool
 coco_rows_column_as_text(const CocoTableSpec *spec, int i)
@@ -266,7 +267,7 @@ coco_rows_column_as_text(const CocoTableSpec *spec, int i)
 	int32		typmod;
 
 	coco_resolve_type(spec->columns[i].type, &typid, &typmod);
-	return !OidIsValid(get_array_type(typid));
+	return !OidIsValid(get_array_type(typid)) || type_is_rowtype(typid);
 }
 
 /*
@@ -302,6 +303,14 @@ select_unnested(const CocoTableSpec *spec, bool keys_only)
 		else
 			appendStringInfo(&cols, "%sb.%s", n > 1 ? ", " : "", c);
 	}
+	/*
+	 * One array is passed twice: Citus sends the statement to the workers
+	 * unqualified, where a one-argument unnest() would be looked up on the
+	 * role's search_path; the many-argument form is syntax.
+	 */
+	if (n == 1)
+		return psprintf("SELECT %s FROM unnest($1, $1) AS b(%s, \"coco#same\")", cols.data,
+						names.data);
 	return psprintf("SELECT %s FROM unnest(%s) AS b(%s)", cols.data, args.data, names.data);
 }
 

@@ -125,6 +125,17 @@ json_text(const char *s)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
 }
 
+/* A stored spec's "distribution", as JSON text ("null": none). */
+static char *
+distribution_text(Jsonb *spec)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&spec->root, "distribution", 12, NULL);
+
+	if (v == NULL || v->type != jbvBinary)
+		return "null";
+	return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+}
+
 static void
 table_reconcile(const CocoTargetState *st, CocoDecision *d)
 {
@@ -260,7 +271,10 @@ table_reconcile(const CocoTargetState *st, CocoDecision *d)
 	d->invalidation = (lossy || diff.main == COCO_UPSERT) ? COCO_INVALIDATE_LOSSY : COCO_INVALIDATE_NONE;
 	d->detail = json_text(psprintf("{\"op\": \"%s\", \"columns\": [%s]%s}",
 								   diff.main == COCO_UPSERT ? "ensure" : "alter", cols.data,
-								   redistribute ? ", \"redistribute\": true" : ""));
+								   redistribute ?
+								   psprintf(", \"redistribute\": true, \"distribution\": {\"from\": %s, \"to\": %s}",
+											distribution_text(st->prev[st->nprev - 1]),
+											distribution_text(st->desired)) : ""));
 }
 
 /* ---- the sink ---------------------------------------------------------- */
@@ -430,6 +444,9 @@ for_each_column_action(Jsonb *detail, CocoTableSpec *spec, const char *qname,
 static void
 table_apply(CocoPlannedAction *actions, int nactions)
 {
+	List	   *distribute = NIL;	/* after every table exists: a table may
+									 * be colocated with another one */
+
 	for (int i = 0; i < nactions; i++)
 	{
 		const CocoTargetState *st = actions[i].state;
@@ -453,25 +470,26 @@ table_apply(CocoPlannedAction *actions, int nactions)
 						 errhint("Declare it with managed_by => 'user' to manage only its rows, "
 								 "or drop it first.")));
 			create_table(spec, false);
-			coco_citus_apply_distribution(spec, false);
+			distribute = lappend(distribute, coco_citus_distribution_step(spec, false));
 		}
 		else if (strcmp(op, "replace") == 0)
 		{
 			exec_ddl(psprintf("DROP TABLE IF EXISTS %s", qname));
 			create_table(spec, false);
-			coco_citus_apply_distribution(spec, false);
+			distribute = lappend(distribute, coco_citus_distribution_step(spec, false));
 		}
 		else if (strcmp(op, "ensure") == 0)
 		{
 			create_table(spec, true);
 			for_each_column_action(d->detail, spec, qname, apply_column);
-			coco_citus_apply_distribution(spec, detail_flag(d->detail, "redistribute"));
+			distribute = lappend(distribute,
+								 coco_citus_distribution_step(spec, detail_flag(d->detail, "redistribute")));
 		}
 		else if (strcmp(op, "alter") == 0)
 		{
 			for_each_column_action(d->detail, spec, qname, apply_column);
 			if (detail_flag(d->detail, "redistribute"))
-				coco_citus_apply_distribution(spec, true);
+				distribute = lappend(distribute, coco_citus_distribution_step(spec, true));
 		}
 		else if (strcmp(op, "drop") == 0)
 			exec_ddl(psprintf("DROP TABLE IF EXISTS %s", qname));
@@ -480,6 +498,7 @@ table_apply(CocoPlannedAction *actions, int nactions)
 		else
 			elog(ERROR, "coco_target: unknown table operation \"%s\"", op);
 	}
+	coco_citus_distribute(distribute);
 }
 
 static void

@@ -13,8 +13,10 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 
 #include "pg_connector.h"
@@ -242,6 +244,46 @@ jsonb_string(const CocoTableName *tn, JsonbValue *v, const char *field)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
+static bool
+colocate_present(JsonbValue *opt)
+{
+	return opt->type == jbvBinary && JsonContainerIsObject(opt->val.binary.data) &&
+		getKeyJsonValueFromContainer(opt->val.binary.data, "colocate_with", 13, NULL) != NULL;
+}
+
+/*
+ * A colocate_with table that exists must be one Citus hash-distributes by
+ * a column of the distribution column's type (Citus's own conditions,
+ * checked when declared rather than when the run distributes).  One that
+ * does not exist yet may be a table the same run creates: the run says.
+ */
+static void
+check_colocation(const CocoTableName *tn, const CocoColumn *column, const CocoTableName *other)
+{
+	Oid			relid = coco_citus_relid(other);
+	char	   *other_column;
+	Oid			want;
+	int32		typmod;
+
+	if (!OidIsValid(relid))
+		return;
+	if (coco_citus_table_kind(relid, &other_column) != COCO_CITUS_HASH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"distribution\" of table \"%s\": table \"%s\" to colocate with is not a distributed table",
+						tn->qualified, other->qualified),
+				 errhint("colocate_with names a hash-distributed table (create_distributed_table), \"default\" or \"none\".")));
+	coco_resolve_type(column->type, &want, &typmod);
+	if (get_atttype(relid, get_attnum(relid, other_column)) != want)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("option \"distribution\" of table \"%s\": distribution column \"%s\" has type %s, "
+						"and table \"%s\" is distributed by column \"%s\" of type %s",
+						tn->qualified, column->name, column->type, other->qualified, other_column,
+						format_type_be(get_atttype(relid, get_attnum(relid, other_column)))),
+				 errhint("Colocated tables are distributed by columns of the same type.")));
+}
+
 /*
  * The "distribution" option of a table declared with `spec`, checked, as
  * the canonical JSON text stored in the spec ("null" for none): a
@@ -262,6 +304,7 @@ distribution_option(const CocoTableName *tn, Jsonb *spec_json, JsonbValue *opt)
 	JsonbValue *reference;
 	StringInfoData out;
 	int			col;
+	bool		with_table = colocate_present(opt);
 
 	if (opt->type == jbvNull)
 		return "null";
@@ -331,13 +374,18 @@ distribution_option(const CocoTableName *tn, Jsonb *spec_json, JsonbValue *opt)
 		char	   *with = jsonb_string(tn, colocate, "colocate_with");
 
 		appendStringInfoString(&out, ", \"colocate_with\": ");
-		if (strcmp(with, "default") == 0 || strcmp(with, "none") == 0)
-			escape_json(&out, with);
+		/* Citus's two words, in any case; anything else names a table */
+		if (pg_strcasecmp(with, "default") == 0 || pg_strcasecmp(with, "none") == 0)
+		{
+			with_table = false;
+			escape_json(&out, asc_tolower(with, strlen(with)));
+		}
 		else
 		{
 			CocoTableName other;
 
 			coco_parse_table_name(with, &other);
+			check_colocation(tn, &spec->columns[col], &other);
 			escape_json(&out, other.qualified);
 		}
 	}
@@ -356,8 +404,7 @@ distribution_option(const CocoTableName *tn, Jsonb *spec_json, JsonbValue *opt)
 		if (count < 1 || count > MAX_SHARD_COUNT)
 			bad_distribution(tn, psprintf("\"shard_count\" must be an integer from 1 to %d",
 										  MAX_SHARD_COUNT));
-		if (colocate != NULL && strcmp(jsonb_string(tn, colocate, "colocate_with"), "default") != 0 &&
-			strcmp(jsonb_string(tn, colocate, "colocate_with"), "none") != 0)
+		if (with_table)
 			bad_distribution(tn, "\"shard_count\" cannot be given with \"colocate_with\" a table "
 							 "(the table's colocation group fixes the shard count)");
 		appendStringInfo(&out, ", \"shard_count\": %d", count);

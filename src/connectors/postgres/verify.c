@@ -110,7 +110,20 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 	appendStringInfo(&actual, "SELECT %s AS k, coco.row_fingerprint(", coco_rows_key_expr(spec));
 	for (int i = 0; i < spec->ncolumns; i++)
 		appendStringInfo(&actual, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
-	appendStringInfo(&actual, ") AS fp FROM %s%s x", citus ? "" : "ONLY ", qname);
+	if (!citus)
+		appendStringInfo(&actual, ") AS fp FROM ONLY %s x", qname);
+	else
+	{
+		/*
+		 * The rows come from the shards as they are, and are fingerprinted
+		 * here: on a worker, a value that carries a type's oid (an enum, an
+		 * array of a user's type) would fingerprint otherwise.
+		 */
+		appendStringInfoString(&actual, ") AS fp FROM (WITH shards AS MATERIALIZED (SELECT ");
+		for (int i = 0; i < spec->ncolumns; i++)
+			appendStringInfo(&actual, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
+		appendStringInfo(&actual, " FROM %s x) SELECT * FROM shards) x", qname);
+	}
 
 	/* read as the app owner: the table is the app's to read */
 	coco_enter_app_owner(app->owner, COCO_SAFE_SEARCH_PATH, &uc);
