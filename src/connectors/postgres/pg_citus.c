@@ -9,9 +9,10 @@
  *
  * A declared table's "distribution" option (checked and stored in its
  * spec by table_spec.c) is applied here: right after the run creates the
- * table, and again when a change rebuilds it or changes the distribution.  A Citus table's rows are written from array parameters
- * (pg_rows.c): Citus cannot plan a statement that reads the ephemeral named
- * relation the rows of a local table are written from.
+ * table, and again when a change rebuilds it or changes the distribution.
+ * A Citus table's rows are written from array parameters (pg_rows.c):
+ * Citus cannot plan a statement that reads the ephemeral named relation
+ * the rows of a local table are written from.
  */
 #include "postgres.h"
 
@@ -197,16 +198,16 @@ apply_distribution(const CocoTableSpec *spec, bool rebuild)
 }
 
 /* A table to distribute once every table of the run's step exists. */
-typedef struct DistributionStep
+struct CocoDistributionStep
 {
 	const CocoTableSpec *spec;
 	bool		rebuild;
-} DistributionStep;
+};
 
-void *
+CocoDistributionStep *
 coco_citus_distribution_step(const CocoTableSpec *spec, bool rebuild)
 {
-	DistributionStep *step = palloc(sizeof(DistributionStep));
+	CocoDistributionStep *step = palloc(sizeof(CocoDistributionStep));
 
 	step->spec = spec;
 	step->rebuild = rebuild;
@@ -215,7 +216,7 @@ coco_citus_distribution_step(const CocoTableSpec *spec, bool rebuild)
 
 /* Whether a step's table is to be colocated with another pending one. */
 static bool
-waits_for_other(DistributionStep *step, List *pending)
+waits_for_other(CocoDistributionStep *step, List *pending)
 {
 	const char *with = step->spec->dist.colocate_with;
 	ListCell   *lc;
@@ -224,7 +225,7 @@ waits_for_other(DistributionStep *step, List *pending)
 		return false;
 	foreach(lc, pending)
 	{
-		DistributionStep *other = lfirst(lc);
+		CocoDistributionStep *other = lfirst(lc);
 
 		if (other != step && strcmp(other->spec->tn.qualified, with) == 0)
 			return true;
@@ -244,7 +245,7 @@ coco_citus_distribute(List *steps)
 
 	while (pending != NIL)
 	{
-		DistributionStep *next = NULL;
+		CocoDistributionStep *next = NULL;
 		ListCell   *lc;
 
 		foreach(lc, pending)

@@ -83,7 +83,8 @@ typedef enum CocoCitusKind
 extern bool coco_citus_installed(void);
 extern CocoCitusKind coco_citus_table_kind(Oid relid, char **column);
 extern Oid	coco_citus_relid(const CocoTableName *tn);
-extern void *coco_citus_distribution_step(const CocoTableSpec *spec, bool rebuild);
+typedef struct CocoDistributionStep CocoDistributionStep;
+extern CocoDistributionStep *coco_citus_distribution_step(const CocoTableSpec *spec, bool rebuild);
 extern void coco_citus_distribute(List *steps);
 extern pg_attribute_noreturn() void coco_citus_rethrow(MemoryContext cxt, const CocoTableName *tn,
 													   const char *what);
