@@ -31,6 +31,18 @@ coco_citus_installed(void)
 	return OidIsValid(get_extension_oid("citus", true));
 }
 
+/* A table is to be distributed: refused where Citus is not installed. */
+void
+coco_citus_require(const CocoTableName *tn)
+{
+	if (!coco_citus_installed())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" cannot be distributed: the citus extension is not installed in this database",
+						tn->qualified),
+				 errhint("Install Citus and run CREATE EXTENSION citus, or declare the table without \"distribution\".")));
+}
+
 /*
  * How Citus holds the table now: not at all, hash-distributed (by
  * *column), a reference table, or otherwise (a Citus local or single-shard
@@ -157,12 +169,8 @@ apply_distribution(const CocoTableSpec *spec, bool rebuild)
 
 	if (!OidIsValid(relid))
 		return;
-	if (spec->dist.kind != COCO_DIST_NONE && !coco_citus_installed())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" cannot be distributed: the citus extension is not installed in this database",
-						spec->tn.qualified),
-				 errhint("Install Citus and run CREATE EXTENSION citus, or declare the table without \"distribution\".")));
+	if (spec->dist.kind != COCO_DIST_NONE)
+		coco_citus_require(&spec->tn);
 	now = coco_citus_table_kind(relid, &column);
 	if (!rebuild)
 	{

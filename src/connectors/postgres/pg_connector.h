@@ -81,6 +81,7 @@ typedef enum CocoCitusKind
 } CocoCitusKind;
 
 extern bool coco_citus_installed(void);
+extern void coco_citus_require(const CocoTableName *tn);
 extern CocoCitusKind coco_citus_table_kind(Oid relid, char **column);
 extern Oid	coco_citus_relid(const CocoTableName *tn);
 typedef struct CocoDistributionStep CocoDistributionStep;

@@ -244,13 +244,6 @@ jsonb_string(const CocoTableName *tn, JsonbValue *v, const char *field)
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
-static bool
-colocate_present(JsonbValue *opt)
-{
-	return opt->type == jbvBinary && JsonContainerIsObject(opt->val.binary.data) &&
-		getKeyJsonValueFromContainer(opt->val.binary.data, "colocate_with", 13, NULL) != NULL;
-}
-
 /*
  * A colocate_with table that exists must be one Citus hash-distributes by
  * a column of the distribution column's type (Citus's own conditions,
@@ -263,6 +256,7 @@ check_colocation(const CocoTableName *tn, const CocoColumn *column, const CocoTa
 	Oid			relid = coco_citus_relid(other);
 	char	   *other_column;
 	Oid			want;
+	Oid			have;
 	int32		typmod;
 
 	if (!OidIsValid(relid))
@@ -274,13 +268,14 @@ check_colocation(const CocoTableName *tn, const CocoColumn *column, const CocoTa
 						tn->qualified, other->qualified),
 				 errhint("colocate_with names a hash-distributed table (create_distributed_table), \"default\" or \"none\".")));
 	coco_resolve_type(column->type, &want, &typmod);
-	if (get_atttype(relid, get_attnum(relid, other_column)) != want)
+	have = get_atttype(relid, get_attnum(relid, other_column));
+	if (have != want)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("option \"distribution\" of table \"%s\": distribution column \"%s\" has type %s, "
 						"and table \"%s\" is distributed by column \"%s\" of type %s",
 						tn->qualified, column->name, column->type, other->qualified, other_column,
-						format_type_be(get_atttype(relid, get_attnum(relid, other_column)))),
+						format_type_be(have)),
 				 errhint("Colocated tables are distributed by columns of the same type.")));
 }
 
@@ -303,8 +298,9 @@ distribution_option(const CocoTableName *tn, Jsonb *spec_json, JsonbValue *opt)
 	JsonbValue *shards;
 	JsonbValue *reference;
 	StringInfoData out;
+	char	   *name;
 	int			col;
-	bool		with_table = colocate_present(opt);
+	bool		with_table = false;	/* colocate_with names a table */
 
 	if (opt->type == jbvNull)
 		return "null";
@@ -324,12 +320,7 @@ distribution_option(const CocoTableName *tn, Jsonb *spec_json, JsonbValue *opt)
 			bad_distribution(tn, psprintf("unknown field \"%s\"", k));
 	}
 
-	if (!coco_citus_installed())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" cannot be distributed: the citus extension is not installed in this database",
-						tn->qualified),
-				 errhint("Install Citus and run CREATE EXTENSION citus, or declare the table without \"distribution\".")));
+	coco_citus_require(tn);
 	if (strcmp(spec->managed_by, "system") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -355,12 +346,13 @@ distribution_option(const CocoTableName *tn, Jsonb *spec_json, JsonbValue *opt)
 
 	initStringInfo(&out);
 	appendStringInfoString(&out, "{\"column\": ");
-	col = coco_table_spec_column(spec, jsonb_string(tn, column, "column"));
+	name = jsonb_string(tn, column, "column");
+	col = coco_table_spec_column(spec, name);
 	if (col < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("distribution column \"%s\" is not a declared column of table \"%s\"",
-						jsonb_string(tn, column, "column"), tn->qualified)));
+						name, tn->qualified)));
 	if (!spec->columns[col].is_key)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
@@ -376,14 +368,12 @@ distribution_option(const CocoTableName *tn, Jsonb *spec_json, JsonbValue *opt)
 		appendStringInfoString(&out, ", \"colocate_with\": ");
 		/* Citus's two words, in any case; anything else names a table */
 		if (pg_strcasecmp(with, "default") == 0 || pg_strcasecmp(with, "none") == 0)
-		{
-			with_table = false;
 			escape_json(&out, asc_tolower(with, strlen(with)));
-		}
 		else
 		{
 			CocoTableName other;
 
+			with_table = true;
 			coco_parse_table_name(with, &other);
 			check_colocation(tn, &spec->columns[col], &other);
 			escape_json(&out, other.qualified);

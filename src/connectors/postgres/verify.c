@@ -89,6 +89,7 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 {
 	CocoTableSpec *spec = coco_table_spec_parse(record);
 	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
+	StringInfoData cols;
 	StringInfoData actual;
 	Oid			types[2] = {INT8OID, BYTEAARRAYOID};
 	Datum		values[2] = {Int64GetDatum(ts_id), (Datum) 0};
@@ -106,12 +107,14 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 		return;
 	citus = citus_table(spec);
 
-	initStringInfo(&actual);
-	appendStringInfo(&actual, "SELECT %s AS k, coco.row_fingerprint(", coco_rows_key_expr(spec));
+	initStringInfo(&cols);
 	for (int i = 0; i < spec->ncolumns; i++)
-		appendStringInfo(&actual, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
+		appendStringInfo(&cols, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
+	initStringInfo(&actual);
+	appendStringInfo(&actual, "SELECT %s AS k, coco.row_fingerprint(%s) AS fp FROM ",
+					 coco_rows_key_expr(spec), cols.data);
 	if (!citus)
-		appendStringInfo(&actual, ") AS fp FROM ONLY %s x", qname);
+		appendStringInfo(&actual, "ONLY %s x", qname);
 	else
 	{
 		/*
@@ -119,10 +122,8 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 		 * here: on a worker, a value that carries a type's oid (an enum, an
 		 * array of a user's type) would fingerprint otherwise.
 		 */
-		appendStringInfoString(&actual, ") AS fp FROM (WITH shards AS MATERIALIZED (SELECT ");
-		for (int i = 0; i < spec->ncolumns; i++)
-			appendStringInfo(&actual, "%sx.%s", i > 0 ? ", " : "", quote_identifier(spec->columns[i].name));
-		appendStringInfo(&actual, " FROM %s x) SELECT * FROM shards) x", qname);
+		appendStringInfo(&actual, "(WITH shards AS MATERIALIZED (SELECT %s FROM %s x) "
+						 "SELECT * FROM shards) x", cols.data, qname);
 	}
 
 	/* read as the app owner: the table is the app's to read */
