@@ -21,6 +21,9 @@
 #      peak memory
 # Methods, each keeping its own copy of the target in sync with `src`:
 #   coco_target   declare_table + declare_rows + reconcile (table `target`)
+#   merge         MERGE … WHEN MATCHED AND (cols) IS DISTINCT FROM (source
+#                 cols) THEN UPDATE … WHEN NOT MATCHED THEN INSERT + anti-join
+#                 DELETE: the best hand-written peer            (`peer_merge`)
 #   diff_sql      INSERT … ON CONFLICT DO UPDATE … WHERE (cols) IS DISTINCT
 #                 FROM (EXCLUDED cols) + anti-join DELETE      (`peer_diff`)
 #   naive_upsert  the same without the WHERE: rewrites every row (`peer_naive`)
@@ -315,6 +318,20 @@ sql_diff() {
     upsert_sql "$1" "$2" "WHERE (t.title, t.body, t.score) IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.body, EXCLUDED.score)"
 }
 sql_naive() { upsert_sql "$1" "$2" ""; }
+# The best a PostgreSQL 15 user can write: a MERGE that leaves unchanged rows
+# alone (no lock, no new version, no WAL), and the anti-join DELETE.
+sql_merge() {
+    cat <<EOF
+BEGIN;
+MERGE INTO $1 t USING $2 s ON t.id = s.id
+    WHEN MATCHED AND (t.title, t.body, t.score) IS DISTINCT FROM (s.title, s.body, s.score) THEN
+        UPDATE SET title = s.title, body = s.body, score = s.score
+    WHEN NOT MATCHED THEN
+        INSERT ($COLS) VALUES (s.id, s.title, s.body, s.score);
+DELETE FROM $1 t WHERE NOT EXISTS (SELECT 1 FROM $2 s WHERE s.id = t.id);
+COMMIT;
+EOF
+}
 sql_mv() { echo "REFRESH MATERIALIZED VIEW CONCURRENTLY $1;"; }
 sql_rebuild() {
     cat <<EOF
@@ -332,6 +349,8 @@ sync_all() {
     local scen="$1"
     step "$scen" "$N" coco_target target "src, target, $COCO_RELS" "$(sql_coco bench target src)"
     verify target src
+    step "$scen" "$N" merge peer_merge "src, peer_merge" "$(sql_merge peer_merge src)"
+    verify peer_merge src
     step "$scen" "$N" diff_sql peer_diff "src, peer_diff" "$(sql_diff peer_diff src)"
     verify peer_diff src
     step "$scen" "$N" naive_upsert peer_naive "src, peer_naive" "$(sql_naive peer_naive src)"
@@ -356,6 +375,10 @@ scenario_initial() {
         "CREATE TABLE peer_rebuild $TABLE_DDL;
 INSERT INTO peer_rebuild ($COLS) SELECT $COLS FROM src;"
     verify peer_rebuild src
+    step 1_initial "$N" merge peer_merge "src" \
+        "CREATE TABLE peer_merge $TABLE_DDL;
+$(sql_merge peer_merge src)"
+    verify peer_merge src
     step 1_initial "$N" diff_sql peer_diff "src" \
         "CREATE TABLE peer_diff $TABLE_DDL;
 $(sql_diff peer_diff src)"
@@ -413,7 +436,7 @@ SELECT count(coco.declare_row('rowapi', 'public.target_rowapi',
 scenario_scaling() {
     echo "== 6. scaling: ${SCALE_SIZES[*]}"
     q "SELECT coco.drop_app('bench'); SELECT coco.drop_app('rowapi')" >/dev/null
-    q "DROP TABLE IF EXISTS peer_diff, peer_naive, peer_rebuild, rowapi_src;
+    q "DROP TABLE IF EXISTS peer_diff, peer_merge, peer_naive, peer_rebuild, rowapi_src;
        DROP MATERIALIZED VIEW IF EXISTS peer_mv" >/dev/null
     q "VACUUM ANALYZE $COCO_RELS" >/dev/null
     local s
@@ -499,6 +522,23 @@ report() {
             }
         }
         print "coco/x = coco_target time / that method'\''s time (below 1 = coco_target is faster)."
+        print ""
+        print "Against the best peer of each step that leaves the same end state (a table with its primary key):"
+        for (i = 1; i <= n; i++) {
+            split(order[i], sk, SUBSEP)
+            if (sk[1] ~ /^[56]_/) continue
+            m = split(substr(meth[order[i]], 2), ml, " ")
+            best = ""
+            for (j = 1; j <= m; j++) {
+                if (ml[j] == "coco_target" || ml[j] == "matview") continue
+                k = order[i] SUBSEP ml[j]
+                if (best == "" || ms[k] < ms[order[i] SUBSEP best]) best = ml[j]
+            }
+            c = order[i] SUBSEP "coco_target"
+            bestms[sk[1]] = ms[order[i] SUBSEP best]; bestname[sk[1]] = best
+            printf "  %-17s best peer %-14s %10.1f ms   coco_target %10.1f ms   coco/best %6.2fx\n",
+                names[sk[1]], best, ms[order[i] SUBSEP best], ms[c], ms[c] / ms[order[i] SUBSEP best]
+        }
         print "bookkeeping = rows written to coco_target'\''s own tables (staging, tracking, run history)."
 
         print ""
@@ -529,20 +569,20 @@ report() {
         printf "%-58s %14s %12s  %s\n", "goal", "measured", "goal", ""
         print hr
         c = "2_noop" SUBSEP main SUBSEP "coco_target"; d = "2_noop" SUBSEP main SUBSEP "diff_sql"
-        r = ms[c] / ms[d]
-        printf "%-58s %13.2fx %12s  %s\n", "no-op resync time vs diff_sql", r, "<= 0.30x", mark(r <= 0.30)
-        c3 = "3_2pct" SUBSEP main SUBSEP "coco_target"; d3 = "3_2pct" SUBSEP main SUBSEP "diff_sql"
-        r = ms[c3] / ms[d3]
-        printf "%-58s %13.2fx %12s  %s\n", "2 % changed time vs diff_sql", r, "<= 0.50x", mark(r <= 0.50)
-        c4 = "4_20pct" SUBSEP main SUBSEP "coco_target"; d4 = "4_20pct" SUBSEP main SUBSEP "diff_sql"
-        r = ms[c4] / ms[d4]
-        printf "%-58s %13.2fx %12s  %s\n", "20 % changed time vs diff_sql", r, "<= 0.80x", mark(r <= 0.80)
+        r = ms[c] / bestms["2_noop"]
+        printf "%-58s %13.2fx %12s  %s\n", "no-op resync time vs the best peer (" bestname["2_noop"] ")", r, "<= 0.20x", mark(r <= 0.20)
+        c3 = "3_2pct" SUBSEP main SUBSEP "coco_target"
+        r = ms[c3] / bestms["3_2pct"]
+        printf "%-58s %13.2fx %12s  %s\n", "2 % changed time vs the best peer (" bestname["3_2pct"] ")", r, "<= 0.45x", mark(r <= 0.45)
+        c4 = "4_20pct" SUBSEP main SUBSEP "coco_target"
+        r = ms[c4] / bestms["4_20pct"]
+        printf "%-58s %13.2fx %12s  %s\n", "20 % changed time vs the best peer (" bestname["4_20pct"] ")", r, "<= 0.70x", mark(r <= 0.70)
         c1 = "1_initial" SUBSEP main SUBSEP "coco_target"; d1 = "1_initial" SUBSEP main SUBSEP "insert_select"
         r = ms[c1] / ms[d1]
-        printf "%-58s %13.2fx %12s  %s\n", "initial load time vs INSERT ... SELECT", r, "<= 1.50x", mark(r <= 1.50)
+        printf "%-58s %13.2fx %12s  %s\n", "initial load time vs INSERT ... SELECT", r, "<= 1.25x", mark(r <= 1.25)
         k = "5_rowapi" SUBSEP rowapi SUBSEP "declare_row"
         rate = rowapi / (ms[k] / 1000)
-        printf "%-58s %14s %12s  %s\n", "declare_row rate", sprintf("%.0f rows/s", rate), ">= 50000/s", mark(rate >= 50000)
+        printf "%-58s %14s %12s  %s\n", "declare_row rate", sprintf("%.0f rows/s", rate), ">= 100000/s", mark(rate >= 100000)
         w = ins[c] + upd[c] + del[c]
         printf "%-58s %14d %12s  %s\n", "no-op resync: target tuples written", w, "0", mark(w == 0)
         r = wal[c] / wal[d]
