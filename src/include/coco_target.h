@@ -571,6 +571,7 @@ extern int64 coco_spi_int8(const char *sql, int nargs, Oid *types, Datum *values
  * ------------------------------------------------------------------- */
 extern PGDLLIMPORT int coco_work_mem;	/* coco_target.work_mem, kB */
 extern PGDLLIMPORT int coco_batch_size; /* coco_target.batch_size, rows */
+extern PGDLLIMPORT bool coco_declare_rows_count;	/* coco_target.declare_rows_count */
 /* For the crash tests: kills the backend when the superuser-only setting
  * coco_target.fault_point names `point`; a no-op otherwise. */
 extern void coco_fault(const char *point);

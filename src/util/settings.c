@@ -14,6 +14,7 @@
 int			coco_work_mem = 65536;
 char	   *coco_fault_point = NULL;
 int			coco_batch_size = 50000;
+bool		coco_declare_rows_count = false;
 int			coco_lock_timeout = 30000;
 int			coco_commit_every = 1000000;
 /* the worker's */
@@ -40,6 +41,13 @@ coco_settings_define(void)
 							"Changed rows applied to a target per set-wise statement.",
 							NULL, &coco_batch_size, 50000, 1, 10000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("coco_target.declare_rows_count",
+							 "Whether declare_rows runs its query to count the rows and check their keys.",
+							 "Off: declare_rows only prepares the query, returns NULL, and the run "
+							 "reports bad keys; on: it also runs the query once at declare time, "
+							 "which every sync then pays for.",
+							 &coco_declare_rows_count, false,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("coco_target.lock_timeout",
 							"Longest wait for a lock by a run's work on its targets.",
 							"A run waiting longer fails with lock_not_available (55P03) and the "

@@ -689,10 +689,11 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 							spec->columns[spec->key_index[k]].name, tn.qualified)));
 
 	/*
-	 * Count the rows as the run will see them.  Casting each column to its
-	 * declared type checks that a cast exists; computing each key checks the
-	 * key values now.  Other values are converted when the run evaluates the
-	 * query.
+	 * The select list the run evaluates, cast to the declared types: its
+	 * parse checks that each cast exists.  Counting it (which checks every
+	 * key value now) reads the source once more than the run does, so only
+	 * coco_target.declare_rows_count asks for it; otherwise the run raises
+	 * what a key value gets wrong.
 	 */
 	query_columns = NIL;
 	for (int i = 0; i < desc->natts; i++)
@@ -704,7 +705,10 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 					 coco_rows_key_expr(spec), coco_rows_select_list(spec, query_columns), query);
 	PG_TRY();
 	{
-		count = coco_spi_int8(count_sql.data, 0, NULL, NULL, &isnull);
+		if (coco_declare_rows_count)
+			count = coco_spi_int8(count_sql.data, 0, NULL, NULL, &isnull);
+		else if (SPI_prepare(count_sql.data, 0, NULL) == NULL)
+			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	}
 	PG_CATCH();
 	{
@@ -717,8 +721,10 @@ coco_declare_rows(PG_FUNCTION_ARGS)
 
 	coco_stage_query(app, comp_id, &tn, query,
 					 construct_array(colnames, desc->natts, TEXTOID, -1, false, TYPALIGN_INT),
-					 search_path, count);
+					 search_path, coco_declare_rows_count ? count : -1);
 	SPI_finish();
+	if (!coco_declare_rows_count)
+		PG_RETURN_NULL();
 	PG_RETURN_INT64(count);
 }
 
