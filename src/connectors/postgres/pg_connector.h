@@ -142,6 +142,10 @@ extern CocoRowDiff *coco_rowdiff_create(const CocoTableSpec *spec, const char *d
 										const int *rewrite, int nrewrite);
 extern void coco_rowdiff_free(CocoRowDiff *d, bool close_files);
 extern void coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
+extern void coco_rowdiff_set_search_path(CocoRowDiff *d, const char *search_path);
+extern char *coco_rowdiff_search_path(CocoRowDiff *d);
+extern void coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
+extern void coco_rowdiff_load_deferred(CocoRowDiff *d);
 extern void coco_rowdiff_read_declared(CocoRowDiff *d);
 extern void coco_rowdiff_publish_tally(CocoRowDiff *d, CocoChildTally *into,
 									   const int *comps, int ncomps);

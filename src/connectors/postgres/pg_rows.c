@@ -438,7 +438,11 @@ row_params(CocoChildSync *sync, const CocoTableSpec *spec, Oid *types, Datum *va
 /*
  * The one read of the declarations: the tracked rows of the replaced
  * components first (as the extension owner), then every declared row (as
- * the app owner): counted, digested and diffed as it streams.
+ * the app owner): counted, digested and diffed as it streams.  The summary
+ * pass defers the tracked rows instead when the declarations are cheap to
+ * read again (coco_rows_cheap_to_reread): a no-op (every component clean)
+ * then costs the read alone, and a dirty component's sync loads them and
+ * reads the declarations again for the values of the rows that change.
  */
 static void
 read_step(void *d)
@@ -448,8 +452,9 @@ read_step(void *d)
 
 static CocoRowDiff *
 read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
-			  const char *search_path)
+			  const char *search_path, bool summary)
 {
+	bool		deferred = false;
 	Oid			types[5];
 	Datum		values[5];
 	CocoUserContext uc;
@@ -461,9 +466,21 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	 * describes them */
 	sql = build_declared_sql(spec, queries, sync->ignore_declarations);
 	d = coco_rowdiff_create(spec, sql, 5, types, values, sync->rewrite_comps, sync->nrewrite);
-	coco_enter_extension_owner(&uc);
-	coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
-	coco_leave(&uc);
+	coco_rowdiff_set_search_path(d, search_path);
+	if (summary)
+	{
+		coco_enter_app_owner(sync->owner, search_path, &uc);
+		deferred = coco_rows_cheap_to_reread(sql, 5, types);
+		coco_leave(&uc);
+	}
+	if (deferred)
+		coco_rowdiff_defer_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
+	else
+	{
+		coco_enter_extension_owner(&uc);
+		coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
+		coco_leave(&uc);
+	}
 	coco_enter_app_owner(sync->owner, search_path, &uc);
 	coco_push_snapshot(sync->snapshot);
 	coco_rows_guard(spec, queries, sql, 5, types, values, read_step, d);
@@ -487,7 +504,7 @@ coco_rows_summarize(CocoChildSync *sync)
 	CocoRowDiff *d;
 
 	forget_kept_diff(true);
-	d = read_declared(sync, spec, queries, search_path);
+	d = read_declared(sync, spec, queries, search_path, true);
 	coco_rowdiff_publish_tally(d, sync->tally, NULL, 0);
 	keep_diff(d, sync->pass_id, sync->container_id);
 }
@@ -778,9 +795,14 @@ coco_rows_sync(CocoChildSync *sync)
 	/* the summary pass's reading, or a reading now */
 	d = sync->ignore_declarations ? NULL : take_kept_diff(sync->pass_id, sync->container_id);
 	if (d == NULL)
-		d = read_declared(sync, spec, queries, search_path);
+		d = read_declared(sync, spec, queries, search_path, false);
 	coco_rowdiff_publish_tally(d, sync->tally, sync->replaced_comps, sync->nreplaced);
+	coco_enter_extension_owner(&uc);
+	coco_rowdiff_load_deferred(d);
+	coco_leave(&uc);
 
+	/* the declarations are read again as they were read first */
+	search_path = coco_rowdiff_search_path(d);
 	if (!coco_rowdiff_finish(d))
 	{
 		coco_enter_app_owner(sync->owner, search_path, &uc);

@@ -41,6 +41,7 @@ extern void build_statements(const CocoTableSpec *spec, bool fresh_table, bool e
 							 bool from_arrays, RowStatements *st);
 extern bool coco_rows_column_as_text(const CocoTableSpec *spec, int i);
 extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path);
+extern bool coco_rows_cheap_to_reread(const char *sql, int nparams, Oid *types);
 extern int64 coco_rows_declared_count(const CocoChildSync *sync, List *queries, int nparams,
 									  Oid *types, Datum *values);
 

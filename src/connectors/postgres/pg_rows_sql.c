@@ -9,12 +9,16 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/plancache.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -484,4 +488,78 @@ coco_rows_declared_count(const CocoChildSync *sync, List *queries, int nparams, 
 	total += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_freeplan(plan);
 	return total;
+}
+
+
+/* ---- whether the declarations are cheap to read again -------------------- */
+
+/* a user's function, or a volatile one: its result a second call need not repeat */
+static bool
+user_or_volatile_function(Oid funcid, void *context)
+{
+	return funcid >= FirstNormalObjectId || func_volatile(funcid) == PROVOLATILE_VOLATILE;
+}
+
+static bool
+calls_user_work(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, user_or_volatile_function, context))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, calls_user_work, context, 0);
+	return expression_tree_walker(node, calls_user_work, context);
+}
+
+typedef struct RereadCheck
+{
+	const char *sql;
+	int			nparams;
+	Oid		   *types;
+	bool		cheap;
+} RereadCheck;
+
+static void
+check_reread(void *arg)
+{
+	RereadCheck *c = arg;
+	SPIPlanPtr	plan = SPI_prepare(c->sql, c->nparams, c->types);
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	c->cheap = true;
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *ps = lfirst(lc);
+		ListCell   *q;
+
+		foreach(q, ps->query_list)
+			if (calls_user_work((Node *) lfirst(q), NULL))
+				c->cheap = false;
+	}
+	SPI_freeplan(plan);
+}
+
+/*
+ * Whether reading the declarations a second time costs a scan and no more:
+ * no function (and so no operator) but PostgreSQL's own, none volatile,
+ * views expanded.  A query that calls a user's function — a transform that
+ * may be expensive, or whose result may change — is read once per run.
+ * Prepared as the caller (the app owner); a query that does not prepare is
+ * not cheap, and its read raises the error.
+ */
+bool
+coco_rows_cheap_to_reread(const char *sql, int nparams, Oid *types)
+{
+	RereadCheck c = {sql, nparams, types, false};
+	ErrorData  *edata = coco_subxact_call(check_reread, &c);
+
+	if (edata != NULL)
+	{
+		FreeErrorData(edata);
+		return false;
+	}
+	return c.cheap;
 }

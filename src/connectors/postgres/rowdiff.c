@@ -44,6 +44,7 @@
 #include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -121,22 +122,72 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 	Oid			types[2] = {INT8OID, INT4ARRAYOID};
 	Datum		values[2];
 
+	int			nest = NewGUCNestLevel();
+
 	values[0] = Int64GetDatum(target_id);
 	values[1] = PointerGetDatum(coco_run_int_array(comps, ncomps));
+	/*
+	 * A table's tracked rows are read whole: in the heap's order (a bitmap
+	 * or sequential scan), not in key order through the primary key, which
+	 * visits the heap at random.  A freshly loaded target has no
+	 * statistics to tell the planner so.
+	 */
+	(void) set_config_option("enable_indexscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	rowdiff_run_into("SELECT ctid, key, fp, comp_id FROM coco.tracked_row "
 			 "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
 			 rowdiff_make_params(2, types, values), r);
+	AtEOXact_GUC(true, nest);
 	rowdiff_receiver_free(r);
 	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
 		if (!d->on_disk[p])
 			table_index_all(&d->tracked[p]);
 }
 
+/* The search_path the declarations are read with, the first time and again. */
+void
+coco_rowdiff_set_search_path(CocoRowDiff *d, const char *search_path)
+{
+	d->search_path = search_path ? MemoryContextStrdup(d->cxt, search_path) : NULL;
+}
+
+char *
+coco_rowdiff_search_path(CocoRowDiff *d)
+{
+	return d->search_path;
+}
+
+/*
+ * Read the declarations before the tracked rows of these components,
+ * which coco_rowdiff_load_deferred() loads: the summary pass's diff, which
+ * needs them only if a component turns out dirty.
+ */
+void
+coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
+{
+	d->deferred = true;
+	d->deferred_target = target_id;
+	d->deferred_comps = MemoryContextAlloc(d->cxt, sizeof(int) * Max(ncomps, 1));
+	memcpy(d->deferred_comps, comps, sizeof(int) * ncomps);
+	d->ndeferred_comps = ncomps;
+}
+
+/* The tracked rows a deferred diff has not loaded yet (as the extension owner). */
+void
+coco_rowdiff_load_deferred(CocoRowDiff *d)
+{
+	if (!d->deferred || d->deferred_loaded)
+		return;
+	coco_rowdiff_load_tracked(d, d->deferred_target, d->deferred_comps, d->ndeferred_comps);
+	d->deferred_loaded = true;
+}
+
 /*
  * The read of the declarations (as the app owner, under the run's
  * snapshot): tallies count and digest per component, and diffs each row
  * whose partition is in memory.  The tallies stay with the diff: the sync
- * after the summary pass reports them.
+ * after the summary pass reports them.  A deferred diff, read before any
+ * tracked row is loaded, diffs nothing yet: each row leaves its entry.
  */
 void
 coco_rowdiff_read_declared(CocoRowDiff *d)
@@ -191,9 +242,45 @@ unmatched_are_deleted(CocoRowDiff *d, EntryTable *t)
 }
 
 /*
+ * The declared rows a partition's file holds, against its tracked rows
+ * (indexed): each change is noted, its values to come from the second read.
+ */
+static void
+diff_declared_file(CocoRowDiff *d, int p)
+{
+	EntryTable *t = &d->tracked[p];
+	EntryTable	declared;
+
+	table_init(&declared, sizeof(DeclaredEntry), d->cxt);
+	file_load(d->declared_file[p], &declared);
+	file_close(&d->declared_file[p]);
+	for (int64 i = 0; i < declared.n; i++)
+	{
+		DeclaredEntry *e = table_entry(&declared, i);
+		TrackedEntry *te;
+		int			op;
+
+		if (i + PREFETCH_ROWS < declared.n)
+			table_prefetch_slot(t, table_entry(&declared, i + PREFETCH_ROWS));
+		te = table_lookup(t, &e->key);
+		op = rowdiff_classify(d, te, e->comp, &e->fp, NULL);
+		if (op != 0)
+		{
+			ChangeEntry *c = rowdiff_add_change(d, &e->key, te ? &te->tid : NULL, op, true, NULL);
+
+			if (c != NULL)
+				c->ordinal = e->ordinal;
+		}
+	}
+	table_free(&declared);
+}
+
+/*
  * After the read: the deletions of the partitions in memory, and the diff
- * of each partition on disk, from its two files.  False when a key is
- * declared twice: coco_rowdiff_duplicate_error() says which.
+ * of each partition whose declared rows are in a file — a partition on
+ * disk from its two files, a deferred diff's partition in memory against
+ * its file.  False when a key is declared twice:
+ * coco_rowdiff_duplicate_error() says which.
  */
 bool
 coco_rowdiff_finish(CocoRowDiff *d)
@@ -201,30 +288,15 @@ coco_rowdiff_finish(CocoRowDiff *d)
 	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
 	{
 		EntryTable *t = &d->tracked[p];
-		EntryTable	declared;
 
-		if (!d->on_disk[p])
+		if (d->on_disk[p])
 		{
-			unmatched_are_deleted(d, t);
-			table_free(t);
-			continue;
+			file_load(d->tracked_file[p], t);
+			file_close(&d->tracked_file[p]);
+			table_index_all(t);
 		}
-		file_load(d->tracked_file[p], t);
-		file_close(&d->tracked_file[p]);
-		table_index_all(t);
-		table_init(&declared, sizeof(DeclaredEntry), d->cxt);
-		file_load(d->declared_file[p], &declared);
-		file_close(&d->declared_file[p]);
-		for (int64 i = 0; i < declared.n; i++)
-		{
-			DeclaredEntry *e = table_entry(&declared, i);
-			TrackedEntry *te = table_lookup(t, &e->key);
-			int			op = rowdiff_classify(d, te, e->comp, &e->fp, NULL);
-
-			if (op != 0)
-				(void) rowdiff_add_change(d, &e->key, te ? &te->tid : NULL, op, true, NULL);
-		}
-		table_free(&declared);
+		if (d->declared_in_file[p])
+			diff_declared_file(d, p);
 		unmatched_are_deleted(d, t);
 		table_free(t);
 	}
@@ -320,19 +392,58 @@ coco_rowdiff_deletions(CocoRowDiff *d)
 	}
 }
 
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * The second read of the declarations (as the app owner, under the run's
- * snapshot), only when partitions went to disk: the values of the rows
- * that change there.
+ * snapshot), when declared rows went to files (a deferred diff, or
+ * partitions on disk): the values of the rows that change there.  The
+ * rows are picked by their places in the first read, so that the others
+ * are neither decoded nor hashed, and the read stops after the last one.
+ * A query that returns its rows in another order this time (a parallel or
+ * synchronized scan) leaves some unseen: a read by key finds those.
  */
 void
 coco_rowdiff_read_changed(CocoRowDiff *d)
 {
 	RowReceiver *r;
+	int64		nseen;
+	int64		n = 0;
 
 	if (d->to_read == 0)
 		return;
 	r = rowdiff_receiver_create(d, READ_CHANGED);
+	r->seen_mark = 1;
+	r->wanted = MemoryContextAllocHuge(d->cxt, sizeof(int64) * d->to_read);
+	for (int64 i = 0; i < d->changed.n; i++)
+	{
+		ChangeEntry *c = table_entry(&d->changed, i);
+
+		if (c->to_read)
+			r->wanted[n++] = c->ordinal;
+	}
+	qsort(r->wanted, n, sizeof(int64), cmp_int64);
+	r->nwanted = n;
+	rowdiff_run_into(d->sql, d->params, r);
+	nseen = r->nseen;
+	pfree(r->wanted);
+	rowdiff_receiver_free(r);
+	if (nseen == d->to_read)
+		return;
+	ereport(DEBUG1,
+			(errmsg_internal("coco_target: %lld of %lld changed rows of table \"%s\" were not where the first read had them; reading by key",
+							 (long long) (d->to_read - nseen), (long long) d->to_read, d->table)));
+
+	r = rowdiff_receiver_create(d, READ_CHANGED);
+	r->seen_mark = 2;
+	r->nseen = nseen;
 	rowdiff_run_into(d->sql, d->params, r);
 	if (r->nseen != d->to_read)
 		rowdiff_declarations_changed(d);
@@ -344,6 +455,22 @@ Tuplestorestate *
 coco_rowdiff_changes(CocoRowDiff *d)
 {
 	return d->changes;
+}
+
+/* A load's repeated key, found by the tracking's primary key: named. */
+static void
+load_duplicate(void *arg, TupleTableSlot *slot)
+{
+	CocoRowDiff *d = arg;
+	bool		isnull;
+	bytea	   *key = DatumGetByteaPP(slot_getattr(slot, 4, &isnull));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("row with key %s is declared twice for table \"%s\"",
+					coco_describe_row_key(d->spec, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)),
+					d->table),
+			 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
 }
 
 /*
@@ -366,11 +493,13 @@ coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally, const char *
 	int64		loaded;
 
 	if (OidIsValid(target_relid))
-		r->target = bulk_open(target_relid, d->cxt);
+		r->target = bulk_open(target_relid, d->cxt, true);
 	r->tracking = bulk_open(get_relname_relid("tracked_row", get_namespace_oid("coco", false)),
-							d->cxt);
+							d->cxt, false);
 	/* its rows are made here, never with a NULL: no NOT NULL to check */
 	r->tracking->check_constraints = false;
+	r->tracking->duplicate = load_duplicate;
+	r->tracking->duplicate_arg = d;
 	r->app_id = app_id;
 	r->target_id = target_id;
 	r->pass_id = pass_id;

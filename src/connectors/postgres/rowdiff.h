@@ -50,6 +50,7 @@ typedef struct DeclaredEntry
 	KeyHash		key;
 	CocoFingerprint fp;
 	int32		comp;
+	int64		ordinal;		/* its place in the read of the declarations */
 } DeclaredEntry;
 
 /* A key written by this run: new rows, and changes read a second time. */
@@ -58,8 +59,9 @@ typedef struct ChangeEntry
 	KeyHash		key;
 	ItemPointerData tid;		/* invalid for a new row */
 	int16		op;
+	int64		ordinal;		/* of a change to read: its place in the read */
 	bool		to_read;		/* its values come from the second read */
-	bool		seen;			/* ... and have */
+	uint8		seen;			/* ... and have: the read's seen_mark */
 } ChangeEntry;
 
 /*
@@ -92,11 +94,24 @@ struct CocoRowDiff
 	/* the declarations: the statement and its parameters */
 	char	   *sql;
 	ParamListInfo params;
+	char	   *search_path;	/* the one it is read with (NULL: the session's) */
 	/* the tracked rows, per partition: in memory or on disk */
 	int64		budget;			/* tracked entries held in memory at most */
 	int64		resident;		/* tracked entries in memory now */
 	EntryTable	tracked[ROWDIFF_PARTITIONS];
 	bool		on_disk[ROWDIFF_PARTITIONS];
+	/*
+	 * A deferred diff (the summary pass's) reads the declarations before
+	 * any tracked row: every declared row leaves its entry in its
+	 * partition's file, and the tracked rows are loaded only if a
+	 * component turns out dirty.
+	 */
+	bool		deferred;
+	bool		deferred_loaded;
+	int64		deferred_target;
+	int		   *deferred_comps;
+	int			ndeferred_comps;
+	bool		declared_in_file[ROWDIFF_PARTITIONS];
 	BufFile    *tracked_file[ROWDIFF_PARTITIONS];
 	BufFile    *declared_file[ROWDIFF_PARTITIONS];
 	/* the counts and digests the read tallied */
@@ -357,6 +372,11 @@ typedef struct RowReceiver
 	Datum	   *values;			/* a change being written */
 	bool	   *nulls;
 	int64		nseen;			/* READ_CHANGED */
+	int64		ordinal;		/* rows received so far */
+	uint8		seen_mark;		/* READ_CHANGED: 1 by place, 2 by key */
+	int64	   *wanted;			/* READ_CHANGED by place: the places, ascending */
+	int64		nwanted;
+	int64		next_wanted;
 	PendingRow	pending[PREFETCH_ROWS]; /* READ_DECLARED */
 	int			npending;
 	MemoryContext pendingcxt;
@@ -423,10 +443,14 @@ typedef struct BulkWriter
 	TupleTableSlot *slots[BULK_BATCH];
 	int			nslots;
 	bool		check_constraints;	/* NOT NULL of a created table */
+	bool		build_indexes;	/* indexes built after the rows, not per row */
+	/* called, if set, for a row whose key a unique index already holds */
+	void		(*duplicate) (void *arg, TupleTableSlot *slot);
+	void	   *duplicate_arg;
 	MemoryContext cxt;			/* values made for a batch */
 } BulkWriter;
 
-extern BulkWriter *bulk_open(Oid relid, MemoryContext cxt);
+extern BulkWriter *bulk_open(Oid relid, MemoryContext cxt, bool build_indexes);
 extern TupleTableSlot *bulk_slot(BulkWriter *w);
 extern void bulk_stored(BulkWriter *w);
 extern void bulk_close(BulkWriter *w);

@@ -299,7 +299,7 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 	PendingRow *pr;
 	MemoryContext old;
 
-	if (d->on_disk[p])
+	if (d->deferred || d->on_disk[p])
 	{
 		DeclaredEntry e;
 
@@ -307,7 +307,9 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 		e.key = hash;
 		e.fp = fp;
 		e.comp = comp;
+		e.ordinal = r->ordinal - 1;
 		file_write(d->cxt, d->owner, &d->declared_file[p], &e, sizeof(e));
+		d->declared_in_file[p] = true;
 		return;
 	}
 	table_prefetch_slot(&d->tracked[p], &hash);
@@ -351,14 +353,18 @@ read_changed_row(RowReceiver *r, TupleTableSlot *slot)
 	CocoFingerprint fp;
 
 	declared_key(r, slot, &hash);
-	if (!d->on_disk[partition_of(&hash)])
+	if (!d->declared_in_file[partition_of(&hash)])
 		return;
 	c = table_lookup(&d->changed, &hash);
 	if (c == NULL || !c->to_read)
 		return;
-	if (c->seen)
+	/* a row the read by place took is not taken again by the read by key;
+	 * one seen twice by the same read was returned twice */
+	if (c->seen == r->seen_mark)
 		rowdiff_declarations_changed(d);
-	c->seen = true;
+	if (c->seen != 0)
+		return;
+	c->seen = r->seen_mark;
 	r->nseen++;
 	declared_fingerprint(r, slot, &fp);
 	put_change(r, slot, &r->keybuf, c->op, &fp, &c->tid);
@@ -463,9 +469,24 @@ static bool
 receiver_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	RowReceiver *r = (RowReceiver *) self;
-	MemoryContext old = MemoryContextSwitchTo(r->rowcxt);
+	MemoryContext old;
 	bool		go_on = true;
+	int64		ordinal = r->ordinal++;
 
+	/*
+	 * Read by place, only the rows at the places of the changes are looked
+	 * at; past the last one, the read stops.
+	 */
+	if (r->wanted != NULL)
+	{
+		while (r->next_wanted < r->nwanted && r->wanted[r->next_wanted] < ordinal)
+			r->next_wanted++;
+		if (r->next_wanted == r->nwanted)
+			return false;
+		if (r->wanted[r->next_wanted] != ordinal)
+			return true;
+	}
+	old = MemoryContextSwitchTo(r->rowcxt);
 	slot_getallattrs(slot);
 	switch (r->mode)
 	{
@@ -546,16 +567,36 @@ rowdiff_receiver_free(RowReceiver *r)
 void
 rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r)
 {
+	SPIPrepareOptions popts;
 	SPIExecuteOptions opts;
+	SPIPlanPtr	plan;
 	int			rc;
 
+	/*
+	 * A load writes rows as they arrive, which a parallel plan forbids (no
+	 * transaction id may be assigned in parallel mode): its statement is
+	 * planned without one.  Other reads may run in parallel.
+	 */
+	memset(&popts, 0, sizeof(popts));
+	popts.parseMode = RAW_PARSE_DEFAULT;
+	if (params)
+	{
+		/* the parameters' types, as the list has them */
+		popts.parserSetup = params->parserSetup;
+		popts.parserSetupArg = params->parserSetupArg;
+	}
+	popts.cursorOptions = r->mode == READ_LOAD ? 0 : CURSOR_OPT_PARALLEL_OK;
+	plan = SPI_prepare_extended(sql, &popts);
+	if (plan == NULL)
+		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	memset(&opts, 0, sizeof(opts));
 	opts.params = params;
 	opts.read_only = !(r->mode == READ_TRACKED || (r->mode == READ_LOAD && r->target == NULL));
 	opts.dest = (DestReceiver *) r;
-	rc = SPI_execute_extended(sql, &opts);
+	rc = SPI_execute_plan_extended(plan, &opts);
 	if (rc < 0)
 		elog(ERROR, "coco_target: reading rows failed (%s)", SPI_result_code_string(rc));
+	SPI_freeplan(plan);
 }
 
 ParamListInfo
