@@ -73,8 +73,10 @@ ok "coco.progress showed the run waiting for a lock: $seen"
 wait "$holder" "$runner"
 rm -f "$holder_pid_file"
 # the initial load of a table the run creates shows the rows loaded so far
-# against the rows declare_rows counted
+# against the rows declare_rows counted (it counts with
+# coco_target.declare_rows_count on; otherwise the total is not known)
 declared=$(q <<'SQL'
+SET coco_target.declare_rows_count = on;
 SELECT coco.create_app('load');
 SELECT coco.declare_table('load', 'public.load_t',
     '[{"name":"id","type":"integer","nullable":false},{"name":"v","type":"text"}]', '{id}');

@@ -14,11 +14,17 @@
  * Memory: the tracked entries are split by key hash into
  * ROWDIFF_PARTITIONS partitions.  While they exceed coco_target.work_mem,
  * the highest partition still in memory moves to a temporary file.  A
- * declared row whose partition is on disk leaves a 40-byte entry in that
+ * declared row whose partition is on disk leaves a 48-byte entry in that
  * partition's file instead; after the read, each such partition is diffed
  * from its two files, and the declarations are read a second time for the
  * values of the rows that change there.  Memory stays near the budget
  * however many rows the table has.
+ *
+ * Deferred: the summary pass over declarations cheap to read again reads
+ * them before any tracked row, every declared row leaving its entry in a
+ * file.  When every component is clean nothing more happens; otherwise
+ * the sync loads the tracked rows and diffs every partition from its file,
+ * and the second read picks the changed rows by their places in the first.
  *
  * Keys are compared by their 128-bit hash, as values are compared by
  * their 128-bit fingerprint: two different keys with one hash are as
