@@ -390,13 +390,14 @@ deform_declared_row(void *arg)
 }
 
 /*
- * Stage a row whose key nothing staged yet (as the extension owner): one
- * heap insert and its index entries, without planning or starting an
- * INSERT, which costs more than the row.  coco.staged_row has no trigger,
- * rule or check, and its owner, who writes it, bypasses its row security.
- * False when the primary key already holds the key (or another
- * transaction is staging it): the row inserted is deleted again, and the
- * caller replaces the staged one.
+ * Stage a row whose key nothing staged yet: one heap insert and its index
+ * entries, without planning or starting an INSERT, which costs more than
+ * the row.  The extension writes its own table directly, as it writes it
+ * for the caller whoever that is: coco.staged_row has no trigger, rule,
+ * check or foreign key, and neither privileges nor row security apply to
+ * a heap insert.  False when the primary key already holds the key (or
+ * another transaction is staging it): the row inserted is deleted again,
+ * and the caller replaces the staged one, as the extension owner.
  */
 static bool
 stage_new_row(Datum *args)
@@ -417,7 +418,7 @@ stage_new_row(Datum *args)
 	Assert(desc->natts == 6);
 	for (int i = 0; i < 5; i++)
 		slot->tts_values[i] = args[i];
-	slot->tts_values[5] = Int64GetDatum(nextval_internal(get_relname_relid("staging_seq", RelationGetNamespace(rel)), true));
+	slot->tts_values[5] = Int64GetDatum(nextval_internal(get_relname_relid("staging_seq", RelationGetNamespace(rel)), false));
 	memset(slot->tts_isnull, false, sizeof(bool) * desc->natts);
 	ExecStoreVirtualTuple(slot);
 	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
@@ -523,13 +524,12 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	args[3] = PointerGetDatum(coco_key_buf_to_bytea(&key));
 	args[4] = JsonbPGetDatum(row);
 
-	coco_enter_extension_owner(&uc);
 	if (stage_new_row(args))
 	{
-		coco_leave(&uc);
 		SPI_finish();
 		PG_RETURN_VOID();
 	}
+	coco_enter_extension_owner(&uc);
 	if (table_cache.insert_plan == NULL)
 	{
 		/* seq (coco.staging_seq, the column's default): the staging order */
