@@ -25,6 +25,7 @@
 #include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -135,10 +136,21 @@ bulk_close(BulkWriter *w)
 	if (w->build_indexes)
 	{
 		ReindexParams params = {0};
+		int			nest = NewGUCNestLevel();
+		char		mem[32];
 
-		/* the build evaluates index expressions as the table's owner */
+		/*
+		 * The build evaluates index expressions as the table's owner, and
+		 * checks unique indexes.  It sorts in half of coco_target.work_mem,
+		 * not in the session's maintenance_work_mem: the run's memory stays
+		 * within its setting.
+		 */
+		snprintf(mem, sizeof(mem), "%dkB", Max(coco_work_mem / 2, 1024));
+		(void) set_config_option("maintenance_work_mem", mem, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 		CommandCounterIncrement();
-		(void) reindex_relation(RelationGetRelid(w->rel), 0, &params);
+		(void) reindex_relation(RelationGetRelid(w->rel), REINDEX_REL_CHECK_CONSTRAINTS, &params);
+		AtEOXact_GUC(true, nest);
 	}
 	table_close(w->rel, NoLock);
 }

@@ -500,6 +500,21 @@ user_or_volatile_function(Oid funcid, void *context)
 	return funcid >= FirstNormalObjectId || func_volatile(funcid) == PROVOLATILE_VOLATILE;
 }
 
+/* our own OFFSET 0, which keeps a query's rows from being folded */
+static bool
+is_offset_zero(Node *node)
+{
+	return node == NULL ||
+		(IsA(node, Const) && !((Const *) node)->constisnull &&
+		 ((Const *) node)->consttype == INT8OID && DatumGetInt64(((Const *) node)->constvalue) == 0);
+}
+
+/*
+ * Whether a read of this query tree may not repeat the rows and values of
+ * the one before it: a user's or a volatile function; a sample; a foreign
+ * table; and what depends on the order rows arrive in, which a parallel
+ * plan changes (aggregates, window functions, DISTINCT ON, LIMIT/OFFSET).
+ */
 static bool
 calls_user_work(Node *node, void *context)
 {
@@ -508,7 +523,21 @@ calls_user_work(Node *node, void *context)
 	if (check_functions_in_node(node, user_or_volatile_function, context))
 		return true;
 	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, calls_user_work, context, 0);
+	{
+		Query	   *q = (Query *) node;
+
+		if (q->hasAggs || q->hasWindowFuncs || q->hasDistinctOn || q->limitCount != NULL ||
+			!is_offset_zero(q->limitOffset))
+			return true;
+		return query_tree_walker(q, calls_user_work, context, QTW_EXAMINE_RTES_BEFORE);
+	}
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		return rte->tablesample != NULL ||
+			(rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_FOREIGN_TABLE);
+	}
 	return expression_tree_walker(node, calls_user_work, context);
 }
 
@@ -543,10 +572,12 @@ check_reread(void *arg)
 }
 
 /*
- * Whether reading the declarations a second time costs a scan and no more:
- * no function (and so no operator) but PostgreSQL's own, none volatile,
- * views expanded.  A query that calls a user's function — a transform that
- * may be expensive, or whose result may change — is read once per run.
+ * Whether reading the declarations a second time costs a scan and no more,
+ * and returns what the first read did: no function (and so no operator)
+ * but PostgreSQL's own, none volatile, views expanded, and nothing whose
+ * rows depend on chance or on the order of a scan (calls_user_work).  A
+ * query that calls a user's function — a transform that may be expensive,
+ * or whose result may change — is read once per run.
  * Prepared as the caller (the app owner); a query that does not prepare is
  * not cheap, and its read raises the error.
  */

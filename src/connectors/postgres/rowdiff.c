@@ -249,36 +249,56 @@ unmatched_are_deleted(CocoRowDiff *d, EntryTable *t)
 
 /*
  * The declared rows a partition's file holds, against its tracked rows
- * (indexed): each change is noted, its values to come from the second read.
+ * (indexed): each change is noted, its values to come from the second
+ * read.  The file is read a block of entries at a time, not loaded: a
+ * deferred diff has a file for every partition.
  */
 static void
 diff_declared_file(CocoRowDiff *d, int p)
 {
 	EntryTable *t = &d->tracked[p];
-	EntryTable	declared;
+	BufFile    *file = d->declared_file[p];
+	DeclaredEntry *block = palloc(sizeof(DeclaredEntry) * CHUNK_ENTRIES);
 
-	table_init(&declared, sizeof(DeclaredEntry), d->cxt);
-	file_load(d->declared_file[p], &declared);
-	file_close(&d->declared_file[p]);
-	for (int64 i = 0; i < declared.n; i++)
+	if (BufFileSeek(file, 0, 0, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rewind a temporary file of the row diff")));
+	for (;;)
 	{
-		DeclaredEntry *e = table_entry(&declared, i);
-		TrackedEntry *te;
-		int			op;
+		size_t		got = BufFileRead(file, block, sizeof(DeclaredEntry) * CHUNK_ENTRIES);
+		int			n = (int) (got / sizeof(DeclaredEntry));
 
-		if (i + PREFETCH_ROWS < declared.n)
-			table_prefetch_slot(t, table_entry(&declared, i + PREFETCH_ROWS));
-		te = table_lookup(t, &e->key);
-		op = rowdiff_classify(d, te, e->comp, &e->fp, NULL);
-		if (op != 0)
+		if (got % sizeof(DeclaredEntry) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read a temporary file of the row diff")));
+		for (int i = 0; i < n; i++)
 		{
-			ChangeEntry *c = rowdiff_add_change(d, &e->key, te ? &te->tid : NULL, op, true, NULL);
+			DeclaredEntry *e = &block[i];
+			TrackedEntry *te;
+			int			op;
 
-			if (c != NULL)
-				c->ordinal = e->ordinal;
+			if (i + PREFETCH_ROWS < n)
+				table_prefetch_slot(t, &block[i + PREFETCH_ROWS].key);
+			te = table_lookup(t, &e->key);
+			op = rowdiff_classify(d, te, e->comp, &e->fp, NULL);
+			if (op != 0)
+			{
+				ChangeEntry *c = rowdiff_add_change(d, &e->key, te ? &te->tid : NULL, op, true, NULL);
+
+				if (c != NULL)
+				{
+					c->ordinal = e->ordinal;
+					c->fp = e->fp;
+				}
+			}
 		}
+		if (n < CHUNK_ENTRIES)
+			break;
 	}
-	table_free(&declared);
+	pfree(block);
+	file_close(&d->declared_file[p]);
 }
 
 /*

@@ -60,6 +60,7 @@ typedef struct ChangeEntry
 	ItemPointerData tid;		/* invalid for a new row */
 	int16		op;
 	int64		ordinal;		/* of a change to read: its place in the read */
+	CocoFingerprint fp;			/* ... and the fingerprint the read found */
 	bool		to_read;		/* its values come from the second read */
 	uint8		seen;			/* ... and have: the read's seen_mark */
 } ChangeEntry;

@@ -110,8 +110,11 @@ declared_key(RowReceiver *r, TupleTableSlot *slot, KeyHash *hash)
 		if (slot->tts_isnull[att])
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("primary key value %d of a declared row is null", i + 1),
-					 errhint("Every primary key column must have a value.")));
+					 errmsg("primary key column \"%s\" of a row declared for table \"%s\" is null",
+							d->spec->columns[d->key_index[i]].name, d->table),
+					 errhint("Every primary key column must have a value. A staged declare_rows query stays "
+							 "until a run takes it: fix its rows, or remove it with coco.clear_component() "
+							 "or coco.discard_staged().")));
 		coco_key_put_base_datum(&r->keybuf, slot->tts_values[att], r->basetypid[att], r->typid[att]);
 	}
 	coco_key_end_tuple(&r->keybuf);
@@ -367,6 +370,9 @@ read_changed_row(RowReceiver *r, TupleTableSlot *slot)
 	c->seen = r->seen_mark;
 	r->nseen++;
 	declared_fingerprint(r, slot, &fp);
+	/* the values written must be those the first read tallied */
+	if (!coco_fingerprint_equal(&fp, &c->fp))
+		rowdiff_declarations_changed(d);
 	put_change(r, slot, &r->keybuf, c->op, &fp, &c->tid);
 }
 
