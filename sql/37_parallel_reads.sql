@@ -45,9 +45,12 @@ SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS changed_again;
 SELECT (SELECT count(*) FROM (SELECT * FROM pr_src EXCEPT SELECT * FROM pr_t) x) AS missing,
        (SELECT count(*) FROM (SELECT * FROM pr_t EXCEPT SELECT * FROM pr_src) x) AS extra;
 
--- a no-op: nothing written
+-- a no-op: nothing written; the declarations, cheap to read again, are
+-- read before the tracked rows (which are then never loaded)
 SELECT pr_declare();
+SET client_min_messages = debug1;
 SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS noop;
+RESET client_min_messages;
 
 SELECT coco.drop_app('pr');
 DROP FUNCTION pr_declare();
@@ -64,7 +67,9 @@ $$;
 SELECT pr_sample_declare();
 SELECT ((coco.reconcile('pr_sample'))->'providers'->'postgres.row'->>'inserted')::int > 0 AS loaded;
 SELECT pr_sample_declare();
+SET client_min_messages = debug1;
 SELECT ((coco.reconcile('pr_sample'))->'providers'->'postgres.row'->>'inserted')::int > 0 AS resampled;
+RESET client_min_messages;
 SELECT coco.drop_app('pr_sample');
 DROP FUNCTION pr_sample_declare();
 DROP TABLE pr_s;

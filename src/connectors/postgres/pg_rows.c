@@ -472,6 +472,10 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 		coco_enter_app_owner(sync->owner, search_path, &uc);
 		deferred = coco_rows_cheap_to_reread(sql, 5, types);
 		coco_leave(&uc);
+		ereport(DEBUG1,
+				(errmsg_internal("coco_target: the declarations of table \"%s\" are read %s",
+								 spec->tn.qualified,
+								 deferred ? "before its tracked rows" : "once, after its tracked rows")));
 	}
 	if (deferred)
 		coco_rowdiff_defer_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);

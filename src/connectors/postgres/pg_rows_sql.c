@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "utils/plancache.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -504,9 +505,12 @@ user_or_volatile_function(Oid funcid, void *context)
 static bool
 is_offset_zero(Node *node)
 {
-	return node == NULL ||
-		(IsA(node, Const) && !((Const *) node)->constisnull &&
-		 ((Const *) node)->consttype == INT8OID && DatumGetInt64(((Const *) node)->constvalue) == 0);
+	if (node == NULL)
+		return true;
+	/* OFFSET 0 parses as the cast of an integer constant to bigint */
+	node = eval_const_expressions(NULL, node);
+	return IsA(node, Const) && !((Const *) node)->constisnull &&
+		((Const *) node)->consttype == INT8OID && DatumGetInt64(((Const *) node)->constvalue) == 0;
 }
 
 /*
