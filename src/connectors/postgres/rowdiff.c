@@ -178,14 +178,17 @@ coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, in
 	d->ndeferred_comps = ncomps;
 }
 
-/* The tracked rows a deferred diff has not loaded yet (as the extension owner). */
+/*
+ * The tracked rows a deferred diff has not loaded yet (as the extension
+ * owner); once loaded, the diff is deferred no longer.
+ */
 void
 coco_rowdiff_load_deferred(CocoRowDiff *d)
 {
-	if (!d->deferred || d->deferred_loaded)
+	if (!d->deferred)
 		return;
 	coco_rowdiff_load_tracked(d, d->deferred_target, d->deferred_comps, d->ndeferred_comps);
-	d->deferred_loaded = true;
+	d->deferred = false;
 }
 
 /*

@@ -108,7 +108,6 @@ struct CocoRowDiff
 	 * component turns out dirty.
 	 */
 	bool		deferred;
-	bool		deferred_loaded;
 	int64		deferred_target;
 	int		   *deferred_comps;
 	int			ndeferred_comps;
