@@ -38,11 +38,13 @@
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "access/tupdesc.h"
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "nodes/params.h"
 #include "nodes/parsenodes.h"
 #include "storage/buffile.h"
@@ -50,10 +52,13 @@
 #include "tcop/dest.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 #include "pg_rows.h"
@@ -117,34 +122,73 @@ coco_rowdiff_free(CocoRowDiff *d, bool close_files)
 	MemoryContextDelete(d->cxt);
 }
 
+static Oid
+tracked_row_relid(void)
+{
+	return get_relname_relid("tracked_row", get_namespace_oid("coco", false));
+}
+
+static AttrNumber
+tracked_row_attnum(Relation rel, const char *name)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "coco_target: coco.tracked_row has no column \"%s\"", name);
+	return attnum;
+}
+
 /*
  * Load the tracked rows of these components (as the extension owner):
  * into memory, partition by partition while the budget lasts.
+ *
+ * A table's tracked rows are read whole, so they are read straight from
+ * the heap, in its order, without a plan or an executor: a million rows
+ * measured about twice as fast as the same read through a query.  The scan
+ * sees what this run has written so far, as a statement would.
  */
 void
 coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
 {
-	RowReceiver *r = rowdiff_receiver_create(d, READ_TRACKED);
-	Oid			types[2] = {INT8OID, INT4ARRAYOID};
-	Datum		values[2];
+	Relation	rel = table_open(tracked_row_relid(), AccessShareLock);
+	AttrNumber	target_att = tracked_row_attnum(rel, "target_id");
+	AttrNumber	comp_att = tracked_row_attnum(rel, "comp_id");
+	AttrNumber	key_att = tracked_row_attnum(rel, "key");
+	AttrNumber	fp_att = tracked_row_attnum(rel, "fp");
+	AttrNumber	natts = Max(Max(comp_att, key_att), fp_att);
+	MemoryContext rowcxt = AllocSetContextCreate(d->cxt, "coco_target tracked row",
+												 ALLOCSET_SMALL_SIZES);
+	ScanKeyData skey;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
 
-	int			nest = NewGUCNestLevel();
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ScanKeyInit(&skey, target_att, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(target_id));
+	scan = table_beginscan(rel, GetActiveSnapshot(), 1, &skey);
+	slot = table_slot_create(rel, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		int32		comp;
+		MemoryContext old;
 
-	values[0] = Int64GetDatum(target_id);
-	values[1] = PointerGetDatum(coco_run_int_array(comps, ncomps));
-	/*
-	 * A table's tracked rows are read whole: in the heap's order (a bitmap
-	 * or sequential scan), not in key order through the primary key, which
-	 * visits the heap at random.  A freshly loaded target has no
-	 * statistics to tell the planner so.
-	 */
-	(void) set_config_option("enable_indexscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	rowdiff_run_into("SELECT ctid, key, fp, comp_id FROM coco.tracked_row "
-			 "WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
-			 rowdiff_make_params(2, types, values), r);
-	AtEOXact_GUC(true, nest);
-	rowdiff_receiver_free(r);
+		CHECK_FOR_INTERRUPTS();
+		slot_getsomeattrs(slot, natts);
+		comp = DatumGetInt32(slot->tts_values[comp_att - 1]);
+		if (!in_list(comp, comps, ncomps))
+			continue;
+		old = MemoryContextSwitchTo(rowcxt);
+		rowdiff_add_tracked(d, &slot->tts_tid,
+							DatumGetByteaPP(slot->tts_values[key_att - 1]),
+							DatumGetByteaPP(slot->tts_values[fp_att - 1]), comp);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	PopActiveSnapshot();
+	table_close(rel, AccessShareLock);
+	MemoryContextDelete(rowcxt);
 	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
 		if (!d->on_disk[p])
 			table_index_all(&d->tracked[p]);
@@ -523,8 +567,7 @@ coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally, const char *
 
 	if (OidIsValid(target_relid))
 		r->target = bulk_open(target_relid, d->cxt, true);
-	r->tracking = bulk_open(get_relname_relid("tracked_row", get_namespace_oid("coco", false)),
-							d->cxt, false);
+	r->tracking = bulk_open(tracked_row_relid(), d->cxt, false);
 	/* its rows are made here, never with a NULL: no NOT NULL to check */
 	r->tracking->check_constraints = false;
 	r->tracking->duplicate = load_duplicate;

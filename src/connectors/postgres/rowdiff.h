@@ -339,7 +339,6 @@ file_close(BufFile **file)
 
 typedef enum ReadMode
 {
-	READ_TRACKED,				/* load the tracked rows */
 	READ_DECLARED,				/* every declared row: tally, diff */
 	READ_CHANGED,				/* declared rows of partitions on disk that change */
 	READ_FIND_KEY,				/* nothing: stop at one key */
@@ -423,6 +422,7 @@ extern RowReceiver *rowdiff_receiver_create(CocoRowDiff *d, ReadMode mode);
 extern void rowdiff_receiver_free(RowReceiver *r);
 extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r);
 extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
+extern void rowdiff_add_tracked(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp);
 extern int	rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprint *fp,
 							 StringInfo key);
 extern ChangeEntry *rowdiff_add_change(CocoRowDiff *d, const KeyHash *hash,

@@ -395,17 +395,18 @@ evict_partition(CocoRowDiff *d)
 	}
 }
 
-static void
-read_tracked_row(RowReceiver *r, TupleTableSlot *slot)
+/*
+ * One tracked row, as coco_rowdiff_load_tracked() reads it: into its
+ * partition's table, or its file once the budget moved the partition there.
+ */
+void
+rowdiff_add_tracked(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp)
 {
-	CocoRowDiff *d = r->diff;
 	TrackedEntry t;
-	bytea	   *key = DatumGetByteaPP(slot->tts_values[1]);
-	bytea	   *fp = DatumGetByteaPP(slot->tts_values[2]);
 	int			p;
 
 	memset(&t, 0, sizeof(t));
-	t.tid = *(ItemPointer) DatumGetPointer(slot->tts_values[0]);
+	t.tid = *tid;
 	/* an empty fingerprint is coco.verify's mark: the row is written again */
 	if (VARSIZE_ANY_EXHDR(fp) == 0)
 		t.marked = true;
@@ -417,7 +418,7 @@ read_tracked_row(RowReceiver *r, TupleTableSlot *slot)
 	else
 		memcpy(t.fp.bytes, VARDATA_ANY(fp), COCO_FINGERPRINT_LEN);
 	key_hash(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &t.key);
-	t.comp = DatumGetInt32(slot->tts_values[3]);
+	t.comp = comp;
 	p = partition_of(&t.key);
 	if (d->on_disk[p])
 		file_write(d->cxt, d->owner, &d->tracked_file[p], &t, sizeof(t));
@@ -496,9 +497,6 @@ receiver_receive(TupleTableSlot *slot, DestReceiver *self)
 	slot_getallattrs(slot);
 	switch (r->mode)
 	{
-		case READ_TRACKED:
-			read_tracked_row(r, slot);
-			break;
 		case READ_DECLARED:
 			read_declared_row(r, slot);
 			break;
@@ -566,9 +564,8 @@ rowdiff_receiver_free(RowReceiver *r)
 
 /*
  * Run a query into a receiver.  Declarations are read under the active
- * snapshot (the run's, pushed by the caller); tracking, and a table the
- * run has just loaded, are read as they are now, after what this run has
- * written so far.
+ * snapshot (the run's, pushed by the caller); a table the run has just
+ * loaded is read as it is now, after what this run has written so far.
  */
 void
 rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r)
@@ -597,7 +594,7 @@ rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r)
 		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	memset(&opts, 0, sizeof(opts));
 	opts.params = params;
-	opts.read_only = !(r->mode == READ_TRACKED || (r->mode == READ_LOAD && r->target == NULL));
+	opts.read_only = !(r->mode == READ_LOAD && r->target == NULL);
 	opts.dest = (DestReceiver *) r;
 	rc = SPI_execute_plan_extended(plan, &opts);
 	if (rc < 0)
