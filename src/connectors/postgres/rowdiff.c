@@ -12,7 +12,8 @@
  * a tuplestore of changes; tracked rows left unmarked are the deletions.
  *
  * Memory: the tracked entries are split by key hash into
- * ROWDIFF_PARTITIONS partitions.  While they exceed coco_target.work_mem,
+ * ROWDIFF_PARTITIONS partitions.  While they exceed seven eighths of
+ * coco_target.work_mem (the changes keep the last eighth),
  * the highest partition still in memory moves to a temporary file.  A
  * declared row whose partition is on disk leaves a 48-byte entry in that
  * partition's file instead; after the read, each such partition is diffed
@@ -96,8 +97,13 @@ coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 	d->sql = pstrdup(declared_sql);
 	d->params = rowdiff_make_params(nparams, types, values);
 	d->tally = coco_child_tally_create();
-	/* the entries and, at half fill, their slots */
-	d->budget = Max((int64) coco_work_mem * 1024 / (int64) (sizeof(TrackedEntry) + 2 * sizeof(uint32)),
+	/*
+	 * The entries and, at half fill, their slots, in seven eighths of the
+	 * setting; the changes keep the other eighth, so the two together stay
+	 * within it.
+	 */
+	d->budget = Max((int64) coco_work_mem * 1024 / 8 * 7 /
+					(int64) (sizeof(TrackedEntry) + 2 * sizeof(uint32)),
 					1024);
 	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
 		table_init(&d->tracked[p], sizeof(TrackedEntry), cxt);
