@@ -22,9 +22,11 @@
  * however many rows the table has.
  *
  * Deferred: the summary pass over declarations cheap to read again reads
- * them before any tracked row, every declared row leaving its entry in a
- * file.  When every component is clean nothing more happens; otherwise
- * the sync loads the tracked rows and diffs every partition from its file,
+ * them before any tracked row, every declared row leaving its entry: in
+ * memory while the budget lasts, else in its partition's file.  When every
+ * component is clean nothing more happens (and no file was written if the
+ * entries fit); otherwise the entries go to their files, the sync loads
+ * the tracked rows and diffs every partition from its file,
  * and the second read picks the changed rows by their places in the first.
  *
  * Keys are compared by their 128-bit hash, as values are compared by
@@ -106,7 +108,10 @@ coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 					(int64) (sizeof(TrackedEntry) + 2 * sizeof(uint32)),
 					1024);
 	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
+	{
 		table_init(&d->tracked[p], sizeof(TrackedEntry), cxt);
+		table_init(&d->declared[p], sizeof(DeclaredEntry), cxt);
+	}
 	table_init(&d->changed, sizeof(ChangeEntry), cxt);
 	/* the changes take an eighth of the budget before they go to disk */
 	d->changes = tuplestore_begin_heap(false, false, Max(coco_work_mem / 8, 64));
@@ -168,6 +173,8 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 
+	/* the tracked entries take the memory the declared ones held */
+	rowdiff_spill_declared(d, true);
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	ScanKeyInit(&skey, target_att, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(target_id));
@@ -364,6 +371,7 @@ diff_declared_file(CocoRowDiff *d, int p)
 bool
 coco_rowdiff_finish(CocoRowDiff *d)
 {
+	rowdiff_spill_declared(d, true);
 	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
 	{
 		EntryTable *t = &d->tracked[p];

@@ -97,21 +97,27 @@ struct CocoRowDiff
 	ParamListInfo params;
 	char	   *search_path;	/* the one it is read with (NULL: the session's) */
 	/* the tracked rows, per partition: in memory or on disk */
-	int64		budget;			/* tracked entries held in memory at most */
-	int64		resident;		/* tracked entries in memory now */
+	int64		budget;			/* entries held in memory at most */
+	int64		resident;		/* tracked and declared entries in memory now */
 	EntryTable	tracked[ROWDIFF_PARTITIONS];
 	bool		on_disk[ROWDIFF_PARTITIONS];
 	/*
 	 * A deferred diff (the summary pass's) reads the declarations before
-	 * any tracked row: every declared row leaves its entry in its
-	 * partition's file, and the tracked rows are loaded only if a
-	 * component turns out dirty.
+	 * any tracked row: every declared row leaves its entry for its
+	 * partition, and the tracked rows are loaded only if a component
+	 * turns out dirty.
 	 */
 	bool		deferred;
 	int64		deferred_target;
 	int		   *deferred_comps;
 	int			ndeferred_comps;
 	bool		declared_in_file[ROWDIFF_PARTITIONS];
+	/*
+	 * ... in memory first, while the budget lasts: a clean diff (a no-op)
+	 * then writes no file at all.  Before the tracked rows are loaded,
+	 * they go to the files too.
+	 */
+	EntryTable	declared[ROWDIFF_PARTITIONS];	/* DeclaredEntry */
 	BufFile    *tracked_file[ROWDIFF_PARTITIONS];
 	BufFile    *declared_file[ROWDIFF_PARTITIONS];
 	/* the counts and digests the read tallied */
@@ -302,6 +308,20 @@ file_write(MemoryContext cxt, ResourceOwner file_owner, BufFile **file, void *en
 	BufFileWrite(*file, entry, size);
 }
 
+/* Append a table's entries to a file, a chunk at a time, and free them. */
+static inline void
+file_write_table(MemoryContext cxt, ResourceOwner file_owner, BufFile **file, EntryTable *t)
+{
+	for (int i = 0; i < t->nchunks; i++)
+	{
+		int64		n = Min(t->n - (int64) i * CHUNK_ENTRIES, (int64) CHUNK_ENTRIES);
+
+		if (n > 0)
+			file_write(cxt, file_owner, file, t->chunks[i], t->entry_size * n);
+	}
+	table_free(t);
+}
+
 static inline void
 file_load(BufFile *file, EntryTable *t)
 {
@@ -423,6 +443,7 @@ extern void rowdiff_receiver_free(RowReceiver *r);
 extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r);
 extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
 extern void rowdiff_add_tracked(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp);
+extern void rowdiff_spill_declared(CocoRowDiff *d, bool all);
 extern int	rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprint *fp,
 							 StringInfo key);
 extern ChangeEntry *rowdiff_add_change(CocoRowDiff *d, const KeyHash *hash,

@@ -311,6 +311,13 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 		e.fp = fp;
 		e.comp = comp;
 		e.ordinal = r->ordinal - 1;
+		if (d->deferred && !d->declared_in_file[p])
+		{
+			*(DeclaredEntry *) table_append(&d->declared[p]) = e;
+			if (++d->resident > d->budget)
+				rowdiff_spill_declared(d, false);
+			return;
+		}
 		file_write(d->cxt, d->owner, &d->declared_file[p], &e, sizeof(e));
 		d->declared_in_file[p] = true;
 		return;
@@ -392,6 +399,27 @@ evict_partition(CocoRowDiff *d)
 		table_free(t);
 		d->on_disk[p] = true;
 		return;
+	}
+}
+
+/*
+ * Declared entries held in memory go to their partitions' files: all of
+ * them, or (past the budget) those of the highest partition that has any.
+ */
+void
+rowdiff_spill_declared(CocoRowDiff *d, bool all)
+{
+	for (int p = ROWDIFF_PARTITIONS - 1; p >= 0; p--)
+	{
+		EntryTable *t = &d->declared[p];
+
+		if (t->n == 0)
+			continue;
+		d->resident -= t->n;
+		file_write_table(d->cxt, d->owner, &d->declared_file[p], t);
+		d->declared_in_file[p] = true;
+		if (!all)
+			return;
 	}
 }
 
