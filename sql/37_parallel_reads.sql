@@ -5,7 +5,9 @@
 --   2. a run whose components changed reads the changed rows again, first
 --      by their places in the first read; a parallel plan returns rows in
 --      another order each time, and the rows not found where they were are
---      read by key.  Either way the table ends equal to its source;
+--      read by key.  Either way the table ends equal to its source; the
+--      first read's entries stay in memory while coco_target.work_mem
+--      lasts, and go to temporary files past it;
 --   3. what may not repeat (a sample) is read once;
 --   4. a created table's primary key, built after the load, is checked.
 \set VERBOSITY default
@@ -51,6 +53,22 @@ SELECT pr_declare();
 SET client_min_messages = debug1;
 SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS noop;
 RESET client_min_messages;
+
+-- its entries stay in memory while coco_target.work_mem lasts; past it
+-- (64 kB holds 1024), they go to temporary files: the same no-op, and a
+-- changed run diffed from those files ends equal to its source
+SET coco_target.work_mem = 64;
+SELECT pr_declare();
+SET client_min_messages = debug1;
+SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS noop_past_work_mem;
+RESET client_min_messages;
+UPDATE pr_src SET title = 'again' WHERE id % 40 = 0;
+DELETE FROM pr_src WHERE id % 91 = 0;
+SELECT pr_declare();
+SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS changed_past_work_mem;
+SELECT (SELECT count(*) FROM (SELECT * FROM pr_src EXCEPT SELECT * FROM pr_t) x) AS missing,
+       (SELECT count(*) FROM (SELECT * FROM pr_t EXCEPT SELECT * FROM pr_src) x) AS extra;
+RESET coco_target.work_mem;
 
 SELECT coco.drop_app('pr');
 DROP FUNCTION pr_declare();

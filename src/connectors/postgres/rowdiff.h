@@ -118,6 +118,7 @@ struct CocoRowDiff
 	 * they go to the files too.
 	 */
 	EntryTable	declared[ROWDIFF_PARTITIONS];	/* DeclaredEntry */
+	bool		declared_overflowed;	/* some went to files past the budget */
 	BufFile    *tracked_file[ROWDIFF_PARTITIONS];
 	BufFile    *declared_file[ROWDIFF_PARTITIONS];
 	/* the counts and digests the read tallied */

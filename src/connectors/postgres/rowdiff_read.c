@@ -415,6 +415,11 @@ rowdiff_spill_declared(CocoRowDiff *d, bool all)
 
 		if (t->n == 0)
 			continue;
+		if (!all && !d->declared_overflowed)
+			ereport(DEBUG1,
+					(errmsg_internal("coco_target: the declared rows of table \"%s\" outgrew coco_target.work_mem; their entries go to temporary files",
+									 d->table)));
+		d->declared_overflowed |= !all;
 		d->resident -= t->n;
 		file_write_table(d->cxt, d->owner, &d->declared_file[p], t);
 		d->declared_in_file[p] = true;
