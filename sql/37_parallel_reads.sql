@@ -48,20 +48,31 @@ SELECT (SELECT count(*) FROM (SELECT * FROM pr_src EXCEPT SELECT * FROM pr_t) x)
        (SELECT count(*) FROM (SELECT * FROM pr_t EXCEPT SELECT * FROM pr_src) x) AS extra;
 
 -- a no-op: nothing written; the declarations, cheap to read again, are
--- read before the tracked rows (which are then never loaded)
+-- read before the tracked rows (which are then never loaded), and their
+-- entries, kept in memory, make no temporary file (the database's count
+-- of them, its statistics flushed at once)
+CREATE FUNCTION pr_temp_files() RETURNS bigint LANGUAGE sql AS $$
+  SELECT temp_files FROM pg_stat_database WHERE datname = current_database()
+$$;
+SELECT pg_stat_force_next_flush();
+SELECT pr_temp_files() AS temp_files_before \gset
 SELECT pr_declare();
 SET client_min_messages = debug1;
 SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS noop;
 RESET client_min_messages;
+SELECT pg_stat_force_next_flush();
+SELECT pr_temp_files() - :temp_files_before AS temp_files_of_noop;
 
--- its entries stay in memory while coco_target.work_mem lasts; past it
--- (64 kB holds 1024), they go to temporary files: the same no-op, and a
--- changed run diffed from those files ends equal to its source
+-- past coco_target.work_mem (64 kB holds 1024 entries), they go to
+-- temporary files: the same no-op, and a changed run diffed from those
+-- files ends equal to its source
 SET coco_target.work_mem = 64;
 SELECT pr_declare();
 SET client_min_messages = debug1;
 SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS noop_past_work_mem;
 RESET client_min_messages;
+SELECT pg_stat_force_next_flush();
+SELECT pr_temp_files() - :temp_files_before > 0 AS temp_files_past_work_mem;
 UPDATE pr_src SET title = 'again' WHERE id % 40 = 0;
 DELETE FROM pr_src WHERE id % 91 = 0;
 SELECT pr_declare();
@@ -72,6 +83,7 @@ RESET coco_target.work_mem;
 
 SELECT coco.drop_app('pr');
 DROP FUNCTION pr_declare();
+DROP FUNCTION pr_temp_files();
 DROP TABLE pr_src;
 
 -- Only declarations that repeat exactly are read twice: a sample is read

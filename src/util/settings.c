@@ -33,8 +33,9 @@ coco_settings_define(void)
 {
 	DefineCustomIntVariable("coco_target.work_mem",
 							"Memory for the diff of a table's rows against tracking.",
-							"Bounds the tracked rows held in memory (about 56 bytes each); "
-							"past it, partitions of them go to temporary files.",
+							"Seven eighths bound the tracked or declared row entries held in memory "
+							"(about 56 and 48 bytes each), the last eighth the changes found; "
+							"past it, they go to temporary files.",
 							&coco_work_mem, 65536, 64, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("coco_target.batch_size",

@@ -44,7 +44,7 @@ typedef struct TrackedEntry
 	bool		matched;		/* declared again */
 } TrackedEntry;
 
-/* a declared row of a partition on disk */
+/* a declared row, for a partition on disk or a deferred diff */
 typedef struct DeclaredEntry
 {
 	KeyHash		key;
@@ -113,12 +113,13 @@ struct CocoRowDiff
 	int			ndeferred_comps;
 	bool		declared_in_file[ROWDIFF_PARTITIONS];
 	/*
-	 * ... in memory first, while the budget lasts: a clean diff (a no-op)
-	 * then writes no file at all.  Before the tracked rows are loaded,
-	 * they go to the files too.
+	 * ... in memory first, all partitions' together, while the budget
+	 * lasts: a clean diff (a no-op) then writes no file at all.  Past the
+	 * budget, and before the tracked rows are loaded, they go to their
+	 * partitions' files.
 	 */
-	EntryTable	declared[ROWDIFF_PARTITIONS];	/* DeclaredEntry */
-	bool		declared_overflowed;	/* some went to files past the budget */
+	EntryTable	declared;		/* DeclaredEntry */
+	bool		declared_overflowed;	/* past the budget: the rest go to files */
 	BufFile    *tracked_file[ROWDIFF_PARTITIONS];
 	BufFile    *declared_file[ROWDIFF_PARTITIONS];
 	/* the counts and digests the read tallied */
@@ -309,20 +310,6 @@ file_write(MemoryContext cxt, ResourceOwner file_owner, BufFile **file, void *en
 	BufFileWrite(*file, entry, size);
 }
 
-/* Append a table's entries to a file, a chunk at a time, and free them. */
-static inline void
-file_write_table(MemoryContext cxt, ResourceOwner file_owner, BufFile **file, EntryTable *t)
-{
-	for (int i = 0; i < t->nchunks; i++)
-	{
-		int64		n = Min(t->n - (int64) i * CHUNK_ENTRIES, (int64) CHUNK_ENTRIES);
-
-		if (n > 0)
-			file_write(cxt, file_owner, file, t->chunks[i], t->entry_size * n);
-	}
-	table_free(t);
-}
-
 static inline void
 file_load(BufFile *file, EntryTable *t)
 {
@@ -444,7 +431,7 @@ extern void rowdiff_receiver_free(RowReceiver *r);
 extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r);
 extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
 extern void rowdiff_add_tracked(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp);
-extern void rowdiff_spill_declared(CocoRowDiff *d, bool all);
+extern void rowdiff_spill_declared(CocoRowDiff *d);
 extern int	rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprint *fp,
 							 StringInfo key);
 extern ChangeEntry *rowdiff_add_change(CocoRowDiff *d, const KeyHash *hash,

@@ -1,8 +1,9 @@
 /*
  * rowdiff_read.c — the row diff's receiver: each row of a statement, as it
- * streams, loaded as a tracked entry, diffed as a declared row, kept as a
+ * streams, diffed as a declared row (or kept as its entry), kept as a
  * change, or written by the bulk load (READ_* modes; rowdiff.c has the
- * steps that run the statements).
+ * steps that run the statements); and the entries of tracked rows as
+ * rowdiff.c's scan of tracking finds them.
  */
 #include "postgres.h"
 
@@ -311,11 +312,17 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 		e.fp = fp;
 		e.comp = comp;
 		e.ordinal = r->ordinal - 1;
-		if (d->deferred && !d->declared_in_file[p])
+		if (d->deferred && !d->declared_overflowed)
 		{
-			*(DeclaredEntry *) table_append(&d->declared[p]) = e;
+			*(DeclaredEntry *) table_append(&d->declared) = e;
 			if (++d->resident > d->budget)
-				rowdiff_spill_declared(d, false);
+			{
+				ereport(DEBUG1,
+						(errmsg_internal("coco_target: the declared rows of table \"%s\" outgrew their share of coco_target.work_mem; their entries go to temporary files",
+										 d->table)));
+				rowdiff_spill_declared(d);
+				d->declared_overflowed = true;
+			}
 			return;
 		}
 		file_write(d->cxt, d->owner, &d->declared_file[p], &e, sizeof(e));
@@ -402,30 +409,22 @@ evict_partition(CocoRowDiff *d)
 	}
 }
 
-/*
- * Declared entries held in memory go to their partitions' files: all of
- * them, or (past the budget) those of the highest partition that has any.
- */
+/* The declared entries held in memory go to their partitions' files. */
 void
-rowdiff_spill_declared(CocoRowDiff *d, bool all)
+rowdiff_spill_declared(CocoRowDiff *d)
 {
-	for (int p = ROWDIFF_PARTITIONS - 1; p >= 0; p--)
-	{
-		EntryTable *t = &d->declared[p];
+	EntryTable *t = &d->declared;
 
-		if (t->n == 0)
-			continue;
-		if (!all && !d->declared_overflowed)
-			ereport(DEBUG1,
-					(errmsg_internal("coco_target: the declared rows of table \"%s\" outgrew coco_target.work_mem; their entries go to temporary files",
-									 d->table)));
-		d->declared_overflowed |= !all;
-		d->resident -= t->n;
-		file_write_table(d->cxt, d->owner, &d->declared_file[p], t);
+	for (int64 i = 0; i < t->n; i++)
+	{
+		DeclaredEntry *e = table_entry(t, i);
+		int			p = partition_of(&e->key);
+
+		file_write(d->cxt, d->owner, &d->declared_file[p], e, sizeof(*e));
 		d->declared_in_file[p] = true;
-		if (!all)
-			return;
 	}
+	d->resident -= t->n;
+	table_free(t);
 }
 
 /*
