@@ -441,13 +441,7 @@ coco_rowdiff_duplicate_error(CocoRowDiff *d)
 	RowReceiver *r = rowdiff_receiver_create(d, READ_FIND_KEY);
 
 	rowdiff_run_into(d->sql, d->params, r);
-	ereport(ERROR,
-			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 r->found.len > 0 ?
-			 errmsg("row with key %s is declared twice for table \"%s\"",
-					coco_describe_row_key(d->spec, r->found.data, r->found.len), d->table) :
-			 errmsg("a row key is declared twice for table \"%s\"", d->table),
-			 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
+	rowdiff_key_declared_twice(d, r->found.data, r->found.len);
 }
 
 TupleDesc
@@ -596,12 +590,7 @@ load_duplicate(void *arg, TupleTableSlot *slot)
 	bool		isnull;
 	bytea	   *key = DatumGetByteaPP(slot_getattr(slot, 4, &isnull));
 
-	ereport(ERROR,
-			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 errmsg("row with key %s is declared twice for table \"%s\"",
-					coco_describe_row_key(d->spec, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)),
-					d->table),
-			 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
+	rowdiff_key_declared_twice(d, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
 }
 
 /*

@@ -432,6 +432,7 @@ extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver 
 extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
 extern void rowdiff_add_tracked(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp);
 extern void rowdiff_spill_declared(CocoRowDiff *d);
+extern void rowdiff_key_declared_twice(CocoRowDiff *d, const char *key, int len) pg_attribute_noreturn();
 extern int	rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprint *fp,
 							 StringInfo key);
 extern ChangeEntry *rowdiff_add_change(CocoRowDiff *d, const KeyHash *hash,

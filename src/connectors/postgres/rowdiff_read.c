@@ -149,6 +149,19 @@ count_declared_row(RowReceiver *r, TupleTableSlot *slot, KeyHash *hash, CocoFing
 	return comp;
 }
 
+/* The error of a key declared twice: named when its bytes are known (len > 0). */
+void
+rowdiff_key_declared_twice(CocoRowDiff *d, const char *key, int len)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 len > 0 ?
+			 errmsg("row with key %s is declared twice for table \"%s\"",
+					coco_describe_row_key(d->spec, key, len), d->table) :
+			 errmsg("a row key is declared twice for table \"%s\"", d->table),
+			 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
+}
+
 /*
  * A key declared twice.  With its bytes at hand, that is the error; from a
  * file, the diff notes it and coco_rowdiff_duplicate_error() names it.
@@ -157,11 +170,7 @@ static void
 declared_twice(CocoRowDiff *d, StringInfo key, const KeyHash *hash)
 {
 	if (key != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("row with key %s is declared twice for table \"%s\"",
-						coco_describe_row_key(d->spec, key->data, key->len), d->table),
-				 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
+		rowdiff_key_declared_twice(d, key->data, key->len);
 	if (!d->duplicate)
 	{
 		d->duplicate = true;
