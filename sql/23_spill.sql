@@ -147,3 +147,52 @@ SELECT (SELECT count(*) FROM sp2_a) AS a_rows, (SELECT count(*) FROM sp2_b) AS b
 SELECT coco.drop_app('sp2');
 DROP TABLE sp2_src;
 RESET work_mem;
+
+-- Within coco_target.work_mem, a changed run's tracked rows are looked up
+-- among the declared rows as they are read: in the order of the first
+-- load (each found right after the one before), and in the reverse order
+-- (each found by its hash); updates, deletions, insertions and rows moved
+-- to the other component without a change, each counted once.
+RESET coco_target.work_mem;
+CREATE TABLE pb_src (id int PRIMARY KEY, v text, c int);
+INSERT INTO pb_src SELECT g, 'v' || g, g % 2 FROM generate_series(1, 3000) g;
+SELECT coco.create_app('pb');
+CREATE FUNCTION pg_temp.pb_sync(dir text) RETURNS text LANGUAGE sql AS $$
+  SELECT coco.declare_table('pb', 'pb_t', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
+  SELECT coco.declare_rows('pb', 'pb_t', format('SELECT id, v FROM pb_src WHERE c = 0 ORDER BY id %s', dir), '{even}');
+  SELECT coco.declare_rows('pb', 'pb_t', format('SELECT id, v FROM pb_src WHERE c = 1 ORDER BY id %s', dir), '{odd}');
+  SELECT pg_temp.rows(coco.reconcile('pb'));
+$$;
+CREATE FUNCTION pg_temp.pb_same() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN (SELECT count(*) FROM (SELECT * FROM pb_t EXCEPT SELECT id, v FROM pb_src) a)
+       + (SELECT count(*) FROM (SELECT id, v FROM pb_src EXCEPT SELECT * FROM pb_t) b);
+END $$;
+SELECT pg_temp.pb_sync('ASC') AS pb_first_load;
+UPDATE pb_src SET v = v || '!' WHERE id % 10 = 1;
+DELETE FROM pb_src WHERE id % 10 = 2;
+UPDATE pb_src SET c = 1 - c WHERE id % 10 = 3;
+INSERT INTO pb_src SELECT g, 'n' || g, g % 2 FROM generate_series(5001, 5200) g;
+SET client_min_messages = debug1;
+SELECT pg_temp.pb_sync('DESC') AS pb_reversed;
+RESET client_min_messages;
+SELECT pg_temp.pb_same() AS differences;
+UPDATE pb_src SET v = v || '?' WHERE id % 10 = 4;
+DELETE FROM pb_src WHERE id % 10 = 5;
+SELECT pg_temp.pb_sync('ASC') AS pb_in_order;
+SELECT pg_temp.pb_same() AS differences;
+SELECT (SELECT count(*) FROM pb_t) AS rows,
+       (SELECT count(*) FROM coco.tracked_row WHERE app_id = (SELECT app_id FROM coco.app WHERE name = 'pb')) AS tracked;
+-- a key declared twice in a changed run is refused, with the key named
+INSERT INTO pb_src VALUES (7001, 'x', 0);
+CREATE TABLE pb_twice (id int, v text);
+INSERT INTO pb_twice VALUES (7001, 'twice');
+SELECT coco.declare_table('pb', 'pb_t', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
+SELECT coco.declare_rows('pb', 'pb_t', 'SELECT id, v FROM pb_src WHERE c = 0', '{even}');
+SELECT coco.declare_rows('pb', 'pb_t', 'SELECT id, v FROM pb_src WHERE c = 1 UNION ALL SELECT id, v FROM pb_twice', '{odd}');
+SELECT coco.reconcile('pb');
+SELECT coco.discard_staged('pb');
+SELECT pg_temp.pb_sync('ASC') AS pb_fixed;
+SELECT pg_temp.pb_same() AS differences;
+SELECT coco.drop_app('pb');
+DROP TABLE pb_src, pb_twice;

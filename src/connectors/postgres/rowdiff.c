@@ -25,9 +25,13 @@
  * them before any tracked row, every declared row leaving its entry: in
  * memory while the budget lasts, else in its partition's file.  When every
  * component is clean nothing more happens (and no file was written if the
- * entries fit); otherwise the entries go to their files, the sync loads
- * the tracked rows and diffs each partition from its file,
- * and the second read picks the changed rows by their places in the first.
+ * entries fit).  Otherwise the sync reads the tracked rows: while every
+ * declared entry is in memory, each tracked row is looked up among them
+ * as it is read (the probe; nothing of it is kept), and the entries no
+ * tracked row found are the new rows; past the budget, the entries go to
+ * their files, the tracked rows are loaded, and each partition is diffed
+ * from its file.  The second read picks the changed rows by their places
+ * in the first.
  *
  * Keys are compared by their 128-bit hash, as values are compared by
  * their 128-bit fingerprint: two different keys with one hash are as
@@ -160,9 +164,172 @@ cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* A declared row that changes: its values to come from the second read. */
+static void
+note_declared_change(CocoRowDiff *d, DeclaredEntry *e, const ItemPointerData *tid, int op)
+{
+	ChangeEntry *c = rowdiff_add_change(d, &e->key, tid, op, true, NULL);
+
+	if (c != NULL)
+	{
+		c->ordinal = e->ordinal;
+		c->fp = e->fp;
+	}
+}
+
+/* Delete rows need their primary-key values back from the stable key. */
+static void
+decode_key_into(CocoRowDiff *d, bytea *k, TupleDesc desc, Datum *values, bool *nulls)
+{
+	const char *data = VARDATA_ANY(k);
+	int			len = VARSIZE_ANY_EXHDR(k);
+	int			pos = 0;
+	CocoKeyItem item;
+
+	coco_key_read(data, len, &pos, &item);	/* the tuple */
+	for (int i = 0; i < d->nkeys; i++)
+	{
+		int			col = COCO_CH_NFIXED + d->key_index[i];
+
+		coco_key_read(data, len, &pos, &item);
+		values[col] = coco_key_item_datum(&item, TupleDescAttr(desc, col)->atttypid);
+		nulls[col] = false;
+	}
+}
+
+/* A tracked row no longer declared, as a change. */
+static void
+store_deletion(CocoRowDiff *d, ItemPointer tid, bytea *key, int32 comp, Datum *values, bool *nulls)
+{
+	TupleDesc	desc = d->changes_desc;
+
+	memset(nulls, true, sizeof(bool) * desc->natts);
+	values[COCO_CH_OP] = Int32GetDatum(COCO_OP_DELETE);
+	values[COCO_CH_TID] = PointerGetDatum(tid);
+	values[COCO_CH_KEY] = PointerGetDatum(key);
+	values[COCO_CH_COMP] = Int32GetDatum(comp);
+	nulls[COCO_CH_OP] = nulls[COCO_CH_TID] = nulls[COCO_CH_KEY] = nulls[COCO_CH_COMP] = false;
+	decode_key_into(d, key, desc, values, nulls);
+	rowdiff_store_change(d, values, nulls);
+}
+
 /*
- * Load the tracked rows of these components (as the extension owner):
- * into memory, partition by partition while the budget lasts.
+ * Tracked rows on their way to the probe.  Those written by one read lie
+ * in the heap in the order of that read, which is the order the
+ * declarations are read in until they change: the entry after the last
+ * one found is tried first, with no lookup.  The others wait in a group so
+ * that their index slots and entries are fetched from memory together,
+ * with their keys' bytes (at MAXALIGNed offsets in `keys`) for the
+ * deletions.
+ */
+typedef struct ProbeGroup
+{
+	int64		next;			/* the entry after the last one found */
+	TrackedEntry rows[PREFETCH_ROWS];
+	int			keyoff[PREFETCH_ROWS];
+	int			n;
+	StringInfoData keys;
+	Datum	   *values;			/* a deletion being stored */
+	bool	   *nulls;
+} ProbeGroup;
+
+/*
+ * Index the declared entries, for the probe: a key in two of them is
+ * declared twice (named by reading the declarations again, as when found
+ * from a file).
+ */
+static void
+index_declared(CocoRowDiff *d)
+{
+	DeclaredEntry *twice = table_index_all(&d->declared);
+
+	if (twice != NULL && !d->duplicate)
+	{
+		d->duplicate = true;
+		d->duplicate_key = twice->key;
+	}
+}
+
+/* One tracked row against the declared entry with its key (NULL: none). */
+static void
+probe_one(CocoRowDiff *d, ProbeGroup *g, TrackedEntry *te, DeclaredEntry *e, bytea *key)
+{
+	int			op;
+
+	if (e == NULL)
+	{
+		store_deletion(d, &te->tid, key, te->comp, g->values, g->nulls);
+		return;
+	}
+	op = rowdiff_classify(d, te, e->comp, &e->fp, NULL);
+	e->matched = true;
+	if (op != 0)
+		note_declared_change(d, e, &te->tid, op);
+}
+
+static void
+probe_group(CocoRowDiff *d, ProbeGroup *g)
+{
+	EntryTable *t = &d->declared;
+
+	for (int i = 0; i < g->n; i++)
+		table_prefetch_entry(t, &g->rows[i].key);
+	for (int i = 0; i < g->n; i++)
+	{
+		int64		found = table_find(t, &g->rows[i].key);
+
+		if (found >= 0)
+			g->next = found + 1;
+		probe_one(d, g, &g->rows[i], found < 0 ? NULL : table_entry(t, found),
+				  (bytea *) (g->keys.data + g->keyoff[i]));
+	}
+	g->n = 0;
+	resetStringInfo(&g->keys);
+}
+
+static void
+probe_add(CocoRowDiff *d, ProbeGroup *g, TrackedEntry *te, bytea *key)
+{
+	EntryTable *t = &d->declared;
+	Size		len;
+	int			off;
+
+	if (g->next < t->n && key_equal(table_entry(t, g->next), &te->key))
+	{
+		probe_one(d, g, te, table_entry(t, g->next++), key);
+		return;
+	}
+	len = VARSIZE_ANY(key);
+	off = MAXALIGN(g->keys.len);
+	enlargeStringInfo(&g->keys, off - g->keys.len + len);
+	memcpy(g->keys.data + off, key, len);
+	g->keys.len = off + len;
+	g->keyoff[g->n] = off;
+	g->rows[g->n++] = *te;
+	table_prefetch_slot(t, &te->key);
+	if (g->n == PREFETCH_ROWS)
+		probe_group(d, g);
+}
+
+/* After the probe, the declared entries no tracked row matched are new rows. */
+static void
+unmatched_are_new(CocoRowDiff *d)
+{
+	EntryTable *t = &d->declared;
+
+	for (int64 i = 0; i < t->n; i++)
+	{
+		DeclaredEntry *e = table_entry(t, i);
+
+		if (!e->matched)
+			note_declared_change(d, e, NULL, COCO_OP_INSERT);
+	}
+}
+
+/*
+ * Read the tracked rows of these components (as the extension owner):
+ * each into the probe `g`, or (NULL) into memory, partition by partition
+ * while the budget lasts.
  *
  * The rows of one target are read as the planner would read them (a
  * bitmap of the target's entries in the primary key, then the heap in its
@@ -171,8 +338,8 @@ cmp_int(const void *a, const void *b)
  * time of the read.  The scan sees what this run has written so far, as a
  * statement would.
  */
-void
-coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
+static void
+scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, ProbeGroup *g)
 {
 	Relation	rel = table_open(tracked_row_relid(), AccessShareLock);
 	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
@@ -183,6 +350,7 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 	AttrNumber	natts = Max(Max(target_att, comp_att), Max(key_att, fp_att));
 	MemoryContext rowcxt = AllocSetContextCreate(d->cxt, "coco_target tracked row",
 												 ALLOCSET_SMALL_SIZES);
+	MemoryContext old;
 	int		   *sorted = palloc(sizeof(int) * Max(ncomps, 1));
 	ScanKeyData skey;
 	IndexScanDesc iscan;
@@ -196,8 +364,6 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 		elog(ERROR, "coco_target: the primary key of coco.tracked_row does not lead with target_id");
 	memcpy(sorted, comps, sizeof(int) * ncomps);
 	qsort(sorted, ncomps, sizeof(int), cmp_int);
-	/* the tracked entries take the memory the declared ones held */
-	rowdiff_spill_declared(d);
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
 
@@ -219,7 +385,8 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 		while (table_scan_bitmap_next_tuple(scan, page, slot))
 		{
 			int32		comp;
-			MemoryContext old;
+			bytea	   *key;
+			TrackedEntry te;
 
 			slot_getsomeattrs(slot, natts);
 			/* a lossy page holds other targets' rows too */
@@ -229,12 +396,23 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 			if (bsearch(&comp, sorted, ncomps, sizeof(int), cmp_int) == NULL)
 				continue;
 			old = MemoryContextSwitchTo(rowcxt);
-			rowdiff_add_tracked(d, &slot->tts_tid,
-								DatumGetByteaPP(slot->tts_values[key_att - 1]),
-								DatumGetByteaPP(slot->tts_values[fp_att - 1]), comp);
+			key = DatumGetByteaPP(slot->tts_values[key_att - 1]);
+			rowdiff_tracked_entry(d, &slot->tts_tid, key,
+								  DatumGetByteaPP(slot->tts_values[fp_att - 1]), comp, &te);
+			if (g != NULL)
+				probe_add(d, g, &te, key);
+			else
+				rowdiff_add_tracked(d, &te);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(rowcxt);
 		}
+	}
+	/* the last rows waiting for the probe */
+	if (g != NULL)
+	{
+		old = MemoryContextSwitchTo(rowcxt);
+		probe_group(d, g);
+		MemoryContextSwitchTo(old);
 	}
 	tbm_end_iterate(pages);
 	ExecDropSingleTupleTableSlot(slot);
@@ -246,9 +424,55 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 	table_close(rel, NoLock);
 	MemoryContextDelete(rowcxt);
 	pfree(sorted);
-	for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
-		if (!d->on_disk[p])
-			table_index_all(&d->tracked[p]);
+}
+
+/*
+ * The tracked rows of these components against the declared rows (as the
+ * extension owner).  A deferred diff whose declared entries all fit looks
+ * each tracked row up among them as it is read; otherwise the tracked
+ * rows are loaded into the memory the declared entries held, and
+ * coco_rowdiff_finish() diffs the partitions on disk.
+ */
+void
+coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
+{
+	ProbeGroup	group;
+
+	if (d->deferred)
+		ereport(DEBUG1,
+				(errmsg_internal("coco_target: the tracked rows of table \"%s\" are %s", d->table,
+								 d->declared_overflowed ? "loaded, the declared rows' entries in temporary files" :
+								 "looked up among its declared rows as they are read")));
+	if (!d->deferred || d->declared_overflowed)
+	{
+		rowdiff_spill_declared(d);
+		scan_tracked(d, target_id, comps, ncomps, NULL);
+		for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
+			if (!d->on_disk[p])
+				(void) table_index_all(&d->tracked[p]);
+		return;
+	}
+
+	index_declared(d);
+	/* a key declared twice fails the run: there is nothing to diff */
+	if (!d->duplicate)
+	{
+		MemoryContext probecxt = AllocSetContextCreate(d->cxt, "coco_target probe",
+													   ALLOCSET_DEFAULT_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(probecxt);
+
+		memset(&group, 0, sizeof(group));
+		initStringInfo(&group.keys);
+		group.values = palloc(sizeof(Datum) * d->changes_desc->natts);
+		group.nulls = palloc(sizeof(bool) * d->changes_desc->natts);
+		MemoryContextSwitchTo(old);
+		scan_tracked(d, target_id, comps, ncomps, &group);
+		unmatched_are_new(d);
+		MemoryContextDelete(probecxt);
+	}
+	d->resident -= d->declared.n;
+	table_free(&d->declared);
+	d->probed = true;
 }
 
 /* The search_path the declarations are read with, the first time and again. */
@@ -388,15 +612,7 @@ diff_declared_file(CocoRowDiff *d, int p)
 			te = table_lookup(t, &e->key);
 			op = rowdiff_classify(d, te, e->comp, &e->fp, NULL);
 			if (op != 0)
-			{
-				ChangeEntry *c = rowdiff_add_change(d, &e->key, te ? &te->tid : NULL, op, true, NULL);
-
-				if (c != NULL)
-				{
-					c->ordinal = e->ordinal;
-					c->fp = e->fp;
-				}
-			}
+				note_declared_change(d, e, te ? &te->tid : NULL, op);
 		}
 		if (n < CHUNK_ENTRIES)
 			break;
@@ -409,8 +625,8 @@ diff_declared_file(CocoRowDiff *d, int p)
  * After the read: the deletions of the partitions in memory, and the diff
  * of each partition whose declared rows are in a file — a partition on
  * disk from its two files, a deferred diff's partition in memory against
- * its file.  False when a key is declared twice:
- * coco_rowdiff_duplicate_error() says which.
+ * its file (a probed diff has neither: its deletions are stored).  False
+ * when a key is declared twice: coco_rowdiff_duplicate_error() says which.
  */
 bool
 coco_rowdiff_finish(CocoRowDiff *d)
@@ -424,7 +640,7 @@ coco_rowdiff_finish(CocoRowDiff *d)
 		{
 			file_load(d->tracked_file[p], t);
 			file_close(&d->tracked_file[p]);
-			table_index_all(t);
+			(void) table_index_all(t);
 		}
 		if (d->declared_in_file[p])
 			diff_declared_file(d, p);
@@ -448,26 +664,6 @@ TupleDesc
 coco_rowdiff_changes_desc(CocoRowDiff *d)
 {
 	return d->changes_desc;
-}
-
-/* Delete rows need their primary-key values back from the stable key. */
-static void
-decode_key_into(CocoRowDiff *d, bytea *k, TupleDesc desc, Datum *values, bool *nulls)
-{
-	const char *data = VARDATA_ANY(k);
-	int			len = VARSIZE_ANY_EXHDR(k);
-	int			pos = 0;
-	CocoKeyItem item;
-
-	coco_key_read(data, len, &pos, &item);	/* the tuple */
-	for (int i = 0; i < d->nkeys; i++)
-	{
-		int			col = COCO_CH_NFIXED + d->key_index[i];
-
-		coco_key_read(data, len, &pos, &item);
-		values[col] = coco_key_item_datum(&item, TupleDescAttr(desc, col)->atttypid);
-		nulls[col] = false;
-	}
 }
 
 /*
@@ -502,14 +698,11 @@ coco_rowdiff_deletions(CocoRowDiff *d)
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			bool		isnull;
 
-			memset(nulls, true, sizeof(bool) * desc->natts);
-			values[COCO_CH_OP] = Int32GetDatum(COCO_OP_DELETE);
-			values[COCO_CH_TID] = SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull);
-			values[COCO_CH_KEY] = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-			values[COCO_CH_COMP] = SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull);
-			nulls[COCO_CH_OP] = nulls[COCO_CH_TID] = nulls[COCO_CH_KEY] = nulls[COCO_CH_COMP] = false;
-			decode_key_into(d, DatumGetByteaPP(values[COCO_CH_KEY]), desc, values, nulls);
-			rowdiff_store_change(d, values, nulls);
+			store_deletion(d,
+						   (ItemPointer) DatumGetPointer(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
+						   DatumGetByteaPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)),
+						   DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)),
+						   values, nulls);
 		}
 		SPI_freetuptable(SPI_tuptable);
 		pfree(tids);
@@ -528,8 +721,8 @@ cmp_int64(const void *a, const void *b)
 
 /*
  * The second read of the declarations (as the app owner, under the run's
- * snapshot), when declared rows went to files (a deferred diff, or
- * partitions on disk): the values of the rows that change there.  The
+ * snapshot), when declared rows were diffed by their entries (a deferred
+ * diff, or partitions on disk): the values of the rows that change.  The
  * rows are picked by their places in the first read, so that the others
  * are neither decoded nor hashed, and the read stops after the last one.
  * A query that returns its rows in another order this time (a parallel or

@@ -50,8 +50,11 @@ typedef struct DeclaredEntry
 	KeyHash		key;
 	CocoFingerprint fp;
 	int32		comp;
+	bool		matched;		/* a tracked row has its key */
 	int64		ordinal;		/* its place in the read of the declarations */
 } DeclaredEntry;
+
+StaticAssertDecl(sizeof(DeclaredEntry) == 48, "a declared entry is 48 bytes");
 
 /* A key written by this run: new rows, and changes read a second time. */
 typedef struct ChangeEntry
@@ -120,6 +123,12 @@ struct CocoRowDiff
 	 */
 	EntryTable	declared;		/* DeclaredEntry */
 	bool		declared_overflowed;	/* past the budget: the rest go to files */
+	/*
+	 * ... and when they all fit, the tracked rows are diffed against them
+	 * as they are read, none of them kept: no file, no second table.  The
+	 * second read then takes the changed rows of every partition.
+	 */
+	bool		probed;
 	BufFile    *tracked_file[ROWDIFF_PARTITIONS];
 	BufFile    *declared_file[ROWDIFF_PARTITIONS];
 	/* the counts and digests the read tallied */
@@ -215,7 +224,7 @@ table_reserve(EntryTable *t, int64 n)
 	if (n > (int64) PG_UINT32_MAX - 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many rows in one partition of a table's diff: %lld", (long long) n)));
+				 errmsg("too many rows in one table of a row diff: %lld", (long long) n)));
 	while (want < (uint64) n * 2)
 		want *= 2;
 	if (want <= t->nslots)
@@ -234,21 +243,28 @@ table_reserve(EntryTable *t, int64 n)
 	t->nslots = want;
 }
 
-static inline void *
-table_lookup(EntryTable *t, const KeyHash *key)
+/* The number of the entry with this key, or -1. */
+static inline int64
+table_find(EntryTable *t, const KeyHash *key)
 {
 	uint64		mask = t->nslots - 1;
 
 	if (t->nslots == 0)
-		return NULL;
+		return -1;
 	for (uint64 s = key->a & mask; t->slots[s] != 0; s = (s + 1) & mask)
 	{
-		void	   *e = table_entry(t, t->slots[s] - 1);
-
-		if (key_equal(e, key))
-			return e;
+		if (key_equal(table_entry(t, t->slots[s] - 1), key))
+			return (int64) t->slots[s] - 1;
 	}
-	return NULL;
+	return -1;
+}
+
+static inline void *
+table_lookup(EntryTable *t, const KeyHash *key)
+{
+	int64		i = table_find(t, key);
+
+	return i < 0 ? NULL : table_entry(t, i);
 }
 
 /*
@@ -274,17 +290,28 @@ table_prefetch_entry(EntryTable *t, const KeyHash *key)
 		__builtin_prefetch(table_entry(t, s - 1));
 }
 
-/* Index every entry (all keys distinct), asking for slots ahead of time. */
-static inline void
+/*
+ * Index every entry, asking for slots ahead of time.  Returns the first
+ * entry whose key another entry has (that one left out of the index), or
+ * NULL.
+ */
+static inline void *
 table_index_all(EntryTable *t)
 {
+	void	   *twice = NULL;
+
 	table_reserve(t, t->n);
 	for (int64 i = 0; i < t->n; i++)
 	{
+		void	   *e;
+
 		if (i + PREFETCH_ROWS < t->n)
 			table_prefetch_slot(t, table_entry(t, i + PREFETCH_ROWS));
-		(void) table_index(t, i);
+		e = table_index(t, i);
+		if (twice == NULL)
+			twice = e;
 	}
+	return twice;
 }
 
 /* ---- temporary files ---------------------------------------------------- */
@@ -348,7 +375,7 @@ file_close(BufFile **file)
 typedef enum ReadMode
 {
 	READ_DECLARED,				/* every declared row: tally, diff */
-	READ_CHANGED,				/* declared rows of partitions on disk that change */
+	READ_CHANGED,				/* declared rows, diffed by entry, that change */
 	READ_FIND_KEY,				/* nothing: stop at one key */
 	READ_LOAD					/* a created table's rows: write them, and their tracking */
 } ReadMode;
@@ -430,7 +457,9 @@ extern RowReceiver *rowdiff_receiver_create(CocoRowDiff *d, ReadMode mode);
 extern void rowdiff_receiver_free(RowReceiver *r);
 extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r);
 extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
-extern void rowdiff_add_tracked(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp);
+extern void rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp,
+								  int32 comp, TrackedEntry *t);
+extern void rowdiff_add_tracked(CocoRowDiff *d, const TrackedEntry *t);
 extern void rowdiff_spill_declared(CocoRowDiff *d);
 extern void rowdiff_key_declared_twice(CocoRowDiff *d, const char *key, int len) pg_attribute_noreturn();
 extern int	rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprint *fp,

@@ -379,7 +379,7 @@ read_changed_row(RowReceiver *r, TupleTableSlot *slot)
 	CocoFingerprint fp;
 
 	declared_key(r, slot, &hash);
-	if (!d->declared_in_file[partition_of(&hash)])
+	if (!d->probed && !d->declared_in_file[partition_of(&hash)])
 		return;
 	c = table_lookup(&d->changed, &hash);
 	if (c == NULL || !c->to_read)
@@ -436,36 +436,41 @@ rowdiff_spill_declared(CocoRowDiff *d)
 	table_free(t);
 }
 
-/*
- * One tracked row, as coco_rowdiff_load_tracked() reads it: into its
- * partition's table, or its file once the budget moved the partition there.
- */
+/* The entry of one tracked row, as coco_rowdiff_load_tracked() reads it. */
 void
-rowdiff_add_tracked(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp)
+rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp,
+					  TrackedEntry *t)
 {
-	TrackedEntry t;
-	int			p;
-
-	memset(&t, 0, sizeof(t));
-	t.tid = *tid;
+	memset(t, 0, sizeof(*t));
+	t->tid = *tid;
 	/* an empty fingerprint is coco.verify's mark: the row is written again */
 	if (VARSIZE_ANY_EXHDR(fp) == 0)
-		t.marked = true;
+		t->marked = true;
 	else if (VARSIZE_ANY_EXHDR(fp) != COCO_FINGERPRINT_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("a tracked row of table \"%s\" has a fingerprint of %d bytes",
 						d->table, (int) VARSIZE_ANY_EXHDR(fp))));
 	else
-		memcpy(t.fp.bytes, VARDATA_ANY(fp), COCO_FINGERPRINT_LEN);
-	key_hash(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &t.key);
-	t.comp = comp;
-	p = partition_of(&t.key);
+		memcpy(t->fp.bytes, VARDATA_ANY(fp), COCO_FINGERPRINT_LEN);
+	key_hash(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &t->key);
+	t->comp = comp;
+}
+
+/*
+ * A tracked row's entry into its partition's table, or its file once the
+ * budget moved the partition there.
+ */
+void
+rowdiff_add_tracked(CocoRowDiff *d, const TrackedEntry *t)
+{
+	int			p = partition_of(&t->key);
+
 	if (d->on_disk[p])
-		file_write(d->cxt, d->owner, &d->tracked_file[p], &t, sizeof(t));
+		file_write(d->cxt, d->owner, &d->tracked_file[p], (void *) t, sizeof(*t));
 	else
 	{
-		*(TrackedEntry *) table_append(&d->tracked[p]) = t;
+		*(TrackedEntry *) table_append(&d->tracked[p]) = *t;
 		if (++d->resident > d->budget)
 			evict_partition(d);
 	}
