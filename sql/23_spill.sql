@@ -14,10 +14,16 @@ CREATE FUNCTION pg_temp.rows(r jsonb) RETURNS text LANGUAGE sql AS $$
                 r#>>'{providers,postgres.row,updated}', r#>>'{providers,postgres.row,deleted}',
                 r#>>'{providers,postgres.row,unchanged}')
 $$;
-CREATE FUNCTION pg_temp.same() RETURNS bigint LANGUAGE plpgsql AS $$
+-- rows of a target (id, v) and of its source (id, v, …) that differ
+CREATE FUNCTION pg_temp.same(target text DEFAULT 'sp_t', source text DEFAULT 'sp_src')
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
 BEGIN
-  RETURN (SELECT count(*) FROM (SELECT * FROM sp_t EXCEPT SELECT id, v FROM sp_src) a)
-       + (SELECT count(*) FROM (SELECT id, v FROM sp_src EXCEPT SELECT * FROM sp_t) b);
+  EXECUTE format('SELECT (SELECT count(*) FROM (SELECT * FROM %1$I EXCEPT SELECT id, v FROM %2$I) a)
+                       + (SELECT count(*) FROM (SELECT id, v FROM %2$I EXCEPT SELECT * FROM %1$I) b)',
+                 target, source) INTO n;
+  RETURN n;
 END $$;
 CREATE FUNCTION pg_temp.sync() RETURNS text LANGUAGE sql AS $$
   SELECT coco.declare_table('sp', 'sp_t', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
@@ -163,11 +169,6 @@ CREATE FUNCTION pg_temp.pb_sync(dir text) RETURNS text LANGUAGE sql AS $$
   SELECT coco.declare_rows('pb', 'pb_t', format('SELECT id, v FROM pb_src WHERE c = 1 ORDER BY id %s', dir), '{odd}');
   SELECT pg_temp.rows(coco.reconcile('pb'));
 $$;
-CREATE FUNCTION pg_temp.pb_same() RETURNS bigint LANGUAGE plpgsql AS $$
-BEGIN
-  RETURN (SELECT count(*) FROM (SELECT * FROM pb_t EXCEPT SELECT id, v FROM pb_src) a)
-       + (SELECT count(*) FROM (SELECT id, v FROM pb_src EXCEPT SELECT * FROM pb_t) b);
-END $$;
 SELECT pg_temp.pb_sync('ASC') AS pb_first_load;
 UPDATE pb_src SET v = v || '!' WHERE id % 10 = 1;
 DELETE FROM pb_src WHERE id % 10 = 2;
@@ -176,11 +177,11 @@ INSERT INTO pb_src SELECT g, 'n' || g, g % 2 FROM generate_series(5001, 5200) g;
 SET client_min_messages = debug1;
 SELECT pg_temp.pb_sync('DESC') AS pb_reversed;
 RESET client_min_messages;
-SELECT pg_temp.pb_same() AS differences;
+SELECT pg_temp.same('pb_t', 'pb_src') AS differences;
 UPDATE pb_src SET v = v || '?' WHERE id % 10 = 4;
 DELETE FROM pb_src WHERE id % 10 = 5;
 SELECT pg_temp.pb_sync('ASC') AS pb_in_order;
-SELECT pg_temp.pb_same() AS differences;
+SELECT pg_temp.same('pb_t', 'pb_src') AS differences;
 SELECT (SELECT count(*) FROM pb_t) AS rows,
        (SELECT count(*) FROM coco.tracked_row WHERE app_id = (SELECT app_id FROM coco.app WHERE name = 'pb')) AS tracked;
 -- a key declared twice in a changed run is refused, with the key named
@@ -193,6 +194,6 @@ SELECT coco.declare_rows('pb', 'pb_t', 'SELECT id, v FROM pb_src WHERE c = 1 UNI
 SELECT coco.reconcile('pb');
 SELECT coco.discard_staged('pb');
 SELECT pg_temp.pb_sync('ASC') AS pb_fixed;
-SELECT pg_temp.pb_same() AS differences;
+SELECT pg_temp.same('pb_t', 'pb_src') AS differences;
 SELECT coco.drop_app('pb');
 DROP TABLE pb_src, pb_twice;
