@@ -158,8 +158,11 @@ RESET work_mem;
 -- among the declared rows as they are read: in the order of the first
 -- load (each found right after the one before), and in the reverse order
 -- (each found by its hash); updates, deletions, insertions and rows moved
--- to the other component without a change, each counted once.
+-- to the other component without a change, each counted once.  The
+-- tracking heap is read whole while the table's rows fill most of it
+-- (once compacted), and through its primary key once another table's do.
 RESET coco_target.work_mem;
+SELECT count(*) < 300 AS few_tracked_rows_before FROM coco.tracked_row;
 CREATE TABLE pb_src (id int PRIMARY KEY, v text, c int);
 INSERT INTO pb_src SELECT g, 'v' || g, g % 2 FROM generate_series(1, 3000) g;
 SELECT coco.create_app('pb');
@@ -174,13 +177,21 @@ UPDATE pb_src SET v = v || '!' WHERE id % 10 = 1;
 DELETE FROM pb_src WHERE id % 10 = 2;
 UPDATE pb_src SET c = 1 - c WHERE id % 10 = 3;
 INSERT INTO pb_src SELECT g, 'n' || g, g % 2 FROM generate_series(5001, 5200) g;
+VACUUM FULL coco.tracked_row;
 SET client_min_messages = debug1;
 SELECT pg_temp.pb_sync('DESC') AS pb_reversed;
 RESET client_min_messages;
 SELECT pg_temp.same('pb_t', 'pb_src') AS differences;
 UPDATE pb_src SET v = v || '?' WHERE id % 10 = 4;
 DELETE FROM pb_src WHERE id % 10 = 5;
+-- another table's rows, five times as many
+SELECT coco.create_app('pb_other');
+SELECT coco.declare_table('pb_other', 'pb_other_t', '[{"name": "id", "type": "int"}]', '{id}');
+SELECT coco.declare_rows('pb_other', 'pb_other_t', 'SELECT g AS id FROM generate_series(1, 15000) g');
+SELECT pg_temp.rows(coco.reconcile('pb_other')) AS other_load;
+SET client_min_messages = debug1;
 SELECT pg_temp.pb_sync('ASC') AS pb_in_order;
+RESET client_min_messages;
 SELECT pg_temp.same('pb_t', 'pb_src') AS differences;
 SELECT (SELECT count(*) FROM pb_t) AS rows,
        (SELECT count(*) FROM coco.tracked_row WHERE app_id = (SELECT app_id FROM coco.app WHERE name = 'pb')) AS tracked;
@@ -196,4 +207,5 @@ SELECT coco.discard_staged('pb');
 SELECT pg_temp.pb_sync('ASC') AS pb_fixed;
 SELECT pg_temp.same('pb_t', 'pb_src') AS differences;
 SELECT coco.drop_app('pb');
+SELECT coco.drop_app('pb_other');
 DROP TABLE pb_src, pb_twice;

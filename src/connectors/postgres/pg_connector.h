@@ -141,10 +141,12 @@ extern CocoRowDiff *coco_rowdiff_create(const CocoTableSpec *spec, const char *d
 										int nparams, const Oid *types, const Datum *values,
 										const int *rewrite, int nrewrite);
 extern void coco_rowdiff_free(CocoRowDiff *d, bool close_files);
-extern void coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
+extern void coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
+									  int64 tracked_rows);
 extern void coco_rowdiff_set_search_path(CocoRowDiff *d, const char *search_path);
 extern char *coco_rowdiff_search_path(CocoRowDiff *d);
-extern void coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
+extern void coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
+									   int64 tracked_rows);
 extern void coco_rowdiff_load_deferred(CocoRowDiff *d);
 extern void coco_rowdiff_read_declared(CocoRowDiff *d);
 extern void coco_rowdiff_publish_tally(CocoRowDiff *d, CocoChildTally *into,

@@ -311,28 +311,20 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	coco_leave(&uc);
 
 	coco_enter_extension_owner(&uc);
-	/*
-	 * Each batch row names its tracked row by ctid: a TID lookup per row
-	 * beats any plan that reads the whole tracking table for a batch, which
-	 * is what the planner picks when it thinks a hash join is cheaper.
-	 */
-	(void) set_config_option("enable_hashjoin", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (b->ndeletes > 0)
-		run_batch_sql(spec, st->delete_tracking, 2, types, values);
+	/* each batch row names its tracked row by ctid */
+	if (b->ndeletes + b->nretracked > 0)
+	{
+		int64		written;
+
+		coco_tracking_write(b->store, desc, sync->pass_id, &written);
+		if (written != b->ndeletes + b->nretracked)
+			duplicate_across_batches(spec);
+	}
 	if (b->ninserts > 0)
 	{
 		run_batch_sql(spec, st->insert_tracking, 3, types, values);
 		if ((int64) SPI_processed != b->ninserts)
 			held_by_another_component(spec, types, values);
-	}
-	if (b->nretracked > 0)
-	{
-		run_batch_sql(spec, st->update_tracking, 3, types, values);
-		if ((int64) SPI_processed != b->nretracked)
-			duplicate_across_batches(spec);
 	}
 	coco_leave(&uc);
 
@@ -450,6 +442,24 @@ read_step(void *d)
 	coco_rowdiff_read_declared((CocoRowDiff *) d);
 }
 
+/* How many rows the table's components track, as their row sets say (0: not known). */
+static int64
+tracked_rows_of(int64 target_id)
+{
+	CocoUserContext uc;
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum(target_id);
+	int64		n;
+
+	coco_enter_extension_owner(&uc);
+	n = coco_spi_int8("SELECT CASE WHEN pg_catalog.bool_or(nrows IS NULL) THEN 0 "
+					  "ELSE pg_catalog.sum(nrows) END::pg_catalog.int8 "
+					  "FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1",
+					  1, &type, &value, NULL);
+	coco_leave(&uc);
+	return n;
+}
+
 static CocoRowDiff *
 read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 			  const char *search_path, bool summary)
@@ -478,11 +488,15 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 								 deferred ? "before its tracked rows" : "once, after its tracked rows")));
 	}
 	if (deferred)
-		coco_rowdiff_defer_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
+		coco_rowdiff_defer_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced,
+								   tracked_rows_of(sync->container_id));
 	else
 	{
+		int64		tracked_rows = tracked_rows_of(sync->container_id);
+
 		coco_enter_extension_owner(&uc);
-		coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
+		coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced,
+								  tracked_rows);
 		coco_leave(&uc);
 	}
 	coco_enter_app_owner(sync->owner, search_path, &uc);

@@ -8,6 +8,8 @@
 
 #include "pg_connector.h"
 
+#include "utils/relcache.h"
+
 /* the ephemeral named relation a batch of changes is applied from */
 #define BATCH_ENR "coco_batch"
 
@@ -31,8 +33,6 @@ typedef struct RowStatements
 	char	   *insert_target;	/* new rows */
 	char	   *upsert_target;	/* changed rows */
 	char	   *insert_tracking;
-	char	   *update_tracking;
-	char	   *delete_tracking;
 } RowStatements;
 
 extern char *build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
@@ -44,6 +44,12 @@ extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, ch
 extern bool coco_rows_cheap_to_reread(const char *sql, int nparams, Oid *types);
 extern int64 coco_rows_declared_count(const CocoChildSync *sync, List *queries, int nparams,
 									  Oid *types, Datum *values);
+
+/* pg_tracking.c */
+extern Oid	coco_tracked_row_relid(void);
+extern AttrNumber coco_tracked_row_attnum(Relation rel, const char *name);
+extern void coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id,
+								int64 *written);
 
 /* pg_value_error.c */
 extern void coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,

@@ -396,22 +396,14 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, bo
 	 * A new row whose key another component (one this run does not diff)
 	 * already tracks is not inserted, and the caller reports the conflict.
 	 * Every tracking write stamps the pass: a row already stamped by this
-	 * pass means the same key came twice, and is not updated again.
+	 * pass means the same key came twice (pg_tracking.c does not update it
+	 * again).
 	 */
 	st->insert_tracking = psprintf(
 		"INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp, pass_id) "
 		"SELECT $1, $2, \"coco#c\", \"coco#k\", \"coco#f\", $3 FROM " BATCH_ENR
 		" WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s", COCO_OP_INSERT,
 		exclusive ? "" : " ON CONFLICT (target_id, key) DO NOTHING");
-	st->update_tracking = psprintf(
-		"UPDATE coco.tracked_row t SET comp_id = b.\"coco#c\", fp = b.\"coco#f\", pass_id = $3 FROM " BATCH_ENR " b "
-		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.>=) %d AND b.\"coco#op\" OPERATOR(pg_catalog.<>) %d "
-		"AND t.ctid OPERATOR(pg_catalog.=) b.\"coco#tid\" AND t.pass_id OPERATOR(pg_catalog.<>) $3",
-		COCO_OP_UPDATE, COCO_OP_DELETE);
-	st->delete_tracking = psprintf(
-		"DELETE FROM coco.tracked_row t USING " BATCH_ENR " b "
-		"WHERE b.\"coco#op\" OPERATOR(pg_catalog.=) %d AND t.ctid OPERATOR(pg_catalog.=) b.\"coco#tid\"",
-		COCO_OP_DELETE);
 }
 
 /* The staged queries of the replaced components, and the search_path they

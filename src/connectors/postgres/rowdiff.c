@@ -58,6 +58,7 @@
 #include "nodes/parsenodes.h"
 #include "nodes/tidbitmap.h"
 #include "storage/buffile.h"
+#include "storage/bufmgr.h"
 #include "storage/itemptr.h"
 #include "tcop/dest.h"
 #include "utils/builtins.h"
@@ -137,22 +138,6 @@ coco_rowdiff_free(CocoRowDiff *d, bool close_files)
 	if (close_files)
 		tuplestore_end(d->changes);
 	MemoryContextDelete(d->cxt);
-}
-
-static Oid
-tracked_row_relid(void)
-{
-	return RangeVarGetRelid(makeRangeVar("coco", "tracked_row", -1), NoLock, false);
-}
-
-static AttrNumber
-tracked_row_attnum(Relation rel, const char *name)
-{
-	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
-
-	if (attnum == InvalidAttrNumber)
-		elog(ERROR, "coco_target: coco.tracked_row has no column \"%s\"", name);
-	return attnum;
 }
 
 static int
@@ -326,32 +311,100 @@ unmatched_are_new(CocoRowDiff *d)
 	}
 }
 
+/* Where a tracked row's columns are, and which components are wanted. */
+typedef struct TrackedScan
+{
+	CocoRowDiff *d;
+	int64		target_id;
+	int		   *comps;			/* sorted */
+	int			ncomps;
+	AttrNumber	target_att;
+	AttrNumber	comp_att;
+	AttrNumber	key_att;
+	AttrNumber	fp_att;
+	AttrNumber	natts;
+	ProbeGroup *probe;			/* NULL: load into memory */
+	MemoryContext rowcxt;
+} TrackedScan;
+
+/* One row of the tracking heap: the scan's target and components only. */
+static void
+take_tracked(TrackedScan *s, TupleTableSlot *slot)
+{
+	int32		comp;
+	bytea	   *key;
+	TrackedEntry te;
+	MemoryContext old;
+
+	/* another target's row: on a lossy page, or anywhere in a whole read */
+	slot_getsomeattrs(slot, s->target_att);
+	if (DatumGetInt64(slot->tts_values[s->target_att - 1]) != s->target_id)
+		return;
+	slot_getsomeattrs(slot, s->natts);
+	comp = DatumGetInt32(slot->tts_values[s->comp_att - 1]);
+	if (bsearch(&comp, s->comps, s->ncomps, sizeof(int), cmp_int) == NULL)
+		return;
+	old = MemoryContextSwitchTo(s->rowcxt);
+	key = DatumGetByteaPP(slot->tts_values[s->key_att - 1]);
+	rowdiff_tracked_entry(s->d, &slot->tts_tid, key,
+						  DatumGetByteaPP(slot->tts_values[s->fp_att - 1]), comp, &te);
+	if (s->probe != NULL)
+		probe_add(s->d, s->probe, &te, key);
+	else
+		rowdiff_add_tracked(s->d, &te);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(s->rowcxt);
+}
+
 /*
- * Read the tracked rows of these components (as the extension owner):
- * each into the probe `g`, or (NULL) into memory, partition by partition
- * while the budget lasts.
- *
- * The rows of one target are read as the planner would read them (a
- * bitmap of the target's entries in the primary key, then the heap in its
- * order: never the heap at random in key order, nor the other targets'
- * rows), but without a plan or an executor, which took about half of the
- * time of the read.  The scan sees what this run has written so far, as a
- * statement would.
+ * The least room a tracked row takes in the heap: its header (24 bytes),
+ * its columns with a 16-byte fingerprint and the shortest key (56), its
+ * line pointer (4).
+ */
+#define TRACKED_ROW_MIN_BYTES 84
+
+/*
+ * Whether the target's rows fill most of the tracking heap, by the least
+ * room they take in it.  The primary key's entries of a table's rows take
+ * about a third of the room of the rows, so a whole read of the heap
+ * costs no more than a bitmap of them and the pages it names while the
+ * rows fill three fifths of the heap.  Counted in bytes of the heap as it
+ * is, not by its statistics: a heap left sparse by another table's
+ * deleted rows is read through the bitmap.
+ */
+static bool
+target_fills_table(Relation rel, int64 tracked_rows)
+{
+	double		heap_bytes = (double) RelationGetNumberOfBlocks(rel) * BLCKSZ;
+
+	return tracked_rows > 0 && (double) tracked_rows * TRACKED_ROW_MIN_BYTES >= 0.6 * heap_bytes;
+}
+
+/*
+ * The whole heap, from its first page: the probe tries the entry after the
+ * last one found first, which pays off only in the order the rows were
+ * written (a synchronized scan would start mid-heap).  No buffer ring, as
+ * with the bitmap: the run's tracking writes come back to these pages.
  */
 static void
-scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, ProbeGroup *g)
+scan_whole(TrackedScan *s, Relation rel)
 {
-	Relation	rel = table_open(tracked_row_relid(), AccessShareLock);
-	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	AttrNumber	target_att = tracked_row_attnum(rel, "target_id");
-	AttrNumber	comp_att = tracked_row_attnum(rel, "comp_id");
-	AttrNumber	key_att = tracked_row_attnum(rel, "key");
-	AttrNumber	fp_att = tracked_row_attnum(rel, "fp");
-	AttrNumber	natts = Max(Max(target_att, comp_att), Max(key_att, fp_att));
-	MemoryContext rowcxt = AllocSetContextCreate(d->cxt, "coco_target tracked row",
-												 ALLOCSET_SMALL_SIZES);
-	MemoryContext old;
-	int		   *sorted = palloc(sizeof(int) * Max(ncomps, 1));
+	TableScanDesc scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, false, false);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		take_tracked(s, slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+}
+
+/* The pages a bitmap of the target's primary-key entries names, in order. */
+static void
+scan_by_bitmap(TrackedScan *s, Relation rel, Relation pkey)
+{
 	ScanKeyData skey;
 	IndexScanDesc iscan;
 	TIDBitmap  *bitmap;
@@ -360,14 +413,7 @@ scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, Prob
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 
-	if (pkey->rd_index->indkey.values[0] != target_att)
-		elog(ERROR, "coco_target: the primary key of coco.tracked_row does not lead with target_id");
-	memcpy(sorted, comps, sizeof(int) * ncomps);
-	qsort(sorted, ncomps, sizeof(int), cmp_int);
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-
-	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(target_id));
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(s->target_id));
 	iscan = index_beginscan_bitmap(pkey, GetActiveSnapshot(), 1);
 	index_rescan(iscan, &skey, 1, NULL, 0);
 	bitmap = tbm_create((long) work_mem * 1024L, NULL);
@@ -383,47 +429,75 @@ scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, Prob
 		if (!table_scan_bitmap_next_block(scan, page))
 			continue;
 		while (table_scan_bitmap_next_tuple(scan, page, slot))
-		{
-			int32		comp;
-			bytea	   *key;
-			TrackedEntry te;
-
-			slot_getsomeattrs(slot, natts);
-			/* a lossy page holds other targets' rows too */
-			if (DatumGetInt64(slot->tts_values[target_att - 1]) != target_id)
-				continue;
-			comp = DatumGetInt32(slot->tts_values[comp_att - 1]);
-			if (bsearch(&comp, sorted, ncomps, sizeof(int), cmp_int) == NULL)
-				continue;
-			old = MemoryContextSwitchTo(rowcxt);
-			key = DatumGetByteaPP(slot->tts_values[key_att - 1]);
-			rowdiff_tracked_entry(d, &slot->tts_tid, key,
-								  DatumGetByteaPP(slot->tts_values[fp_att - 1]), comp, &te);
-			if (g != NULL)
-				probe_add(d, g, &te, key);
-			else
-				rowdiff_add_tracked(d, &te);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(rowcxt);
-		}
-	}
-	/* the last rows waiting for the probe */
-	if (g != NULL)
-	{
-		old = MemoryContextSwitchTo(rowcxt);
-		probe_group(d, g);
-		MemoryContextSwitchTo(old);
+			take_tracked(s, slot);
 	}
 	tbm_end_iterate(pages);
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 	tbm_free(bitmap);
+}
+
+/*
+ * Read the tracked rows of these components (as the extension owner):
+ * each into the probe `g`, or (NULL) into memory, partition by partition
+ * while the budget lasts.  `tracked_rows`: how many rows the target has,
+ * as its row sets say (0: not known).
+ *
+ * The rows of one target are read as the planner would read them (a
+ * bitmap of the target's entries in the primary key, then the heap in its
+ * order; or the whole heap, when the target's rows are most of it: never
+ * the heap at random in key order), but without a plan or an executor,
+ * which took about half of the time of the read.  The scan sees what this
+ * run has written so far, as a statement would.
+ */
+static void
+scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, int64 tracked_rows,
+			 ProbeGroup *g)
+{
+	Relation	rel = table_open(coco_tracked_row_relid(), AccessShareLock);
+	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TrackedScan s;
+
+	s.d = d;
+	s.target_id = target_id;
+	s.comps = palloc(sizeof(int) * Max(ncomps, 1));
+	memcpy(s.comps, comps, sizeof(int) * ncomps);
+	qsort(s.comps, ncomps, sizeof(int), cmp_int);
+	s.ncomps = ncomps;
+	s.target_att = coco_tracked_row_attnum(rel, "target_id");
+	s.comp_att = coco_tracked_row_attnum(rel, "comp_id");
+	s.key_att = coco_tracked_row_attnum(rel, "key");
+	s.fp_att = coco_tracked_row_attnum(rel, "fp");
+	s.natts = Max(Max(s.target_att, s.comp_att), Max(s.key_att, s.fp_att));
+	s.probe = g;
+	s.rowcxt = AllocSetContextCreate(d->cxt, "coco_target tracked row", ALLOCSET_SMALL_SIZES);
+	if (pkey->rd_index->indkey.values[0] != s.target_att)
+		elog(ERROR, "coco_target: the primary key of coco.tracked_row does not lead with target_id");
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	if (target_fills_table(rel, tracked_rows))
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("coco_target: the tracking of table \"%s\" is read whole", d->table)));
+		scan_whole(&s, rel);
+	}
+	else
+		scan_by_bitmap(&s, rel, pkey);
+	/* the last rows waiting for the probe */
+	if (g != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(s.rowcxt);
+
+		probe_group(d, g);
+		MemoryContextSwitchTo(old);
+	}
 	PopActiveSnapshot();
 	/* the locks stay until the end of the transaction, as a statement's would */
 	index_close(pkey, NoLock);
 	table_close(rel, NoLock);
-	MemoryContextDelete(rowcxt);
-	pfree(sorted);
+	MemoryContextDelete(s.rowcxt);
+	pfree(s.comps);
 }
 
 /*
@@ -434,7 +508,8 @@ scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, Prob
  * coco_rowdiff_finish() diffs the partitions on disk.
  */
 void
-coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
+coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
+						  int64 tracked_rows)
 {
 	ProbeGroup	group;
 
@@ -446,7 +521,7 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 	if (!d->deferred || d->declared_overflowed)
 	{
 		rowdiff_spill_declared(d);
-		scan_tracked(d, target_id, comps, ncomps, NULL);
+		scan_tracked(d, target_id, comps, ncomps, tracked_rows, NULL);
 		for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
 			if (!d->on_disk[p])
 				(void) table_index_all(&d->tracked[p]);
@@ -466,7 +541,7 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 		group.values = palloc(sizeof(Datum) * d->changes_desc->natts);
 		group.nulls = palloc(sizeof(bool) * d->changes_desc->natts);
 		MemoryContextSwitchTo(old);
-		scan_tracked(d, target_id, comps, ncomps, &group);
+		scan_tracked(d, target_id, comps, ncomps, tracked_rows, &group);
 		unmatched_are_new(d);
 		MemoryContextDelete(probecxt);
 	}
@@ -494,13 +569,15 @@ coco_rowdiff_search_path(CocoRowDiff *d)
  * needs them only if a component turns out dirty.
  */
 void
-coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
+coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
+						   int64 tracked_rows)
 {
 	d->deferred = true;
 	d->deferred_target = target_id;
 	d->deferred_comps = MemoryContextAlloc(d->cxt, sizeof(int) * Max(ncomps, 1));
 	memcpy(d->deferred_comps, comps, sizeof(int) * ncomps);
 	d->ndeferred_comps = ncomps;
+	d->deferred_tracked_rows = tracked_rows;
 }
 
 /*
@@ -512,7 +589,8 @@ coco_rowdiff_load_deferred(CocoRowDiff *d)
 {
 	if (!d->deferred)
 		return;
-	coco_rowdiff_load_tracked(d, d->deferred_target, d->deferred_comps, d->ndeferred_comps);
+	coco_rowdiff_load_tracked(d, d->deferred_target, d->deferred_comps, d->ndeferred_comps,
+							  d->deferred_tracked_rows);
 	d->deferred = false;
 }
 
@@ -807,7 +885,7 @@ coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally, const char *
 
 	if (OidIsValid(target_relid))
 		r->target = bulk_open(target_relid, d->cxt, true);
-	r->tracking = bulk_open(tracked_row_relid(), d->cxt, false);
+	r->tracking = bulk_open(coco_tracked_row_relid(), d->cxt, false);
 	/* its rows are made here, never with a NULL: no NOT NULL to check */
 	r->tracking->check_constraints = false;
 	r->tracking->duplicate = load_duplicate;
