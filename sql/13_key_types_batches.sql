@@ -113,26 +113,18 @@ CREATE FUNCTION pg_temp.declare_h() RETURNS void LANGUAGE sql AS $$
   SELECT coco.declare_rows('kt', 'kt_h', 'SELECT id, v FROM kt_hsrc WHERE (id + v) % 2 = 0', '{h_even}');
   SELECT coco.declare_rows('kt', 'kt_h', 'SELECT id, v FROM kt_hsrc WHERE (id + v) % 2 = 1', '{h_odd}');
 $$;
+-- every row's value changes, and with it the row's component
+CREATE FUNCTION pg_temp.change_h() RETURNS text LANGUAGE sql AS $$
+  UPDATE kt_hsrc SET v = v + 1;
+  SELECT pg_temp.declare_h();
+  SELECT pg_temp.summary(coco.reconcile('kt'));
+$$;
 SELECT pg_temp.declare_h();
 SELECT pg_temp.summary(coco.reconcile('kt'));
 BEGIN;
 SELECT n_tup_upd AS upd0, n_tup_hot_upd AS hot0 FROM pg_stat_xact_all_tables
  WHERE relid = 'coco.tracked_row'::regclass \gset
-UPDATE kt_hsrc SET v = v + 1;
-SELECT pg_temp.declare_h();
-SELECT pg_temp.summary(coco.reconcile('kt')) AS run1;
-UPDATE kt_hsrc SET v = v + 1;
-SELECT pg_temp.declare_h();
-SELECT pg_temp.summary(coco.reconcile('kt')) AS run2;
-UPDATE kt_hsrc SET v = v + 1;
-SELECT pg_temp.declare_h();
-SELECT pg_temp.summary(coco.reconcile('kt')) AS run3;
-UPDATE kt_hsrc SET v = v + 1;
-SELECT pg_temp.declare_h();
-SELECT pg_temp.summary(coco.reconcile('kt')) AS run4;
-UPDATE kt_hsrc SET v = v + 1;
-SELECT pg_temp.declare_h();
-SELECT pg_temp.summary(coco.reconcile('kt')) AS run5;
+SELECT i AS run, pg_temp.change_h() FROM generate_series(1, 5) i;
 SELECT n_tup_upd - :upd0 AS tracked_rows_updated,
        n_tup_upd - :upd0 > n_tup_hot_upd - :hot0 AS some_not_in_place
   FROM pg_stat_xact_all_tables WHERE relid = 'coco.tracked_row'::regclass;
