@@ -145,9 +145,9 @@ extern void coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int
 									  int64 tracked_rows);
 extern void coco_rowdiff_set_search_path(CocoRowDiff *d, const char *search_path);
 extern char *coco_rowdiff_search_path(CocoRowDiff *d);
-extern void coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
-									   int64 tracked_rows);
-extern void coco_rowdiff_load_deferred(CocoRowDiff *d);
+extern void coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
+extern bool coco_rowdiff_deferred(CocoRowDiff *d);
+extern void coco_rowdiff_load_deferred(CocoRowDiff *d, int64 tracked_rows);
 extern void coco_rowdiff_read_declared(CocoRowDiff *d);
 extern void coco_rowdiff_publish_tally(CocoRowDiff *d, CocoChildTally *into,
 									   const int *comps, int ncomps);

@@ -488,8 +488,7 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 								 deferred ? "before its tracked rows" : "once, after its tracked rows")));
 	}
 	if (deferred)
-		coco_rowdiff_defer_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced,
-								   tracked_rows_of(sync->container_id));
+		coco_rowdiff_defer_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
 	else
 	{
 		int64		tracked_rows = tracked_rows_of(sync->container_id);
@@ -780,6 +779,7 @@ coco_rows_sync(CocoChildSync *sync)
 	Datum		values[5];
 	CocoUserContext uc;
 	CocoRowDiff *d;
+	int64		tracked_rows;
 
 	if (sync->container_gone)
 	{
@@ -815,8 +815,10 @@ coco_rows_sync(CocoChildSync *sync)
 	if (d == NULL)
 		d = read_declared(sync, spec, queries, search_path, false);
 	coco_rowdiff_publish_tally(d, sync->tally, sync->replaced_comps, sync->nreplaced);
+	/* counted only now: a clean summary (a no-op) never loads them */
+	tracked_rows = coco_rowdiff_deferred(d) ? tracked_rows_of(sync->container_id) : 0;
 	coco_enter_extension_owner(&uc);
-	coco_rowdiff_load_deferred(d);
+	coco_rowdiff_load_deferred(d, tracked_rows);
 	coco_leave(&uc);
 
 	/* the declarations are read again as they were read first */

@@ -569,28 +569,34 @@ coco_rowdiff_search_path(CocoRowDiff *d)
  * needs them only if a component turns out dirty.
  */
 void
-coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
-						   int64 tracked_rows)
+coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
 {
 	d->deferred = true;
 	d->deferred_target = target_id;
 	d->deferred_comps = MemoryContextAlloc(d->cxt, sizeof(int) * Max(ncomps, 1));
 	memcpy(d->deferred_comps, comps, sizeof(int) * ncomps);
 	d->ndeferred_comps = ncomps;
-	d->deferred_tracked_rows = tracked_rows;
+}
+
+/* Whether the diff's tracked rows are still to be loaded. */
+bool
+coco_rowdiff_deferred(CocoRowDiff *d)
+{
+	return d->deferred;
 }
 
 /*
  * The tracked rows a deferred diff has not loaded yet (as the extension
- * owner); once loaded, the diff is deferred no longer.
+ * owner); once loaded, the diff is deferred no longer.  `tracked_rows`: as
+ * coco_rowdiff_load_tracked() takes it.
  */
 void
-coco_rowdiff_load_deferred(CocoRowDiff *d)
+coco_rowdiff_load_deferred(CocoRowDiff *d, int64 tracked_rows)
 {
 	if (!d->deferred)
 		return;
 	coco_rowdiff_load_tracked(d, d->deferred_target, d->deferred_comps, d->ndeferred_comps,
-							  d->deferred_tracked_rows);
+							  tracked_rows);
 	d->deferred = false;
 }
 

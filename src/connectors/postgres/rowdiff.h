@@ -114,7 +114,6 @@ struct CocoRowDiff
 	int64		deferred_target;
 	int		   *deferred_comps;
 	int			ndeferred_comps;
-	int64		deferred_tracked_rows;	/* the target's, as its row sets say */
 	bool		declared_in_file[ROWDIFF_PARTITIONS];
 	/*
 	 * ... in memory first, all partitions' together, while the budget
