@@ -36,6 +36,32 @@
 
 
 /*
+ * The executor state of a write into `rel` (its indexes opened), range
+ * table included: a constraint's or a unique index's error builds its
+ * detail from the range table entry of the result relation, and a new
+ * index entry for an update asks it which columns changed.
+ */
+void
+result_relation_open(Relation rel, AclMode perms, Bitmapset *updated_cols, bool open_indexes,
+					 EState **estate, ResultRelInfo **rri)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = RelationGetForm(rel)->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = perms;
+	rte->updatedCols = updated_cols;
+	*estate = CreateExecutorState();
+	ExecInitRangeTable(*estate, list_make1(rte));
+	*rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(*rri, rel, 1, NULL, 0);
+	if (open_indexes)
+		ExecOpenIndices(*rri, false);
+}
+
+/*
  * With build_indexes, the table's indexes are left alone while rows go in
  * and rebuilt from the table when it is closed — a sorted build instead of
  * a B-tree descent per row.  Only for a table created in this transaction
@@ -47,27 +73,9 @@ bulk_open(Oid relid, MemoryContext cxt, bool build_indexes)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	BulkWriter *w = palloc0(sizeof(BulkWriter));
 
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
-
 	w->rel = table_open(relid, RowExclusiveLock);
-
-	/*
-	 * The executor state of an INSERT into the relation, range table
-	 * included: a constraint's or a unique index's error builds its detail
-	 * from the range table entry of the result relation.
-	 */
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = RelationGetForm(w->rel)->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	w->estate = CreateExecutorState();
-	ExecInitRangeTable(w->estate, list_make1(rte));
-	w->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	result_relation_open(w->rel, ACL_INSERT, NULL, !build_indexes, &w->estate, &w->rri);
 	w->build_indexes = build_indexes;
-	if (!build_indexes)
-		ExecOpenIndices(w->rri, false);
 	w->bistate = GetBulkInsertState();
 	w->cid = GetCurrentCommandId(true);
 	w->check_constraints = RelationGetDescr(w->rel)->constr != NULL;

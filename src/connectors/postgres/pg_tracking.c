@@ -29,6 +29,7 @@
 #include "utils/tuplestore.h"
 
 #include "pg_rows.h"
+#include "rowdiff.h"
 
 Oid
 coco_tracked_row_relid(void)
@@ -68,7 +69,7 @@ writer_open(TrackingWriter *w)
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "coco_target tracking writes",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	Bitmapset  *updated = NULL;
 
 	w->cxt = cxt;
 	w->rowcxt = AllocSetContextCreate(cxt, "coco_target tracking row", ALLOCSET_SMALL_SIZES);
@@ -77,23 +78,11 @@ writer_open(TrackingWriter *w)
 	w->fp_att = coco_tracked_row_attnum(w->rel, "fp");
 	w->pass_att = coco_tracked_row_attnum(w->rel, "pass_id");
 
-	/*
-	 * The range table of an UPDATE of those columns: a new index entry for
-	 * an update that leaves its page asks which columns changed, and a
-	 * unique index's error names the relation from it.
-	 */
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(w->rel);
-	rte->relkind = RelationGetForm(w->rel)->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->updatedCols = bms_make_singleton(w->comp_att - FirstLowInvalidHeapAttributeNumber);
-	rte->updatedCols = bms_add_member(rte->updatedCols, w->fp_att - FirstLowInvalidHeapAttributeNumber);
-	rte->updatedCols = bms_add_member(rte->updatedCols, w->pass_att - FirstLowInvalidHeapAttributeNumber);
-	w->estate = CreateExecutorState();
-	ExecInitRangeTable(w->estate, list_make1(rte));
-	w->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
-	ExecOpenIndices(w->rri, false);
+	/* an UPDATE of those columns */
+	updated = bms_add_member(updated, w->comp_att - FirstLowInvalidHeapAttributeNumber);
+	updated = bms_add_member(updated, w->fp_att - FirstLowInvalidHeapAttributeNumber);
+	updated = bms_add_member(updated, w->pass_att - FirstLowInvalidHeapAttributeNumber);
+	result_relation_open(w->rel, ACL_UPDATE, updated, true, &w->estate, &w->rri);
 	w->old = table_slot_create(w->rel, NULL);
 	w->new = MakeSingleTupleTableSlot(RelationGetDescr(w->rel), &TTSOpsVirtual);
 	/* as a statement would: after what the run wrote so far */

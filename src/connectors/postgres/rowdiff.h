@@ -489,6 +489,8 @@ typedef struct BulkWriter
 	MemoryContext cxt;			/* values made for a batch */
 } BulkWriter;
 
+extern void result_relation_open(Relation rel, AclMode perms, Bitmapset *updated_cols,
+								 bool open_indexes, EState **estate, ResultRelInfo **rri);
 extern BulkWriter *bulk_open(Oid relid, MemoryContext cxt, bool build_indexes);
 extern TupleTableSlot *bulk_slot(BulkWriter *w);
 extern void bulk_stored(BulkWriter *w);
