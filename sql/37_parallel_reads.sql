@@ -2,10 +2,12 @@
 --   1. the initial load of a created table writes rows as it reads them:
 --      its statement is planned without parallel workers, where a parallel
 --      plan could assign no transaction id;
---   2. a run whose components changed reads the changed rows again, first
---      by their places in the first read; a parallel plan returns rows in
+--   2. a run whose components changed reads the changed rows again: by
+--      the ctids of their source rows (a query of one table, whose first
+--      read gave them from parallel workers), or by their places in the
+--      first read (a query of a view); a parallel plan returns rows in
 --      another order each time, and the rows not found where they were are
---      read by key.  Either way the table ends equal to its source; the
+--      read by key.  Either way the tables end equal to their source; the
 --      first read's entries stay in memory while coco_target.work_mem
 --      lasts, and go to temporary files past it;
 --   3. what may not repeat (a sample) is read once;
@@ -21,12 +23,26 @@ CREATE TABLE pr_src AS
   SELECT g::bigint AS id, md5(g::text) AS title, g % 7 AS n FROM generate_series(1, 20000) g;
 ALTER TABLE pr_src ADD PRIMARY KEY (id);
 ANALYZE pr_src;
+CREATE VIEW pr_v AS SELECT * FROM pr_src;
 SELECT coco.create_app('pr');
 CREATE FUNCTION pr_declare() RETURNS void LANGUAGE sql AS $$
   SELECT coco.declare_table('pr', 'public.pr_t',
     '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}, {"name": "n", "type": "int"}]', '{id}');
   SELECT coco.declare_rows('pr', 'public.pr_t', 'SELECT id, title, n FROM pr_src WHERE n >= 0');
+  SELECT coco.declare_table('pr', 'public.pr_vt',
+    '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}, {"name": "n", "type": "int"}]', '{id}');
+  SELECT coco.declare_rows('pr', 'public.pr_vt', 'SELECT id, title, n FROM pr_v WHERE n >= 0');
 $$;
+CREATE FUNCTION pr_differences() RETURNS TABLE (t text, missing bigint, extra bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY
+    SELECT 'pr_t', (SELECT count(*) FROM (SELECT * FROM pr_src EXCEPT SELECT * FROM pr_t) x),
+           (SELECT count(*) FROM (SELECT * FROM pr_t EXCEPT SELECT * FROM pr_src) x)
+    UNION ALL
+    SELECT 'pr_vt', (SELECT count(*) FROM (SELECT * FROM pr_src EXCEPT SELECT * FROM pr_vt) x),
+           (SELECT count(*) FROM (SELECT * FROM pr_vt EXCEPT SELECT * FROM pr_src) x)
+    ORDER BY 1;
+END $$;
 -- the query's plan is parallel
 EXPLAIN (COSTS OFF) SELECT id, title, n FROM pr_src WHERE n >= 0;
 
@@ -38,14 +54,12 @@ DELETE FROM pr_src WHERE id % 77 = 0;
 INSERT INTO pr_src SELECT g, 'new', 1 FROM generate_series(20001, 20100) g;
 SELECT pr_declare();
 SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS changed;
-SELECT (SELECT count(*) FROM (SELECT * FROM pr_src EXCEPT SELECT * FROM pr_t) x) AS missing,
-       (SELECT count(*) FROM (SELECT * FROM pr_t EXCEPT SELECT * FROM pr_src) x) AS extra;
+SELECT * FROM pr_differences();
 
 UPDATE pr_src SET n = n + 10 WHERE id % 3 = 0;
 SELECT pr_declare();
 SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS changed_again;
-SELECT (SELECT count(*) FROM (SELECT * FROM pr_src EXCEPT SELECT * FROM pr_t) x) AS missing,
-       (SELECT count(*) FROM (SELECT * FROM pr_t EXCEPT SELECT * FROM pr_src) x) AS extra;
+SELECT * FROM pr_differences();
 
 -- a no-op: nothing written; the declarations, cheap to read again, are
 -- read before the tracked rows (which are then never loaded), and their
@@ -77,13 +91,14 @@ UPDATE pr_src SET title = 'again' WHERE id % 40 = 0;
 DELETE FROM pr_src WHERE id % 91 = 0;
 SELECT pr_declare();
 SELECT (coco.reconcile('pr'))->'providers'->'postgres.row' AS changed_past_work_mem;
-SELECT (SELECT count(*) FROM (SELECT * FROM pr_src EXCEPT SELECT * FROM pr_t) x) AS missing,
-       (SELECT count(*) FROM (SELECT * FROM pr_t EXCEPT SELECT * FROM pr_src) x) AS extra;
+SELECT * FROM pr_differences();
 RESET coco_target.work_mem;
 
 SELECT coco.drop_app('pr');
 DROP FUNCTION pr_declare();
+DROP FUNCTION pr_differences();
 DROP FUNCTION pr_temp_files();
+DROP VIEW pr_v;
 DROP TABLE pr_src;
 
 -- Only declarations that repeat exactly are read twice: a sample is read

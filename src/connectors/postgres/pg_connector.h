@@ -148,6 +148,7 @@ extern char *coco_rowdiff_search_path(CocoRowDiff *d);
 extern void coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
 extern bool coco_rowdiff_deferred(CocoRowDiff *d);
 extern void coco_rowdiff_load_deferred(CocoRowDiff *d, int64 tracked_rows);
+extern void coco_rowdiff_read_by_ctid(CocoRowDiff *d, const char *sql, const int *comps, int ncomps);
 extern void coco_rowdiff_read_declared(CocoRowDiff *d);
 extern void coco_rowdiff_publish_tally(CocoRowDiff *d, CocoChildTally *into,
 									   const int *comps, int ncomps);

@@ -460,6 +460,50 @@ tracked_rows_of(int64 target_id)
 	return n;
 }
 
+/*
+ * Declarations read before their tracked rows are read a second time for
+ * the rows that change.  Where a component's one query can return the
+ * ctid of each row's source row (pg_rows_ctid.c), the statement returned
+ * returns it too, and *read_back reads those rows again by ctid, with a
+ * tid[] parameter per component of *comps after the statement's five.
+ * Not where a component has several sources: a window picks their rows.
+ * Otherwise the statement is `sql`, and *read_back NULL.  As the app
+ * owner, under the search_path the declarations are read with.
+ */
+static char *
+with_ctids(const CocoTableSpec *spec, List *queries, char *sql, char **read_back, int **comps,
+		   int *ncomps)
+{
+	int			n = list_length(queries);
+	char	  **ctid_queries = palloc0(sizeof(char *) * Max(n, 1));
+	char	  **at = palloc0(sizeof(char *) * Max(n, 1));
+	ListCell   *lc;
+
+	*read_back = NULL;
+	*comps = palloc(sizeof(int) * Max(n, 1));
+	*ncomps = 0;
+	foreach(lc, queries)
+		if (((StagedQuery *) lfirst(lc))->shared)
+			return sql;
+	foreach(lc, queries)
+	{
+		StagedQuery *q = lfirst(lc);
+		int			i = foreach_current_index(lc);
+
+		ctid_queries[i] = coco_rows_query_with_ctid(q->query, 0);
+		if (ctid_queries[i] != NULL)
+			at[i] = coco_rows_query_with_ctid(q->query, 6 + *ncomps);
+		if (at[i] == NULL)
+			ctid_queries[i] = NULL;
+		else
+			(*comps)[(*ncomps)++] = q->comp_id;
+	}
+	if (*ncomps == 0)
+		return sql;
+	*read_back = build_ctid_read_sql(spec, queries, at);
+	return build_declared_ctid_sql(spec, queries, ctid_queries);
+}
+
 static CocoRowDiff *
 read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 			  const char *search_path, bool summary)
@@ -470,23 +514,32 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	CocoUserContext uc;
 	CocoRowDiff *d;
 	char	   *sql;
+	char	   *read_back = NULL;
+	int		   *ctid_comps = NULL;
+	int			nctid_comps = 0;
 
 	row_params(sync, spec, types, values);
 	/* with declarations ignored, the statement reads no row but still
 	 * describes them */
 	sql = build_declared_sql(spec, queries, sync->ignore_declarations);
-	d = coco_rowdiff_create(spec, sql, 5, types, values, sync->rewrite_comps, sync->nrewrite);
-	coco_rowdiff_set_search_path(d, search_path);
 	if (summary)
 	{
 		coco_enter_app_owner(sync->owner, search_path, &uc);
 		deferred = coco_rows_cheap_to_reread(sql, 5, types);
+		if (deferred && !sync->ignore_declarations)
+			sql = with_ctids(spec, queries, sql, &read_back, &ctid_comps, &nctid_comps);
 		coco_leave(&uc);
 		ereport(DEBUG1,
 				(errmsg_internal("coco_target: the declarations of table \"%s\" are read %s",
 								 spec->tn.qualified,
-								 deferred ? "before its tracked rows" : "once, after its tracked rows")));
+								 !deferred ? "once, after its tracked rows" :
+								 read_back ? "before its tracked rows, with the ctids of their rows" :
+								 "before its tracked rows")));
 	}
+	d = coco_rowdiff_create(spec, sql, 5, types, values, sync->rewrite_comps, sync->nrewrite);
+	if (read_back)
+		coco_rowdiff_read_by_ctid(d, read_back, ctid_comps, nctid_comps);
+	coco_rowdiff_set_search_path(d, search_path);
 	if (deferred)
 		coco_rowdiff_defer_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
 	else

@@ -36,6 +36,8 @@ typedef struct RowStatements
 } RowStatements;
 
 extern char *build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
+extern char *build_declared_ctid_sql(const CocoTableSpec *spec, List *queries, char **ctid_queries);
+extern char *build_ctid_read_sql(const CocoTableSpec *spec, List *queries, char **at);
 extern char *build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
 extern void build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive,
 							 bool from_arrays, RowStatements *st);
@@ -44,6 +46,11 @@ extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, ch
 extern bool coco_rows_cheap_to_reread(const char *sql, int nparams, Oid *types);
 extern int64 coco_rows_declared_count(const CocoChildSync *sync, List *queries, int nparams,
 									  Oid *types, Datum *values);
+
+/* pg_rows_ctid.c: the last column of declarations read with their ctids */
+#define COCO_CTID_COLUMN "coco#t"
+#define COCO_CTID_COLUMN_SQL "\"coco#t\""
+extern char *coco_rows_query_with_ctid(const char *query, int paramno);
 
 /* pg_tracking.c */
 extern Oid	coco_tracked_row_relid(void);

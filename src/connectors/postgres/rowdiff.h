@@ -51,7 +51,7 @@ typedef struct DeclaredEntry
 	CocoFingerprint fp;
 	int32		comp;
 	bool		matched;		/* a tracked row has its key */
-	int64		ordinal;		/* its place in the read of the declarations */
+	int64		place;			/* where the second read finds it (row_place) */
 } DeclaredEntry;
 
 StaticAssertDecl(sizeof(DeclaredEntry) == 48, "a declared entry is 48 bytes");
@@ -62,11 +62,34 @@ typedef struct ChangeEntry
 	KeyHash		key;
 	ItemPointerData tid;		/* invalid for a new row */
 	int16		op;
-	int64		ordinal;		/* of a change to read: its place in the read */
+	int64		place;			/* of a change to read: where it is (row_place) */
 	CocoFingerprint fp;			/* ... and the fingerprint the read found */
 	bool		to_read;		/* its values come from the second read */
 	uint8		seen;			/* ... and have: the read's seen_mark */
+	int32		comp;			/* ... and its component */
 } ChangeEntry;
+
+StaticAssertDecl(sizeof(ChangeEntry) == 56, "a change entry is 56 bytes");
+
+/*
+ * A declared row's place, for the second read: its ordinal in the first
+ * read, or, marked PLACE_CTID, the ctid of the row of its query's table it
+ * came from (pg_rows_ctid.c).
+ */
+#define PLACE_CTID (INT64CONST(1) << 62)
+
+static inline int64
+place_of_ctid(ItemPointer tid)
+{
+	return PLACE_CTID | ((int64) ItemPointerGetBlockNumberNoCheck(tid) << 16) |
+		ItemPointerGetOffsetNumberNoCheck(tid);
+}
+
+static inline void
+ctid_of_place(int64 place, ItemPointer tid)
+{
+	ItemPointerSet(tid, (BlockNumber) ((place & ~PLACE_CTID) >> 16), (OffsetNumber) (place & 0xFFFF));
+}
 
 /*
  * Fixed-size entries that begin with their KeyHash, stored in chunks (no
@@ -98,6 +121,17 @@ struct CocoRowDiff
 	/* the declarations: the statement and its parameters */
 	char	   *sql;
 	ParamListInfo params;
+	int64		rows_read;		/* by the first read */
+	/*
+	 * With ctids: the statement's last column is the ctid of each row's
+	 * source row, where its query gives one; ctid_sql reads the rows at
+	 * given ctids, one tid[] parameter per component of ctid_comps after
+	 * the statement's own.
+	 */
+	bool		with_ctid;
+	char	   *ctid_sql;
+	int		   *ctid_comps;
+	int			nctid_comps;
 	char	   *search_path;	/* the one it is read with (NULL: the session's) */
 	/* the tracked rows, per partition: in memory or on disk */
 	int64		budget;			/* entries held in memory at most */
@@ -407,7 +441,8 @@ typedef struct RowReceiver
 	bool	   *nulls;
 	int64		nseen;			/* READ_CHANGED */
 	int64		ordinal;		/* rows received so far */
-	uint8		seen_mark;		/* READ_CHANGED: 1 by place, 2 by key */
+	uint8		seen_mark;		/* READ_CHANGED: 1 by place or ctid, 2 by key */
+	bool		generic_plan;	/* planned without its parameters' values */
 	int64	   *wanted;			/* READ_CHANGED by place: the places, ascending */
 	int64		nwanted;
 	int64		next_wanted;

@@ -41,7 +41,8 @@ receiver_startup(DestReceiver *self, int operation, TupleDesc desc)
 	CocoRowDiff *d = r->diff;
 	MemoryContext old = MemoryContextSwitchTo(d->cxt);
 
-	r->natts = desc->natts;
+	/* a ctid column comes last, and is neither declared nor fingerprinted */
+	r->natts = desc->natts - (d->with_ctid ? 1 : 0);
 	r->typid = palloc(sizeof(Oid) * desc->natts);
 	r->basetypid = palloc(sizeof(Oid) * desc->natts);
 	r->typlen = palloc(sizeof(int16) * desc->natts);
@@ -55,14 +56,14 @@ receiver_startup(DestReceiver *self, int operation, TupleDesc desc)
 	if (r->mode == READ_DECLARED && d->changes_desc == NULL)
 	{
 		/* the changes: (op, key, fp, component, tracked at, columns…) */
-		TupleDesc	cd = CreateTemplateTupleDesc(COCO_CH_NFIXED + desc->natts - 1);
+		TupleDesc	cd = CreateTemplateTupleDesc(COCO_CH_NFIXED + r->natts - 1);
 
 		TupleDescInitEntry(cd, COCO_CH_OP + 1, "coco#op", INT4OID, -1, 0);
 		TupleDescInitEntry(cd, COCO_CH_KEY + 1, "coco#k", BYTEAOID, -1, 0);
 		TupleDescInitEntry(cd, COCO_CH_FP + 1, "coco#f", BYTEAOID, -1, 0);
 		TupleDescInitEntry(cd, COCO_CH_COMP + 1, "coco#c", INT4OID, -1, 0);
 		TupleDescInitEntry(cd, COCO_CH_TID + 1, "coco#tid", TIDOID, -1, 0);
-		for (int i = 1; i < desc->natts; i++)
+		for (int i = 1; i < r->natts; i++)
 		{
 			Form_pg_attribute a = TupleDescAttr(desc, i);
 
@@ -301,6 +302,15 @@ diff_pending(RowReceiver *r)
 	MemoryContextReset(r->pendingcxt);
 }
 
+/* Where the second read finds the row just read: by its ctid, or by its ordinal. */
+static int64
+row_place(RowReceiver *r, TupleTableSlot *slot)
+{
+	if (r->diff->with_ctid && !slot->tts_isnull[r->natts])
+		return place_of_ctid((ItemPointer) DatumGetPointer(slot->tts_values[r->natts]));
+	return r->ordinal - 1;
+}
+
 static void
 read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 {
@@ -320,7 +330,7 @@ read_declared_row(RowReceiver *r, TupleTableSlot *slot)
 		e.key = hash;
 		e.fp = fp;
 		e.comp = comp;
-		e.ordinal = r->ordinal - 1;
+		e.place = row_place(r, slot);
 		if (d->deferred && !d->declared_overflowed)
 		{
 			*(DeclaredEntry *) table_append(&d->declared) = e;
@@ -635,6 +645,13 @@ rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r)
 		popts.parserSetupArg = params->parserSetupArg;
 	}
 	popts.cursorOptions = r->mode == READ_LOAD ? 0 : CURSOR_OPT_PARALLEL_OK;
+	/*
+	 * A read by ctid is planned as a TID scan whatever the number of ctids:
+	 * fetching a few pages costs less than the scan the planner would
+	 * choose for thousands of them, as they are in the pages' order.
+	 */
+	if (r->generic_plan)
+		popts.cursorOptions |= CURSOR_OPT_GENERIC_PLAN;
 	plan = SPI_prepare_extended(sql, &popts);
 	if (plan == NULL)
 		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));

@@ -1,0 +1,182 @@
+-- 38_ctid_reads: a changed run reads the values of the rows that change a
+-- second time; where a query reads one table, by the ctids of their rows.
+--   1. the first read of such a query returns each row's ctid; the rows
+--      that change are read again by those ctids, and the table ends equal
+--      to its source;
+--   2. changes beyond a quarter of the rows read are read by key instead;
+--   3. no ctid from a view or a join: their rows are read by their places
+--      in the first read; a component with several sources is read once;
+--   4. a parent with an inheritance child: a ctid names a row of each, and
+--      only the row that changes is taken;
+--   5. two components, each with its own ctids; staged declare_row rows
+--      beside them are read by key;
+--   6. a materialized view, its rows all moved by a refresh;
+--   7. an app owner (not a superuser) with SELECT on some columns of the
+--      source only, which does not reach its ctids: no ctid; with SELECT
+--      on the table, its ctids.
+-- The tracking heap is compacted before each run shown, so that how it is
+-- read does not depend on the tests before.
+\set VERBOSITY default
+SET max_parallel_workers_per_gather = 0;
+
+CREATE TABLE ct_src AS SELECT g::bigint AS id, md5(g::text) AS title FROM generate_series(1, 1000) g;
+ALTER TABLE ct_src ADD PRIMARY KEY (id);
+SELECT coco.create_app('ct');
+-- the table, and the rows of a query in a component
+CREATE FUNCTION ct_declare(q text, comp text[] DEFAULT '{}') RETURNS void LANGUAGE sql AS $$
+  SELECT coco.declare_table('ct', 'public.ct_t',
+    '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}]', '{id}');
+  SELECT coco.declare_rows('ct', 'public.ct_t', q, component => comp);
+$$;
+CREATE FUNCTION ct_run() RETURNS jsonb LANGUAGE sql AS $$
+  SELECT (coco.reconcile('ct'))->'providers'->'postgres.row';
+$$;
+-- the same, showing how the run reads (after VACUUM FULL coco.tracked_row)
+CREATE FUNCTION ct_shown_run() RETURNS jsonb LANGUAGE sql SET client_min_messages = debug1 AS $$
+  SELECT (coco.reconcile('ct'))->'providers'->'postgres.row';
+$$;
+-- rows of ct_t that the query does not return, and the other way round
+CREATE FUNCTION ct_differences(q text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM ((SELECT id, title FROM ct_t EXCEPT (%s)) UNION ALL ((%s) EXCEPT SELECT id, title FROM ct_t)) x', q, q) INTO n;
+  RETURN n;
+END $$;
+
+-- 1. by ctid
+SELECT ct_declare('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
+SELECT ct_run() AS initial_load;
+UPDATE ct_src SET title = 'changed' WHERE id % 50 = 0;
+DELETE FROM ct_src WHERE id % 101 = 0;
+INSERT INTO ct_src SELECT g, 'new' FROM generate_series(1001, 1005) g;
+SELECT ct_declare('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS by_ctid;
+SELECT ct_differences('SELECT id, title FROM ct_src WHERE id % 10 <> 9') AS differences;
+
+-- 2. by key: a third of the rows change
+UPDATE ct_src SET title = title || '+' WHERE id % 3 = 0;
+SELECT ct_declare('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS by_key;
+SELECT ct_differences('SELECT id, title FROM ct_src WHERE id % 10 <> 9') AS differences;
+
+-- 3. no ctids
+CREATE VIEW ct_v AS SELECT * FROM ct_src;
+UPDATE ct_src SET title = 'view' WHERE id % 70 = 1;
+SELECT ct_declare('SELECT id, title FROM ct_v');
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS from_view;
+SELECT ct_differences('SELECT id, title FROM ct_src') AS differences;
+UPDATE ct_src SET title = 'join' WHERE id % 70 = 2;
+SELECT ct_declare('SELECT s.id, s.title FROM ct_src s JOIN ct_src t USING (id)');
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS from_join;
+SELECT ct_differences('SELECT id, title FROM ct_src') AS differences;
+UPDATE ct_src SET title = 'two sources' WHERE id % 70 = 4;
+SELECT ct_declare('SELECT id, title FROM ct_src WHERE id <= 600');
+SELECT coco.declare_rows('ct', 'public.ct_t', 'SELECT id, title FROM ct_src WHERE id > 600');
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS two_sources;
+SELECT ct_differences('SELECT id, title FROM ct_src') AS differences;
+
+-- 4. inheritance: the child's rows sit at the parent's ctids
+CREATE TABLE ct_parent (id bigint, title text);
+CREATE TABLE ct_child () INHERITS (ct_parent);
+INSERT INTO ct_parent SELECT g, 'parent' FROM generate_series(1, 50) g;
+INSERT INTO ct_child SELECT g, 'child' FROM generate_series(101, 300) g;
+SELECT ct_declare('SELECT id, title FROM ct_parent');
+SELECT ct_run() AS inherited;
+UPDATE ONLY ct_parent SET title = 'parent changed' WHERE id = 7;
+UPDATE ct_child SET title = 'child changed' WHERE id = 150;
+-- the changed parent row's new ctid names a child row too
+SELECT (SELECT ctid FROM ONLY ct_parent WHERE id = 7) IN (SELECT ctid FROM ct_child) AS ctid_shared;
+SELECT ct_declare('SELECT id, title FROM ct_parent');
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS inherited_changed;
+SELECT ct_differences('SELECT id, title FROM ct_parent') AS differences;
+
+-- 5. two components with ctids, then declare_row rows beside them
+CREATE TABLE ct_src2 AS SELECT g::bigint AS id, 'second ' || g AS title FROM generate_series(2001, 2400) g;
+CREATE FUNCTION ct_declare_two() RETURNS void LANGUAGE sql AS $$
+  SELECT ct_declare('SELECT id, title FROM ct_src', '{a}');
+  SELECT coco.declare_rows('ct', 'public.ct_t', 'SELECT id, title FROM ct_src2', component => '{b}');
+$$;
+SELECT ct_declare_two();
+SELECT ct_run() AS components_rows;
+SELECT ct_differences('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2') AS differences;
+UPDATE ct_src SET title = 'a' WHERE id % 90 = 5;
+UPDATE ct_src2 SET title = 'b' WHERE id % 90 = 5;
+SELECT ct_declare_two();
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS components_changed;
+SELECT ct_differences('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2') AS differences;
+UPDATE ct_src SET title = 'a again' WHERE id % 90 = 6;
+SELECT ct_declare_two();
+SELECT coco.declare_row('ct', 'public.ct_t', '{"id": 5000, "title": "staged"}', component => '{c}');
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS with_staged_rows;
+SELECT ct_differences('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2 UNION ALL SELECT 5000, ''staged''') AS differences;
+SELECT coco.clear_component('ct', '{a}'), coco.clear_component('ct', '{b}'), coco.clear_component('ct', '{c}');
+
+-- 6. a materialized view
+CREATE MATERIALIZED VIEW ct_m AS SELECT * FROM ct_src;
+SELECT ct_declare('SELECT id, title FROM ct_m');
+SELECT ct_run() IS NOT NULL AS from_matview;
+UPDATE ct_src SET title = 'refreshed' WHERE id % 90 = 7;
+REFRESH MATERIALIZED VIEW ct_m;
+SELECT ct_declare('SELECT id, title FROM ct_m');
+VACUUM FULL coco.tracked_row;
+SELECT ct_shown_run() AS matview_refreshed;
+SELECT ct_differences('SELECT id, title FROM ct_src') AS differences;
+
+-- 7. SELECT on some columns only
+DROP ROLE IF EXISTS regress_coco_ct;
+CREATE ROLE regress_coco_ct;
+CREATE SCHEMA ct_own AUTHORIZATION regress_coco_ct;
+GRANT SELECT (id, title) ON ct_src TO regress_coco_ct;
+SET ROLE regress_coco_ct;
+SELECT coco.create_app('ct_col');
+-- declare, reconcile (showing how it reads, if `shown`), and count the
+-- rows of the table that differ from the source
+CREATE FUNCTION ct_own.sync(shown boolean, OUT run jsonb, OUT differences bigint) LANGUAGE plpgsql
+SET client_min_messages = notice AS $$
+BEGIN
+  PERFORM coco.declare_table('ct_col', 'ct_own.t',
+    '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}]', '{id}');
+  PERFORM coco.declare_rows('ct_col', 'ct_own.t', 'SELECT id, title FROM public.ct_src');
+  IF shown THEN
+    SET LOCAL client_min_messages = debug1;
+  END IF;
+  run := (coco.reconcile('ct_col'))->'providers'->'postgres.row';
+  SELECT count(*) INTO differences FROM ((SELECT * FROM ct_own.t EXCEPT SELECT id, title FROM public.ct_src)
+    UNION ALL (SELECT id, title FROM public.ct_src EXCEPT SELECT * FROM ct_own.t)) x;
+END $$;
+SELECT * FROM ct_own.sync(false);
+RESET ROLE;
+UPDATE ct_src SET title = 'columns' WHERE id % 90 = 8;
+SET ROLE regress_coco_ct;
+SELECT * FROM ct_own.sync(true);
+-- with SELECT on the table, its ctids
+RESET ROLE;
+GRANT SELECT ON ct_src TO regress_coco_ct;
+UPDATE ct_src SET title = 'table' WHERE id % 90 = 9;
+SET ROLE regress_coco_ct;
+SELECT * FROM ct_own.sync(true);
+SELECT coco.drop_app('ct_col');
+DROP FUNCTION ct_own.sync(boolean);
+RESET ROLE;
+DROP SCHEMA ct_own;
+REVOKE ALL ON ct_src FROM regress_coco_ct;
+DROP ROLE regress_coco_ct;
+
+SELECT coco.drop_app('ct');
+DROP FUNCTION ct_declare_two();
+DROP FUNCTION ct_declare(text, text[]);
+DROP FUNCTION ct_run();
+DROP FUNCTION ct_shown_run();
+DROP FUNCTION ct_differences(text);
+DROP MATERIALIZED VIEW ct_m;
+DROP VIEW ct_v;
+DROP TABLE ct_src, ct_src2, ct_child, ct_parent;
