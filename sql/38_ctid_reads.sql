@@ -13,7 +13,12 @@
 --   6. a materialized view, its rows all moved by a refresh;
 --   7. an app owner (not a superuser) with SELECT on some columns of the
 --      source only, which does not reach its ctids: no ctid; with SELECT
---      on the table, its ctids.
+--      on the table, its ctids;
+--   8. the query is rewritten exactly or not at all: constants read back
+--      the same whatever the session's output styles; a column aliased
+--      "ctid", or a SELECT * that returns a column of the ctid column's
+--      name, keeps its query as it is; a plan that would filter every row
+--      by the list of ctids is not run: the rows are read by key.
 -- The tracking heap is compacted before each run shown, so that how it is
 -- read does not depend on the tests before.
 \set VERBOSITY default
@@ -21,6 +26,8 @@ SET max_parallel_workers_per_gather = 0;
 
 CREATE TABLE ct_src AS SELECT g::bigint AS id, md5(g::text) AS title FROM generate_series(1, 1000) g;
 ALTER TABLE ct_src ADD PRIMARY KEY (id);
+-- statistics stay as the test makes them: plans do not change under it
+ALTER TABLE ct_src SET (autovacuum_enabled = off);
 SELECT coco.create_app('ct');
 -- the table, and the rows of a query in a component
 CREATE FUNCTION ct_declare(q text, comp text[] DEFAULT '{}') RETURNS void LANGUAGE sql AS $$
@@ -28,13 +35,16 @@ CREATE FUNCTION ct_declare(q text, comp text[] DEFAULT '{}') RETURNS void LANGUA
     '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}]', '{id}');
   SELECT coco.declare_rows('ct', 'public.ct_t', q, component => comp);
 $$;
+-- change the titles of the rows of ct_src whose id % modulus = remainder,
+-- and declare again with q
+CREATE FUNCTION ct_change(title text, modulus int, remainder int, q text) RETURNS void LANGUAGE sql AS $$
+  UPDATE ct_src SET title = ct_change.title WHERE id % modulus = remainder;
+  SELECT ct_declare(q);
+$$;
 CREATE FUNCTION ct_run() RETURNS jsonb LANGUAGE sql AS $$
   SELECT (coco.reconcile('ct'))->'providers'->'postgres.row';
 $$;
--- the same, showing how the run reads (after VACUUM FULL coco.tracked_row)
-CREATE FUNCTION ct_shown_run() RETURNS jsonb LANGUAGE sql SET client_min_messages = debug1 AS $$
-  SELECT (coco.reconcile('ct'))->'providers'->'postgres.row';
-$$;
+
 -- rows of ct_t that the query does not return, and the other way round
 CREATE FUNCTION ct_differences(q text) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -42,6 +52,14 @@ DECLARE
 BEGIN
   EXECUTE format('SELECT count(*) FROM ((SELECT id, title FROM ct_t EXCEPT (%s)) UNION ALL ((%s) EXCEPT SELECT id, title FROM ct_t)) x', q, q) INTO n;
   RETURN n;
+END $$;
+-- a run, showing how it reads (after VACUUM FULL coco.tracked_row), and
+-- the rows of ct_t that differ from what the query returns
+CREATE FUNCTION ct_shown_run(q text, OUT run jsonb, OUT differences bigint) LANGUAGE plpgsql
+SET client_min_messages = debug1 AS $$
+BEGIN
+  run := (coco.reconcile('ct'))->'providers'->'postgres.row';
+  differences := ct_differences(q);
 END $$;
 
 -- 1. by ctid
@@ -52,38 +70,35 @@ DELETE FROM ct_src WHERE id % 101 = 0;
 INSERT INTO ct_src SELECT g, 'new' FROM generate_series(1001, 1005) g;
 SELECT ct_declare('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS by_ctid;
-SELECT ct_differences('SELECT id, title FROM ct_src WHERE id % 10 <> 9') AS differences;
+-- by ctid
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
 
 -- 2. by key: a third of the rows change
 UPDATE ct_src SET title = title || '+' WHERE id % 3 = 0;
 SELECT ct_declare('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS by_key;
-SELECT ct_differences('SELECT id, title FROM ct_src WHERE id % 10 <> 9') AS differences;
+-- by key
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
 
 -- 3. no ctids
 CREATE VIEW ct_v AS SELECT * FROM ct_src;
-UPDATE ct_src SET title = 'view' WHERE id % 70 = 1;
-SELECT ct_declare('SELECT id, title FROM ct_v');
+SELECT ct_change('view', 70, 1, 'SELECT id, title FROM ct_v');
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS from_view;
-SELECT ct_differences('SELECT id, title FROM ct_src') AS differences;
-UPDATE ct_src SET title = 'join' WHERE id % 70 = 2;
-SELECT ct_declare('SELECT s.id, s.title FROM ct_src s JOIN ct_src t USING (id)');
+-- from view
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+SELECT ct_change('join', 70, 2, 'SELECT s.id, s.title FROM ct_src s JOIN ct_src t USING (id)');
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS from_join;
-SELECT ct_differences('SELECT id, title FROM ct_src') AS differences;
-UPDATE ct_src SET title = 'two sources' WHERE id % 70 = 4;
-SELECT ct_declare('SELECT id, title FROM ct_src WHERE id <= 600');
+-- from join
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+SELECT ct_change('two sources', 70, 4, 'SELECT id, title FROM ct_src WHERE id <= 600');
 SELECT coco.declare_rows('ct', 'public.ct_t', 'SELECT id, title FROM ct_src WHERE id > 600');
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS two_sources;
-SELECT ct_differences('SELECT id, title FROM ct_src') AS differences;
+-- two sources
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 
 -- 4. inheritance: the child's rows sit at the parent's ctids
-CREATE TABLE ct_parent (id bigint, title text);
-CREATE TABLE ct_child () INHERITS (ct_parent);
+CREATE TABLE ct_parent (id bigint, title text) WITH (autovacuum_enabled = off);
+CREATE TABLE ct_child () INHERITS (ct_parent) WITH (autovacuum_enabled = off);
 INSERT INTO ct_parent SELECT g, 'parent' FROM generate_series(1, 50) g;
 INSERT INTO ct_child SELECT g, 'child' FROM generate_series(101, 300) g;
 SELECT ct_declare('SELECT id, title FROM ct_parent');
@@ -94,11 +109,12 @@ UPDATE ct_child SET title = 'child changed' WHERE id = 150;
 SELECT (SELECT ctid FROM ONLY ct_parent WHERE id = 7) IN (SELECT ctid FROM ct_child) AS ctid_shared;
 SELECT ct_declare('SELECT id, title FROM ct_parent');
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS inherited_changed;
-SELECT ct_differences('SELECT id, title FROM ct_parent') AS differences;
+-- inherited changed
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_parent');
 
 -- 5. two components with ctids, then declare_row rows beside them
-CREATE TABLE ct_src2 AS SELECT g::bigint AS id, 'second ' || g AS title FROM generate_series(2001, 2400) g;
+CREATE TABLE ct_src2 WITH (autovacuum_enabled = off) AS
+  SELECT g::bigint AS id, 'second ' || g AS title FROM generate_series(2001, 2400) g;
 CREATE FUNCTION ct_declare_two() RETURNS void LANGUAGE sql AS $$
   SELECT ct_declare('SELECT id, title FROM ct_src', '{a}');
   SELECT coco.declare_rows('ct', 'public.ct_t', 'SELECT id, title FROM ct_src2', component => '{b}');
@@ -110,14 +126,14 @@ UPDATE ct_src SET title = 'a' WHERE id % 90 = 5;
 UPDATE ct_src2 SET title = 'b' WHERE id % 90 = 5;
 SELECT ct_declare_two();
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS components_changed;
-SELECT ct_differences('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2') AS differences;
+-- components changed
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2');
 UPDATE ct_src SET title = 'a again' WHERE id % 90 = 6;
 SELECT ct_declare_two();
 SELECT coco.declare_row('ct', 'public.ct_t', '{"id": 5000, "title": "staged"}', component => '{c}');
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS with_staged_rows;
-SELECT ct_differences('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2 UNION ALL SELECT 5000, ''staged''') AS differences;
+-- with staged rows
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2 UNION ALL SELECT 5000, ''staged''');
 SELECT coco.clear_component('ct', '{a}'), coco.clear_component('ct', '{b}'), coco.clear_component('ct', '{c}');
 
 -- 6. a materialized view
@@ -128,8 +144,8 @@ UPDATE ct_src SET title = 'refreshed' WHERE id % 90 = 7;
 REFRESH MATERIALIZED VIEW ct_m;
 SELECT ct_declare('SELECT id, title FROM ct_m');
 VACUUM FULL coco.tracked_row;
-SELECT ct_shown_run() AS matview_refreshed;
-SELECT ct_differences('SELECT id, title FROM ct_src') AS differences;
+-- matview refreshed
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 
 -- 7. SELECT on some columns only
 DROP ROLE IF EXISTS regress_coco_ct;
@@ -171,12 +187,69 @@ DROP SCHEMA ct_own;
 REVOKE ALL ON ct_src FROM regress_coco_ct;
 DROP ROLE regress_coco_ct;
 
+-- 8. rewritten exactly, or not at all
+-- a float constant is written back in full, whatever extra_float_digits says
+SELECT ct_change('float', 90, 10, 'SELECT id, title FROM ct_src WHERE ''3.141592653589793''::float8 = pi()');
+SET extra_float_digits = 0;
+VACUUM FULL coco.tracked_row;
+-- float constant
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+RESET extra_float_digits;
+-- a timestamptz constant with a numeric offset, not the zone's abbreviation
+-- (IST would read back as Israel's)
+SELECT ct_change('zone', 90, 11, 'SELECT id, title FROM ct_src WHERE ''2024-03-04 10:00:00+05:30''::timestamptz = ''2024-03-04 04:30:00+00''::timestamptz');
+SET DateStyle = 'Postgres, MDY';
+SET TimeZone = 'Asia/Kolkata';
+VACUUM FULL coco.tracked_row;
+-- zone constant
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+RESET DateStyle;
+RESET TimeZone;
+-- ordered by what it does not return: the ctid goes before that
+SELECT ct_change('ordered', 90, 14, 'SELECT id, title FROM ct_src ORDER BY length(title), id');
+VACUUM FULL coco.tracked_row;
+-- ordered by more
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+-- a column aliased "ctid": written back, the ctid would be that column
+SELECT ct_change('alias', 90, 12, 'SELECT ctid AS id, title FROM ct_src AS x(ctid, title)');
+VACUUM FULL coco.tracked_row;
+-- column aliased ctid
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+-- a SELECT * whose table gains a column of the ctid column's name
+CREATE TABLE ct_star (id bigint PRIMARY KEY, title text) WITH (autovacuum_enabled = off);
+INSERT INTO ct_star SELECT id, title FROM ct_src;
+SELECT ct_declare('SELECT * FROM ct_star');
+SELECT ct_run() IS NOT NULL AS from_star;
+SELECT ct_declare('SELECT * FROM ct_star');
+ALTER TABLE ct_star ADD COLUMN "coco#t" int;
+UPDATE ct_star SET title = 'star' WHERE id % 90 = 13;
+VACUUM FULL coco.tracked_row;
+-- star with column named ctid
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_star');
+-- statistics that say few rows match: the generic plan would take an index
+-- and compare every row with the list of ctids; past 32 ctids, the rows
+-- are read by key
+CREATE TABLE ct_big (id bigint PRIMARY KEY, title text, status text) WITH (autovacuum_enabled = off);
+INSERT INTO ct_big SELECT g, md5(g::text), CASE WHEN g <= 10 THEN 'active' ELSE 'old' END
+  FROM generate_series(1, 20000) g;
+CREATE INDEX ON ct_big (status);
+ANALYZE ct_big;
+UPDATE ct_big SET status = 'active' WHERE id <= 15000;
+SELECT ct_declare('SELECT id, title FROM ct_big WHERE status = ''active''');
+SELECT ct_run() IS NOT NULL AS from_big;
+UPDATE ct_big SET title = 'big' WHERE id % 10 = 1 AND id <= 15000;
+SELECT ct_declare('SELECT id, title FROM ct_big WHERE status = ''active''');
+VACUUM FULL coco.tracked_row;
+-- stale statistics
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_big WHERE status = ''active''');
+
 SELECT coco.drop_app('ct');
 DROP FUNCTION ct_declare_two();
+DROP FUNCTION ct_change(text, int, int, text);
 DROP FUNCTION ct_declare(text, text[]);
 DROP FUNCTION ct_run();
-DROP FUNCTION ct_shown_run();
+DROP FUNCTION ct_shown_run(text);
 DROP FUNCTION ct_differences(text);
 DROP MATERIALIZED VIEW ct_m;
 DROP VIEW ct_v;
-DROP TABLE ct_src, ct_src2, ct_child, ct_parent;
+DROP TABLE ct_src, ct_src2, ct_child, ct_parent, ct_star, ct_big;

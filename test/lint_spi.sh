@@ -96,6 +96,8 @@ my @BY_DESIGN = (
      "the same, restricted to a parameter's ctids, run as the app owner"],
     ['src/connectors/postgres/pg_rows_ctid.c', 'rewrite_query', 'c->query',
      "a staged declare_rows query, parsed and analyzed (never run) to be written back with its rows' ctids"],
+    ['src/connectors/postgres/pg_rows_ctid.c', 'deparse_exactly', 'sql',
+     "that query as PostgreSQL's deparser writes it back, parsed and analyzed (never run) to compare it with the query"],
     ['src/connectors/postgres/pg_index.c', 'index_sql', 'where',
      "an index WHERE predicate: SQL by design, run as the app owner"],
     ['src/connectors/postgres/pg_index.c', 'index_sql', 'e->val.string.val',

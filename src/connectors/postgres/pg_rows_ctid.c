@@ -11,19 +11,24 @@
  * the ctids of the changes only: a TID scan of a few pages instead of a
  * scan of the whole table.
  *
- * Declared column names have no '#', so the column's name is the query's
- * own.  The query is parsed and analyzed as the app owner under the
- * search_path it is read with, and written back as SQL by PostgreSQL's own deparser
+ * The query is parsed and analyzed as the app owner under the search_path
+ * it is read with, and written back as SQL by PostgreSQL's own deparser
  * (as a view's definition is), with the ctid added to its output and, for
- * the second read, "ctid = ANY ($n)" added to its WHERE.  It is still the
- * user's query, run as the app owner: the second read returns some of the
- * rows of the first, each found again by its key and checked against its
- * fingerprint (rowdiff.c).  A ctid that also names a row elsewhere (in an
- * inheritance child) costs a lookup, never a wrong value; a row not found
- * at its ctid is read by key.
+ * the second read, "ctid = ANY ($n)" added to its WHERE.  It is written
+ * with the output settings pg_dump uses, so that its constants read back
+ * exactly whatever the session's styles (a float in full, a timestamp
+ * with a numeric offset rather than a zone's abbreviation), and it is
+ * used only if reading it back gives the very same query: a name its
+ * aliases give another meaning (a column aliased "ctid") keeps the query
+ * as it is.  It is still the user's query, run as the app owner: the
+ * second read returns some of the rows of the first, each found again by
+ * its key and checked against its fingerprint (rowdiff.c).  A ctid that
+ * also names a row elsewhere (in an inheritance child) costs a lookup,
+ * never a wrong value; a row not found at its ctid is read by key.
  */
 #include "postgres.h"
 
+#include "access/sysattr.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_operator_d.h"
 #include "catalog/pg_type.h"
@@ -35,6 +40,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/ruleutils.h"
 
 #include "pg_connector.h"
@@ -46,6 +52,7 @@ row_per_row_table(Query *q)
 {
 	RangeTblRef *ref;
 	RangeTblEntry *rte;
+	ListCell   *lc;
 
 	if (q->commandType != CMD_SELECT || q->utilityStmt != NULL || q->setOperations != NULL ||
 		q->hasAggs || q->hasWindowFuncs || q->hasTargetSRFs || q->hasForUpdate ||
@@ -67,7 +74,52 @@ row_per_row_table(Query *q)
 	/* a system column takes SELECT on the table: SELECT on some columns is not enough */
 	if (pg_class_aclcheck(rte->relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return 0;
+	/* the column's name is free (a SELECT * may return a column of any name) */
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *te = lfirst(lc);
+
+		if (te->resname != NULL && strcmp(te->resname, COCO_CTID_COLUMN) == 0)
+			return 0;
+	}
 	return ref->rtindex;
+}
+
+/*
+ * The query written back as SQL, if reading that back as the run will
+ * read it gives the very same query (parameters: `nparams` of `types`);
+ * NULL otherwise.  It is written with the output settings pg_dump uses
+ * (ISO dates with numeric zone offsets, floats in full) so that
+ * constants read back exactly; what still reads back otherwise (a name
+ * the query's aliases give another meaning, as a column aliased "ctid")
+ * is found by the comparison.
+ */
+static char *
+deparse_exactly(Query *q, int nparams, Oid *types)
+{
+	int			nest = NewGUCNestLevel();
+	char	   *sql;
+	List	   *raw;
+	Query	   *again;
+
+	(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	sql = pg_get_querydef(q, false);
+	AtEOXact_GUC(true, nest);
+
+	raw = pg_parse_query(sql);
+	if (list_length(raw) != 1)
+		return NULL;
+	again = parse_analyze_fixedparams(linitial_node(RawStmt, raw), sql, types, nparams, NULL);
+	/* where the statement lies in its text, and its hash, are no part of it */
+	again->stmt_location = q->stmt_location;
+	again->stmt_len = q->stmt_len;
+	again->queryId = q->queryId;
+	return equal(q, again) ? sql : NULL;
 }
 
 typedef struct CtidQuery
@@ -84,7 +136,12 @@ rewrite_query(void *arg)
 	List	   *raw = pg_parse_query(c->query);
 	Query	   *q;
 	Index		rti;
+	RangeTblEntry *rte;
 	Var		   *ctid;
+	TargetEntry *te;
+	ListCell   *lc;
+	int			shown = 0;
+	Oid		   *types;
 
 	if (list_length(raw) != 1)
 		return;
@@ -92,10 +149,21 @@ rewrite_query(void *arg)
 	rti = row_per_row_table(q);
 	if (rti == 0)
 		return;
+	/* the column as the parser would have made it, for deparse_exactly's comparison */
+	rte = rt_fetch(rti, q->rtable);
+	rte->selectedCols = bms_add_member(rte->selectedCols,
+									   SelfItemPointerAttributeNumber - FirstLowInvalidHeapAttributeNumber);
 	ctid = makeVar(rti, SelfItemPointerAttributeNumber, TIDOID, -1, InvalidOid, 0);
-	q->targetList = lappend(q->targetList,
-							makeTargetEntry((Expr *) ctid, list_length(q->targetList) + 1,
-											pstrdup(COCO_CTID_COLUMN), false));
+	/* the last column shown, before what only ORDER BY uses */
+	foreach(lc, q->targetList)
+		if (!((TargetEntry *) lfirst(lc))->resjunk)
+			shown++;
+	te = makeTargetEntry((Expr *) ctid, shown + 1, pstrdup(COCO_CTID_COLUMN), false);
+	te->resorigtbl = rte->relid;
+	te->resorigcol = SelfItemPointerAttributeNumber;
+	q->targetList = list_insert_nth(q->targetList, shown, te);
+	foreach(lc, q->targetList)
+		((TargetEntry *) lfirst(lc))->resno = foreach_current_index(lc) + 1;
 	if (c->paramno > 0)
 	{
 		ScalarArrayOpExpr *any = makeNode(ScalarArrayOpExpr);
@@ -116,7 +184,11 @@ rewrite_query(void *arg)
 		q->jointree->quals = q->jointree->quals == NULL ? (Node *) any :
 			(Node *) makeBoolExpr(AND_EXPR, list_make2(q->jointree->quals, any), -1);
 	}
-	c->deparsed = pg_get_querydef(q, false);
+	/* the parameters before ours are the statement's: any type will do */
+	types = palloc(sizeof(Oid) * Max(c->paramno, 1));
+	for (int i = 0; i < c->paramno; i++)
+		types[i] = i == c->paramno - 1 ? TIDARRAYOID : INT4OID;
+	c->deparsed = deparse_exactly(q, c->paramno, types);
 }
 
 /*

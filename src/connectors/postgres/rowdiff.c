@@ -55,6 +55,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/params.h"
 #include "nodes/parsenodes.h"
 #include "nodes/tidbitmap.h"
@@ -68,6 +69,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/resowner.h"
@@ -830,6 +832,9 @@ cmp_int64(const void *a, const void *b)
  */
 #define CTID_READ_SHARE 4
 
+/* the most ctids a plan may compare each row it reads with */
+#define CTID_FILTER_MAX 32
+
 /* The index of a component in d->ctid_comps, or -1. */
 static int
 ctid_comp_index(CocoRowDiff *d, int comp)
@@ -838,6 +843,71 @@ ctid_comp_index(CocoRowDiff *d, int comp)
 		if (d->ctid_comps[i] == comp)
 			return i;
 	return -1;
+}
+
+/* An expression with a parameter after the statement's own: a tid[] of ctids. */
+static bool
+has_ctid_param(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param))
+		return ((Param *) node)->paramkind == PARAM_EXTERN &&
+			((Param *) node)->paramid > *(int *) context;
+	return expression_tree_walker(node, has_ctid_param, context);
+}
+
+/* Whether a node of this plan (or below) filters its rows by a tid[] parameter. */
+static bool
+node_filters_by_ctids(Plan *plan, int nparams)
+{
+	ListCell   *lc;
+	List	   *children = NIL;
+
+	if (plan == NULL)
+		return false;
+	if (has_ctid_param((Node *) plan->qual, &nparams))
+		return true;
+	if (IsA(plan, NestLoop) || IsA(plan, MergeJoin) || IsA(plan, HashJoin))
+		if (has_ctid_param((Node *) ((Join *) plan)->joinqual, &nparams))
+			return true;
+	if (IsA(plan, Append))
+		children = ((Append *) plan)->appendplans;
+	else if (IsA(plan, MergeAppend))
+		children = ((MergeAppend *) plan)->mergeplans;
+	else if (IsA(plan, SubqueryScan))
+		children = list_make1(((SubqueryScan *) plan)->subplan);
+	else if (IsA(plan, CustomScan))
+		children = ((CustomScan *) plan)->custom_plans;
+	foreach(lc, children)
+		if (node_filters_by_ctids(lfirst(lc), nparams))
+			return true;
+	return node_filters_by_ctids(plan->lefttree, nparams) ||
+		node_filters_by_ctids(plan->righttree, nparams);
+}
+
+/* Whether the generic plan of a read by ctid filters rows by the ctids. */
+static bool
+plan_filters_by_ctids(SPIPlanPtr plan, int nparams)
+{
+	CachedPlan *cplan = SPI_plan_get_cached_plan(plan);
+	bool		filters = false;
+	ListCell   *lc;
+
+	if (cplan == NULL)
+		return true;
+	foreach(lc, cplan->stmt_list)
+	{
+		PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
+		ListCell   *sp;
+
+		filters |= node_filters_by_ctids(stmt->planTree, nparams);
+		foreach(sp, stmt->subplans)
+			filters |= node_filters_by_ctids(lfirst(sp), nparams);
+	}
+	/* an unsaved plan's cached plan belongs to no resource owner */
+	ReleaseCachedPlan(cplan, NULL);
+	return filters;
 }
 
 /*
@@ -855,6 +925,7 @@ read_changed_by_ctid(CocoRowDiff *d)
 	int64		next = 0;
 	ParamListInfo params;
 	RowReceiver *r;
+	SPIPlanPtr	plan;
 	int64		nseen;
 
 	if (!d->with_ctid || d->to_read * CTID_READ_SHARE > d->rows_read ||
@@ -912,14 +983,31 @@ read_changed_by_ctid(CocoRowDiff *d)
 	pfree(tids);
 	pfree(count);
 
-	ereport(DEBUG1,
-			(errmsg_internal("coco_target: the %lld changed rows of table \"%s\" are read by the ctids of their rows",
-							 (long long) d->to_read, d->table)));
+	/*
+	 * Planned without the ctids, as a TID scan: with thousands of them the
+	 * planner would rather scan the table.  But where it finds a cheaper
+	 * way to the query's rows (a small table; an index, by statistics that
+	 * say few rows match), the ctids become a filter that searches the
+	 * list for every row it reads: past a few ctids, the rows are read by
+	 * key instead.
+	 */
 	r = rowdiff_receiver_create(d, READ_CHANGED);
 	r->seen_mark = 1;
 	r->generic_plan = true;
-	rowdiff_run_into(d->ctid_sql, params, r);
-	nseen = r->nseen;
+	plan = rowdiff_prepare(d->ctid_sql, params, r);
+	if (d->to_read > CTID_FILTER_MAX && plan_filters_by_ctids(plan, d->params->numParams))
+	{
+		SPI_freeplan(plan);
+		nseen = -1;
+	}
+	else
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("coco_target: the %lld changed rows of table \"%s\" are read by the ctids of their rows",
+								 (long long) d->to_read, d->table)));
+		rowdiff_execute(plan, params, r);
+		nseen = r->nseen;
+	}
 	rowdiff_receiver_free(r);
 	for (int k = 0; k < n; k++)
 		pfree(DatumGetPointer(params->params[d->params->numParams + k].value));

@@ -12,6 +12,7 @@
 
 #include "access/heapam.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "nodes/params.h"
 #include "storage/buffile.h"
@@ -490,6 +491,8 @@ in_list(int value, const int *list, int n)
 /* rowdiff_read.c */
 extern RowReceiver *rowdiff_receiver_create(CocoRowDiff *d, ReadMode mode);
 extern void rowdiff_receiver_free(RowReceiver *r);
+extern SPIPlanPtr rowdiff_prepare(const char *sql, ParamListInfo params, RowReceiver *r);
+extern void rowdiff_execute(SPIPlanPtr plan, ParamListInfo params, RowReceiver *r);
 extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r);
 extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
 extern void rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp,

@@ -619,23 +619,17 @@ rowdiff_receiver_free(RowReceiver *r)
 }
 
 /*
- * Run a query into a receiver.  Declarations are read under the active
- * snapshot (the run's, pushed by the caller); a table the run has just
- * loaded is read as it is now, after what this run has written so far.
+ * Prepare the statement of a read into a receiver.  A load writes rows as
+ * they arrive, which a parallel plan forbids (no transaction id may be
+ * assigned in parallel mode): its statement is planned without one.
+ * Other reads may run in parallel.
  */
-void
-rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r)
+SPIPlanPtr
+rowdiff_prepare(const char *sql, ParamListInfo params, RowReceiver *r)
 {
 	SPIPrepareOptions popts;
-	SPIExecuteOptions opts;
 	SPIPlanPtr	plan;
-	int			rc;
 
-	/*
-	 * A load writes rows as they arrive, which a parallel plan forbids (no
-	 * transaction id may be assigned in parallel mode): its statement is
-	 * planned without one.  Other reads may run in parallel.
-	 */
 	memset(&popts, 0, sizeof(popts));
 	popts.parseMode = RAW_PARSE_DEFAULT;
 	if (params)
@@ -645,16 +639,27 @@ rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r)
 		popts.parserSetupArg = params->parserSetupArg;
 	}
 	popts.cursorOptions = r->mode == READ_LOAD ? 0 : CURSOR_OPT_PARALLEL_OK;
-	/*
-	 * A read by ctid is planned as a TID scan whatever the number of ctids:
-	 * fetching a few pages costs less than the scan the planner would
-	 * choose for thousands of them, as they are in the pages' order.
-	 */
+	/* planned without its parameters' values: see read_changed_by_ctid */
 	if (r->generic_plan)
 		popts.cursorOptions |= CURSOR_OPT_GENERIC_PLAN;
 	plan = SPI_prepare_extended(sql, &popts);
 	if (plan == NULL)
 		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * Run a prepared read into its receiver, and free it.  Declarations are
+ * read under the active snapshot (the run's, pushed by the caller); a
+ * table the run has just loaded is read as it is now, after what this run
+ * has written so far.
+ */
+void
+rowdiff_execute(SPIPlanPtr plan, ParamListInfo params, RowReceiver *r)
+{
+	SPIExecuteOptions opts;
+	int			rc;
+
 	memset(&opts, 0, sizeof(opts));
 	opts.params = params;
 	opts.read_only = !(r->mode == READ_LOAD && r->target == NULL);
@@ -663,6 +668,13 @@ rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r)
 	if (rc < 0)
 		elog(ERROR, "coco_target: reading rows failed (%s)", SPI_result_code_string(rc));
 	SPI_freeplan(plan);
+}
+
+/* Run a query into a receiver. */
+void
+rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r)
+{
+	rowdiff_execute(rowdiff_prepare(sql, params, r), params, r);
 }
 
 ParamListInfo
