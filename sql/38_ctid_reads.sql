@@ -18,7 +18,8 @@
 --      the same whatever the session's output styles; a column aliased
 --      "ctid", or a SELECT * that returns a column of the ctid column's
 --      name, keeps its query as it is; a plan that would filter every row
---      by the list of ctids is not run: the rows are read by key.
+--      by the list of ctids, or loop over them, is not run: the rows are
+--      read by key; the ctids' condition joins a WHERE of several.
 -- The tracking heap is compacted before each run shown, so that how it is
 -- read does not depend on the tests before.
 \set VERBOSITY default
@@ -243,6 +244,26 @@ VACUUM FULL coco.tracked_row;
 -- stale statistics
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_big WHERE status = ''active''');
 
+-- a subquery that statistics say returns almost nothing: the generic plan
+-- would loop over the ctids, reading the subquery again for each; past 32
+-- ctids, the rows are read by key
+CREATE TABLE ct_sel (id bigint, flag int) WITH (autovacuum_enabled = off);
+INSERT INTO ct_sel SELECT g, 0 FROM generate_series(1, 6000) g;
+ANALYZE ct_sel;
+UPDATE ct_sel SET flag = 1;
+SELECT ct_declare('SELECT id, title FROM ct_big WHERE id IN (SELECT id FROM ct_sel WHERE flag = 1)');
+SELECT ct_run() IS NOT NULL AS from_subquery;
+UPDATE ct_big SET title = 'subquery' WHERE id % 4 = 1 AND id <= 6000;
+SELECT ct_declare('SELECT id, title FROM ct_big WHERE id IN (SELECT id FROM ct_sel WHERE flag = 1)');
+VACUUM FULL coco.tracked_row;
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_big WHERE id IN (SELECT id FROM ct_sel WHERE flag = 1)');
+-- a WHERE of several conditions: the ctids' condition joins them
+SELECT ct_declare('SELECT id, title FROM ct_src WHERE id > 0 AND title IS NOT NULL AND id BETWEEN 1 AND 100000');
+SELECT ct_run() IS NOT NULL AS from_several_conditions;
+SELECT ct_change('and', 90, 15, 'SELECT id, title FROM ct_src WHERE id > 0 AND title IS NOT NULL AND id BETWEEN 1 AND 100000');
+VACUUM FULL coco.tracked_row;
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+
 SELECT coco.drop_app('ct');
 DROP FUNCTION ct_declare_two();
 DROP FUNCTION ct_change(text, int, int, text);
@@ -252,4 +273,4 @@ DROP FUNCTION ct_shown_run(text);
 DROP FUNCTION ct_differences(text);
 DROP MATERIALIZED VIEW ct_m;
 DROP VIEW ct_v;
-DROP TABLE ct_src, ct_src2, ct_child, ct_parent, ct_star, ct_big;
+DROP TABLE ct_src, ct_src2, ct_child, ct_parent, ct_star, ct_big, ct_sel;

@@ -33,6 +33,7 @@
 #include "catalog/pg_operator_d.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
 #include "parser/parsetree.h"
@@ -181,8 +182,14 @@ rewrite_query(void *arg)
 		any->inputcollid = InvalidOid;
 		any->args = list_make2(copyObject(ctid), p);
 		any->location = -1;
-		q->jointree->quals = q->jointree->quals == NULL ? (Node *) any :
-			(Node *) makeBoolExpr(AND_EXPR, list_make2(q->jointree->quals, any), -1);
+		/* one more argument of a top-level AND, as the parser reads "a AND b AND c" */
+		if (q->jointree->quals == NULL)
+			q->jointree->quals = (Node *) any;
+		else if (is_andclause(q->jointree->quals))
+			((BoolExpr *) q->jointree->quals)->args =
+				lappend(((BoolExpr *) q->jointree->quals)->args, any);
+		else
+			q->jointree->quals = (Node *) makeBoolExpr(AND_EXPR, list_make2(q->jointree->quals, any), -1);
 	}
 	/* the parameters before ours are the statement's: any type will do */
 	types = palloc(sizeof(Oid) * Max(c->paramno, 1));

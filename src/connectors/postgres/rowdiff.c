@@ -857,7 +857,12 @@ has_ctid_param(Node *node, void *context)
 	return expression_tree_walker(node, has_ctid_param, context);
 }
 
-/* Whether a node of this plan (or below) filters its rows by a tid[] parameter. */
+/*
+ * Whether a node of this plan (or below) filters its rows by a tid[]
+ * parameter, or is a nested loop: planned for the handful of rows a list
+ * of unknown length is taken to hold, it would run its inner side once for
+ * each of thousands of ctids.
+ */
 static bool
 node_filters_by_ctids(Plan *plan, int nparams)
 {
@@ -866,11 +871,11 @@ node_filters_by_ctids(Plan *plan, int nparams)
 
 	if (plan == NULL)
 		return false;
-	if (has_ctid_param((Node *) plan->qual, &nparams))
+	if (IsA(plan, NestLoop) || has_ctid_param((Node *) plan->qual, &nparams))
 		return true;
-	if (IsA(plan, NestLoop) || IsA(plan, MergeJoin) || IsA(plan, HashJoin))
-		if (has_ctid_param((Node *) ((Join *) plan)->joinqual, &nparams))
-			return true;
+	if ((IsA(plan, MergeJoin) || IsA(plan, HashJoin)) &&
+		has_ctid_param((Node *) ((Join *) plan)->joinqual, &nparams))
+		return true;
 	if (IsA(plan, Append))
 		children = ((Append *) plan)->appendplans;
 	else if (IsA(plan, MergeAppend))
@@ -886,7 +891,7 @@ node_filters_by_ctids(Plan *plan, int nparams)
 		node_filters_by_ctids(plan->righttree, nparams);
 }
 
-/* Whether the generic plan of a read by ctid filters rows by the ctids. */
+/* Whether the generic plan of a read by ctid filters rows by the ctids, or loops over them. */
 static bool
 plan_filters_by_ctids(SPIPlanPtr plan, int nparams)
 {
@@ -988,8 +993,9 @@ read_changed_by_ctid(CocoRowDiff *d)
 	 * planner would rather scan the table.  But where it finds a cheaper
 	 * way to the query's rows (a small table; an index, by statistics that
 	 * say few rows match), the ctids become a filter that searches the
-	 * list for every row it reads: past a few ctids, the rows are read by
-	 * key instead.
+	 * list for every row it reads, or the outer side of a nested loop
+	 * planned for a handful of them: past a few ctids, the rows are read
+	 * by key instead.
 	 */
 	r = rowdiff_receiver_create(d, READ_CHANGED);
 	r->seen_mark = 1;
