@@ -199,7 +199,7 @@ rewrite_query(void *arg)
 }
 
 /*
- * The query, returning the ctid of its row as its last column (named
+ * The query, returning the ctid of its row as one more column (named
  * COCO_CTID_COLUMN) and, with paramno > 0, only the rows at the ctids of
  * that tid[] parameter; NULL when it cannot.  Run as the app owner under
  * the search_path the query is read with; a query that does not parse
