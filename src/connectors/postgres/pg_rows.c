@@ -490,12 +490,7 @@ with_ctids(const CocoTableSpec *spec, List *queries, char *sql, char **read_back
 		StagedQuery *q = lfirst(lc);
 		int			i = foreach_current_index(lc);
 
-		ctid_queries[i] = coco_rows_query_with_ctid(q->query, 0);
-		if (ctid_queries[i] != NULL)
-			at[i] = coco_rows_query_with_ctid(q->query, 6 + *ncomps);
-		if (at[i] == NULL)
-			ctid_queries[i] = NULL;
-		else
+		if (coco_rows_query_with_ctid(q->query, 6 + *ncomps, &ctid_queries[i], &at[i]))
 			(*comps)[(*ncomps)++] = q->comp_id;
 	}
 	if (*ncomps == 0)

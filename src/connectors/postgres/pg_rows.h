@@ -50,7 +50,8 @@ extern int64 coco_rows_declared_count(const CocoChildSync *sync, List *queries, 
 /* pg_rows_ctid.c: the last column of declarations read with their ctids */
 #define COCO_CTID_COLUMN "coco#t"
 #define COCO_CTID_COLUMN_SQL "\"coco#t\""
-extern char *coco_rows_query_with_ctid(const char *query, int paramno);
+extern bool coco_rows_query_with_ctid(const char *query, int paramno, char **with_ctid,
+									  char **at_ctids);
 
 /* pg_tracking.c */
 extern Oid	coco_tracked_row_relid(void);

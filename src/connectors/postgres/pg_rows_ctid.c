@@ -127,7 +127,8 @@ typedef struct CtidQuery
 {
 	const char *query;
 	int			paramno;
-	char	   *deparsed;		/* the result */
+	char	   *with_ctid;		/* the results */
+	char	   *at_ctids;
 } CtidQuery;
 
 static void
@@ -142,6 +143,8 @@ rewrite_query(void *arg)
 	TargetEntry *te;
 	ListCell   *lc;
 	int			shown = 0;
+	Param	   *p;
+	ScalarArrayOpExpr *any;
 	Oid		   *types;
 
 	if (list_length(raw) != 1)
@@ -165,56 +168,64 @@ rewrite_query(void *arg)
 	q->targetList = list_insert_nth(q->targetList, shown, te);
 	foreach(lc, q->targetList)
 		((TargetEntry *) lfirst(lc))->resno = foreach_current_index(lc) + 1;
-	if (c->paramno > 0)
-	{
-		ScalarArrayOpExpr *any = makeNode(ScalarArrayOpExpr);
-		Param	   *p = makeNode(Param);
+	c->with_ctid = deparse_exactly(q, 0, NULL);
+	if (c->with_ctid == NULL)
+		return;
 
-		p->paramkind = PARAM_EXTERN;
-		p->paramid = c->paramno;
-		p->paramtype = TIDARRAYOID;
-		p->paramtypmod = -1;
-		p->paramcollid = InvalidOid;
-		p->location = -1;
-		any->opno = TIDEqualOperator;
-		any->opfuncid = F_TIDEQ;
-		any->useOr = true;
-		any->inputcollid = InvalidOid;
-		any->args = list_make2(copyObject(ctid), p);
-		any->location = -1;
-		/* one more argument of a top-level AND, as the parser reads "a AND b AND c" */
-		if (q->jointree->quals == NULL)
-			q->jointree->quals = (Node *) any;
-		else if (is_andclause(q->jointree->quals))
-			((BoolExpr *) q->jointree->quals)->args =
-				lappend(((BoolExpr *) q->jointree->quals)->args, any);
-		else
-			q->jointree->quals = (Node *) makeBoolExpr(AND_EXPR, list_make2(q->jointree->quals, any), -1);
-	}
+	/* then only the rows at the ctids of the parameter */
+	p = makeNode(Param);
+	p->paramkind = PARAM_EXTERN;
+	p->paramid = c->paramno;
+	p->paramtype = TIDARRAYOID;
+	p->paramtypmod = -1;
+	p->paramcollid = InvalidOid;
+	p->location = -1;
+	any = makeNode(ScalarArrayOpExpr);
+	any->opno = TIDEqualOperator;
+	any->opfuncid = F_TIDEQ;
+	any->useOr = true;
+	any->inputcollid = InvalidOid;
+	any->args = list_make2(copyObject(ctid), p);
+	any->location = -1;
+	/* one more argument of a top-level AND, as the parser reads "a AND b AND c" */
+	if (q->jointree->quals == NULL)
+		q->jointree->quals = (Node *) any;
+	else if (is_andclause(q->jointree->quals))
+		((BoolExpr *) q->jointree->quals)->args =
+			lappend(((BoolExpr *) q->jointree->quals)->args, any);
+	else
+		q->jointree->quals = (Node *) makeBoolExpr(AND_EXPR, list_make2(q->jointree->quals, any), -1);
 	/* the parameters before ours are the statement's: any type will do */
-	types = palloc(sizeof(Oid) * Max(c->paramno, 1));
+	types = palloc(sizeof(Oid) * c->paramno);
 	for (int i = 0; i < c->paramno; i++)
 		types[i] = i == c->paramno - 1 ? TIDARRAYOID : INT4OID;
-	c->deparsed = deparse_exactly(q, c->paramno, types);
+	c->at_ctids = deparse_exactly(q, c->paramno, types);
 }
 
 /*
  * The query, returning the ctid of its row as one more column (named
- * COCO_CTID_COLUMN) and, with paramno > 0, only the rows at the ctids of
- * that tid[] parameter; NULL when it cannot.  Run as the app owner under
- * the search_path the query is read with; a query that does not parse
- * here is left as it is, for its read to raise the error.
+ * COCO_CTID_COLUMN), into *with_ctid, and the same returning only the
+ * rows at the ctids of tid[] parameter $paramno, into *at_ctids; false
+ * (both NULL) when it cannot.  One parse and analysis makes both.  Run as
+ * the app owner under the search_path the query is read with; a query
+ * that does not parse here is left as it is, for its read to raise the
+ * error.
  */
-char *
-coco_rows_query_with_ctid(const char *query, int paramno)
+bool
+coco_rows_query_with_ctid(const char *query, int paramno, char **with_ctid, char **at_ctids)
 {
-	CtidQuery	c = {query, paramno, NULL};
+	CtidQuery	c = {query, paramno, NULL, NULL};
 	ErrorData  *edata = coco_subxact_call(rewrite_query, &c);
 
+	*with_ctid = *at_ctids = NULL;
 	if (edata != NULL)
 	{
 		FreeErrorData(edata);
-		return NULL;
+		return false;
 	}
-	return c.deparsed;
+	if (c.with_ctid == NULL || c.at_ctids == NULL)
+		return false;
+	*with_ctid = c.with_ctid;
+	*at_ctids = c.at_ctids;
+	return true;
 }

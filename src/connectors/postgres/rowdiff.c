@@ -1030,13 +1030,11 @@ read_changed_by_ctid(CocoRowDiff *d)
 static int64
 read_changed_by_place(CocoRowDiff *d)
 {
+	int64	   *wanted = MemoryContextAllocHuge(d->cxt, sizeof(int64) * d->to_read);
+	int64		n = 0;
 	RowReceiver *r;
 	int64		nseen;
-	int64		n = 0;
 
-	r = rowdiff_receiver_create(d, READ_CHANGED);
-	r->seen_mark = 1;
-	r->wanted = MemoryContextAllocHuge(d->cxt, sizeof(int64) * d->to_read);
 	for (int64 i = 0; i < d->changed.n; i++)
 	{
 		ChangeEntry *c = table_entry(&d->changed, i);
@@ -1045,20 +1043,20 @@ read_changed_by_place(CocoRowDiff *d)
 			continue;
 		if (c->place & PLACE_CTID)
 		{
-			pfree(r->wanted);
-			r->wanted = NULL;
-			rowdiff_receiver_free(r);
+			pfree(wanted);
 			return -1;
 		}
-		r->wanted[n++] = c->place;
+		wanted[n++] = c->place;
 	}
-	qsort(r->wanted, n, sizeof(int64), cmp_int64);
+	qsort(wanted, n, sizeof(int64), cmp_int64);
+	r = rowdiff_receiver_create(d, READ_CHANGED);
+	r->seen_mark = 1;
+	r->wanted = wanted;
 	r->nwanted = n;
 	rowdiff_run_into(d->sql, d->params, r);
 	nseen = r->nseen;
-	pfree(r->wanted);
-	r->wanted = NULL;
 	rowdiff_receiver_free(r);
+	pfree(wanted);
 	return nseen;
 }
 
