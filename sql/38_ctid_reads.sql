@@ -19,7 +19,14 @@
 --      "ctid", or a SELECT * that returns a column of the ctid column's
 --      name, keeps its query as it is; a plan that would filter every row
 --      by the list of ctids, or loop over them, is not run: the rows are
---      read by key; the ctids' condition joins a WHERE of several.
+--      read by key; the ctids' condition joins a WHERE of several;
+--   9. the source changes between the declaration and the run: a table
+--      swapped in under its name (the same rows at other ctids, two of
+--      them changed) is the one read, by its own ctids; a dropped source
+--      fails the run with the name of the table, and leaves the target as
+--      it was; row security that the source's owner turns on hides rows
+--      from the app owner, whose run deletes them and reads the changed
+--      row by ctid through the policy.
 -- The tracking heap is compacted before each run shown, so that how it is
 -- read does not depend on the tests before.
 \set VERBOSITY default
@@ -263,6 +270,76 @@ SELECT ct_run() IS NOT NULL AS from_several_conditions;
 SELECT ct_change('and', 90, 15, 'SELECT id, title FROM ct_src WHERE id > 0 AND title IS NOT NULL AND id BETWEEN 1 AND 100000');
 VACUUM FULL coco.tracked_row;
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+
+-- 9. the source changes between the declaration and the run
+SELECT ct_declare('SELECT id, title FROM ct_src');
+SELECT ct_run() IS NOT NULL AS before_swap;
+CREATE TABLE ct_swap (id bigint PRIMARY KEY, title text) WITH (autovacuum_enabled = off);
+INSERT INTO ct_swap SELECT id, title FROM ct_src ORDER BY id DESC;
+UPDATE ct_swap SET title = 'swapped' WHERE id IN (3, 500);
+SELECT ct_declare('SELECT id, title FROM ct_src');
+ALTER TABLE ct_src RENAME TO ct_src_kept;
+ALTER TABLE ct_swap RENAME TO ct_src;
+VACUUM FULL coco.tracked_row;
+-- swapped in
+SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
+SELECT count(*) AS swapped_rows FROM ct_t WHERE title = 'swapped';
+-- dropped between the declaration and the run
+UPDATE ct_src SET title = 'dropped' WHERE id = 4;
+SELECT ct_declare('SELECT id, title FROM ct_src');
+ALTER TABLE ct_src RENAME TO ct_swap;
+\set VERBOSITY sqlstate
+SELECT ct_run();
+\set VERBOSITY default
+SELECT ct_run();
+SELECT count(*) AS dropped_rows FROM ct_t WHERE title = 'dropped';
+ALTER TABLE ct_swap RENAME TO ct_src;
+DROP TABLE ct_src;
+ALTER TABLE ct_src_kept RENAME TO ct_src;
+-- row security turned on by the source's owner
+DROP ROLE IF EXISTS regress_coco_ct_rls;
+DROP ROLE IF EXISTS regress_coco_ct_src;
+CREATE ROLE regress_coco_ct_rls;
+CREATE ROLE regress_coco_ct_src;
+CREATE TABLE ct_rls (id bigint PRIMARY KEY, title text) WITH (autovacuum_enabled = off);
+INSERT INTO ct_rls SELECT id, title FROM ct_src;
+ALTER TABLE ct_rls OWNER TO regress_coco_ct_src;
+GRANT SELECT ON ct_rls TO regress_coco_ct_rls;
+CREATE SCHEMA ct_rls_own AUTHORIZATION regress_coco_ct_rls;
+SET ROLE regress_coco_ct_rls;
+SELECT coco.create_app('ct_rls');
+CREATE FUNCTION ct_rls_own.sync(shown boolean, OUT run jsonb, OUT differences bigint) LANGUAGE plpgsql
+SET client_min_messages = notice AS $$
+BEGIN
+  PERFORM coco.declare_table('ct_rls', 'ct_rls_own.t',
+    '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}]', '{id}');
+  PERFORM coco.declare_rows('ct_rls', 'ct_rls_own.t', 'SELECT id, title FROM public.ct_rls');
+  IF shown THEN
+    SET LOCAL client_min_messages = debug1;
+  END IF;
+  run := (coco.reconcile('ct_rls'))->'providers'->'postgres.row';
+  SELECT count(*) INTO differences FROM ((SELECT * FROM ct_rls_own.t EXCEPT SELECT id, title FROM public.ct_rls)
+    UNION ALL (SELECT id, title FROM public.ct_rls EXCEPT SELECT * FROM ct_rls_own.t)) x;
+END $$;
+SELECT * FROM ct_rls_own.sync(false);
+RESET ROLE;
+SET ROLE regress_coco_ct_src;
+UPDATE ct_rls SET title = 'behind policy' WHERE id = 10;
+ALTER TABLE ct_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ct_rls_some ON ct_rls FOR SELECT TO regress_coco_ct_rls USING (id % 100 <> 0);
+RESET ROLE;
+SET ROLE regress_coco_ct_rls;
+SELECT count(*) AS rows_seen FROM public.ct_rls;
+SELECT * FROM ct_rls_own.sync(true);
+SELECT count(*) AS rows_kept, count(*) FILTER (WHERE title = 'behind policy') AS changed_kept
+  FROM ct_rls_own.t;
+SELECT coco.drop_app('ct_rls');
+DROP FUNCTION ct_rls_own.sync(boolean);
+RESET ROLE;
+DROP SCHEMA ct_rls_own;
+DROP TABLE ct_rls;
+DROP ROLE regress_coco_ct_rls;
+DROP ROLE regress_coco_ct_src;
 
 SELECT coco.drop_app('ct');
 DROP FUNCTION ct_declare_two();
