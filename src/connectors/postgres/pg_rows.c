@@ -316,7 +316,7 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	{
 		int64		written;
 
-		coco_tracking_write(b->store, desc, sync->pass_id, &written);
+		coco_tracking_write(b->store, desc, sync->pass_id, spec, &written);
 		if (written != b->ndeletes + b->nretracked)
 			duplicate_across_batches(spec);
 	}

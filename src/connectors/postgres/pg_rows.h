@@ -57,7 +57,7 @@ extern bool coco_rows_query_with_ctid(const char *query, int paramno, char **wit
 extern Oid	coco_tracked_row_relid(void);
 extern AttrNumber coco_tracked_row_attnum(Relation rel, const char *name);
 extern void coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id,
-								int64 *written);
+								const CocoTableSpec *spec, int64 *written);
 
 /* pg_value_error.c */
 extern void coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,

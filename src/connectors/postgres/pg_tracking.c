@@ -61,6 +61,8 @@ typedef struct TrackingWriter
 	AttrNumber	comp_att;
 	AttrNumber	fp_att;
 	AttrNumber	pass_att;
+	const CocoTableSpec *spec;	/* the table whose rows these track */
+	bytea	   *key;			/* the key of the row being written */
 } TrackingWriter;
 
 static void
@@ -110,11 +112,17 @@ writer_close(TrackingWriter *w)
 
 /* Another transaction wrote a tracked row: only the app's runs may, one at a time. */
 static void
-written_concurrently(void)
+written_concurrently(TrackingWriter *w)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("a row of coco.tracked_row was changed by another transaction during a run"),
+			 w->key != NULL ?
+			 errmsg("the tracked row with key %s of table \"%s\" was changed by another transaction during a run",
+					coco_describe_row_key(w->spec, VARDATA_ANY(w->key), VARSIZE_ANY_EXHDR(w->key)),
+					w->spec->tn.qualified) :
+			 errmsg("a tracked row of table \"%s\" was changed by another transaction during a run",
+					w->spec->tn.qualified),
+			 errdetail("The row is in coco.tracked_row."),
 			 errhint("Only the runs of an app write its tracked rows; retry the run.")));
 }
 
@@ -134,7 +142,7 @@ delete_tracked(TrackingWriter *w, ItemPointer tid)
 		case TM_SelfModified:
 			return false;
 		default:
-			written_concurrently();
+			written_concurrently(w);
 	}
 	return false;
 }
@@ -175,7 +183,7 @@ update_tracked(TrackingWriter *w, ItemPointer tid, Datum comp, Datum fp, int64 p
 		case TM_SelfModified:
 			return false;
 		default:
-			written_concurrently();
+			written_concurrently(w);
 	}
 	if (update_indexes)
 		(void) ExecInsertIndexTuples(w->rri, w->new, w->estate, true, false, NULL, NIL);
@@ -188,14 +196,18 @@ update_tracked(TrackingWriter *w, ItemPointer tid, Datum comp, Datum fp, int64 p
  * its changed and moved rows to their component and fingerprint, stamped
  * with the pass.  Returns in `written` how many of the batch's rows were
  * deleted or updated: fewer than the batch holds means a key came twice.
+ * `spec`: the table the batch writes, named with the row's key should
+ * another transaction have written a tracked row.
  */
 void
-coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id, int64 *written)
+coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id,
+					const CocoTableSpec *spec, int64 *written)
 {
 	TrackingWriter w;
 	TupleTableSlot *slot;
 
 	writer_open(&w);
+	w.spec = spec;
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	*written = 0;
 	/* the batch's own read pointer: its statements use others */
@@ -206,12 +218,15 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id, int64
 		bool		isnull;
 		int			op = DatumGetInt32(slot_getattr(slot, COCO_CH_OP + 1, &isnull));
 		Datum		tid = slot_getattr(slot, COCO_CH_TID + 1, &isnull);
+		Datum		key;
 		MemoryContext old;
 
 		if (op == COCO_OP_INSERT || isnull)
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(w.rowcxt);
+		key = slot_getattr(slot, COCO_CH_KEY + 1, &isnull);
+		w.key = isnull ? NULL : DatumGetByteaPP(key);
 		if (op == COCO_OP_DELETE)
 			*written += delete_tracked(&w, (ItemPointer) DatumGetPointer(tid));
 		else
