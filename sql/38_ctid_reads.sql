@@ -22,11 +22,11 @@
 --      read by key; the ctids' condition joins a WHERE of several;
 --   9. the source changes between the declaration and the run: a table
 --      swapped in under its name (the same rows at other ctids, two of
---      them changed) is the one read, by its own ctids; a dropped source
---      fails the run with the name of the table, and leaves the target as
---      it was; row security that the source's owner turns on hides rows
---      from the app owner, whose run deletes them and reads the changed
---      row by ctid through the policy.
+--      them changed) is the one read, by its own ctids; a source gone
+--      (renamed away) fails the run with 42P01 naming it, and leaves the
+--      target as it was; row security that the source's owner turns on
+--      hides rows from the app owner, whose run deletes them and reads the
+--      changed row by ctid through the policy.
 -- The tracking heap is compacted before each run shown, so that how it is
 -- read does not depend on the tests before.
 \set VERBOSITY default
@@ -284,7 +284,7 @@ VACUUM FULL coco.tracked_row;
 -- swapped in
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 SELECT count(*) AS swapped_rows FROM ct_t WHERE title = 'swapped';
--- dropped between the declaration and the run
+-- gone between the declaration and the run (renamed away)
 UPDATE ct_src SET title = 'dropped' WHERE id = 4;
 SELECT ct_declare('SELECT id, title FROM ct_src');
 ALTER TABLE ct_src RENAME TO ct_swap;
