@@ -62,7 +62,7 @@ typedef struct TrackingWriter
 	AttrNumber	fp_att;
 	AttrNumber	pass_att;
 	const CocoTableSpec *spec;	/* the table whose rows these track */
-	bytea	   *key;			/* the key of the row being written */
+	TupleTableSlot *change;		/* the batch's row being written */
 } TrackingWriter;
 
 static void
@@ -110,15 +110,22 @@ writer_close(TrackingWriter *w)
 	CommandCounterIncrement();
 }
 
-/* Another transaction wrote a tracked row: only the app's runs may, one at a time. */
+/*
+ * Another transaction wrote a tracked row: only the app's runs may, one at
+ * a time.  The row is named by the key of the batch's row being written.
+ */
 static void
 written_concurrently(TrackingWriter *w)
 {
+	bool		isnull;
+	Datum		datum = slot_getattr(w->change, COCO_CH_KEY + 1, &isnull);
+	bytea	   *key = isnull ? NULL : DatumGetByteaPP(datum);
+
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 w->key != NULL ?
+			 key != NULL ?
 			 errmsg("the tracked row with key %s of table \"%s\" was changed by another transaction during a run",
-					coco_describe_row_key(w->spec, VARDATA_ANY(w->key), VARSIZE_ANY_EXHDR(w->key)),
+					coco_describe_row_key(w->spec, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)),
 					w->spec->tn.qualified) :
 			 errmsg("a tracked row of table \"%s\" was changed by another transaction during a run",
 					w->spec->tn.qualified),
@@ -207,8 +214,9 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id,
 	TupleTableSlot *slot;
 
 	writer_open(&w);
-	w.spec = spec;
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	w.spec = spec;
+	w.change = slot;
 	*written = 0;
 	/* the batch's own read pointer: its statements use others */
 	tuplestore_select_read_pointer(batch, 0);
@@ -218,15 +226,12 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id,
 		bool		isnull;
 		int			op = DatumGetInt32(slot_getattr(slot, COCO_CH_OP + 1, &isnull));
 		Datum		tid = slot_getattr(slot, COCO_CH_TID + 1, &isnull);
-		Datum		key;
 		MemoryContext old;
 
 		if (op == COCO_OP_INSERT || isnull)
 			continue;
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(w.rowcxt);
-		key = slot_getattr(slot, COCO_CH_KEY + 1, &isnull);
-		w.key = isnull ? NULL : DatumGetByteaPP(key);
 		if (op == COCO_OP_DELETE)
 			*written += delete_tracked(&w, (ItemPointer) DatumGetPointer(tid));
 		else
