@@ -69,6 +69,24 @@ BEGIN
   run := (coco.reconcile('ct'))->'providers'->'postgres.row';
   differences := ct_differences(q);
 END $$;
+-- as a role that is not a superuser: declare table tbl of app with the
+-- rows of table src, reconcile (showing how it reads, if `shown`), and
+-- count the rows of tbl that differ from src
+CREATE FUNCTION ct_role_sync(app text, tbl text, src text, shown boolean,
+                             OUT run jsonb, OUT differences bigint) LANGUAGE plpgsql
+SET client_min_messages = notice AS $$
+BEGIN
+  PERFORM coco.declare_table(app, tbl,
+    '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}]', '{id}');
+  PERFORM coco.declare_rows(app, tbl, format('SELECT id, title FROM %s', src));
+  IF shown THEN
+    SET LOCAL client_min_messages = debug1;
+  END IF;
+  run := (coco.reconcile(app))->'providers'->'postgres.row';
+  EXECUTE format('SELECT count(*) FROM ((SELECT id, title FROM %1$s EXCEPT SELECT id, title FROM %2$s) '
+                 'UNION ALL (SELECT id, title FROM %2$s EXCEPT SELECT id, title FROM %1$s)) x', tbl, src)
+    INTO differences;
+END $$;
 
 -- 1. by ctid
 SELECT ct_declare('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
@@ -162,34 +180,18 @@ CREATE SCHEMA ct_own AUTHORIZATION regress_coco_ct;
 GRANT SELECT (id, title) ON ct_src TO regress_coco_ct;
 SET ROLE regress_coco_ct;
 SELECT coco.create_app('ct_col');
--- declare, reconcile (showing how it reads, if `shown`), and count the
--- rows of the table that differ from the source
-CREATE FUNCTION ct_own.sync(shown boolean, OUT run jsonb, OUT differences bigint) LANGUAGE plpgsql
-SET client_min_messages = notice AS $$
-BEGIN
-  PERFORM coco.declare_table('ct_col', 'ct_own.t',
-    '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}]', '{id}');
-  PERFORM coco.declare_rows('ct_col', 'ct_own.t', 'SELECT id, title FROM public.ct_src');
-  IF shown THEN
-    SET LOCAL client_min_messages = debug1;
-  END IF;
-  run := (coco.reconcile('ct_col'))->'providers'->'postgres.row';
-  SELECT count(*) INTO differences FROM ((SELECT * FROM ct_own.t EXCEPT SELECT id, title FROM public.ct_src)
-    UNION ALL (SELECT id, title FROM public.ct_src EXCEPT SELECT * FROM ct_own.t)) x;
-END $$;
-SELECT * FROM ct_own.sync(false);
+SELECT * FROM ct_role_sync('ct_col', 'ct_own.t', 'public.ct_src', false);
 RESET ROLE;
 UPDATE ct_src SET title = 'columns' WHERE id % 90 = 8;
 SET ROLE regress_coco_ct;
-SELECT * FROM ct_own.sync(true);
+SELECT * FROM ct_role_sync('ct_col', 'ct_own.t', 'public.ct_src', true);
 -- with SELECT on the table, its ctids
 RESET ROLE;
 GRANT SELECT ON ct_src TO regress_coco_ct;
 UPDATE ct_src SET title = 'table' WHERE id % 90 = 9;
 SET ROLE regress_coco_ct;
-SELECT * FROM ct_own.sync(true);
+SELECT * FROM ct_role_sync('ct_col', 'ct_own.t', 'public.ct_src', true);
 SELECT coco.drop_app('ct_col');
-DROP FUNCTION ct_own.sync(boolean);
 RESET ROLE;
 DROP SCHEMA ct_own;
 REVOKE ALL ON ct_src FROM regress_coco_ct;
@@ -308,20 +310,7 @@ GRANT SELECT ON ct_rls TO regress_coco_ct_rls;
 CREATE SCHEMA ct_rls_own AUTHORIZATION regress_coco_ct_rls;
 SET ROLE regress_coco_ct_rls;
 SELECT coco.create_app('ct_rls');
-CREATE FUNCTION ct_rls_own.sync(shown boolean, OUT run jsonb, OUT differences bigint) LANGUAGE plpgsql
-SET client_min_messages = notice AS $$
-BEGIN
-  PERFORM coco.declare_table('ct_rls', 'ct_rls_own.t',
-    '[{"name": "id", "type": "bigint"}, {"name": "title", "type": "text"}]', '{id}');
-  PERFORM coco.declare_rows('ct_rls', 'ct_rls_own.t', 'SELECT id, title FROM public.ct_rls');
-  IF shown THEN
-    SET LOCAL client_min_messages = debug1;
-  END IF;
-  run := (coco.reconcile('ct_rls'))->'providers'->'postgres.row';
-  SELECT count(*) INTO differences FROM ((SELECT * FROM ct_rls_own.t EXCEPT SELECT id, title FROM public.ct_rls)
-    UNION ALL (SELECT id, title FROM public.ct_rls EXCEPT SELECT * FROM ct_rls_own.t)) x;
-END $$;
-SELECT * FROM ct_rls_own.sync(false);
+SELECT * FROM ct_role_sync('ct_rls', 'ct_rls_own.t', 'public.ct_rls', false);
 RESET ROLE;
 SET ROLE regress_coco_ct_src;
 UPDATE ct_rls SET title = 'behind policy' WHERE id = 10;
@@ -330,11 +319,10 @@ CREATE POLICY ct_rls_some ON ct_rls FOR SELECT TO regress_coco_ct_rls USING (id 
 RESET ROLE;
 SET ROLE regress_coco_ct_rls;
 SELECT count(*) AS rows_seen FROM public.ct_rls;
-SELECT * FROM ct_rls_own.sync(true);
+SELECT * FROM ct_role_sync('ct_rls', 'ct_rls_own.t', 'public.ct_rls', true);
 SELECT count(*) AS rows_kept, count(*) FILTER (WHERE title = 'behind policy') AS changed_kept
   FROM ct_rls_own.t;
 SELECT coco.drop_app('ct_rls');
-DROP FUNCTION ct_rls_own.sync(boolean);
 RESET ROLE;
 DROP SCHEMA ct_rls_own;
 DROP TABLE ct_rls;
@@ -347,6 +335,7 @@ DROP FUNCTION ct_change(text, int, int, text);
 DROP FUNCTION ct_declare(text, text[]);
 DROP FUNCTION ct_run();
 DROP FUNCTION ct_shown_run(text);
+DROP FUNCTION ct_role_sync(text, text, text, boolean);
 DROP FUNCTION ct_differences(text);
 DROP MATERIALIZED VIEW ct_m;
 DROP VIEW ct_v;
