@@ -1,6 +1,6 @@
 # coco_target — PGXS build.
 EXTENSION    = coco_target
-EXTVERSION   = 0.6
+EXTVERSION   = 0.7
 MODULE_big   = coco_target
 # the layers of src/ (see docs/architecture.md), lowest first
 LAYERS       = core util store engine connectors/postgres connectors/localfs connectors/sql sched bgworker api

@@ -64,7 +64,7 @@ fi
 COLUMNS_JSON='[{"name":"id","type":"bigint","nullable":false},{"name":"title","type":"text"},{"name":"body","type":"text"},{"name":"score","type":"float8"}]'
 DDL='(id bigint PRIMARY KEY, title text, body text, score float8)'
 COLS='id, title, body, score'
-COCO_RELS="coco.tracked_row, coco.staged_row, coco.staged_query, coco.staged_state, coco.target_state, coco.run"
+COCO_RELS="coco.tracked_chunk, coco.staged_row, coco.staged_query, coco.staged_state, coco.target_state, coco.run"
 # Rows lo..hi of the source, deterministic (8 + 40 + 114 + 8 bytes of data).
 gen() {
     echo "SELECT g, 'Title ' || substr(md5(g::text), 1, 34),

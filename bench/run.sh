@@ -342,7 +342,7 @@ COMMIT;
 EOF
 }
 
-COCO_RELS="coco.tracked_row, coco.staged_row, coco.staged_query, coco.staged_state, coco.target_state, coco.run"
+COCO_RELS="coco.tracked_chunk, coco.staged_row, coco.staged_query, coco.staged_state, coco.target_state, coco.run"
 
 # sync_all SCENARIO: one resync of every method from `src` (main scenarios).
 sync_all() {

@@ -102,10 +102,10 @@ SELECT coco.clear_component('kt', '{b}');
 RESET coco_target.batch_size;
 
 -- Tracked rows rewritten by five runs in one transaction, every row
--- changed and moved to the other component each time: no version can be
--- pruned, pages fill, and the updates that no longer fit their page add
--- entries to the tracking's primary key.  Every row is still found by its
--- key, and a run after them changes nothing.
+-- changed and moved to the other component each time: each run empties
+-- the chunks of both components and packs their rows into new ones, and
+-- no version can be pruned.  Every row is still tracked once, packed, and
+-- found by its key, and a run after them changes nothing.
 CREATE TABLE kt_hsrc AS SELECT g AS id, 0 AS v FROM generate_series(1, 2000) g;
 CREATE FUNCTION pg_temp.declare_h() RETURNS void LANGUAGE sql AS $$
   SELECT coco.declare_table('kt', 'kt_h', '[{"name": "id", "type": "int"}, {"name": "v", "type": "int"}]',
@@ -122,13 +122,15 @@ $$;
 SELECT pg_temp.declare_h();
 SELECT pg_temp.summary(coco.reconcile('kt'));
 BEGIN;
-SELECT n_tup_upd AS upd0, n_tup_hot_upd AS hot0 FROM pg_stat_xact_all_tables
- WHERE relid = 'coco.tracked_row'::regclass \gset
+SELECT n_tup_ins AS ins0, n_tup_del AS del0 FROM pg_stat_xact_all_tables
+ WHERE relid = 'coco.tracked_chunk'::regclass \gset
 SELECT i AS run, pg_temp.change_h() FROM generate_series(1, 5) i;
-SELECT n_tup_upd - :upd0 AS tracked_rows_updated,
-       n_tup_upd - :upd0 > n_tup_hot_upd - :hot0 AS some_not_in_place
-  FROM pg_stat_xact_all_tables WHERE relid = 'coco.tracked_row'::regclass;
+SELECT n_tup_ins - :ins0 >= 5 * 2 AS chunks_written, n_tup_del - :del0 >= 5 * 2 AS chunks_emptied
+  FROM pg_stat_xact_all_tables WHERE relid = 'coco.tracked_chunk'::regclass;
 COMMIT;
+SELECT sum(nrows) AS tracked, count(*) <= 2000 / 50 + 2 AS packed FROM coco.tracked_chunk
+ WHERE target_id = (SELECT ts_id FROM coco.target_state
+                     WHERE provider = 'postgres.table' AND name = 'public.kt_h');
 SET enable_seqscan = off; SET enable_bitmapscan = off;
 SELECT count(*) AS found_by_key FROM kt_hsrc s
  WHERE EXISTS (SELECT FROM coco.tracked_row t

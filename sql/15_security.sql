@@ -40,8 +40,8 @@ CREATE FUNCTION public.sec_visible() RETURNS TABLE (rel text, n bigint) LANGUAGE
 DECLARE t text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['app', 'component', 'staged_state', 'staged_row', 'staged_query',
-                           'cleared_component', 'target_state', 'tracked_row', 'row_set', 'run',
-                           'apps', 'runs', 'target_states', 'stale_components']
+                           'cleared_component', 'target_state', 'tracked_chunk', 'tracked_row',
+                           'row_set', 'run', 'apps', 'runs', 'target_states', 'stale_components']
   LOOP
     rel := t;
     EXECUTE format('SELECT count(*) FROM coco.%I', t) INTO n;
@@ -126,7 +126,7 @@ DELETE FROM coco.app;
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO coco.staged_row VALUES (1, 1, 'sec_alice.t', '\x00', '{}');
 \echo :LAST_ERROR_SQLSTATE
-UPDATE coco.tracked_row SET fp = '\x00';
+UPDATE coco.tracked_chunk SET rows = '\x00';
 \echo :LAST_ERROR_SQLSTATE
 DELETE FROM coco.target_state;
 \echo :LAST_ERROR_SQLSTATE
@@ -143,7 +143,7 @@ DECLARE
   res text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['app', 'component', 'staged_state', 'staged_row', 'staged_query',
-                           'cleared_component', 'target_state', 'tracked_row', 'row_set', 'run']
+                           'cleared_component', 'target_state', 'tracked_chunk', 'row_set', 'run']
   LOOP
     SELECT attname INTO c FROM pg_attribute
      WHERE attrelid = ('coco.' || t)::regclass AND attnum > 0 AND attidentity = ''

@@ -141,7 +141,7 @@ INSERT INTO sp2_src SELECT repeat('k', 900) || g, g FROM generate_series(1, 1600
 SELECT pg_temp.sync2() AS first_load;
 DELETE FROM sp2_src WHERE v % 4 = 0;
 SELECT pg_temp.sync2() AS a_halved;
-VACUUM coco.tracked_row;
+VACUUM coco.tracked_chunk;
 INSERT INTO sp2_src SELECT repeat('k', 900) || g, g FROM generate_series(100001, 108000) g WHERE g % 2 = 1;
 SELECT pg_temp.sync2() AS b_grown;
 SELECT pg_temp.lossy('sp2_a') AS lossy;
@@ -177,7 +177,7 @@ UPDATE pb_src SET v = v || '!' WHERE id % 10 = 1;
 DELETE FROM pb_src WHERE id % 10 = 2;
 UPDATE pb_src SET c = 1 - c WHERE id % 10 = 3;
 INSERT INTO pb_src SELECT g, 'n' || g, g % 2 FROM generate_series(5001, 5200) g;
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 SET client_min_messages = debug1;
 SELECT pg_temp.pb_sync('DESC') AS pb_reversed;
 RESET client_min_messages;

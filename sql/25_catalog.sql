@@ -26,7 +26,7 @@ SELECT object AS without_comment FROM pg_temp.members()
  WHERE coalesce(comment, '') = '' ORDER BY 1;
 SELECT object, comment FROM pg_temp.members()
  WHERE object IN ('function coco.reconcile(text,boolean,boolean)', 'function coco.digest_final(internal)',
-                  'view coco.staged', 'view coco.components', 'table coco.tracked_row')
+                  'view coco.staged', 'view coco.components', 'view coco.tracked_row')
  ORDER BY 1;
 
 -- 2. and 3. an app of alice's

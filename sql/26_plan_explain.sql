@@ -96,7 +96,8 @@ SELECT count(*) AS listed_without_rows FROM coco.plan('px', row_limit => 5) WHER
 CREATE FUNCTION pg_temp.world() RETURNS text LANGUAGE sql AS $$
   SELECT md5(concat(
     (SELECT string_agg(t::text, ',' ORDER BY id) FROM px_n t),
-    (SELECT string_agg(concat(key, fp, comp_id, pass_id), ',' ORDER BY key) FROM coco.tracked_row),
+    (SELECT string_agg(concat(key, fp, comp_id), ',' ORDER BY key) FROM coco.tracked_row),
+    (SELECT string_agg(ctid::text, ',' ORDER BY ctid) FROM coco.tracked_chunk),
     (SELECT string_agg(concat(ts_id, records, comp_id), ',' ORDER BY ts_id) FROM coco.target_state),
     (SELECT pending_declarations FROM coco.apps WHERE app = 'px')))
 $$;

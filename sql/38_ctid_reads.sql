@@ -95,30 +95,30 @@ UPDATE ct_src SET title = 'changed' WHERE id % 50 = 0;
 DELETE FROM ct_src WHERE id % 101 = 0;
 INSERT INTO ct_src SELECT g, 'new' FROM generate_series(1001, 1005) g;
 SELECT ct_declare('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- by ctid
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
 
 -- 2. by key: a third of the rows change
 UPDATE ct_src SET title = title || '+' WHERE id % 3 = 0;
 SELECT ct_declare('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- by key
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src WHERE id % 10 <> 9');
 
 -- 3. no ctids
 CREATE VIEW ct_v AS SELECT * FROM ct_src;
 SELECT ct_change('view', 70, 1, 'SELECT id, title FROM ct_v');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- from view
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 SELECT ct_change('join', 70, 2, 'SELECT s.id, s.title FROM ct_src s JOIN ct_src t USING (id)');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- from join
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 SELECT ct_change('two sources', 70, 4, 'SELECT id, title FROM ct_src WHERE id <= 600');
 SELECT coco.declare_rows('ct', 'public.ct_t', 'SELECT id, title FROM ct_src WHERE id > 600');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- two sources
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 
@@ -134,7 +134,7 @@ UPDATE ct_child SET title = 'child changed' WHERE id = 150;
 -- the changed parent row's new ctid names a child row too
 SELECT (SELECT ctid FROM ONLY ct_parent WHERE id = 7) IN (SELECT ctid FROM ct_child) AS ctid_shared;
 SELECT ct_declare('SELECT id, title FROM ct_parent');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- inherited changed
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_parent');
 
@@ -151,13 +151,13 @@ SELECT ct_differences('SELECT id, title FROM ct_src UNION ALL SELECT id, title F
 UPDATE ct_src SET title = 'a' WHERE id % 90 = 5;
 UPDATE ct_src2 SET title = 'b' WHERE id % 90 = 5;
 SELECT ct_declare_two();
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- components changed
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2');
 UPDATE ct_src SET title = 'a again' WHERE id % 90 = 6;
 SELECT ct_declare_two();
 SELECT coco.declare_row('ct', 'public.ct_t', '{"id": 5000, "title": "staged"}', component => '{c}');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- with staged rows
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src UNION ALL SELECT id, title FROM ct_src2 UNION ALL SELECT 5000, ''staged''');
 SELECT coco.clear_component('ct', '{a}'), coco.clear_component('ct', '{b}'), coco.clear_component('ct', '{c}');
@@ -169,7 +169,7 @@ SELECT ct_run() IS NOT NULL AS from_matview;
 UPDATE ct_src SET title = 'refreshed' WHERE id % 90 = 7;
 REFRESH MATERIALIZED VIEW ct_m;
 SELECT ct_declare('SELECT id, title FROM ct_m');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- matview refreshed
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 
@@ -201,7 +201,7 @@ DROP ROLE regress_coco_ct;
 -- a float constant is written back in full, whatever extra_float_digits says
 SELECT ct_change('float', 90, 10, 'SELECT id, title FROM ct_src WHERE ''3.141592653589793''::float8 = pi()');
 SET extra_float_digits = 0;
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- float constant
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 RESET extra_float_digits;
@@ -210,19 +210,19 @@ RESET extra_float_digits;
 SELECT ct_change('zone', 90, 11, 'SELECT id, title FROM ct_src WHERE ''2024-03-04 10:00:00+05:30''::timestamptz = ''2024-03-04 04:30:00+00''::timestamptz');
 SET DateStyle = 'Postgres, MDY';
 SET TimeZone = 'Asia/Kolkata';
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- zone constant
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 RESET DateStyle;
 RESET TimeZone;
 -- ordered by what it does not return: the ctid goes before that
 SELECT ct_change('ordered', 90, 14, 'SELECT id, title FROM ct_src ORDER BY length(title), id');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- ordered by more
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 -- a column aliased "ctid": written back, the ctid would be that column
 SELECT ct_change('alias', 90, 12, 'SELECT ctid AS id, title FROM ct_src AS x(ctid, title)');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- column aliased ctid
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 -- a SELECT * whose table gains a column of the ctid column's name
@@ -233,7 +233,7 @@ SELECT ct_run() IS NOT NULL AS from_star;
 SELECT ct_declare('SELECT * FROM ct_star');
 ALTER TABLE ct_star ADD COLUMN "coco#t" int;
 UPDATE ct_star SET title = 'star' WHERE id % 90 = 13;
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- star with column named ctid
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_star');
 -- statistics that say few rows match: the generic plan would take an index
@@ -249,7 +249,7 @@ SELECT ct_declare('SELECT id, title FROM ct_big WHERE status = ''active''');
 SELECT ct_run() IS NOT NULL AS from_big;
 UPDATE ct_big SET title = 'big' WHERE id % 10 = 1 AND id <= 15000;
 SELECT ct_declare('SELECT id, title FROM ct_big WHERE status = ''active''');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- stale statistics
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_big WHERE status = ''active''');
 
@@ -264,13 +264,13 @@ SELECT ct_declare('SELECT id, title FROM ct_big WHERE id IN (SELECT id FROM ct_s
 SELECT ct_run() IS NOT NULL AS from_subquery;
 UPDATE ct_big SET title = 'subquery' WHERE id % 4 = 1 AND id <= 6000;
 SELECT ct_declare('SELECT id, title FROM ct_big WHERE id IN (SELECT id FROM ct_sel WHERE flag = 1)');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_big WHERE id IN (SELECT id FROM ct_sel WHERE flag = 1)');
 -- a WHERE of several conditions: the ctids' condition joins them
 SELECT ct_declare('SELECT id, title FROM ct_src WHERE id > 0 AND title IS NOT NULL AND id BETWEEN 1 AND 100000');
 SELECT ct_run() IS NOT NULL AS from_several_conditions;
 SELECT ct_change('and', 90, 15, 'SELECT id, title FROM ct_src WHERE id > 0 AND title IS NOT NULL AND id BETWEEN 1 AND 100000');
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 
 -- 9. the source changes between the declaration and the run
@@ -282,7 +282,7 @@ UPDATE ct_swap SET title = 'swapped' WHERE id IN (3, 500);
 SELECT ct_declare('SELECT id, title FROM ct_src');
 ALTER TABLE ct_src RENAME TO ct_src_kept;
 ALTER TABLE ct_swap RENAME TO ct_src;
-VACUUM FULL coco.tracked_row;
+VACUUM FULL coco.tracked_chunk;
 -- swapped in
 SELECT * FROM ct_shown_run('SELECT id, title FROM ct_src');
 SELECT count(*) AS swapped_rows FROM ct_t WHERE title = 'swapped';

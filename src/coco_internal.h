@@ -14,7 +14,7 @@
 #include "coco_target.h"
 
 /* the extension version whose schema this library works with */
-#define COCO_SCHEMA_VERSION "0.6"
+#define COCO_SCHEMA_VERSION "0.7"
 
 /* provider.c */
 typedef const CocoProvider *(*CocoProviderResolver) (const char *name);

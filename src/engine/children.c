@@ -98,7 +98,7 @@ check_distinct_keys(CocoApp *app, int64 ts_id, const char *name, ComponentRows *
 		CocoUserContext uc;
 
 		coco_enter_extension_owner(&uc);
-		tracked = coco_spi_int8("SELECT pg_catalog.count(*) FROM coco.tracked_row "
+		tracked = coco_spi_int8("SELECT COALESCE(pg_catalog.sum(nrows), 0)::pg_catalog.int8 FROM coco.tracked_chunk "
 								"WHERE target_id OPERATOR(pg_catalog.=) $1 AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
 								2, t, v, NULL);
 		coco_leave(&uc);

@@ -311,7 +311,7 @@ record_root_states(CocoApp *app, const CocoPass *pass, RootState *states, int n,
 			if (d->invalidation == COCO_INVALIDATE_DESTRUCTIVE)
 			{
 				/* rebuilt: every child record is forgotten (rule 7) */
-				coco_spi_exec("DELETE FROM coco.tracked_row WHERE target_id OPERATOR(pg_catalog.=) $1",
+				coco_spi_exec("DELETE FROM coco.tracked_chunk WHERE target_id OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, SPI_OK_DELETE);
 			}
 		}
@@ -732,7 +732,7 @@ coco_engine_drop_app(CocoApp *app, bool keep_targets)
 		(void) coco_complete_intents(app, 0, NULL, NULL);
 	}
 	coco_enter_extension_owner(&uc);
-	coco_spi_exec("DELETE FROM coco.tracked_row WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
+	coco_spi_exec("DELETE FROM coco.tracked_chunk WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
 	coco_spi_exec("DELETE FROM coco.row_set WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
 	coco_spi_exec("DELETE FROM coco.target_state WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);
 	coco_spi_exec("DELETE FROM coco.app WHERE app_id OPERATOR(pg_catalog.=) $1", 1, types, values, NULL, SPI_OK_DELETE);

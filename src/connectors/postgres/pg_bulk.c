@@ -62,9 +62,9 @@ result_relation_open(Relation rel, AclMode perms, Bitmapset *updated_cols, bool 
 }
 
 /*
- * With build_indexes, the table's indexes are left alone while rows go in
- * and rebuilt from the table when it is closed — a sorted build instead of
- * a B-tree descent per row.  Only for a table created in this transaction
+ * With build_indexes, the table's indexes are left alone while rows go in,
+ * for bulk_build_indexes() after them — a sorted build instead of a B-tree
+ * descent per row.  Only for a table created in this transaction
  * that no one else can read; a repeated key is then found by the build.
  */
 BulkWriter *
@@ -141,24 +141,27 @@ bulk_close(BulkWriter *w)
 	FreeBulkInsertState(w->bistate);
 	ExecCloseIndices(w->rri);
 	FreeExecutorState(w->estate);
-	if (w->build_indexes)
-	{
-		ReindexParams params = {0};
-		int			nest = NewGUCNestLevel();
-		char		mem[32];
-
-		/*
-		 * The build evaluates index expressions as the table's owner, and
-		 * checks unique indexes.  It sorts in half of coco_target.work_mem,
-		 * not in the session's maintenance_work_mem: the run's memory stays
-		 * within its setting.
-		 */
-		snprintf(mem, sizeof(mem), "%dkB", Max(coco_work_mem / 2, 1024));
-		(void) set_config_option("maintenance_work_mem", mem, PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		CommandCounterIncrement();
-		(void) reindex_relation(RelationGetRelid(w->rel), REINDEX_REL_CHECK_CONSTRAINTS, &params);
-		AtEOXact_GUC(true, nest);
-	}
 	table_close(w->rel, NoLock);
+}
+
+/*
+ * The indexes of a table written with build_indexes, built from its rows
+ * once they are all in.  The build evaluates index expressions as the
+ * table's owner, and checks unique indexes.  It sorts in half of
+ * coco_target.work_mem, not in the session's maintenance_work_mem: the
+ * run's memory stays within its setting.
+ */
+void
+bulk_build_indexes(Oid relid)
+{
+	ReindexParams params = {0};
+	int			nest = NewGUCNestLevel();
+	char		mem[32];
+
+	snprintf(mem, sizeof(mem), "%dkB", Max(coco_work_mem / 2, 1024));
+	(void) set_config_option("maintenance_work_mem", mem, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	CommandCounterIncrement();
+	(void) reindex_relation(relid, REINDEX_REL_CHECK_CONSTRAINTS, &params);
+	AtEOXact_GUC(true, nest);
 }

@@ -136,18 +136,18 @@ enum
 #define COCO_OP_TRACK_ONLY 4	/* unchanged, moved to another component */
 
 typedef struct CocoRowDiff CocoRowDiff;
+typedef struct CocoTrackedChunks CocoTrackedChunks;
 
 extern CocoRowDiff *coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 										int nparams, const Oid *types, const Datum *values,
 										const int *rewrite, int nrewrite);
 extern void coco_rowdiff_free(CocoRowDiff *d, bool close_files);
-extern void coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
-									  int64 tracked_rows);
+extern void coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
 extern void coco_rowdiff_set_search_path(CocoRowDiff *d, const char *search_path);
 extern char *coco_rowdiff_search_path(CocoRowDiff *d);
 extern void coco_rowdiff_defer_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps);
 extern bool coco_rowdiff_deferred(CocoRowDiff *d);
-extern void coco_rowdiff_load_deferred(CocoRowDiff *d, int64 tracked_rows);
+extern void coco_rowdiff_load_deferred(CocoRowDiff *d);
 extern void coco_rowdiff_read_by_ctid(CocoRowDiff *d, const char *sql, const int *comps, int ncomps);
 extern void coco_rowdiff_read_declared(CocoRowDiff *d);
 extern void coco_rowdiff_publish_tally(CocoRowDiff *d, CocoChildTally *into,
@@ -158,10 +158,12 @@ extern TupleDesc coco_rowdiff_changes_desc(CocoRowDiff *d);
 extern void coco_rowdiff_deletions(CocoRowDiff *d);
 extern void coco_rowdiff_read_changed(CocoRowDiff *d);
 extern Tuplestorestate *coco_rowdiff_changes(CocoRowDiff *d);
+extern CocoTrackedChunks *coco_rowdiff_chunks(CocoRowDiff *d);
+extern void coco_rowdiff_check_held(CocoRowDiff *d);
 extern int64 coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally,
 							   const char *sql, int nparams,
 							   const Oid *types, const Datum *values, Oid target_relid,
-							   int32 app_id, int64 target_id, int64 pass_id);
+							   int32 app_id, int64 target_id);
 
 /* pg_value_error.c: in the PG_CATCH of one of our statements, its error
  * re-thrown without it (its SPI context line replaced by `context`, or

@@ -1,7 +1,7 @@
 /*
  * pg_rows.c — the rows of a postgres.table.
  *
- * Rows are tracked by key and fingerprint only (coco.tracked_row).  The
+ * Rows are tracked by key and fingerprint only (coco.tracked_chunk).  The
  * diff (rowdiff.c) reads every declaration of a table's replaced components
  * once — staged declare_rows queries and staged jsonb rows, converted to
  * the declared column types — against the tracked rows, as the engine's
@@ -84,43 +84,6 @@ duplicate_across_batches(const CocoTableSpec *spec)
 			(errcode(ERRCODE_UNIQUE_VIOLATION),
 			 errmsg("a row key is declared twice for table \"%s\"", spec->tn.qualified),
 			 errdetail("A declare_rows query may yield a key once, and one component at a time may declare it.")));
-}
-
-/*
- * New rows of the batch whose keys a component not diffed in this run
- * tracks: the error names one such key and both components.
- */
-static void
-held_by_another_component(const CocoTableSpec *spec, Oid *types, Datum *values)
-{
-	char	   *key = NULL;
-	char	   *declaring = NULL;
-	char	   *holding = NULL;
-
-	if (SPI_execute_with_args("SELECT b.\"coco#k\", d.path::text, h.path::text FROM " BATCH_ENR " b "
-							  "JOIN coco.tracked_row t ON t.target_id OPERATOR(pg_catalog.=) $1 "
-							  "AND t.key OPERATOR(pg_catalog.=) b.\"coco#k\" "
-							  "AND t.comp_id OPERATOR(pg_catalog.<>) b.\"coco#c\" "
-							  "JOIN coco.component d ON d.comp_id OPERATOR(pg_catalog.=) b.\"coco#c\" "
-							  "JOIN coco.component h ON h.comp_id OPERATOR(pg_catalog.=) t.comp_id "
-							  "LIMIT 1", 1, types + 1, values + 1, NULL, true, 1) == SPI_OK_SELECT && SPI_processed > 0)
-	{
-		bool		isnull;
-		bytea	   *k = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-
-		key = coco_describe_row_key(spec, VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k));
-		declaring = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-		holding = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 errmsg("rows declared for table \"%s\" have keys that another component declares",
-					spec->tn.qualified),
-			 key ? errdetail("Component %s declares the row with key %s, which component %s holds. "
-							 "A row belongs to one component; to move it, declare both components again in one run.",
-							 declaring, key, holding) :
-			 errdetail("A row belongs to one component; to move it, declare both components again in one run."),
-			 errhint("Re-declare or clear the component that holds the rows in the same run.")));
 }
 
 /*
@@ -274,13 +237,10 @@ write_target_from_arrays(Batch *b, const CocoTableSpec *spec, const RowStatement
 
 static void
 apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleDesc desc,
-			CocoChildSync *sync)
+			CocoChildSync *sync, CocoTrackedChunks *chunks)
 {
 	EphemeralNamedRelation enr;
 	CocoUserContext uc;
-	Oid			types[3] = {INT4OID, INT8OID, INT8OID};
-	Datum		values[3] = {Int32GetDatum(sync->app_id), Int64GetDatum(sync->container_id),
-	Int64GetDatum(sync->pass_id)};
 
 	if (b->nrows == 0)
 		return;
@@ -311,20 +271,13 @@ apply_batch(Batch *b, const CocoTableSpec *spec, const RowStatements *st, TupleD
 	coco_leave(&uc);
 
 	coco_enter_extension_owner(&uc);
-	/* each batch row names its tracked row by ctid */
-	if (b->ndeletes + b->nretracked > 0)
 	{
 		int64		written;
 
-		coco_tracking_write(b->store, desc, sync->pass_id, spec, &written);
+		/* each batch row names its tracked row by its chunk */
+		coco_tracking_write(b->store, desc, chunks, sync->app_id, sync->container_id, spec, &written);
 		if (written != b->ndeletes + b->nretracked)
 			duplicate_across_batches(spec);
-	}
-	if (b->ninserts > 0)
-	{
-		run_batch_sql(spec, st->insert_tracking, 3, types, values);
-		if ((int64) SPI_processed != b->ninserts)
-			held_by_another_component(spec, types, values);
 	}
 	coco_leave(&uc);
 
@@ -442,24 +395,6 @@ read_step(void *d)
 	coco_rowdiff_read_declared((CocoRowDiff *) d);
 }
 
-/* How many rows the table's components track, as their row sets say (0: not known). */
-static int64
-tracked_rows_of(int64 target_id)
-{
-	CocoUserContext uc;
-	Oid			type = INT8OID;
-	Datum		value = Int64GetDatum(target_id);
-	int64		n;
-
-	coco_enter_extension_owner(&uc);
-	n = coco_spi_int8("SELECT CASE WHEN pg_catalog.bool_or(nrows IS NULL) THEN 0 "
-					  "ELSE pg_catalog.sum(nrows) END::pg_catalog.int8 "
-					  "FROM coco.row_set WHERE target_id OPERATOR(pg_catalog.=) $1",
-					  1, &type, &value, NULL);
-	coco_leave(&uc);
-	return n;
-}
-
 /*
  * Declarations read before their tracked rows are read a second time for
  * the rows that change.  Where a component's one query can return the
@@ -539,11 +474,8 @@ read_declared(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 		coco_rowdiff_defer_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
 	else
 	{
-		int64		tracked_rows = tracked_rows_of(sync->container_id);
-
 		coco_enter_extension_owner(&uc);
-		coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced,
-								  tracked_rows);
+		coco_rowdiff_load_tracked(d, sync->container_id, sync->replaced_comps, sync->nreplaced);
 		coco_leave(&uc);
 	}
 	coco_enter_app_owner(sync->owner, search_path, &uc);
@@ -651,8 +583,7 @@ load_step(void *arg)
 	LoadStep   *l = arg;
 
 	l->sync->inserted = coco_rowdiff_load(l->spec, l->sync->tally, l->sql, 5, l->types, l->values,
-										  l->relid, l->sync->app_id, l->sync->container_id,
-										  l->sync->pass_id);
+										  l->relid, l->sync->app_id, l->sync->container_id);
 }
 
 static void
@@ -736,15 +667,14 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	coco_enter_app_owner(sync->owner, COCO_SAFE_SEARCH_PATH, &uc);
 	(void) coco_rowdiff_load(spec, sync->tally, psprintf("SELECT %d AS \"coco#c\"%s FROM ONLY %s x",
 											sync->replaced_comps[0], xcols.data, qname),
-							 0, NULL, NULL, InvalidOid, sync->app_id, sync->container_id,
-							 sync->pass_id);
+							 0, NULL, NULL, InvalidOid, sync->app_id, sync->container_id);
 	coco_leave(&uc);
 }
 
 /* Apply the changes in batches; stop early where the run commits in batches. */
 static void
 apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *changes,
-			  TupleDesc desc)
+			  TupleDesc desc, CocoTrackedChunks *chunks)
 {
 	RowStatements st;
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
@@ -754,7 +684,7 @@ apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *c
 		Min(coco_batch_size, sync->change_limit) : coco_batch_size;
 	bool		done = false;
 
-	build_statements(spec, sync->fresh_container, sync->exclusive,
+	build_statements(spec, sync->fresh_container,
 					 coco_citus_table_kind(coco_citus_relid(&spec->tn), NULL) != COCO_CITUS_NONE, &st);
 	tuplestore_rescan(changes);
 	while (!done)
@@ -799,7 +729,7 @@ apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *c
 		/* a tuple read back from disk lives in the batch's memory */
 		ExecClearTuple(slot);
 		MemoryContextSwitchTo(old);
-		apply_batch(&batch, spec, &st, desc, sync);
+		apply_batch(&batch, spec, &st, desc, sync, chunks);
 		coco_progress_advance(batch.nrows);
 		if (batch.nrows > 0)
 			coco_fault("after_row_batch");
@@ -827,7 +757,6 @@ coco_rows_sync(CocoChildSync *sync)
 	Datum		values[5];
 	CocoUserContext uc;
 	CocoRowDiff *d;
-	int64		tracked_rows;
 
 	if (sync->container_gone)
 	{
@@ -836,7 +765,7 @@ coco_rows_sync(CocoChildSync *sync)
 
 		forget_kept_diff(true);
 		coco_enter_extension_owner(&uc);
-		coco_spi_exec("DELETE FROM coco.tracked_row WHERE target_id OPERATOR(pg_catalog.=) $1",
+		coco_spi_exec("DELETE FROM coco.tracked_chunk WHERE target_id OPERATOR(pg_catalog.=) $1",
 					  1, t, v, NULL, SPI_OK_DELETE);
 		coco_leave(&uc);
 		return;
@@ -863,10 +792,8 @@ coco_rows_sync(CocoChildSync *sync)
 	if (d == NULL)
 		d = read_declared(sync, spec, queries, search_path, false);
 	coco_rowdiff_publish_tally(d, sync->tally, sync->replaced_comps, sync->nreplaced);
-	/* counted only now: a clean summary (a no-op) never loads them */
-	tracked_rows = coco_rowdiff_deferred(d) ? tracked_rows_of(sync->container_id) : 0;
 	coco_enter_extension_owner(&uc);
-	coco_rowdiff_load_deferred(d, tracked_rows);
+	coco_rowdiff_load_deferred(d);
 	coco_leave(&uc);
 
 	/* the declarations are read again as they were read first */
@@ -878,6 +805,7 @@ coco_rows_sync(CocoChildSync *sync)
 		coco_rowdiff_duplicate_error(d);
 	}
 	coco_enter_extension_owner(&uc);
+	coco_rowdiff_check_held(d);
 	coco_rowdiff_deletions(d);
 	coco_leave(&uc);
 	coco_enter_app_owner(sync->owner, search_path, &uc);
@@ -887,7 +815,8 @@ coco_rows_sync(CocoChildSync *sync)
 	coco_leave(&uc);
 
 	/* the writes: each batch as the app owner, its tracking as the extension owner */
-	apply_changes(sync, spec, coco_rowdiff_changes(d), coco_rowdiff_changes_desc(d));
+	apply_changes(sync, spec, coco_rowdiff_changes(d), coco_rowdiff_changes_desc(d),
+				  coco_rowdiff_chunks(d));
 	coco_rowdiff_free(d, true);
 
 	sync->unchanged = coco_child_tally_total(sync->tally) - sync->inserted - sync->updated;

@@ -32,15 +32,14 @@ typedef struct RowStatements
 	char	   *delete_target;
 	char	   *insert_target;	/* new rows */
 	char	   *upsert_target;	/* changed rows */
-	char	   *insert_tracking;
 } RowStatements;
 
 extern char *build_declared_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
 extern char *build_declared_ctid_sql(const CocoTableSpec *spec, List *queries, char **ctid_queries);
 extern char *build_ctid_read_sql(const CocoTableSpec *spec, List *queries, char **at);
 extern char *build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declarations);
-extern void build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive,
-							 bool from_arrays, RowStatements *st);
+extern void build_statements(const CocoTableSpec *spec, bool fresh_table, bool from_arrays,
+							 RowStatements *st);
 extern bool coco_rows_column_as_text(const CocoTableSpec *spec, int i);
 extern List *replaced_queries(CocoChildSync *sync, const CocoTableSpec *spec, char **search_path);
 extern bool coco_rows_cheap_to_reread(const char *sql, int nparams, Oid *types);
@@ -54,10 +53,10 @@ extern bool coco_rows_query_with_ctid(const char *query, int paramno, char **wit
 									  char **at_ctids);
 
 /* pg_tracking.c */
-extern Oid	coco_tracked_row_relid(void);
-extern AttrNumber coco_tracked_row_attnum(Relation rel, const char *name);
-extern void coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id,
-								const CocoTableSpec *spec, int64 *written);
+extern void coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, CocoTrackedChunks *chunks,
+								int32 app_id, int64 target_id, const CocoTableSpec *spec,
+								int64 *written);
+extern int64 coco_tracking_mark(int64 target_id, Datum keys, Datum *comps);
 
 /* pg_value_error.c */
 extern void coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,

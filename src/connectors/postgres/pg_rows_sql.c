@@ -292,10 +292,9 @@ build_diff_sql(const CocoTableSpec *spec, List *queries, bool ignore_declaration
 					 "SELECT d.\"coco#k\", d.\"coco#f\", d.\"coco#c\", t.key AS \"coco#tk\", "
 					 "t.comp_id AS \"coco#tc\", (d.\"coco#c\" OPERATOR(pg_catalog.=) ANY ($4) "
 					 "OR t.comp_id OPERATOR(pg_catalog.=) ANY ($4) "
-					 "OR (d.\"coco#f\" OPERATOR(pg_catalog.=) t.fp) IS NOT TRUE) AS \"coco#changed\", "
-					 "t.tid AS \"coco#tid\"%s "
+					 "OR (d.\"coco#f\" OPERATOR(pg_catalog.=) t.fp) IS NOT TRUE) AS \"coco#changed\"%s "
 					 "FROM (SELECT %s AS \"coco#k\", %s AS \"coco#f\", x.\"coco#c\"%s FROM (%s) x OFFSET 0) d "
-					 "FULL JOIN (SELECT ctid AS tid, key, fp, comp_id FROM coco.tracked_row "
+					 "FULL JOIN (SELECT key, fp, comp_id FROM coco.tracked_row "
 					 "WHERE target_id OPERATOR(pg_catalog.=) $2 "
 					 "AND comp_id OPERATOR(pg_catalog.=) ANY ($3)) t "
 					 "ON t.key OPERATOR(pg_catalog.=) d.\"coco#k\" "
@@ -377,13 +376,12 @@ select_unnested(const CocoTableSpec *spec, bool keys_only)
  * component tracks rows of the table), which is about twice as fast as
  * INSERT … ON CONFLICT; anywhere else an upsert keeps the write idempotent.
  *
- * The target's statements read the batch from its ephemeral named relation,
- * or (from_arrays: a table Citus holds, whose planner cannot read one) from
- * array parameters.  The tracking statements always read the relation.
+ * They read the batch from its ephemeral named relation, or (from_arrays:
+ * a table Citus holds, whose planner cannot read one) from array
+ * parameters.  The tracking is written by pg_tracking.c.
  */
 void
-build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, bool from_arrays,
-				 RowStatements *st)
+build_statements(const CocoTableSpec *spec, bool fresh_table, bool from_arrays, RowStatements *st)
 {
 	char	   *qname = coco_quote_qualified(spec->tn.schema, spec->tn.name);
 	StringInfoData s;
@@ -443,19 +441,6 @@ build_statements(const CocoTableSpec *spec, bool fresh_table, bool exclusive, bo
 									 " WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s",
 									 qname, cols.data, cols.data, COCO_OP_UPDATE, conflict);
 	}
-
-	/*
-	 * A new row whose key another component (one this run does not diff)
-	 * already tracks is not inserted, and the caller reports the conflict.
-	 * Every tracking write stamps the pass: a row already stamped by this
-	 * pass means the same key came twice (pg_tracking.c does not update it
-	 * again).
-	 */
-	st->insert_tracking = psprintf(
-		"INSERT INTO coco.tracked_row (app_id, target_id, comp_id, key, fp, pass_id) "
-		"SELECT $1, $2, \"coco#c\", \"coco#k\", \"coco#f\", $3 FROM " BATCH_ENR
-		" WHERE \"coco#op\" OPERATOR(pg_catalog.=) %d%s", COCO_OP_INSERT,
-		exclusive ? "" : " ON CONFLICT (target_id, key) DO NOTHING");
 }
 
 /* The staged queries of the replaced components, and the search_path they

@@ -1,28 +1,30 @@
 /*
- * pg_tracking.c — the tracking heap, coco.tracked_row: where it is, and a
- * batch's changes to its rows written straight into it at the ctid the
- * diff read each row at.  Only the runs of a table's app write its tracked
- * rows, one run at a time (the app's lock); a statement per batch added a
- * plan, a join and a TID scan per row to the same heap writes.
+ * pg_tracking.c — a batch of changes written into the tracking
+ * (coco.tracked_chunk): the chunks its deleted, changed and moved rows are
+ * in, each rewritten once, straight in the heap at the ctid the diff read
+ * it at (or an earlier batch left it at); and its new rows, and the rows
+ * moved to another component, in new chunks.  Only the runs of a table's
+ * app write its tracking, one run at a time (the app's lock); a statement
+ * per batch would add a plan, a join and a TID scan per chunk to the same
+ * heap writes.
  *
- * What the statements did, these do: a row is written only if this run
- * still sees it at that ctid (a row rewritten by an earlier batch is not
- * there any more), and an update skips a row this pass has stamped
- * already; the caller compares the counts with what the batch holds.
+ * A row is found in its chunk by key; a row not there any more was
+ * written by an earlier batch of this run, so its key came twice: the
+ * caller compares the rows written with what the batch holds.
  */
 #include "postgres.h"
 
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
-#include "nodes/makefuncs.h"
-#include "nodes/parsenodes.h"
-#include "utils/lsyscache.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -31,26 +33,22 @@
 #include "pg_rows.h"
 #include "rowdiff.h"
 
-Oid
-coco_tracked_row_relid(void)
+/* A tracked row of the batch, in the chunk it is in: deleted, or given a new fingerprint. */
+typedef struct ChunkEdit
 {
-	return RangeVarGetRelid(makeRangeVar("coco", "tracked_row", -1), NoLock, false);
-}
-
-AttrNumber
-coco_tracked_row_attnum(Relation rel, const char *name)
-{
-	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
-
-	if (attnum == InvalidAttrNumber)
-		elog(ERROR, "coco_target: coco.tracked_row has no column \"%s\"", name);
-	return attnum;
-}
+	int64		chunk;			/* its number among the chunks read */
+	KeyHash		key;
+	bool		delete;
+	bool		done;
+	uint8		fp[COCO_FINGERPRINT_LEN];
+	bytea	   *keybytes;		/* for the error that names it */
+} ChunkEdit;
 
 typedef struct TrackingWriter
 {
 	MemoryContext cxt;			/* the writer's, gone when it closes */
-	MemoryContext rowcxt;		/* one row's, reset after each */
+	MemoryContext chunkcxt;		/* one chunk's, reset after each */
+	CocoTrackedChunks *chunks;
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -58,15 +56,11 @@ typedef struct TrackingWriter
 	TupleTableSlot *new;		/* the version written */
 	CommandId	cid;
 	Snapshot	snapshot;
-	AttrNumber	comp_att;
-	AttrNumber	fp_att;
-	AttrNumber	pass_att;
 	const CocoTableSpec *spec;	/* the table whose rows these track */
-	TupleTableSlot *change;		/* the batch's row being written */
 } TrackingWriter;
 
 static void
-writer_open(TrackingWriter *w)
+writer_open(TrackingWriter *w, CocoTrackedChunks *chunks)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "coco_target tracking writes",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -74,16 +68,15 @@ writer_open(TrackingWriter *w)
 	Bitmapset  *updated = NULL;
 
 	w->cxt = cxt;
-	w->rowcxt = AllocSetContextCreate(cxt, "coco_target tracking row", ALLOCSET_SMALL_SIZES);
-	w->rel = table_open(coco_tracked_row_relid(), RowExclusiveLock);
-	w->comp_att = coco_tracked_row_attnum(w->rel, "comp_id");
-	w->fp_att = coco_tracked_row_attnum(w->rel, "fp");
-	w->pass_att = coco_tracked_row_attnum(w->rel, "pass_id");
+	w->chunkcxt = AllocSetContextCreate(cxt, "coco_target tracking chunk", ALLOCSET_DEFAULT_SIZES);
+	w->chunks = chunks;
+	w->rel = table_open(coco_tracked_chunk_relid(), RowExclusiveLock);
+	if (RelationGetDescr(w->rel)->natts != CHUNK_NATTS)
+		elog(ERROR, "coco_target: coco.tracked_chunk is not as this version of the extension made it");
 
-	/* an UPDATE of those columns */
-	updated = bms_add_member(updated, w->comp_att - FirstLowInvalidHeapAttributeNumber);
-	updated = bms_add_member(updated, w->fp_att - FirstLowInvalidHeapAttributeNumber);
-	updated = bms_add_member(updated, w->pass_att - FirstLowInvalidHeapAttributeNumber);
+	/* an UPDATE of the count and the rows */
+	updated = bms_add_member(updated, CHUNK_NROWS + 1 - FirstLowInvalidHeapAttributeNumber);
+	updated = bms_add_member(updated, CHUNK_ROWS + 1 - FirstLowInvalidHeapAttributeNumber);
 	result_relation_open(w->rel, ACL_UPDATE, updated, true, &w->estate, &w->rri);
 	w->old = table_slot_create(w->rel, NULL);
 	w->new = MakeSingleTupleTableSlot(RelationGetDescr(w->rel), &TTSOpsVirtual);
@@ -111,112 +104,170 @@ writer_close(TrackingWriter *w)
 }
 
 /*
- * Another transaction wrote a tracked row: only the app's runs may, one at
- * a time.  The row is named by the key of the batch's row being written.
+ * Another transaction wrote a chunk of tracked rows: only the app's runs
+ * may, one at a time.  The chunk is named by the key of one of the
+ * batch's rows in it.
  */
 static void
-written_concurrently(TrackingWriter *w)
+written_concurrently(TrackingWriter *w, const ChunkEdit *e)
 {
-	bool		isnull;
-	Datum		datum = slot_getattr(w->change, COCO_CH_KEY + 1, &isnull);
-	bytea	   *key = isnull ? NULL : DatumGetByteaPP(datum);
-
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 key != NULL ?
-			 errmsg("the tracked row with key %s of table \"%s\" was changed by another transaction during a run",
-					coco_describe_row_key(w->spec, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)),
-					w->spec->tn.qualified) :
-			 errmsg("a tracked row of table \"%s\" was changed by another transaction during a run",
+			 errmsg("the tracked rows of table \"%s\" were changed by another transaction during a run",
 					w->spec->tn.qualified),
-			 errdetail("The row is in coco.tracked_row."),
+			 errdetail("The chunk of coco.tracked_chunk that holds the tracked row with key %s was written by another transaction.",
+					   coco_describe_row_key(w->spec, VARDATA_ANY(e->keybytes), VARSIZE_ANY_EXHDR(e->keybytes))),
 			 errhint("Only the runs of an app write its tracked rows; retry the run.")));
 }
 
-/* false: this run no longer sees the row there (it deleted or rewrote it) */
-static bool
-delete_tracked(TrackingWriter *w, ItemPointer tid)
+static int
+cmp_edit(const void *a, const void *b)
 {
-	TM_FailureData tmfd;
+	const ChunkEdit *x = a;
+	const ChunkEdit *y = b;
 
-	if (!table_tuple_fetch_row_version(w->rel, tid, w->snapshot, w->old))
-		return false;
-	ExecClearTuple(w->old);
-	switch (table_tuple_delete(w->rel, tid, w->cid, w->snapshot, InvalidSnapshot, true, &tmfd, false))
-	{
-		case TM_Ok:
-			return true;
-		case TM_SelfModified:
-			return false;
-		default:
-			written_concurrently(w);
-	}
-	return false;
+	if (x->chunk != y->chunk)
+		return x->chunk < y->chunk ? -1 : 1;
+	if (x->key.a != y->key.a)
+		return x->key.a < y->key.a ? -1 : 1;
+	if (x->key.b != y->key.b)
+		return x->key.b < y->key.b ? -1 : 1;
+	return 0;
 }
 
-/* false: not there any more, as above, or stamped by this pass already */
-static bool
-update_tracked(TrackingWriter *w, ItemPointer tid, Datum comp, Datum fp, int64 pass_id)
+/*
+ * The edits of one chunk (sorted by key) applied to it: its rows rewritten
+ * without the deleted ones and with the new fingerprints, or the chunk
+ * deleted when none is left.  Returns how many of the edits found their
+ * row.
+ */
+static int64
+rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 {
+	ChunkInfo  *info = &w->chunks->chunk[edits[0].chunk];
 	TupleDesc	desc = RelationGetDescr(w->rel);
+	MemoryContext old = MemoryContextSwitchTo(w->chunkcxt);
 	TM_FailureData tmfd;
-	LockTupleMode lockmode;
-	bool		update_indexes;
 	TM_Result	result;
+	int32		comp;
+	int64		chunk_id;
+	bytea	   *rows;
+	ChunkReader reader;
+	ChunkRow	row;
+	StringInfoData kept;
+	int32		nkept = 0;
+	int64		found = 0;
 
-	if (!table_tuple_fetch_row_version(w->rel, tid, w->snapshot, w->old))
-		return false;
+	/* gone: an earlier batch deleted all its rows, these among them */
+	if (!table_tuple_fetch_row_version(w->rel, &info->tid, w->snapshot, w->old))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(w->chunkcxt);
+		return 0;
+	}
 	slot_getallattrs(w->old);
-	if (DatumGetInt64(w->old->tts_values[w->pass_att - 1]) == pass_id)
+	chunk_tuple_deform(ExecFetchSlotHeapTuple(w->old, false, NULL), desc, &comp, &chunk_id, &rows);
+	initStringInfo(&kept);
+	chunk_reader_init(&reader, rows);
+	while (chunk_read(&reader, &row))
+	{
+		ChunkEdit	probe;
+		ChunkEdit  *e;
+
+		probe.chunk = edits[0].chunk;
+		key_hash(row.key, row.keylen, &probe.key);
+		e = bsearch(&probe, edits, n, sizeof(ChunkEdit), cmp_edit);
+		if (e == NULL || e->done)
+		{
+			chunk_put(&kept, row.flags, row.fp, row.key, row.keylen);
+			nkept++;
+			continue;
+		}
+		e->done = true;
+		found++;
+		if (!e->delete)
+		{
+			chunk_put(&kept, 0, e->fp, row.key, row.keylen);
+			nkept++;
+		}
+	}
+	if (found == 0)
 	{
 		ExecClearTuple(w->old);
-		return false;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(w->chunkcxt);
+		return 0;
 	}
-	ExecClearTuple(w->new);
-	memcpy(w->new->tts_values, w->old->tts_values, sizeof(Datum) * desc->natts);
-	memcpy(w->new->tts_isnull, w->old->tts_isnull, sizeof(bool) * desc->natts);
-	w->new->tts_values[w->comp_att - 1] = comp;
-	w->new->tts_values[w->fp_att - 1] = fp;
-	w->new->tts_values[w->pass_att - 1] = Int64GetDatum(pass_id);
-	ExecStoreVirtualTuple(w->new);
-	/* the new version is formed while the old one's page is still pinned */
-	result = table_tuple_update(w->rel, tid, w->new, w->cid, w->snapshot, InvalidSnapshot, true,
-								&tmfd, &lockmode, &update_indexes);
+
+	if (nkept == 0)
+		result = table_tuple_delete(w->rel, &info->tid, w->cid, w->snapshot, InvalidSnapshot, true,
+									&tmfd, false);
+	else
+	{
+		LockTupleMode lockmode;
+		bool		update_indexes;
+
+		ExecClearTuple(w->new);
+		memcpy(w->new->tts_values, w->old->tts_values, sizeof(Datum) * desc->natts);
+		memcpy(w->new->tts_isnull, w->old->tts_isnull, sizeof(bool) * desc->natts);
+		w->new->tts_values[CHUNK_NROWS] = Int32GetDatum(nkept);
+		w->new->tts_values[CHUNK_ROWS] = PointerGetDatum(cstring_to_text_with_len(kept.data, kept.len));
+		ExecStoreVirtualTuple(w->new);
+		/* the new version is formed while the old one's page is still pinned */
+		result = table_tuple_update(w->rel, &info->tid, w->new, w->cid, w->snapshot, InvalidSnapshot,
+									true, &tmfd, &lockmode, &update_indexes);
+		if (result == TM_Ok)
+		{
+			info->tid = w->new->tts_tid;
+			if (update_indexes)
+				(void) ExecInsertIndexTuples(w->rri, w->new, w->estate, true, false, NULL, NIL);
+			ResetPerTupleExprContext(w->estate);
+		}
+	}
 	ExecClearTuple(w->old);
 	switch (result)
 	{
 		case TM_Ok:
 			break;
 		case TM_SelfModified:
-			return false;
+			found = 0;
+			break;
 		default:
-			written_concurrently(w);
+			written_concurrently(w, &edits[0]);
 	}
-	if (update_indexes)
-		(void) ExecInsertIndexTuples(w->rri, w->new, w->estate, true, false, NULL, NIL);
-	ResetPerTupleExprContext(w->estate);
-	return true;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(w->chunkcxt);
+	return found;
 }
 
 /*
- * Delete the tracked rows of the batch's deletions, and update those of
- * its changed and moved rows to their component and fingerprint, stamped
- * with the pass.  Returns in `written` how many of the batch's rows were
- * deleted or updated: fewer than the batch holds means a key came twice.
- * `spec`: the table the batch writes, named with the row's key should
- * another transaction have written a tracked row.
+ * Write a batch's changes into the tracking of table `target_id` (as the
+ * extension owner): delete the tracked rows of its deletions, give those
+ * of its changed rows their new fingerprint, and pack its new rows, and
+ * the rows that moved to another component, into new chunks.  `chunks`:
+ * the chunks the diff read, which the batch's rows name.  Returns in
+ * `written` how many of the batch's tracked rows were deleted or updated:
+ * fewer than the batch holds means a key came twice.  `spec`: the table
+ * the batch writes, named with the row's key should another transaction
+ * have written a chunk.
  */
 void
-coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id,
-					const CocoTableSpec *spec, int64 *written)
+coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, CocoTrackedChunks *chunks,
+					int32 app_id, int64 target_id, const CocoTableSpec *spec, int64 *written)
 {
 	TrackingWriter w;
 	TupleTableSlot *slot;
+	ChunkAppender *appender = NULL;
+	ChunkEdit  *edits;
+	int64		nedits = 0;
+	int64		maxedits = 1024;
+	MemoryContext old;
 
-	writer_open(&w);
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	writer_open(&w, chunks);
 	w.spec = spec;
-	w.change = slot;
+	old = MemoryContextSwitchTo(w.cxt);
+	edits = palloc(sizeof(ChunkEdit) * maxedits);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	*written = 0;
 	/* the batch's own read pointer: its statements use others */
 	tuplestore_select_read_pointer(batch, 0);
@@ -224,30 +275,140 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, int64 pass_id,
 	while (tuplestore_gettupleslot(batch, true, false, slot))
 	{
 		bool		isnull;
+		bool		tid_null;
+		bool		comp_null;
+		bool		fp_null;
 		int			op = DatumGetInt32(slot_getattr(slot, COCO_CH_OP + 1, &isnull));
-		Datum		tid = slot_getattr(slot, COCO_CH_TID + 1, &isnull);
-		MemoryContext old;
+		Datum		tid = slot_getattr(slot, COCO_CH_TID + 1, &tid_null);
+		bytea	   *key = DatumGetByteaPCopy(slot_getattr(slot, COCO_CH_KEY + 1, &isnull));
+		Datum		comp = slot_getattr(slot, COCO_CH_COMP + 1, &comp_null);
+		Datum		fp = slot_getattr(slot, COCO_CH_FP + 1, &fp_null);
+		ChunkEdit  *e;
 
-		if (op == COCO_OP_INSERT || isnull)
-			continue;
 		CHECK_FOR_INTERRUPTS();
-		old = MemoryContextSwitchTo(w.rowcxt);
-		if (op == COCO_OP_DELETE)
-			*written += delete_tracked(&w, (ItemPointer) DatumGetPointer(tid));
-		else
+		/* a new row, or one moved here from another component */
+		if (op == COCO_OP_INSERT ||
+			(op != COCO_OP_DELETE && !tid_null && !comp_null &&
+			 DatumGetInt32(comp) != chunks->chunk[ItemPointerGetBlockNumber((ItemPointer) DatumGetPointer(tid))].comp))
 		{
-			bool		comp_null;
-			bool		fp_null;
-			Datum		comp = slot_getattr(slot, COCO_CH_COMP + 1, &comp_null);
-			Datum		fp = slot_getattr(slot, COCO_CH_FP + 1, &fp_null);
-
-			/* never null; a row that were would be left out, and counted so */
-			if (!comp_null && !fp_null)
-				*written += update_tracked(&w, (ItemPointer) DatumGetPointer(tid), comp, fp, pass_id);
+			if (comp_null || fp_null)
+				continue;
+			if (appender == NULL)
+				appender = chunk_appender_open(app_id, target_id, chunks->next_id, w.cxt);
+			chunk_appender_add(appender, DatumGetInt32(comp), 0,
+							   (const uint8 *) VARDATA_ANY(DatumGetByteaPP(fp)),
+							   VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+			if (op == COCO_OP_INSERT)
+				continue;
 		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(w.rowcxt);
+		/* never without a tid; a row that were would be left out, and counted so */
+		if (tid_null || (op != COCO_OP_DELETE && (comp_null || fp_null)))
+			continue;
+		if (nedits == maxedits)
+		{
+			maxedits *= 2;
+			edits = repalloc_huge(edits, sizeof(ChunkEdit) * maxedits);
+		}
+		e = &edits[nedits++];
+		e->chunk = ItemPointerGetBlockNumber((ItemPointer) DatumGetPointer(tid));
+		key_hash(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &e->key);
+		e->keybytes = key;
+		e->done = false;
+		/* moved away: deleted from its old component's chunk */
+		e->delete = op == COCO_OP_DELETE || DatumGetInt32(comp) != chunks->chunk[e->chunk].comp;
+		if (!e->delete)
+			memcpy(e->fp, VARDATA_ANY(DatumGetByteaPP(fp)), COCO_FINGERPRINT_LEN);
 	}
 	ExecDropSingleTupleTableSlot(slot);
+
+	qsort(edits, nedits, sizeof(ChunkEdit), cmp_edit);
+	for (int64 i = 0; i < nedits;)
+	{
+		int64		j = i;
+
+		while (j < nedits && edits[j].chunk == edits[i].chunk)
+			j++;
+		*written += rewrite_chunk(&w, edits + i, (int) (j - i));
+		i = j;
+	}
+	if (appender != NULL)
+		chunks->next_id = chunk_appender_close(appender);
+	MemoryContextSwitchTo(old);
 	writer_close(&w);
+}
+
+/*
+ * coco.verify's repair: mark the tracked rows of table `target_id` with
+ * these keys (a bytea[]) so that the next diff writes them again.  As the
+ * extension owner.  Returns the rows marked; `comps` gets the components
+ * they belong to (an int4[]), whose row sets must be diffed again.
+ */
+int64
+coco_tracking_mark(int64 target_id, Datum keys, Datum *comps)
+{
+	Oid			types[2] = {INT8OID, BYTEAARRAYOID};
+	Datum		values[2] = {Int64GetDatum(target_id), keys};
+	Oid			utypes[2] = {TIDOID, BYTEAOID};
+	ArrayType  *arr = DatumGetArrayTypeP(keys);
+	Datum	   *kd;
+	bool	   *kn;
+	int			nk;
+	KeyHash    *hashes;
+	SPITupleTable *chunks;
+	uint64		nchunks;
+	int64		marked = 0;
+	ArrayBuildState *marked_comps = initArrayResult(INT4OID, CurrentMemoryContext, false);
+
+	deconstruct_array(arr, BYTEAOID, -1, false, TYPALIGN_INT, &kd, &kn, &nk);
+	hashes = palloc(sizeof(KeyHash) * Max(nk, 1));
+	for (int i = 0; i < nk; i++)
+		key_hash(VARDATA_ANY(DatumGetByteaPP(kd[i])), VARSIZE_ANY_EXHDR(DatumGetByteaPP(kd[i])), &hashes[i]);
+
+	coco_spi_exec("SELECT ctid, comp_id, rows FROM coco.tracked_chunk WHERE target_id OPERATOR(pg_catalog.=) $1",
+				  1, types, values, NULL, SPI_OK_SELECT);
+	chunks = SPI_tuptable;
+	nchunks = SPI_processed;
+	for (uint64 c = 0; c < nchunks; c++)
+	{
+		HeapTuple	tup = chunks->vals[c];
+		bool		isnull;
+		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(tup, chunks->tupdesc, 1, &isnull));
+		int32		comp = DatumGetInt32(SPI_getbinval(tup, chunks->tupdesc, 2, &isnull));
+		bytea	   *rows = DatumGetByteaPP(SPI_getbinval(tup, chunks->tupdesc, 3, &isnull));
+		StringInfoData out;
+		ChunkReader reader;
+		ChunkRow	row;
+		int			n = 0;
+
+		initStringInfo(&out);
+		chunk_reader_init(&reader, rows);
+		while (chunk_read(&reader, &row))
+		{
+			uint8		flags = row.flags;
+			KeyHash		h;
+
+			key_hash(row.key, row.keylen, &h);
+			for (int i = 0; i < nk && !(flags & CHUNK_ROW_MARKED); i++)
+				if (key_equal(&h, &hashes[i]))
+				{
+					flags |= CHUNK_ROW_MARKED;
+					n++;
+				}
+			chunk_put(&out, flags, row.fp, row.key, row.keylen);
+		}
+		if (n > 0)
+		{
+			Datum		uvalues[2] = {PointerGetDatum(tid),
+			PointerGetDatum(cstring_to_text_with_len(out.data, out.len))};
+
+			coco_spi_exec("UPDATE coco.tracked_chunk SET rows = $2 WHERE ctid OPERATOR(pg_catalog.=) $1",
+						  2, utypes, uvalues, NULL, SPI_OK_UPDATE);
+			marked += n;
+			accumArrayResult(marked_comps, Int32GetDatum(comp), false, INT4OID, CurrentMemoryContext);
+		}
+		pfree(out.data);
+	}
+	SPI_freetuptable(chunks);
+	*comps = makeArrayResult(marked_comps, CurrentMemoryContext);
+	return marked;
 }

@@ -123,6 +123,8 @@ coco_rowdiff_create(const CocoTableSpec *spec, const char *declared_sql,
 		table_init(&d->tracked[p], sizeof(TrackedEntry), cxt);
 	table_init(&d->declared, sizeof(DeclaredEntry), cxt);
 	table_init(&d->changed, sizeof(ChangeEntry), cxt);
+	d->chunks.cxt = cxt;
+	d->chunks.next_id = 1;
 	/* the changes take an eighth of the budget before they go to disk */
 	d->changes = tuplestore_begin_heap(false, false, Max(coco_work_mem / 8, 64));
 	MemoryContextSwitchTo(old);
@@ -276,22 +278,24 @@ probe_group(CocoRowDiff *d, ProbeGroup *g)
 	resetStringInfo(&g->keys);
 }
 
+/* A tracked row for the probe; its key's bytes are copied only if it waits. */
 static void
-probe_add(CocoRowDiff *d, ProbeGroup *g, TrackedEntry *te, bytea *key)
+probe_add(CocoRowDiff *d, ProbeGroup *g, TrackedEntry *te, const char *key, int keylen)
 {
 	EntryTable *t = &d->declared;
-	Size		len;
+	Size		len = VARHDRSZ + keylen;
 	int			off;
 
+	/* found where expected: not a deletion, so its key is not needed */
 	if (g->next < t->n && key_equal(table_entry(t, g->next), &te->key))
 	{
-		probe_one(d, g, te, table_entry(t, g->next++), key);
+		probe_one(d, g, te, table_entry(t, g->next++), NULL);
 		return;
 	}
-	len = VARSIZE_ANY(key);
 	off = MAXALIGN(g->keys.len);
 	enlargeStringInfo(&g->keys, off - g->keys.len + len);
-	memcpy(g->keys.data + off, key, len);
+	SET_VARSIZE(g->keys.data + off, len);
+	memcpy(g->keys.data + off + VARHDRSZ, key, keylen);
 	g->keys.len = off + len;
 	g->keyoff[g->n] = off;
 	g->rows[g->n++] = *te;
@@ -315,100 +319,109 @@ unmatched_are_new(CocoRowDiff *d)
 	}
 }
 
-/* Where a tracked row's columns are, and which components are wanted. */
+/* Which table's chunks, and which components' rows are wanted. */
 typedef struct TrackedScan
 {
 	CocoRowDiff *d;
 	int64		target_id;
 	int		   *comps;			/* sorted */
 	int			ncomps;
-	AttrNumber	target_att;
-	AttrNumber	comp_att;
-	AttrNumber	key_att;
-	AttrNumber	fp_att;
-	AttrNumber	natts;
 	ProbeGroup *probe;			/* NULL: load into memory */
 	MemoryContext rowcxt;
 } TrackedScan;
 
-/* One row of the tracking heap: the scan's target and components only. */
-static void
-take_tracked(TrackedScan *s, TupleTableSlot *slot)
+/* A key's bytes as a bytea, for a deletion. */
+static bytea *
+key_bytea(const ChunkRow *row)
 {
+	bytea	   *b = palloc(VARHDRSZ + row->keylen);
+
+	SET_VARSIZE(b, VARHDRSZ + row->keylen);
+	memcpy(VARDATA(b), row->key, row->keylen);
+	return b;
+}
+
+/*
+ * A tracked row of a component the diff does not replace, found among the
+ * declared rows (the probe's): the run fails.  Unfound, it is left alone.
+ */
+static void
+probe_foreign(CocoRowDiff *d, TrackedEntry *te, const ChunkRow *row)
+{
+	DeclaredEntry *e = table_lookup(&d->declared, &te->key);
+
+	if (e != NULL)
+		rowdiff_note_held(d, te->comp, e->comp, row->key, row->keylen);
+}
+
+/*
+ * One chunk of the tracking heap: the scan's table only.  Each of its rows
+ * goes to the probe or into memory; a component the diff does not replace
+ * has its rows checked against the declared keys, as a key belongs to one
+ * component of a table.
+ */
+static void
+take_chunk(TrackedScan *s, TupleTableSlot *slot)
+{
+	CocoRowDiff *d = s->d;
+	HeapTuple	tup;
+	bool		isnull;
 	int32		comp;
-	bytea	   *key;
-	TrackedEntry te;
+	int64		chunk_id;
+	bytea	   *rows;
+	int64		chunk;
+	bool		foreign;
+	ChunkReader reader;
+	ChunkRow	row;
 	MemoryContext old;
 
-	/* another target's row: on a lossy page, or anywhere in a whole read */
-	slot_getsomeattrs(slot, s->target_att);
-	if (DatumGetInt64(slot->tts_values[s->target_att - 1]) != s->target_id)
-		return;
-	slot_getsomeattrs(slot, s->natts);
-	comp = DatumGetInt32(slot->tts_values[s->comp_att - 1]);
-	if (bsearch(&comp, s->comps, s->ncomps, sizeof(int), cmp_int) == NULL)
+	/* another table's chunk, on a lossy page */
+	if (DatumGetInt64(slot_getattr(slot, CHUNK_TARGET + 1, &isnull)) != s->target_id)
 		return;
 	old = MemoryContextSwitchTo(s->rowcxt);
-	key = DatumGetByteaPP(slot->tts_values[s->key_att - 1]);
-	rowdiff_tracked_entry(s->d, &slot->tts_tid, key,
-						  DatumGetByteaPP(slot->tts_values[s->fp_att - 1]), comp, &te);
-	if (s->probe != NULL)
-		probe_add(s->d, s->probe, &te, key);
-	else
-		rowdiff_add_tracked(s->d, &te);
+	tup = ExecFetchSlotHeapTuple(slot, false, NULL);
+	chunk_tuple_deform(tup, slot->tts_tupleDescriptor, &comp, &chunk_id, &rows);
+	d->chunks.next_id = Max(d->chunks.next_id, chunk_id + 1);
+	chunk = chunk_info_add(&d->chunks, &slot->tts_tid, comp);
+	foreign = bsearch(&comp, s->comps, s->ncomps, sizeof(int), cmp_int) == NULL;
+	chunk_reader_init(&reader, rows);
+	for (int place = 1; chunk_read(&reader, &row); place++)
+	{
+		TrackedEntry te;
+		ItemPointerData at;
+
+		ItemPointerSet(&at, (BlockNumber) chunk, (OffsetNumber) place);
+		rowdiff_tracked_entry(d, &at, &row, comp, &te);
+		te.foreign = foreign;
+		if (s->probe == NULL)
+			rowdiff_add_tracked(d, &te);
+		else if (foreign)
+			probe_foreign(d, &te, &row);
+		else
+			probe_add(d, s->probe, &te, row.key, row.keylen);
+	}
 	MemoryContextSwitchTo(old);
+	/* the probe's last group keeps copies of its keys */
 	MemoryContextReset(s->rowcxt);
 }
 
 /*
- * The least room a tracked row takes in the heap: its header (24 bytes),
- * its columns with a 16-byte fingerprint and the shortest key (56), its
- * line pointer (4).
- */
-#define TRACKED_ROW_MIN_BYTES 84
-
-/*
- * Whether the target's rows fill most of the tracking heap, by the least
- * room they take in it.  The primary key's entries of a table's rows take
- * about a third of the room of the rows, so a whole read of the heap
- * costs no more than a bitmap of them and the pages it names while the
- * rows fill three fifths of the heap.  Counted in bytes of the heap as it
- * is, not by its statistics: a heap left sparse by another table's
- * deleted rows is read through the bitmap.
- */
-static bool
-target_fills_table(Relation rel, int64 tracked_rows)
-{
-	double		heap_bytes = (double) RelationGetNumberOfBlocks(rel) * BLCKSZ;
-
-	return tracked_rows > 0 && (double) tracked_rows * TRACKED_ROW_MIN_BYTES >= 0.6 * heap_bytes;
-}
-
-/*
- * The whole heap, from its first page: the probe tries the entry after the
- * last one found first, which pays off only in the order the rows were
- * written (a synchronized scan would start mid-heap).  No buffer ring, as
- * with the bitmap: the run's tracking writes come back to these pages.
+ * Read the chunks of this table (as the extension owner): the rows of
+ * these components into the probe `g`, or (NULL) into memory, partition by
+ * partition while the budget lasts; the rows of its other components are
+ * checked against the declared keys.
+ *
+ * The chunks are read as the planner would read them (a bitmap of the
+ * table's entries in the primary key, then the heap in its order: the
+ * order they were written in), but without a plan or an executor.  The
+ * scan sees what this run has written so far, as a statement would.
  */
 static void
-scan_whole(TrackedScan *s, Relation rel)
+scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, ProbeGroup *g)
 {
-	TableScanDesc scan = table_beginscan_strat(rel, GetActiveSnapshot(), 0, NULL, false, false);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
-
-	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-	{
-		CHECK_FOR_INTERRUPTS();
-		take_tracked(s, slot);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(scan);
-}
-
-/* The pages a bitmap of the target's primary-key entries names, in order. */
-static void
-scan_by_bitmap(TrackedScan *s, Relation rel, Relation pkey)
-{
+	Relation	rel = table_open(coco_tracked_chunk_relid(), AccessShareLock);
+	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TrackedScan s;
 	ScanKeyData skey;
 	IndexScanDesc iscan;
 	TIDBitmap  *bitmap;
@@ -417,7 +430,21 @@ scan_by_bitmap(TrackedScan *s, Relation rel, Relation pkey)
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 
-	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(s->target_id));
+	s.d = d;
+	s.target_id = target_id;
+	s.comps = palloc(sizeof(int) * Max(ncomps, 1));
+	memcpy(s.comps, comps, sizeof(int) * ncomps);
+	qsort(s.comps, ncomps, sizeof(int), cmp_int);
+	s.ncomps = ncomps;
+	s.probe = g;
+	s.rowcxt = AllocSetContextCreate(d->cxt, "coco_target tracked chunk", ALLOCSET_DEFAULT_SIZES);
+	if (RelationGetDescr(rel)->natts != CHUNK_NATTS ||
+		pkey->rd_index->indkey.values[0] != CHUNK_TARGET + 1)
+		elog(ERROR, "coco_target: coco.tracked_chunk is not as this version of the extension made it");
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(target_id));
 	iscan = index_beginscan_bitmap(pkey, GetActiveSnapshot(), 1);
 	index_rescan(iscan, &skey, 1, NULL, 0);
 	bitmap = tbm_create((long) work_mem * 1024L, NULL);
@@ -433,61 +460,13 @@ scan_by_bitmap(TrackedScan *s, Relation rel, Relation pkey)
 		if (!table_scan_bitmap_next_block(scan, page))
 			continue;
 		while (table_scan_bitmap_next_tuple(scan, page, slot))
-			take_tracked(s, slot);
+			take_chunk(&s, slot);
 	}
 	tbm_end_iterate(pages);
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 	tbm_free(bitmap);
-}
 
-/*
- * Read the tracked rows of these components (as the extension owner):
- * each into the probe `g`, or (NULL) into memory, partition by partition
- * while the budget lasts.  `tracked_rows`: how many rows the target has,
- * as its row sets say (0: not known).
- *
- * The rows of one target are read as the planner would read them (a
- * bitmap of the target's entries in the primary key, then the heap in its
- * order; or the whole heap, when the target's rows are most of it: never
- * the heap at random in key order), but without a plan or an executor,
- * which took about half of the time of the read.  The scan sees what this
- * run has written so far, as a statement would.
- */
-static void
-scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, int64 tracked_rows,
-			 ProbeGroup *g)
-{
-	Relation	rel = table_open(coco_tracked_row_relid(), AccessShareLock);
-	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	TrackedScan s;
-
-	s.d = d;
-	s.target_id = target_id;
-	s.comps = palloc(sizeof(int) * Max(ncomps, 1));
-	memcpy(s.comps, comps, sizeof(int) * ncomps);
-	qsort(s.comps, ncomps, sizeof(int), cmp_int);
-	s.ncomps = ncomps;
-	s.target_att = coco_tracked_row_attnum(rel, "target_id");
-	s.comp_att = coco_tracked_row_attnum(rel, "comp_id");
-	s.key_att = coco_tracked_row_attnum(rel, "key");
-	s.fp_att = coco_tracked_row_attnum(rel, "fp");
-	s.natts = Max(Max(s.target_att, s.comp_att), Max(s.key_att, s.fp_att));
-	s.probe = g;
-	s.rowcxt = AllocSetContextCreate(d->cxt, "coco_target tracked row", ALLOCSET_SMALL_SIZES);
-	if (pkey->rd_index->indkey.values[0] != s.target_att)
-		elog(ERROR, "coco_target: the primary key of coco.tracked_row does not lead with target_id");
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-
-	if (target_fills_table(rel, tracked_rows))
-	{
-		ereport(DEBUG1,
-				(errmsg_internal("coco_target: the tracking of table \"%s\" is read whole", d->table)));
-		scan_whole(&s, rel);
-	}
-	else
-		scan_by_bitmap(&s, rel, pkey);
 	/* the last rows waiting for the probe */
 	if (g != NULL)
 	{
@@ -512,8 +491,7 @@ scan_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps, int6
  * coco_rowdiff_finish() diffs the partitions on disk.
  */
 void
-coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps,
-						  int64 tracked_rows)
+coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int ncomps)
 {
 	ProbeGroup	group;
 
@@ -525,7 +503,7 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 	if (!d->deferred || d->declared_overflowed)
 	{
 		rowdiff_spill_declared(d);
-		scan_tracked(d, target_id, comps, ncomps, tracked_rows, NULL);
+		scan_tracked(d, target_id, comps, ncomps, NULL);
 		for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
 			if (!d->on_disk[p])
 				(void) table_index_all(&d->tracked[p]);
@@ -545,7 +523,7 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 		group.values = palloc(sizeof(Datum) * d->changes_desc->natts);
 		group.nulls = palloc(sizeof(bool) * d->changes_desc->natts);
 		MemoryContextSwitchTo(old);
-		scan_tracked(d, target_id, comps, ncomps, tracked_rows, &group);
+		scan_tracked(d, target_id, comps, ncomps, &group);
 		unmatched_are_new(d);
 		MemoryContextDelete(probecxt);
 	}
@@ -591,16 +569,14 @@ coco_rowdiff_deferred(CocoRowDiff *d)
 
 /*
  * The tracked rows a deferred diff has not loaded yet (as the extension
- * owner); once loaded, the diff is deferred no longer.  `tracked_rows`: as
- * coco_rowdiff_load_tracked() takes it.
+ * owner); once loaded, the diff is deferred no longer.
  */
 void
-coco_rowdiff_load_deferred(CocoRowDiff *d, int64 tracked_rows)
+coco_rowdiff_load_deferred(CocoRowDiff *d)
 {
 	if (!d->deferred)
 		return;
-	coco_rowdiff_load_tracked(d, d->deferred_target, d->deferred_comps, d->ndeferred_comps,
-							  tracked_rows);
+	coco_rowdiff_load_tracked(d, d->deferred_target, d->deferred_comps, d->ndeferred_comps);
 	d->deferred = false;
 }
 
@@ -675,7 +651,7 @@ unmatched_are_deleted(CocoRowDiff *d, EntryTable *t)
 	{
 		TrackedEntry *e = table_entry(t, i);
 
-		if (!e->matched)
+		if (!e->matched && !e->foreign)
 			add_deleted(d, e);
 	}
 }
@@ -771,48 +747,120 @@ coco_rowdiff_changes_desc(CocoRowDiff *d)
 	return d->changes_desc;
 }
 
+static int
+cmp_tid(const void *a, const void *b)
+{
+	return ItemPointerCompare((ItemPointer) a, (ItemPointer) b);
+}
+
 /*
  * The rows no longer declared, as changes (as the extension owner): their
- * keys and components from tracking, by the tids the diff found.
+ * keys and components from their chunks, each chunk read once.
  */
 void
 coco_rowdiff_deletions(CocoRowDiff *d)
 {
 	TupleDesc	desc = d->changes_desc;
-	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
-	Oid			types[1] = {TIDARRAYOID};
-	int64		done = 0;
+	Datum	   *values;
+	bool	   *nulls;
+	Relation	rel;
+	TupleTableSlot *slot;
+	MemoryContext chunkcxt;
+	int64		i = 0;
 
-	while (done < d->ndeleted)
+	if (d->ndeleted == 0)
+		return;
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	chunkcxt = AllocSetContextCreate(CurrentMemoryContext, "coco_target deleted rows' chunk",
+									 ALLOCSET_DEFAULT_SIZES);
+	qsort(d->deleted, d->ndeleted, sizeof(ItemPointerData), cmp_tid);
+	rel = table_open(coco_tracked_chunk_relid(), AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	while (i < d->ndeleted)
 	{
-		int			n = (int) Min(d->ndeleted - done, (int64) coco_batch_size);
-		Datum	   *tids = palloc(sizeof(Datum) * n);
-		Datum		arg[1];
+		BlockNumber chunk = ItemPointerGetBlockNumber(&d->deleted[i]);
+		ChunkInfo  *info = &d->chunks.chunk[chunk];
+		MemoryContext old = MemoryContextSwitchTo(chunkcxt);
+		int32		comp;
+		int64		chunk_id;
+		bytea	   *rows;
+		ChunkReader reader;
+		ChunkRow	row;
 
-		for (int i = 0; i < n; i++)
-			tids[i] = PointerGetDatum(&d->deleted[done + i]);
-		arg[0] = PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
-		coco_spi_exec("SELECT ctid, key, comp_id FROM coco.tracked_row WHERE ctid OPERATOR(pg_catalog.=) ANY ($1)",
-					  1, types, arg, NULL, SPI_OK_SELECT);
-		if ((int64) SPI_processed != n)
-			elog(ERROR, "coco_target: %d tracked rows to delete, %llu found", n,
-				 (unsigned long long) SPI_processed);
-		for (uint64 i = 0; i < SPI_processed; i++)
+		CHECK_FOR_INTERRUPTS();
+		if (!table_tuple_fetch_row_version(rel, &info->tid, GetActiveSnapshot(), slot))
+			elog(ERROR, "coco_target: a chunk of tracked rows of table \"%s\" is gone", d->table);
+		chunk_tuple_deform(ExecFetchSlotHeapTuple(slot, false, NULL), RelationGetDescr(rel),
+						   &comp, &chunk_id, &rows);
+		chunk_reader_init(&reader, rows);
+		for (int place = 1; i < d->ndeleted && ItemPointerGetBlockNumber(&d->deleted[i]) == chunk &&
+			 chunk_read(&reader, &row); place++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			bool		isnull;
-
-			store_deletion(d,
-						   (ItemPointer) DatumGetPointer(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
-						   DatumGetByteaPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)),
-						   DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)),
-						   values, nulls);
+			if (ItemPointerGetOffsetNumber(&d->deleted[i]) != place)
+				continue;
+			store_deletion(d, &d->deleted[i], key_bytea(&row), comp, values, nulls);
+			i++;
 		}
-		SPI_freetuptable(SPI_tuptable);
-		pfree(tids);
-		done += n;
+		if (i < d->ndeleted && ItemPointerGetBlockNumber(&d->deleted[i]) == chunk)
+			elog(ERROR, "coco_target: a chunk of tracked rows of table \"%s\" has fewer rows than read", d->table);
+		ExecClearTuple(slot);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(chunkcxt);
 	}
+	PopActiveSnapshot();
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	MemoryContextDelete(chunkcxt);
+	pfree(values);
+	pfree(nulls);
+}
+
+/* The chunks the diff read: its changes rewrite them. */
+CocoTrackedChunks *
+coco_rowdiff_chunks(CocoRowDiff *d)
+{
+	return &d->chunks;
+}
+
+/*
+ * A declared key that a component not replaced holds (the diff found it):
+ * the error names the key, where at hand, and both components.  As the
+ * extension owner.
+ */
+void
+coco_rowdiff_check_held(CocoRowDiff *d)
+{
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	char	   *declaring = NULL;
+	char	   *holding = NULL;
+	char	   *key = NULL;
+
+	if (!d->held)
+		return;
+	values[0] = Int32GetDatum(d->held_for);
+	values[1] = Int32GetDatum(d->held_by);
+	if (SPI_execute_with_args("SELECT (SELECT path::pg_catalog.text FROM coco.component WHERE comp_id OPERATOR(pg_catalog.=) $1), "
+							  "(SELECT path::pg_catalog.text FROM coco.component WHERE comp_id OPERATOR(pg_catalog.=) $2)",
+							  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		declaring = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		holding = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	}
+	if (d->held_key.data != NULL)
+		key = coco_describe_row_key(d->spec, d->held_key.data, d->held_key.len);
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("rows declared for table \"%s\" have keys that another component declares", d->table),
+			 key && declaring && holding ?
+			 errdetail("Component %s declares the row with key %s, which component %s holds. "
+					   "A row belongs to one component; to move it, declare both components again in one run.",
+					   declaring, key, holding) :
+			 errdetail("A row belongs to one component; to move it, declare both components again in one run."),
+			 errhint("Re-declare or clear the component that holds the rows in the same run.")));
 }
 
 static int
@@ -1107,31 +1155,86 @@ coco_rowdiff_changes(CocoRowDiff *d)
 	return d->changes;
 }
 
-/* A load's repeated key, found by the tracking's primary key: named. */
+/*
+ * A key the load wrote twice, named (as the app owner): a table's own rows
+ * grouped by their stable key.  Only after a load found one (the created
+ * table's primary key), or where nothing else would (a user's table read
+ * back): the tracking has no index on its keys.
+ */
 static void
-load_duplicate(void *arg, TupleTableSlot *slot)
+find_repeated_key(CocoRowDiff *d)
 {
-	CocoRowDiff *d = arg;
-	bool		isnull;
-	bytea	   *key = DatumGetByteaPP(slot_getattr(slot, 4, &isnull));
+	char	   *sql = psprintf("SELECT %s FROM ONLY %s x GROUP BY 1 HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1 LIMIT 1",
+							   coco_rows_key_expr(d->spec),
+							   coco_quote_qualified(d->spec->tn.schema, d->spec->tn.name));
 
-	rowdiff_key_declared_twice(d, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "coco_target: could not look for a repeated key of table \"%s\"", d->table);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		bytea	   *key = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+		rowdiff_key_declared_twice(d, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	}
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /*
- * A table this run created, loaded by one component (as the extension
- * owner, with the caller's snapshot for `sql`).  `sql` gives its rows as
+ * The created table's indexes, built from its rows.  A key written twice
+ * fails the primary key's build; the build is undone (a subtransaction)
+ * and the key named.
+ */
+static void
+close_loaded_table(CocoRowDiff *d, BulkWriter *target)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			relid = RelationGetRelid(target->rel);
+
+	bulk_close(target);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		bulk_build_indexes(relid);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		find_repeated_key(d);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
+/*
+ * A table this run created, loaded by one component (as the app owner,
+ * with the caller's snapshot for `sql`).  `sql` gives its rows as
  * (component, declared columns…): the declarations, or the table itself
  * when a statement has already filled it.  Each row's key and fingerprint
- * are tallied and its tracking row written; with `target_relid`, the row
- * itself is written into the table first.  Both go in through the heap's
- * multi-insert path; the table's NOT NULL and primary key are checked as
- * an INSERT would.  Returns the rows written into the table.
+ * are tallied and packed into the table's tracking; with `target_relid`,
+ * the row itself is written into the table first, through the heap's
+ * multi-insert path, its NOT NULL checked as an INSERT would, its indexes
+ * built after the rows.  A key written twice fails the load, named.
+ * Returns the rows written into the table.
  */
 int64
 coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally, const char *sql,
 				  int nparams, const Oid *types, const Datum *values, Oid target_relid,
-				  int32 app_id, int64 target_id, int64 pass_id)
+				  int32 app_id, int64 target_id)
 {
 	CocoRowDiff *d = coco_rowdiff_create(spec, sql, nparams, types, values, NULL, 0);
 	RowReceiver *r = rowdiff_receiver_create(d, READ_LOAD);
@@ -1139,19 +1242,14 @@ coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally, const char *
 
 	if (OidIsValid(target_relid))
 		r->target = bulk_open(target_relid, d->cxt, true);
-	r->tracking = bulk_open(coco_tracked_row_relid(), d->cxt, false);
-	/* its rows are made here, never with a NULL: no NOT NULL to check */
-	r->tracking->check_constraints = false;
-	r->tracking->duplicate = load_duplicate;
-	r->tracking->duplicate_arg = d;
-	r->app_id = app_id;
-	r->target_id = target_id;
-	r->pass_id = pass_id;
+	r->chunks = chunk_appender_open(app_id, target_id, 0, d->cxt);
 
 	rowdiff_run_into(d->sql, d->params, r);
+	(void) chunk_appender_close(r->chunks);
 	if (r->target)
-		bulk_close(r->target);
-	bulk_close(r->tracking);
+		close_loaded_table(d, r->target);
+	else
+		find_repeated_key(d);
 	loaded = r->loaded;
 	if (r->target)
 		coco_progress_advance(loaded % COCO_LOAD_PROGRESS_EVERY);

@@ -22,6 +22,7 @@
 #include "utils/tuplestore.h"
 
 #include "pg_connector.h"
+#include "tracked_chunk.h"
 
 #define ROWDIFF_PARTITIONS 16
 #define PARTITION_SHIFT 60		/* the top four bits of a key hash */
@@ -40,10 +41,13 @@ typedef struct TrackedEntry
 	KeyHash		key;
 	CocoFingerprint fp;
 	int32		comp;
-	ItemPointerData tid;
+	ItemPointerData tid;		/* its chunk and place in it (tracked_chunk.h) */
 	bool		marked;			/* coco.verify found it drifted: write it */
 	bool		matched;		/* declared again */
+	bool		foreign;		/* of a component the diff does not replace */
 } TrackedEntry;
+
+StaticAssertDecl(sizeof(TrackedEntry) == 48, "a tracked entry is 48 bytes");
 
 /* a declared row, for a partition on disk or a deferred diff */
 typedef struct DeclaredEntry
@@ -179,6 +183,16 @@ struct CocoRowDiff
 	/* a key declared twice, found from a file: its bytes are not at hand */
 	bool		duplicate;
 	KeyHash		duplicate_key;
+	/* the chunks of tracked rows read */
+	CocoTrackedChunks chunks;
+	/*
+	 * A declared key that a component the diff does not replace holds:
+	 * the component, the declaring one, and the key (NULL: not at hand).
+	 */
+	bool		held;
+	int32		held_by;
+	int32		held_for;
+	StringInfoData held_key;
 };
 
 /* ---- entry tables ------------------------------------------------------- */
@@ -453,10 +467,7 @@ typedef struct RowReceiver
 	TupleTableSlot *copy;
 	StringInfoData found;		/* READ_FIND_KEY */
 	struct BulkWriter *target;	/* READ_LOAD: NULL when the table is filled */
-	struct BulkWriter *tracking;
-	int32		app_id;
-	int64		target_id;
-	int64		pass_id;
+	struct ChunkAppender *chunks;	/* READ_LOAD: their tracking */
 	int64		loaded;
 } RowReceiver;
 
@@ -495,8 +506,10 @@ extern SPIPlanPtr rowdiff_prepare(const char *sql, ParamListInfo params, RowRece
 extern void rowdiff_execute(SPIPlanPtr plan, ParamListInfo params, RowReceiver *r);
 extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver *r);
 extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
-extern void rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp,
+extern void rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, const ChunkRow *row,
 								  int32 comp, TrackedEntry *t);
+extern void rowdiff_note_held(CocoRowDiff *d, int32 holding, int32 declaring, const char *key,
+							  int len);
 extern void rowdiff_add_tracked(CocoRowDiff *d, const TrackedEntry *t);
 extern void rowdiff_spill_declared(CocoRowDiff *d);
 extern void rowdiff_key_declared_twice(CocoRowDiff *d, const char *key, int len) pg_attribute_noreturn();
@@ -520,7 +533,7 @@ typedef struct BulkWriter
 	TupleTableSlot *slots[BULK_BATCH];
 	int			nslots;
 	bool		check_constraints;	/* NOT NULL of a created table */
-	bool		build_indexes;	/* indexes built after the rows, not per row */
+	bool		build_indexes;	/* indexes built after the rows (bulk_build_indexes) */
 	/* called, if set, for a row whose key a unique index already holds */
 	void		(*duplicate) (void *arg, TupleTableSlot *slot);
 	void	   *duplicate_arg;
@@ -533,5 +546,6 @@ extern BulkWriter *bulk_open(Oid relid, MemoryContext cxt, bool build_indexes);
 extern TupleTableSlot *bulk_slot(BulkWriter *w);
 extern void bulk_stored(BulkWriter *w);
 extern void bulk_close(BulkWriter *w);
+extern void bulk_build_indexes(Oid relid);
 
 #endif							/* COCO_ROWDIFF_H */

@@ -256,6 +256,11 @@ rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprin
 		return 0;
 	}
 	t->matched = true;
+	if (t->foreign)
+	{
+		rowdiff_note_held(d, t->comp, comp, key ? key->data : NULL, key ? key->len : 0);
+		return 0;
+	}
 	/* a component re-written in full holds rows that may be outdated (a
 	 * lossy change): such a row is written, also when it moves away */
 	if (t->marked || in_list(comp, d->rewrite, d->nrewrite) ||
@@ -448,23 +453,41 @@ rowdiff_spill_declared(CocoRowDiff *d)
 
 /* The entry of one tracked row, as coco_rowdiff_load_tracked() reads it. */
 void
-rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, bytea *key, bytea *fp, int32 comp,
+rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, const ChunkRow *row, int32 comp,
 					  TrackedEntry *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->tid = *tid;
-	/* an empty fingerprint is coco.verify's mark: the row is written again */
-	if (VARSIZE_ANY_EXHDR(fp) == 0)
+	/* coco.verify's mark: the row is written again */
+	if (row->flags & CHUNK_ROW_MARKED)
 		t->marked = true;
-	else if (VARSIZE_ANY_EXHDR(fp) != COCO_FINGERPRINT_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("a tracked row of table \"%s\" has a fingerprint of %d bytes",
-						d->table, (int) VARSIZE_ANY_EXHDR(fp))));
 	else
-		memcpy(t->fp.bytes, VARDATA_ANY(fp), COCO_FINGERPRINT_LEN);
-	key_hash(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &t->key);
+		memcpy(t->fp.bytes, row->fp, COCO_FINGERPRINT_LEN);
+	key_hash(row->key, row->keylen, &t->key);
 	t->comp = comp;
+}
+
+/*
+ * A declared key that another component holds, which the diff does not
+ * replace: the run fails after the read (coco_rowdiff_check_held), the
+ * first such key named.
+ */
+void
+rowdiff_note_held(CocoRowDiff *d, int32 holding, int32 declaring, const char *key, int len)
+{
+	if (d->held)
+		return;
+	d->held = true;
+	d->held_by = holding;
+	d->held_for = declaring;
+	if (key != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+		initStringInfo(&d->held_key);
+		appendBinaryStringInfo(&d->held_key, key, len);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /*
@@ -488,7 +511,7 @@ rowdiff_add_tracked(CocoRowDiff *d, const TrackedEntry *t)
 
 /*
  * A row of a table loaded by this run: into the table itself (when the
- * run writes it here too), and its tracking row.
+ * run writes it here too), and into its tracking's open chunk.
  */
 static void
 load_row(RowReceiver *r, TupleTableSlot *slot)
@@ -497,7 +520,6 @@ load_row(RowReceiver *r, TupleTableSlot *slot)
 	KeyHash		hash;
 	int			comp = count_declared_row(r, slot, &hash, &fp);
 	TupleTableSlot *ts;
-	MemoryContext old;
 
 	if (r->target)
 	{
@@ -514,18 +536,7 @@ load_row(RowReceiver *r, TupleTableSlot *slot)
 		if (++r->loaded % COCO_LOAD_PROGRESS_EVERY == 0)
 			coco_progress_advance(COCO_LOAD_PROGRESS_EVERY);
 	}
-	ts = bulk_slot(r->tracking);
-	old = MemoryContextSwitchTo(r->tracking->cxt);
-	ts->tts_values[0] = Int32GetDatum(r->app_id);
-	ts->tts_values[1] = Int64GetDatum(r->target_id);
-	ts->tts_values[2] = Int32GetDatum(comp);
-	ts->tts_values[3] = PointerGetDatum(coco_key_buf_to_bytea(&r->keybuf));
-	ts->tts_values[4] = PointerGetDatum(coco_fingerprint_to_bytea(&fp));
-	ts->tts_values[5] = Int64GetDatum(r->pass_id);
-	MemoryContextSwitchTo(old);
-	memset(ts->tts_isnull, false, sizeof(bool) * 6);
-	ExecStoreVirtualTuple(ts);
-	bulk_stored(r->tracking);
+	chunk_appender_add(r->chunks, comp, 0, fp.bytes, r->keybuf.data, r->keybuf.len);
 }
 
 static bool

@@ -30,7 +30,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
-#include "pg_connector.h"
+#include "pg_rows.h"
 
 typedef struct TableDrift
 {
@@ -186,14 +186,11 @@ verify_table(CocoApp *app, int64 ts_id, Jsonb *record, bool repair, bool remove_
 
 	values[1] = PointerGetDatum(construct_array(keys, nkeys, BYTEAOID, -1, false, TYPALIGN_INT));
 	coco_enter_extension_owner(&uc);
-	/* no row fingerprints to the empty string: the next diff re-writes them */
-	coco_spi_exec("UPDATE coco.tracked_row SET fp = ''::pg_catalog.bytea "
-				  "WHERE target_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) ANY ($2)",
-				  2, types, values, NULL, SPI_OK_UPDATE);
-	out->marked = SPI_processed;
+	/* no row fingerprint is marked: the next diff re-writes the row */
+	out->marked = coco_tracking_mark(DatumGetInt64(values[0]), values[1], &values[1]);
+	types[1] = INT4ARRAYOID;
 	coco_spi_exec("UPDATE coco.row_set SET digest = NULL WHERE target_id OPERATOR(pg_catalog.=) $1 "
-				  "AND comp_id OPERATOR(pg_catalog.=) ANY (SELECT comp_id FROM coco.tracked_row "
-				  "  WHERE target_id OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) ANY ($2))",
+				  "AND comp_id OPERATOR(pg_catalog.=) ANY ($2)",
 				  2, types, values, NULL, SPI_OK_UPDATE);
 	coco_leave(&uc);
 }
