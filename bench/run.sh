@@ -34,7 +34,11 @@
 #
 # How each step is measured (identically for every method):
 #   - before it: CHECKPOINT, then VACUUM ANALYZE of the tables it touches, so
-#     every method starts clean and pays for its own full-page writes;
+#     every method starts clean and pays for its own full-page writes, then
+#     pg_prewarm of those tables and their indexes, so every method starts
+#     with them in shared buffers whichever step ran before (VACUUM reads
+#     through a small ring, and the first step to read a table would
+#     otherwise pay for bringing it in for the steps after it);
 #   - it runs in a fresh psql session; time = clock_timestamp() difference
 #     on the server around the step's statements (commits included, client
 #     start-up excluded); WAL = pg_wal_lsn_diff of pg_current_wal_lsn();
@@ -156,6 +160,9 @@ prepare() {
     local rels="$1"
     q "CHECKPOINT" >/dev/null
     q "VACUUM ANALYZE $rels" >/dev/null
+    q "SELECT count(pg_prewarm(r)) FROM (SELECT to_regclass(n) AS t FROM unnest(string_to_array('$rels', ', ')) n) x,
+              LATERAL (SELECT x.t AS r UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = x.t) y
+        WHERE x.t IS NOT NULL" >/dev/null
 }
 
 # step SCENARIO SIZE METHOD TABLE VACUUM_RELS SQL
@@ -242,6 +249,7 @@ human_bytes() {
 
 setup_schema() {
     q "CREATE EXTENSION coco_target" >/dev/null
+    q "CREATE EXTENSION pg_prewarm" >/dev/null
     coco_psql -q <<'EOF'
 CREATE SCHEMA bench;
 -- Row g of the source: ~170 bytes of data (8 + 40 + 114 + 8).

@@ -154,5 +154,27 @@ SELECT pg_temp.summary(coco.reconcile('usr4'));
 SELECT to_regclass('usr_handover') AS usr_handover, (SELECT count(*) FROM usr_handover) AS rows_left;
 SELECT coco.drop_app('usr4');
 
+-- A first load that writes one key twice.  Into a user's table without a
+-- unique index on the key, the load goes in (no index refuses it) and the
+-- table is read back: the key is found there and named (23505), and the
+-- run leaves nothing.  Into a table the run creates, its primary key's
+-- build refuses it, and the key is named the same way.
+CREATE TABLE usr_nokey (id int, v text);
+SELECT coco.create_app('usr5');
+SELECT coco.declare_table('usr5', 'usr_nokey', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}', 'user');
+SELECT coco.declare_rows('usr5', 'usr_nokey', 'SELECT g AS id, ''v'' AS v FROM generate_series(1, 3) g UNION ALL SELECT 2, ''again''');
+SELECT coco.reconcile('usr5');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS rows_left FROM usr_nokey;
+SELECT coco.drop_app('usr5');
+SELECT coco.create_app('usr6');
+SELECT coco.declare_table('usr6', 'usr_made', '[{"name": "id", "type": "int"}, {"name": "v", "type": "text"}]', '{id}');
+SELECT coco.declare_rows('usr6', 'usr_made', 'SELECT g AS id, ''v'' AS v FROM generate_series(1, 3000) g UNION ALL SELECT 2999, ''again''');
+SELECT coco.reconcile('usr6');
+\echo :LAST_ERROR_SQLSTATE
+SELECT to_regclass('usr_made') AS usr_made,
+       (SELECT count(*) FROM coco.tracked_row t JOIN coco.app a USING (app_id) WHERE a.name = 'usr6') AS tracked;
+SELECT coco.drop_app('usr6');
+
 -- Clean up.
-DROP TABLE usr_t, usr_hand, usr_handover;
+DROP TABLE usr_t, usr_hand, usr_handover, usr_nokey;

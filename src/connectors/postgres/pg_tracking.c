@@ -158,9 +158,14 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 	int32		nkept = 0;
 	int64		found = 0;
 
-	/* gone: an earlier batch deleted all its rows, these among them */
+	/*
+	 * Gone: an earlier batch deleted all its rows, these among them (a key
+	 * that came twice), or another transaction deleted it.
+	 */
 	if (!table_tuple_fetch_row_version(w->rel, &info->tid, w->snapshot, w->old))
 	{
+		if (!info->emptied)
+			written_concurrently(w, &edits[0]);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(w->chunkcxt);
 		return 0;
@@ -200,8 +205,11 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 	}
 
 	if (nkept == 0)
+	{
 		result = table_tuple_delete(w->rel, &info->tid, w->cid, w->snapshot, InvalidSnapshot, true,
 									&tmfd, false);
+		info->emptied = result == TM_Ok;
+	}
 	else
 	{
 		LockTupleMode lockmode;
@@ -292,7 +300,8 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, CocoTrackedChunks *c
 			 DatumGetInt32(comp) != chunks->chunk[ItemPointerGetBlockNumber((ItemPointer) DatumGetPointer(tid))].comp))
 		{
 			if (comp_null || fp_null)
-				continue;
+				elog(ERROR, "coco_target: a new row of table \"%s\" has no component or fingerprint",
+					 spec->tn.qualified);
 			if (appender == NULL)
 				appender = chunk_appender_open(app_id, target_id, chunks->next_id, w.cxt);
 			chunk_appender_add(appender, DatumGetInt32(comp), 0,
@@ -337,6 +346,19 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, CocoTrackedChunks *c
 	writer_close(&w);
 }
 
+static int
+cmp_key_hash(const void *a, const void *b)
+{
+	const KeyHash *x = a;
+	const KeyHash *y = b;
+
+	if (x->a != y->a)
+		return x->a < y->a ? -1 : 1;
+	if (x->b != y->b)
+		return x->b < y->b ? -1 : 1;
+	return 0;
+}
+
 /*
  * coco.verify's repair: mark the tracked rows of table `target_id` with
  * these keys (a bytea[]) so that the next diff writes them again.  As the
@@ -363,6 +385,7 @@ coco_tracking_mark(int64 target_id, Datum keys, Datum *comps)
 	hashes = palloc(sizeof(KeyHash) * Max(nk, 1));
 	for (int i = 0; i < nk; i++)
 		key_hash(VARDATA_ANY(DatumGetByteaPP(kd[i])), VARSIZE_ANY_EXHDR(DatumGetByteaPP(kd[i])), &hashes[i]);
+	qsort(hashes, nk, sizeof(KeyHash), cmp_key_hash);
 
 	coco_spi_exec("SELECT ctid, comp_id, rows FROM coco.tracked_chunk WHERE target_id OPERATOR(pg_catalog.=) $1",
 				  1, types, values, NULL, SPI_OK_SELECT);
@@ -379,7 +402,9 @@ coco_tracking_mark(int64 target_id, Datum keys, Datum *comps)
 		ChunkReader reader;
 		ChunkRow	row;
 		int			n = 0;
+		bool		changed = false;
 
+		CHECK_FOR_INTERRUPTS();
 		initStringInfo(&out);
 		chunk_reader_init(&reader, rows);
 		while (chunk_read(&reader, &row))
@@ -388,21 +413,24 @@ coco_tracking_mark(int64 target_id, Datum keys, Datum *comps)
 			KeyHash		h;
 
 			key_hash(row.key, row.keylen, &h);
-			for (int i = 0; i < nk && !(flags & CHUNK_ROW_MARKED); i++)
-				if (key_equal(&h, &hashes[i]))
-				{
-					flags |= CHUNK_ROW_MARKED;
-					n++;
-				}
+			if (bsearch(&h, hashes, nk, sizeof(KeyHash), cmp_key_hash) != NULL)
+			{
+				changed |= !(flags & CHUNK_ROW_MARKED);
+				flags |= CHUNK_ROW_MARKED;
+				n++;
+			}
 			chunk_put(&out, flags, row.fp, row.key, row.keylen);
 		}
-		if (n > 0)
+		if (changed)
 		{
 			Datum		uvalues[2] = {PointerGetDatum(tid),
 			PointerGetDatum(cstring_to_text_with_len(out.data, out.len))};
 
 			coco_spi_exec("UPDATE coco.tracked_chunk SET rows = $2 WHERE ctid OPERATOR(pg_catalog.=) $1",
 						  2, utypes, uvalues, NULL, SPI_OK_UPDATE);
+		}
+		if (n > 0)
+		{
 			marked += n;
 			accumArrayResult(marked_comps, Int32GetDatum(comp), false, INT4OID, CurrentMemoryContext);
 		}

@@ -241,6 +241,21 @@ index_declared(CocoRowDiff *d)
 	}
 }
 
+/*
+ * A key the table's tracking holds twice: no index stops it, every write
+ * path checks it, so the tracking was changed by hand.  Diffing on would
+ * delete the declared row for the copy no declaration matches.
+ */
+static void
+tracked_twice(CocoRowDiff *d)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("the tracking of table \"%s\" holds a key twice", d->table),
+			 errdetail("coco.tracked_chunk was written outside the extension."),
+			 errhint("Drop the table's app, or clear the components that declare the table, and declare them again.")));
+}
+
 /* One tracked row against the declared entry with its key (NULL: none). */
 static void
 probe_one(CocoRowDiff *d, ProbeGroup *g, TrackedEntry *te, DeclaredEntry *e, bytea *key)
@@ -252,6 +267,9 @@ probe_one(CocoRowDiff *d, ProbeGroup *g, TrackedEntry *te, DeclaredEntry *e, byt
 		store_deletion(d, &te->tid, key, te->comp, g->values, g->nulls);
 		return;
 	}
+	/* a declared row met by a tracked row already */
+	if (e->matched)
+		tracked_twice(d);
 	op = rowdiff_classify(d, te, e->comp, &e->fp, NULL);
 	e->matched = true;
 	if (op != 0)
@@ -505,8 +523,8 @@ coco_rowdiff_load_tracked(CocoRowDiff *d, int64 target_id, const int *comps, int
 		rowdiff_spill_declared(d);
 		scan_tracked(d, target_id, comps, ncomps, NULL);
 		for (int p = 0; p < ROWDIFF_PARTITIONS; p++)
-			if (!d->on_disk[p])
-				(void) table_index_all(&d->tracked[p]);
+			if (!d->on_disk[p] && table_index_all(&d->tracked[p]) != NULL)
+				tracked_twice(d);
 		return;
 	}
 
@@ -721,7 +739,8 @@ coco_rowdiff_finish(CocoRowDiff *d)
 		{
 			file_load(d->tracked_file[p], t);
 			file_close(&d->tracked_file[p]);
-			(void) table_index_all(t);
+			if (table_index_all(t) != NULL)
+				tracked_twice(d);
 		}
 		if (d->declared_in_file[p])
 			diff_declared_file(d, p);
@@ -792,7 +811,11 @@ coco_rowdiff_deletions(CocoRowDiff *d)
 
 		CHECK_FOR_INTERRUPTS();
 		if (!table_tuple_fetch_row_version(rel, &info->tid, GetActiveSnapshot(), slot))
-			elog(ERROR, "coco_target: a chunk of tracked rows of table \"%s\" is gone", d->table);
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the tracked rows of table \"%s\" were changed by another transaction during a run",
+							d->table),
+					 errhint("Only the runs of an app write its tracked rows; retry the run.")));
 		chunk_tuple_deform(ExecFetchSlotHeapTuple(slot, false, NULL), RelationGetDescr(rel),
 						   &comp, &chunk_id, &rows);
 		chunk_reader_init(&reader, rows);
@@ -1168,7 +1191,9 @@ find_repeated_key(CocoRowDiff *d)
 							   coco_rows_key_expr(d->spec),
 							   coco_quote_qualified(d->spec->tn.schema, d->spec->tn.name));
 
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT)
+	/* the rows this transaction has just written: a snapshot after them */
+	CommandCounterIncrement();
+	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "coco_target: could not look for a repeated key of table \"%s\"", d->table);
 	if (SPI_processed > 0)
 	{
@@ -1182,8 +1207,8 @@ find_repeated_key(CocoRowDiff *d)
 
 /*
  * The created table's indexes, built from its rows.  A key written twice
- * fails the primary key's build; the build is undone (a subtransaction)
- * and the key named.
+ * fails the primary key's build; the build is undone (a subtransaction,
+ * which any error ends before it goes on) and the key named.
  */
 static void
 close_loaded_table(CocoRowDiff *d, BulkWriter *target)
@@ -1206,13 +1231,12 @@ close_loaded_table(CocoRowDiff *d, BulkWriter *target)
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		find_repeated_key(d);
+		if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+			find_repeated_key(d);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();

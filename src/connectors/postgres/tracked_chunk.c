@@ -17,7 +17,11 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -25,6 +29,9 @@
 #include "funcapi.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/memutils.h"
 
 #include "rowdiff.h"
@@ -146,6 +153,7 @@ chunk_info_add(CocoTrackedChunks *c, ItemPointer tid, int32 comp)
 				 errmsg("too many chunks of tracked rows in one table: %lld", (long long) c->n)));
 	c->chunk[c->n].tid = *tid;
 	c->chunk[c->n].comp = comp;
+	c->chunk[c->n].emptied = false;
 	return c->n++;
 }
 
@@ -171,8 +179,42 @@ struct ChunkAppender
 };
 
 /*
+ * The number after the highest of a table's chunks, from the last entry of
+ * the primary key under the table's number (read past row level security:
+ * the appender may run as the app owner, whose session may have turned it
+ * off).  What this transaction wrote so far counts.
+ */
+static int64
+next_chunk_id(Relation rel, int64 target_id)
+{
+	Relation	pkey = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	ScanKeyData skey;
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	int64		next = 1;
+
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(target_id));
+	scan = index_beginscan(rel, pkey, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		next = DatumGetInt64(slot_getattr(slot, CHUNK_ID + 1, &isnull)) + 1;
+	}
+	index_endscan(scan);
+	PopActiveSnapshot();
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(pkey, NoLock);
+	return next;
+}
+
+/*
  * New chunks for a target, numbered from first_chunk_id on (0: after the
- * target's highest, looked up).  As the extension owner.
+ * target's highest, looked up).  As the extension owner, or the app owner
+ * of a load.
  */
 ChunkAppender *
 chunk_appender_open(int32 app_id, int64 target_id, int64 first_chunk_id, MemoryContext cxt)
@@ -183,17 +225,8 @@ chunk_appender_open(int32 app_id, int64 target_id, int64 first_chunk_id, MemoryC
 	a->cxt = acxt;
 	a->app_id = app_id;
 	a->target_id = target_id;
-	if (first_chunk_id <= 0)
-	{
-		Oid			type = INT8OID;
-		Datum		value = Int64GetDatum(target_id);
-
-		first_chunk_id = coco_spi_int8("SELECT COALESCE(pg_catalog.max(chunk_id), 0) OPERATOR(pg_catalog.+) 1 "
-									   "FROM coco.tracked_chunk WHERE target_id OPERATOR(pg_catalog.=) $1",
-									   1, &type, &value, NULL);
-	}
-	a->next_id = first_chunk_id;
 	a->writer = bulk_open(coco_tracked_chunk_relid(), acxt, false);
+	a->next_id = first_chunk_id > 0 ? first_chunk_id : next_chunk_id(a->writer->rel, target_id);
 	/* its rows are made here, never with a NULL */
 	a->writer->check_constraints = false;
 	return a;

@@ -79,6 +79,7 @@ typedef struct ChunkInfo
 {
 	ItemPointerData tid;
 	int32		comp;
+	bool		emptied;		/* this run deleted it: its rows are gone */
 } ChunkInfo;
 
 struct CocoTrackedChunks
