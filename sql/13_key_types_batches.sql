@@ -143,6 +143,25 @@ SELECT (SELECT count(*) FROM (SELECT * FROM kt_hsrc EXCEPT SELECT * FROM kt_h) x
 SELECT pg_temp.declare_h();
 SELECT pg_temp.summary(coco.reconcile('kt')) AS after;
 
+-- Runs that each add a few rows top up a chunk that has room: ten runs of
+-- five new rows each leave their fifty rows in one chunk; a run after them
+-- changes nothing, and one that deletes a row rewrites that chunk.
+SELECT coco.create_app('kt_inc');
+CREATE FUNCTION pg_temp.declare_inc(n int) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT coco.declare_table('kt_inc', 'kt_inc_t', '[{"name": "id", "type": "int"}]', '{id}');
+  SELECT coco.declare_rows('kt_inc', 'kt_inc_t', format('SELECT g AS id FROM generate_series(1, %s) g WHERE g <> 7 OR %s < 60', n, n));
+  SELECT coco.reconcile('kt_inc');
+$$;
+SELECT string_agg((pg_temp.declare_inc(5 * i))->>'inserted', ' ' ORDER BY i) AS inserted FROM generate_series(1, 10) i;
+SELECT count(*) AS chunks, sum(nrows) AS tracked FROM coco.tracked_chunk c
+  JOIN coco.app a USING (app_id) WHERE a.name = 'kt_inc';
+SELECT (pg_temp.declare_inc(50))->>'unchanged' AS unchanged;
+SELECT (pg_temp.declare_inc(60))->>'deleted' AS deleted;
+SELECT count(*) AS chunks, sum(nrows) AS tracked FROM coco.tracked_chunk c
+  JOIN coco.app a USING (app_id) WHERE a.name = 'kt_inc';
+SELECT count(*) AS rows, bool_and(id <> 7) AS without_7 FROM kt_inc_t;
+SELECT coco.drop_app('kt_inc');
+
 -- Clean up.
 SELECT coco.drop_app('kt');
 DROP TABLE kt_src, kt_bsrc, kt_hsrc;

@@ -10,7 +10,9 @@
  *
  * A row is found in its chunk by key; a row not there any more was
  * written by an earlier batch of this run, so its key came twice: the
- * caller compares the rows written with what the batch holds.
+ * caller compares the rows written with what the batch holds.  New rows
+ * top up a chunk of their component that has room first, so that runs
+ * that each add a few rows do not leave a chunk apiece.
  */
 #include "postgres.h"
 
@@ -33,15 +35,19 @@
 #include "pg_rows.h"
 #include "rowdiff.h"
 
-/* A tracked row of the batch, in the chunk it is in: deleted, or given a new fingerprint. */
+/*
+ * A tracked row of the batch, in the chunk it is in: deleted, or given a
+ * new fingerprint; or a new row added to the chunk.
+ */
 typedef struct ChunkEdit
 {
 	int64		chunk;			/* its number among the chunks read */
+	bool		append;			/* a new row: after the chunk's rows */
 	KeyHash		key;
 	bool		delete;
 	bool		done;
 	uint8		fp[COCO_FINGERPRINT_LEN];
-	bytea	   *keybytes;		/* for the error that names it */
+	bytea	   *keybytes;		/* the row's key; names it in an error */
 } ChunkEdit;
 
 typedef struct TrackingWriter
@@ -128,6 +134,8 @@ cmp_edit(const void *a, const void *b)
 
 	if (x->chunk != y->chunk)
 		return x->chunk < y->chunk ? -1 : 1;
+	if (x->append != y->append)
+		return x->append ? 1 : -1;
 	if (x->key.a != y->key.a)
 		return x->key.a < y->key.a ? -1 : 1;
 	if (x->key.b != y->key.b)
@@ -136,14 +144,16 @@ cmp_edit(const void *a, const void *b)
 }
 
 /*
- * The edits of one chunk (sorted by key) applied to it: its rows rewritten
- * without the deleted ones and with the new fingerprints, or the chunk
- * deleted when none is left.  Returns how many of the edits found their
- * row.
+ * The edits of one chunk (those of its rows sorted by key, then the new
+ * rows) applied to it: its rows rewritten without the deleted ones, with
+ * the new fingerprints and the new rows, or the chunk deleted when none is
+ * left.  Returns how many of the edits of its rows found their row.
  */
 static int64
 rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 {
+	int			nmatch = 0;
+
 	ChunkInfo  *info = &w->chunks->chunk[edits[0].chunk];
 	TupleDesc	desc = RelationGetDescr(w->rel);
 	MemoryContext old = MemoryContextSwitchTo(w->chunkcxt);
@@ -172,6 +182,8 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 	}
 	slot_getallattrs(w->old);
 	chunk_tuple_deform(ExecFetchSlotHeapTuple(w->old, false, NULL), desc, &comp, &chunk_id, &rows);
+	while (nmatch < n && !edits[nmatch].append)
+		nmatch++;
 	initStringInfo(&kept);
 	chunk_reader_init(&reader, rows);
 	while (chunk_read(&reader, &row))
@@ -180,8 +192,9 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 		ChunkEdit  *e;
 
 		probe.chunk = edits[0].chunk;
+		probe.append = false;
 		key_hash(row.key, row.keylen, &probe.key);
-		e = bsearch(&probe, edits, n, sizeof(ChunkEdit), cmp_edit);
+		e = bsearch(&probe, edits, nmatch, sizeof(ChunkEdit), cmp_edit);
 		if (e == NULL || e->done)
 		{
 			chunk_put(&kept, row.flags, row.fp, row.key, row.keylen);
@@ -196,13 +209,20 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 			nkept++;
 		}
 	}
-	if (found == 0)
+	for (int i = nmatch; i < n; i++)
+	{
+		chunk_put(&kept, 0, edits[i].fp, VARDATA_ANY(edits[i].keybytes),
+				  VARSIZE_ANY_EXHDR(edits[i].keybytes));
+		nkept++;
+	}
+	if (found == 0 && nmatch == n)
 	{
 		ExecClearTuple(w->old);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(w->chunkcxt);
 		return 0;
 	}
+	info->bytes = kept.len;
 
 	if (nkept == 0)
 	{
@@ -248,6 +268,62 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 	return found;
 }
 
+static ChunkEdit *
+new_edit(ChunkEdit **edits, int64 *n, int64 *max)
+{
+	if (*n == *max)
+	{
+		*max *= 2;
+		*edits = repalloc_huge(*edits, sizeof(ChunkEdit) * *max);
+	}
+	return &(*edits)[(*n)++];
+}
+
+/* The chunk new rows of a component went into last, while it has room. */
+typedef struct ChunkRoom
+{
+	int32		comp;
+	int64		chunk;
+} ChunkRoom;
+
+/*
+ * A chunk of component `comp`, read by the diff and not emptied, with room
+ * for `bytes` more (reserved for them), or -1.  The last one found is
+ * tried first; otherwise the last 64 chunks read are searched (the newest
+ * lie at the heap's end), once: when the one found is full, or none had
+ * room, the component's next rows go to new chunks.
+ */
+static int64
+chunk_with_room(CocoTrackedChunks *chunks, int32 comp, int bytes, ChunkRoom *hint)
+{
+	int64		found = -1;
+
+	/* none had room: the rest go to new chunks */
+	if (hint->chunk == -2 && hint->comp == comp)
+		return -1;
+	if (hint->chunk >= 0 && hint->comp == comp)
+		found = hint->chunk;
+	else
+		for (int64 i = chunks->n - 1; i >= 0 && i >= chunks->n - 64; i--)
+			if (chunks->chunk[i].comp == comp && !chunks->chunk[i].emptied &&
+				chunks->chunk[i].bytes + bytes <= CHUNK_MAX_BYTES)
+			{
+				found = i;
+				break;
+			}
+	if (found < 0 || chunks->chunk[found].emptied ||
+		chunks->chunk[found].bytes + bytes > CHUNK_MAX_BYTES)
+	{
+		hint->comp = comp;
+		hint->chunk = -2;
+		return -1;
+	}
+	chunks->chunk[found].bytes += bytes;
+	hint->comp = comp;
+	hint->chunk = found;
+	return found;
+}
+
 /*
  * Write a batch's changes into the tracking of table `target_id` (as the
  * extension owner): delete the tracked rows of its deletions, give those
@@ -269,6 +345,7 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, CocoTrackedChunks *c
 	ChunkEdit  *edits;
 	int64		nedits = 0;
 	int64		maxedits = 1024;
+	ChunkRoom	hint = {-1, -1};
 	MemoryContext old;
 
 	writer_open(&w, chunks);
@@ -299,27 +376,42 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, CocoTrackedChunks *c
 			(op != COCO_OP_DELETE && !tid_null && !comp_null &&
 			 DatumGetInt32(comp) != chunks->chunk[ItemPointerGetBlockNumber((ItemPointer) DatumGetPointer(tid))].comp))
 		{
+			const uint8 *fpbytes;
+			int64		room;
+
 			if (comp_null || fp_null)
 				elog(ERROR, "coco_target: a new row of table \"%s\" has no component or fingerprint",
 					 spec->tn.qualified);
-			if (appender == NULL)
-				appender = chunk_appender_open(app_id, target_id, chunks->next_id, w.cxt);
-			chunk_appender_add(appender, DatumGetInt32(comp), 0,
-							   (const uint8 *) VARDATA_ANY(DatumGetByteaPP(fp)),
-							   VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+			fpbytes = (const uint8 *) VARDATA_ANY(DatumGetByteaPP(fp));
+			room = chunk_with_room(chunks, DatumGetInt32(comp),
+								   chunk_row_bytes(VARSIZE_ANY_EXHDR(key)), &hint);
+			if (room >= 0)
+			{
+				e = new_edit(&edits, &nedits, &maxedits);
+				e->chunk = room;
+				e->append = true;
+				e->delete = false;
+				e->done = false;
+				memset(&e->key, 0, sizeof(KeyHash));
+				memcpy(e->fp, fpbytes, COCO_FINGERPRINT_LEN);
+				e->keybytes = key;
+			}
+			else
+			{
+				if (appender == NULL)
+					appender = chunk_appender_open(app_id, target_id, chunks->next_id, w.cxt);
+				chunk_appender_add(appender, DatumGetInt32(comp), 0, fpbytes,
+								   VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+			}
 			if (op == COCO_OP_INSERT)
 				continue;
 		}
 		/* never without a tid; a row that were would be left out, and counted so */
 		if (tid_null || (op != COCO_OP_DELETE && (comp_null || fp_null)))
 			continue;
-		if (nedits == maxedits)
-		{
-			maxedits *= 2;
-			edits = repalloc_huge(edits, sizeof(ChunkEdit) * maxedits);
-		}
-		e = &edits[nedits++];
+		e = new_edit(&edits, &nedits, &maxedits);
 		e->chunk = ItemPointerGetBlockNumber((ItemPointer) DatumGetPointer(tid));
+		e->append = false;
 		key_hash(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &e->key);
 		e->keybytes = key;
 		e->done = false;

@@ -400,7 +400,7 @@ take_chunk(TrackedScan *s, TupleTableSlot *slot)
 	tup = ExecFetchSlotHeapTuple(slot, false, NULL);
 	chunk_tuple_deform(tup, slot->tts_tupleDescriptor, &comp, &chunk_id, &rows);
 	d->chunks.next_id = Max(d->chunks.next_id, chunk_id + 1);
-	chunk = chunk_info_add(&d->chunks, &slot->tts_tid, comp);
+	chunk = chunk_info_add(&d->chunks, &slot->tts_tid, comp, (int32) VARSIZE_ANY_EXHDR(rows));
 	foreign = bsearch(&comp, s->comps, s->ncomps, sizeof(int), cmp_int) == NULL;
 	chunk_reader_init(&reader, rows);
 	for (int place = 1; chunk_read(&reader, &row); place++)

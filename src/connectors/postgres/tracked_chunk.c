@@ -139,7 +139,7 @@ chunk_tuple_deform(HeapTuple tup, TupleDesc desc, int32 *comp, int64 *chunk_id, 
 
 /* Note a chunk read; returns its number. */
 int64
-chunk_info_add(CocoTrackedChunks *c, ItemPointer tid, int32 comp)
+chunk_info_add(CocoTrackedChunks *c, ItemPointer tid, int32 comp, int32 bytes)
 {
 	if (c->n == c->max)
 	{
@@ -153,6 +153,7 @@ chunk_info_add(CocoTrackedChunks *c, ItemPointer tid, int32 comp)
 				 errmsg("too many chunks of tracked rows in one table: %lld", (long long) c->n)));
 	c->chunk[c->n].tid = *tid;
 	c->chunk[c->n].comp = comp;
+	c->chunk[c->n].bytes = bytes;
 	c->chunk[c->n].emptied = false;
 	return c->n++;
 }

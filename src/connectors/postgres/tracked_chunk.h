@@ -79,6 +79,7 @@ typedef struct ChunkInfo
 {
 	ItemPointerData tid;
 	int32		comp;
+	int32		bytes;			/* of its rows, with those a batch adds to it */
 	bool		emptied;		/* this run deleted it: its rows are gone */
 } ChunkInfo;
 
@@ -91,7 +92,7 @@ struct CocoTrackedChunks
 	int64		next_id;		/* the number a new chunk of the table takes */
 };
 
-extern int64 chunk_info_add(CocoTrackedChunks *c, ItemPointer tid, int32 comp);
+extern int64 chunk_info_add(CocoTrackedChunks *c, ItemPointer tid, int32 comp, int32 bytes);
 
 /* a chunk tuple's columns */
 extern void chunk_tuple_deform(HeapTuple tup, TupleDesc desc, int32 *comp, int64 *chunk_id,
