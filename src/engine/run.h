@@ -96,7 +96,8 @@ typedef struct RootState
 /*
  * One pass of a run: the snapshot its reads of staging and tracking use
  * (registered when the pass decides, released when it ends) and its id,
- * which stamps the tracking rows it writes.
+ * from coco.pass_seq, which names it to the connectors (the rows' sync
+ * finds the summary pass's diff by it).
  */
 typedef struct CocoPass
 {

@@ -275,7 +275,8 @@ typedef struct CocoChildSync
 										 * replaced components */
 	Oid			owner;			/* the app owner, who applies the changes */
 	Snapshot	snapshot;		/* the run's: read the staged declarations with it */
-	int64		pass_id;		/* the run's pass, which stamps what it tracks */
+	int64		pass_id;		/* the run's pass: names it (a connector may
+								 * stamp what it tracks with it) */
 	CocoChildTally *tally;		/* filled by summarize_children and
 								 * sync_children: what each replaced
 								 * component declares */
