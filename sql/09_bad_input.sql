@@ -271,6 +271,20 @@ SELECT coco.declare_table('bad', repeat('s', 63) || '.' || repeat('t', 63),
     'system', '{long}');
 SELECT coco.clear_component('bad', '{long}');
 
+-- coco.chunk_rows unpacks a chunk of coco.tracked_chunk (a flag byte, a
+-- 16-byte fingerprint, the key's length in 7-bit groups, the key); bytes
+-- that are not one are refused (22P03), whatever length they claim.
+SELECT encode(key, 'hex') AS key, fp = '' AS marked, length(fp) AS fp_bytes
+  FROM coco.chunk_rows(decode('00' || repeat('ab', 16) || '02' || 'cafe' ||
+                              '01' || repeat('cd', 16) || '01' || '07', 'hex'));
+SELECT count(*) AS none FROM coco.chunk_rows(''::bytea);
+SELECT * FROM coco.chunk_rows('\x01'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM coco.chunk_rows(decode('00' || repeat('00', 16) || 'ffffffff0f', 'hex'));
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM coco.chunk_rows(decode('00' || repeat('00', 16) || 'ffffffffff01', 'hex'));
+\echo :LAST_ERROR_SQLSTATE
+
 -- Clean up.
 SELECT coco.drop_app('bad');
 DROP TABLE bad_src;

@@ -45,12 +45,16 @@ coco_tracked_chunk_relid(void)
 
 /* ---- the packing ------------------------------------------------------ */
 
+/*
+ * Read from coco.tracked_chunk, a packing that is not valid is corruption;
+ * given to coco.chunk_rows, it is bad input.
+ */
 static void
-corrupted(void)
+corrupted(ChunkReader *r)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("a chunk of coco.tracked_chunk is not a valid packing of tracked rows")));
+			(errcode(r->sqlerrcode),
+			 errmsg("the bytes are not a valid packing of tracked rows (a chunk of coco.tracked_chunk)")));
 }
 
 void
@@ -58,6 +62,7 @@ chunk_reader_init(ChunkReader *r, bytea *rows)
 {
 	r->pos = VARDATA_ANY(rows);
 	r->end = r->pos + VARSIZE_ANY_EXHDR(rows);
+	r->sqlerrcode = ERRCODE_DATA_CORRUPTED;
 }
 
 /* The next row, or false after the last. */
@@ -70,7 +75,7 @@ chunk_read(ChunkReader *r, ChunkRow *row)
 	if (r->pos == r->end)
 		return false;
 	if (r->end - r->pos < 1 + COCO_FINGERPRINT_LEN + 1)
-		corrupted();
+		corrupted(r);
 	row->flags = (uint8) *r->pos++;
 	row->fp = (const uint8 *) r->pos;
 	r->pos += COCO_FINGERPRINT_LEN;
@@ -80,7 +85,7 @@ chunk_read(ChunkReader *r, ChunkRow *row)
 		uint8		b;
 
 		if (r->pos == r->end || shift > 28)
-			corrupted();
+			corrupted(r);
 		b = (uint8) *r->pos++;
 		len |= (uint32) (b & 0x7F) << shift;
 		if ((b & 0x80) == 0)
@@ -88,7 +93,7 @@ chunk_read(ChunkReader *r, ChunkRow *row)
 		shift += 7;
 	}
 	if (len > (uint32) (r->end - r->pos))
-		corrupted();
+		corrupted(r);
 	row->key = r->pos;
 	row->keylen = (int) len;
 	r->pos += len;
@@ -131,7 +136,9 @@ chunk_tuple_deform(HeapTuple tup, TupleDesc desc, int32 *comp, int64 *chunk_id, 
 		elog(ERROR, "coco_target: coco.tracked_chunk has %d columns, not %d", desc->natts, CHUNK_NATTS);
 	heap_deform_tuple(tup, desc, values, nulls);
 	if (nulls[CHUNK_COMP] || nulls[CHUNK_ID] || nulls[CHUNK_ROWS])
-		corrupted();
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a chunk of coco.tracked_chunk has a NULL column")));
 	*comp = DatumGetInt32(values[CHUNK_COMP]);
 	*chunk_id = DatumGetInt64(values[CHUNK_ID]);
 	*rows = DatumGetByteaPP(values[CHUNK_ROWS]);
@@ -319,6 +326,7 @@ coco_chunk_rows(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	chunk_reader_init(&r, rows);
+	r.sqlerrcode = ERRCODE_INVALID_BINARY_REPRESENTATION;
 	while (chunk_read(&r, &row))
 	{
 		Datum		values[2];

@@ -41,6 +41,7 @@ typedef struct ChunkReader
 {
 	const char *pos;
 	const char *end;
+	int			sqlerrcode;		/* of a packing that is not valid */
 } ChunkReader;
 
 extern void chunk_reader_init(ChunkReader *r, bytea *rows);
