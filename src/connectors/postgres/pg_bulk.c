@@ -75,7 +75,6 @@ bulk_open(Oid relid, MemoryContext cxt, bool build_indexes)
 
 	w->rel = table_open(relid, RowExclusiveLock);
 	result_relation_open(w->rel, ACL_INSERT, NULL, !build_indexes, &w->estate, &w->rri);
-	w->build_indexes = build_indexes;
 	w->bistate = GetBulkInsertState();
 	w->cid = GetCurrentCommandId(true);
 	w->check_constraints = RelationGetDescr(w->rel)->constr != NULL;
@@ -94,17 +93,8 @@ bulk_flush(BulkWriter *w)
 	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, 0, w->bistate);
 	for (int i = 0; i < w->nslots; i++)
 	{
-		/*
-		 * A unique index refuses a repeated key here, as an INSERT would; or
-		 * reports it, for the writer's own error.  No one else writes rows
-		 * with these keys (a new table, or a new target's tracking), so a
-		 * reported conflict is a repeated key.
-		 */
-		List	   *conflicts = ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false,
-													  w->duplicate != NULL, NULL, NIL);
-
-		if (conflicts != NIL)
-			w->duplicate(w->duplicate_arg, w->slots[i]);
+		/* a unique index refuses a repeated key here, as an INSERT would */
+		(void) ExecInsertIndexTuples(w->rri, w->slots[i], w->estate, false, false, NULL, NIL);
 		ResetPerTupleExprContext(w->estate);
 		ExecClearTuple(w->slots[i]);
 	}

@@ -57,6 +57,8 @@ extern void coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, CocoTrac
 								int32 app_id, int64 target_id, const CocoTableSpec *spec,
 								int64 *written);
 extern int64 coco_tracking_mark(int64 target_id, Datum keys, Datum *comps);
+extern void coco_tracking_written_concurrently(const CocoTableSpec *spec, bytea *key)
+			pg_attribute_noreturn();
 
 /* pg_value_error.c */
 extern void coco_rows_guard(const CocoTableSpec *spec, List *queries, const char *sql,

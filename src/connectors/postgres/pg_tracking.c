@@ -110,22 +110,37 @@ writer_close(TrackingWriter *w)
 }
 
 /*
- * Another transaction wrote a chunk of tracked rows: only the app's runs
- * may, one at a time.  The chunk is named by the key of one of the
- * batch's rows in it.
+ * Another transaction wrote a chunk of a table's tracked rows: only the
+ * app's runs may, one at a time.  The chunk is named by the key of a row
+ * in it, where one is at hand (NULL: none).
  */
-static void
-written_concurrently(TrackingWriter *w, const ChunkEdit *e)
+void
+coco_tracking_written_concurrently(const CocoTableSpec *spec, bytea *key)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 			 errmsg("the tracked rows of table \"%s\" were changed by another transaction during a run",
-					w->spec->tn.qualified),
+					spec->tn.qualified),
+			 key != NULL ?
 			 errdetail("The chunk of coco.tracked_chunk that holds the tracked row with key %s was written by another transaction.",
-					   coco_describe_row_key(w->spec, VARDATA_ANY(e->keybytes), VARSIZE_ANY_EXHDR(e->keybytes))),
+					   coco_describe_row_key(spec, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key))) : 0,
 			 errhint("Only the runs of an app write its tracked rows; retry the run.")));
 }
 
+static int
+cmp_key_hash(const void *a, const void *b)
+{
+	const KeyHash *x = a;
+	const KeyHash *y = b;
+
+	if (x->a != y->a)
+		return x->a < y->a ? -1 : 1;
+	if (x->b != y->b)
+		return x->b < y->b ? -1 : 1;
+	return 0;
+}
+
+/* By chunk, a chunk's rows before its new rows, then by key */
 static int
 cmp_edit(const void *a, const void *b)
 {
@@ -136,11 +151,7 @@ cmp_edit(const void *a, const void *b)
 		return x->chunk < y->chunk ? -1 : 1;
 	if (x->append != y->append)
 		return x->append ? 1 : -1;
-	if (x->key.a != y->key.a)
-		return x->key.a < y->key.a ? -1 : 1;
-	if (x->key.b != y->key.b)
-		return x->key.b < y->key.b ? -1 : 1;
-	return 0;
+	return cmp_key_hash(&x->key, &y->key);
 }
 
 /*
@@ -159,8 +170,6 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 	MemoryContext old = MemoryContextSwitchTo(w->chunkcxt);
 	TM_FailureData tmfd;
 	TM_Result	result;
-	int32		comp;
-	int64		chunk_id;
 	bytea	   *rows;
 	ChunkReader reader;
 	ChunkRow	row;
@@ -175,13 +184,14 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 	if (!table_tuple_fetch_row_version(w->rel, &info->tid, w->snapshot, w->old))
 	{
 		if (!info->emptied)
-			written_concurrently(w, &edits[0]);
+			coco_tracking_written_concurrently(w->spec, edits[0].keybytes);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(w->chunkcxt);
 		return 0;
 	}
+	/* deformed whole: the new version copies the other columns */
 	slot_getallattrs(w->old);
-	chunk_tuple_deform(ExecFetchSlotHeapTuple(w->old, false, NULL), desc, &comp, &chunk_id, &rows);
+	rows = DatumGetByteaPP(w->old->tts_values[CHUNK_ROWS]);
 	while (nmatch < n && !edits[nmatch].append)
 		nmatch++;
 	initStringInfo(&kept);
@@ -261,7 +271,7 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 			found = 0;
 			break;
 		default:
-			written_concurrently(w, &edits[0]);
+			coco_tracking_written_concurrently(w->spec, edits[0].keybytes);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(w->chunkcxt);
@@ -436,19 +446,6 @@ coco_tracking_write(Tuplestorestate *batch, TupleDesc desc, CocoTrackedChunks *c
 		chunks->next_id = chunk_appender_close(appender);
 	MemoryContextSwitchTo(old);
 	writer_close(&w);
-}
-
-static int
-cmp_key_hash(const void *a, const void *b)
-{
-	const KeyHash *x = a;
-	const KeyHash *y = b;
-
-	if (x->a != y->a)
-		return x->a < y->a ? -1 : 1;
-	if (x->b != y->b)
-		return x->b < y->b ? -1 : 1;
-	return 0;
 }
 
 /*

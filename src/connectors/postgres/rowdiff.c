@@ -382,7 +382,6 @@ static void
 take_chunk(TrackedScan *s, TupleTableSlot *slot)
 {
 	CocoRowDiff *d = s->d;
-	HeapTuple	tup;
 	bool		isnull;
 	int32		comp;
 	int64		chunk_id;
@@ -397,8 +396,7 @@ take_chunk(TrackedScan *s, TupleTableSlot *slot)
 	if (DatumGetInt64(slot_getattr(slot, CHUNK_TARGET + 1, &isnull)) != s->target_id)
 		return;
 	old = MemoryContextSwitchTo(s->rowcxt);
-	tup = ExecFetchSlotHeapTuple(slot, false, NULL);
-	chunk_tuple_deform(tup, slot->tts_tupleDescriptor, &comp, &chunk_id, &rows);
+	chunk_slot_deform(slot, &comp, &chunk_id, &rows);
 	d->chunks.next_id = Max(d->chunks.next_id, chunk_id + 1);
 	chunk = chunk_info_add(&d->chunks, &slot->tts_tid, comp, (int32) VARSIZE_ANY_EXHDR(rows));
 	foreign = bsearch(&comp, s->comps, s->ncomps, sizeof(int), cmp_int) == NULL;
@@ -811,13 +809,8 @@ coco_rowdiff_deletions(CocoRowDiff *d)
 
 		CHECK_FOR_INTERRUPTS();
 		if (!table_tuple_fetch_row_version(rel, &info->tid, GetActiveSnapshot(), slot))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("the tracked rows of table \"%s\" were changed by another transaction during a run",
-							d->table),
-					 errhint("Only the runs of an app write its tracked rows; retry the run.")));
-		chunk_tuple_deform(ExecFetchSlotHeapTuple(slot, false, NULL), RelationGetDescr(rel),
-						   &comp, &chunk_id, &rows);
+			coco_tracking_written_concurrently(d->spec, NULL);
+		chunk_slot_deform(slot, &comp, &chunk_id, &rows);
 		chunk_reader_init(&reader, rows);
 		for (int place = 1; i < d->ndeleted && ItemPointerGetBlockNumber(&d->deleted[i]) == chunk &&
 			 chunk_read(&reader, &row); place++)

@@ -533,10 +533,6 @@ typedef struct BulkWriter
 	TupleTableSlot *slots[BULK_BATCH];
 	int			nslots;
 	bool		check_constraints;	/* NOT NULL of a created table */
-	bool		build_indexes;	/* indexes built after the rows (bulk_build_indexes) */
-	/* called, if set, for a row whose key a unique index already holds */
-	void		(*duplicate) (void *arg, TupleTableSlot *slot);
-	void	   *duplicate_arg;
 	MemoryContext cxt;			/* values made for a batch */
 } BulkWriter;
 

@@ -127,14 +127,15 @@ chunk_put(StringInfo buf, uint8 flags, const uint8 *fp, const char *key, int key
 }
 
 void
-chunk_tuple_deform(HeapTuple tup, TupleDesc desc, int32 *comp, int64 *chunk_id, bytea **rows)
+chunk_slot_deform(TupleTableSlot *slot, int32 *comp, int64 *chunk_id, bytea **rows)
 {
-	Datum		values[CHUNK_NATTS];
-	bool		nulls[CHUNK_NATTS];
+	Datum	   *values = slot->tts_values;
+	bool	   *nulls = slot->tts_isnull;
 
-	if (desc->natts != CHUNK_NATTS)
-		elog(ERROR, "coco_target: coco.tracked_chunk has %d columns, not %d", desc->natts, CHUNK_NATTS);
-	heap_deform_tuple(tup, desc, values, nulls);
+	if (slot->tts_tupleDescriptor->natts != CHUNK_NATTS)
+		elog(ERROR, "coco_target: coco.tracked_chunk has %d columns, not %d",
+			 slot->tts_tupleDescriptor->natts, CHUNK_NATTS);
+	slot_getallattrs(slot);
 	if (nulls[CHUNK_COMP] || nulls[CHUNK_ID] || nulls[CHUNK_ROWS])
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),

@@ -9,7 +9,7 @@
 #ifndef COCO_TRACKED_CHUNK_H
 #define COCO_TRACKED_CHUNK_H
 
-#include "access/htup.h"
+#include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "storage/itemptr.h"
 #include "utils/relcache.h"
@@ -95,8 +95,8 @@ struct CocoTrackedChunks
 
 extern int64 chunk_info_add(CocoTrackedChunks *c, ItemPointer tid, int32 comp, int32 bytes);
 
-/* a chunk tuple's columns */
-extern void chunk_tuple_deform(HeapTuple tup, TupleDesc desc, int32 *comp, int64 *chunk_id,
-							   bytea **rows);
+/* the columns of a chunk in a slot (deformed in it: no copy) */
+extern void chunk_slot_deform(TupleTableSlot *slot, int32 *comp, int64 *chunk_id,
+							  bytea **rows);
 
 #endif							/* COCO_TRACKED_CHUNK_H */
