@@ -101,6 +101,37 @@ SELECT to_regclass('kt_b') AS kt_b;
 SELECT coco.clear_component('kt', '{b}');
 RESET coco_target.batch_size;
 
+-- 1000 rows changed, in batches of 100, declared in an order unlike the
+-- one their chunks hold them in: the batches are written by chunk, so each
+-- chunk is rewritten about once, not once per batch (about 10 times).
+CREATE TABLE kt_osrc AS SELECT g AS id, 0 AS v FROM generate_series(1, 1000) g;
+CREATE FUNCTION pg_temp.declare_o(src text) RETURNS void LANGUAGE sql AS $$
+  SELECT coco.declare_table('kt', 'kt_o', '[{"name": "id", "type": "int"}, {"name": "v", "type": "int"}]',
+                            '{id}', 'system', '{o}');
+  SELECT coco.declare_rows('kt', 'kt_o', format('SELECT id, v FROM %s', src), '{o}');
+$$;
+SELECT pg_temp.declare_o('kt_osrc');
+SELECT pg_temp.summary(coco.reconcile('kt'));
+SELECT count(*) AS chunks FROM coco.tracked_chunk
+ WHERE target_id = (SELECT ts_id FROM coco.target_state
+                     WHERE provider = 'postgres.table' AND name = 'public.kt_o') \gset
+CREATE TABLE kt_osrc2 AS SELECT id, v + 1 AS v FROM kt_osrc ORDER BY md5(id::text);
+SET coco_target.batch_size = 100;
+BEGIN;
+SELECT n_tup_upd + n_tup_del AS w0 FROM pg_stat_xact_all_tables
+ WHERE relid = 'coco.tracked_chunk'::regclass \gset
+SELECT pg_temp.declare_o('kt_osrc2');
+SELECT pg_temp.summary(coco.reconcile('kt'));
+SELECT :chunks > 5 AS several_chunks,
+       n_tup_upd + n_tup_del - :w0 <= :chunks + 10 AS each_chunk_about_once
+  FROM pg_stat_xact_all_tables WHERE relid = 'coco.tracked_chunk'::regclass;
+COMMIT;
+RESET coco_target.batch_size;
+SELECT (SELECT count(*) FROM (SELECT * FROM kt_osrc2 EXCEPT SELECT * FROM kt_o) x) AS missing,
+       (SELECT count(*) FROM (SELECT * FROM kt_o EXCEPT SELECT * FROM kt_osrc2) x) AS extra;
+SELECT coco.clear_component('kt', '{o}');
+SELECT pg_temp.summary(coco.reconcile('kt'));
+
 -- Tracked rows rewritten by five runs in one transaction, every row
 -- changed and moved to the other component each time: each run empties
 -- the chunks of both components and packs their rows into new ones, and

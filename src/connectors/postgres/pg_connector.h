@@ -158,6 +158,7 @@ extern TupleDesc coco_rowdiff_changes_desc(CocoRowDiff *d);
 extern void coco_rowdiff_deletions(CocoRowDiff *d);
 extern void coco_rowdiff_read_changed(CocoRowDiff *d);
 extern Tuplestorestate *coco_rowdiff_changes(CocoRowDiff *d);
+extern void coco_rowdiff_release_entries(CocoRowDiff *d);
 extern CocoTrackedChunks *coco_rowdiff_chunks(CocoRowDiff *d);
 extern void coco_rowdiff_check_held(CocoRowDiff *d);
 extern int64 coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally,

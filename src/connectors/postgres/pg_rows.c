@@ -24,6 +24,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -36,6 +37,7 @@
 #include "utils/memutils.h"
 #include "utils/queryenvironment.h"
 #include "utils/snapmgr.h"
+#include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
 
 #include "pg_rows.h"
@@ -671,6 +673,63 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 	coco_leave(&uc);
 }
 
+/*
+ * The changes in the order they are written.  Where they take more than
+ * one batch, by the chunk that tracks each row, new rows last: each batch
+ * then rewrites a run of chunks of its own, and a run rewrites a chunk
+ * once (once more where a batch ends inside it) rather than once per
+ * batch that holds one of its rows: a batch of rows in the order they
+ * were declared in can touch nearly every chunk.  Sorted in the memory
+ * the diff's entries held (coco_rowdiff_release_entries).
+ */
+typedef struct ChangeSource
+{
+	Tuplestorestate *store;
+	Tuplesortstate *sort;		/* NULL: the store's order */
+} ChangeSource;
+
+static void
+change_source_open(ChangeSource *src, Tuplestorestate *changes, TupleDesc desc, int64 limit)
+{
+	AttrNumber	attno = COCO_CH_TID + 1;
+	Oid			sortop = TIDLessOperator;
+	Oid			collation = InvalidOid;
+	bool		nulls_first = false;
+	TupleTableSlot *slot;
+
+	src->store = changes;
+	src->sort = NULL;
+	tuplestore_rescan(changes);
+	if (tuplestore_tuple_count(changes) <= limit)
+		return;
+	src->sort = tuplesort_begin_heap(desc, 1, &attno, &sortop, &collation, &nulls_first,
+									 Max(coco_work_mem / 8 * 7, 64), NULL, TUPLESORT_NONE);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	while (tuplestore_gettupleslot(changes, true, false, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		tuplesort_puttupleslot(src->sort, slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplesort_performsort(src->sort);
+}
+
+static bool
+change_source_next(ChangeSource *src, TupleTableSlot *slot)
+{
+	if (src->sort != NULL)
+		return tuplesort_gettupleslot(src->sort, true, false, slot, NULL);
+	return tuplestore_gettupleslot(src->store, true, false, slot);
+}
+
+static void
+change_source_close(ChangeSource *src)
+{
+	if (src->sort != NULL)
+		tuplesort_end(src->sort);
+	src->sort = NULL;
+}
+
 /* Apply the changes in batches; stop early where the run commits in batches. */
 static void
 apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *changes,
@@ -683,10 +742,11 @@ apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *c
 	int64		limit = sync->change_limit > 0 ?
 		Min(coco_batch_size, sync->change_limit) : coco_batch_size;
 	bool		done = false;
+	ChangeSource src;
 
 	build_statements(spec, sync->fresh_container,
 					 coco_citus_table_kind(coco_citus_relid(&spec->tn), NULL) != COCO_CITUS_NONE, &st);
-	tuplestore_rescan(changes);
+	change_source_open(&src, changes, desc, limit);
 	while (!done)
 	{
 		Batch		batch;
@@ -699,7 +759,7 @@ apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *c
 			bool		isnull;
 			int			op;
 
-			if (!tuplestore_gettupleslot(changes, true, false, slot))
+			if (!change_source_next(&src, slot))
 			{
 				done = true;
 				break;
@@ -739,10 +799,11 @@ apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *c
 			sync->inserted + sync->updated + sync->deleted >= sync->change_limit)
 		{
 			/* the rest in the next transaction (unless nothing is left) */
-			sync->more = tuplestore_gettupleslot(changes, true, false, slot);
+			sync->more = change_source_next(&src, slot);
 			break;
 		}
 	}
+	change_source_close(&src);
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(batch_cxt);
 }
@@ -815,6 +876,7 @@ coco_rows_sync(CocoChildSync *sync)
 	coco_leave(&uc);
 
 	/* the writes: each batch as the app owner, its tracking as the extension owner */
+	coco_rowdiff_release_entries(d);
 	apply_changes(sync, spec, coco_rowdiff_changes(d), coco_rowdiff_changes_desc(d),
 				  coco_rowdiff_chunks(d));
 	coco_rowdiff_free(d, true);
