@@ -126,9 +126,38 @@ SELECT :chunks > 5 AS several_chunks,
        n_tup_upd + n_tup_del - :w0 <= :chunks + 10 AS each_chunk_about_once
   FROM pg_stat_xact_all_tables WHERE relid = 'coco.tracked_chunk'::regclass;
 COMMIT;
+SELECT (SELECT count(*) FROM (SELECT * FROM kt_osrc2 EXCEPT SELECT * FROM kt_o) x) AS missing,
+       (SELECT count(*) FROM (SELECT * FROM kt_o EXCEPT SELECT * FROM kt_osrc2) x) AS extra;
+-- Deletions, changes and 300 new rows together, in batches of 100: the
+-- new rows come after the others, in the order they were read, which is
+-- the order the next run reads them in: so they are in each chunk they
+-- top up, and across the chunks the run adds.
+DELETE FROM kt_osrc2 WHERE id % 10 = 1;
+UPDATE kt_osrc2 SET v = v + 1 WHERE id % 10 = 2;
+INSERT INTO kt_osrc2 SELECT g, 0 FROM generate_series(1001, 1300) g;
+SELECT max(chunk_id) AS last_chunk FROM coco.tracked_chunk
+ WHERE target_id = (SELECT ts_id FROM coco.target_state
+                     WHERE provider = 'postgres.table' AND name = 'public.kt_o') \gset
+SELECT pg_temp.declare_o('kt_osrc2');
+SELECT pg_temp.summary(coco.reconcile('kt'));
 RESET coco_target.batch_size;
 SELECT (SELECT count(*) FROM (SELECT * FROM kt_osrc2 EXCEPT SELECT * FROM kt_o) x) AS missing,
        (SELECT count(*) FROM (SELECT * FROM kt_o EXCEPT SELECT * FROM kt_osrc2) x) AS extra;
+WITH new_rows AS (
+  SELECT c.chunk_id, r.ord, g.id
+    FROM coco.tracked_chunk c, coco.chunk_rows(c.rows) WITH ORDINALITY r(key, fp, ord),
+         generate_series(1001, 1300) g(id)
+   WHERE c.target_id = (SELECT ts_id FROM coco.target_state
+                         WHERE provider = 'postgres.table' AND name = 'public.kt_o')
+     AND r.key = coco.row_key(g.id)),
+ordered AS (
+  SELECT id, lag(id) OVER (PARTITION BY CASE WHEN chunk_id > :last_chunk THEN 0 ELSE chunk_id END
+                           ORDER BY chunk_id, ord) AS before
+    FROM new_rows)
+SELECT count(*) AS new_rows, bool_and(before IS NULL OR id > before) AS in_read_order
+  FROM ordered;
+SELECT pg_temp.declare_o('kt_osrc2');
+SELECT pg_temp.summary(coco.reconcile('kt'));
 SELECT coco.clear_component('kt', '{o}');
 SELECT pg_temp.summary(coco.reconcile('kt'));
 

@@ -675,21 +675,37 @@ bulk_load(CocoChildSync *sync, const CocoTableSpec *spec, List *queries,
 
 /*
  * The changes in the order they are written.  Where they take more than
- * one batch, by the chunk that tracks each row, new rows last: each batch
- * then rewrites a run of chunks of its own, and a run rewrites a chunk
- * once (once more where a batch ends inside it) rather than once per
- * batch that holds one of its rows: a batch of rows in the order they
- * were declared in can touch nearly every chunk.  Sorted in the memory
- * the diff's entries held (coco_rowdiff_release_entries).
+ * one batch, those of tracked rows first, by the chunk that tracks each
+ * row, then the new rows in the order they were read: each batch then
+ * rewrites a run of chunks of its own, and a run rewrites a chunk for its
+ * deletions and changes once (once more where a batch ends inside it)
+ * rather than once per batch that holds one of its rows, as a batch of
+ * rows in the order they were declared in can touch nearly every chunk.
+ * New rows keep their order, which is the order the next run reads them
+ * in (rowdiff.c's probe).  Sorted in the memory the diff's entries held
+ * (coco_rowdiff_release_entries).  Not where the run commits in batches:
+ * it applies a few of the changes and diffs again in the next
+ * transaction.
  */
 typedef struct ChangeSource
 {
 	Tuplestorestate *store;
-	Tuplesortstate *sort;		/* NULL: the store's order */
+	Tuplesortstate *sort;		/* the changes of tracked rows; NULL: none */
+	bool		new_rows;		/* sorted, and on to the new rows */
 } ChangeSource;
 
+static bool
+tracks_a_row(TupleTableSlot *slot)
+{
+	bool		isnull;
+
+	(void) slot_getattr(slot, COCO_CH_TID + 1, &isnull);
+	return !isnull;
+}
+
 static void
-change_source_open(ChangeSource *src, Tuplestorestate *changes, TupleDesc desc, int64 limit)
+change_source_open(ChangeSource *src, Tuplestorestate *changes, TupleDesc desc, int64 limit,
+				   bool commits_in_batches)
 {
 	AttrNumber	attno = COCO_CH_TID + 1;
 	Oid			sortop = TIDLessOperator;
@@ -699,8 +715,9 @@ change_source_open(ChangeSource *src, Tuplestorestate *changes, TupleDesc desc, 
 
 	src->store = changes;
 	src->sort = NULL;
+	src->new_rows = false;
 	tuplestore_rescan(changes);
-	if (tuplestore_tuple_count(changes) <= limit)
+	if (commits_in_batches || tuplestore_tuple_count(changes) <= limit)
 		return;
 	src->sort = tuplesort_begin_heap(desc, 1, &attno, &sortop, &collation, &nulls_first,
 									 Max(coco_work_mem / 8 * 7, 64), NULL, TUPLESORT_NONE);
@@ -708,18 +725,29 @@ change_source_open(ChangeSource *src, Tuplestorestate *changes, TupleDesc desc, 
 	while (tuplestore_gettupleslot(changes, true, false, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
-		tuplesort_puttupleslot(src->sort, slot);
+		if (tracks_a_row(slot))
+			tuplesort_puttupleslot(src->sort, slot);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	tuplesort_performsort(src->sort);
+	tuplestore_rescan(changes);
 }
 
 static bool
 change_source_next(ChangeSource *src, TupleTableSlot *slot)
 {
-	if (src->sort != NULL)
-		return tuplesort_gettupleslot(src->sort, true, false, slot, NULL);
-	return tuplestore_gettupleslot(src->store, true, false, slot);
+	if (src->sort == NULL)
+		return tuplestore_gettupleslot(src->store, true, false, slot);
+	if (!src->new_rows)
+	{
+		if (tuplesort_gettupleslot(src->sort, true, false, slot, NULL))
+			return true;
+		src->new_rows = true;
+	}
+	while (tuplestore_gettupleslot(src->store, true, false, slot))
+		if (!tracks_a_row(slot))
+			return true;
+	return false;
 }
 
 static void
@@ -746,7 +774,7 @@ apply_changes(CocoChildSync *sync, const CocoTableSpec *spec, Tuplestorestate *c
 
 	build_statements(spec, sync->fresh_container,
 					 coco_citus_table_kind(coco_citus_relid(&spec->tn), NULL) != COCO_CITUS_NONE, &st);
-	change_source_open(&src, changes, desc, limit);
+	change_source_open(&src, changes, desc, limit, sync->change_limit > 0);
 	while (!done)
 	{
 		Batch		batch;
