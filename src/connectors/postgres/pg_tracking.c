@@ -170,6 +170,8 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 	MemoryContext old = MemoryContextSwitchTo(w->chunkcxt);
 	TM_FailureData tmfd;
 	TM_Result	result;
+	int32		comp;
+	int64		chunk_id;
 	bytea	   *rows;
 	ChunkReader reader;
 	ChunkRow	row;
@@ -189,9 +191,8 @@ rewrite_chunk(TrackingWriter *w, ChunkEdit *edits, int n)
 		MemoryContextReset(w->chunkcxt);
 		return 0;
 	}
-	/* deformed whole: the new version copies the other columns */
-	slot_getallattrs(w->old);
-	rows = DatumGetByteaPP(w->old->tts_values[CHUNK_ROWS]);
+	/* deformed whole in the slot: the new version copies the other columns */
+	chunk_slot_deform(w->old, &comp, &chunk_id, &rows);
 	while (nmatch < n && !edits[nmatch].append)
 		nmatch++;
 	initStringInfo(&kept);
