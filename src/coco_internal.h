@@ -8,6 +8,7 @@
 
 #include "postgres.h"
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 #include "storage/lockdefs.h"
 #include "utils/tuplestore.h"
 
@@ -15,6 +16,27 @@
 
 /* the extension version whose schema this library works with */
 #define COCO_SCHEMA_VERSION "0.7"
+
+/*
+ * Writing a known number of bytes into a buffer in place (stable_key.c,
+ * fingerprint.c): one check for room instead of one per byte, which the
+ * per-row hot path of a diff notices.  coco_buf_reserve gives where n
+ * bytes go; coco_buf_advance counts them and keeps the buffer
+ * NUL-terminated, as StringInfo requires.
+ */
+static inline char *
+coco_buf_reserve(StringInfo buf, int n)
+{
+	enlargeStringInfo(buf, n);
+	return buf->data + buf->len;
+}
+
+static inline void
+coco_buf_advance(StringInfo buf, int n)
+{
+	buf->len += n;
+	buf->data[buf->len] = '\0';
+}
 
 /* provider.c */
 typedef const CocoProvider *(*CocoProviderResolver) (const char *name);

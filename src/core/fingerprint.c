@@ -38,29 +38,42 @@ void
 coco_fingerprint_add_datum(StringInfo buf, Datum value, bool isnull,
 						   int16 typlen, bool typbyval)
 {
+	char	   *p;
+
 	if (isnull)
 	{
 		appendStringInfoCharMacro(buf, '\0');
 		return;
 	}
-	appendStringInfoCharMacro(buf, '\1');
 	if (typbyval)
 	{
 		/* the value's own bytes, as wide as the type */
 		char		tmp[sizeof(Datum)];
 
 		store_att_byval(tmp, value, typlen);
-		appendBinaryStringInfo(buf, tmp, typlen);
+		p = coco_buf_reserve(buf, 1 + typlen);
+		p[0] = '\1';
+		memcpy(p + 1, tmp, typlen);
+		coco_buf_advance(buf, 1 + typlen);
 	}
 	else if (typlen > 0)
-		appendBinaryStringInfo(buf, DatumGetPointer(value), typlen);
+	{
+		p = coco_buf_reserve(buf, 1 + typlen);
+		p[0] = '\1';
+		memcpy(p + 1, DatumGetPointer(value), typlen);
+		coco_buf_advance(buf, 1 + typlen);
+	}
 	else if (typlen == -1)
 	{
 		struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
 		uint32		len = VARSIZE_ANY_EXHDR(v);
 
-		appendBinaryStringInfo(buf, (char *) &len, sizeof(len));
-		appendBinaryStringInfo(buf, VARDATA_ANY(v), len);
+		/* the marker, the length in native byte order, the bytes */
+		p = coco_buf_reserve(buf, 1 + sizeof(len) + len);
+		p[0] = '\1';
+		memcpy(p + 1, &len, sizeof(len));
+		memcpy(p + 1 + sizeof(len), VARDATA_ANY(v), len);
+		coco_buf_advance(buf, 1 + sizeof(len) + len);
 		if ((Pointer) v != DatumGetPointer(value))
 			pfree(v);
 	}
@@ -68,6 +81,7 @@ coco_fingerprint_add_datum(StringInfo buf, Datum value, bool isnull,
 	{
 		const char *s = DatumGetCString(value);
 
+		appendStringInfoCharMacro(buf, '\1');
 		appendBinaryStringInfo(buf, s, strlen(s) + 1);
 	}
 }

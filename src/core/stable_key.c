@@ -22,6 +22,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/json.h"
@@ -33,15 +34,21 @@
 
 #define COCO_KEY_MAX_DEPTH 32
 
+/* copied a run at a time up to each 0x00, which text never holds */
 static void
 put_escaped(StringInfo buf, CocoKeyKind kind, const char *data, int len)
 {
 	appendStringInfoCharMacro(buf, (char) kind);
-	for (int i = 0; i < len; i++)
+	while (len > 0)
 	{
-		appendStringInfoCharMacro(buf, data[i]);
-		if (data[i] == '\0')
+		const char *nul = memchr(data, '\0', len);
+		int			n = nul != NULL ? (int) (nul - data) + 1 : len;
+
+		appendBinaryStringInfo(buf, data, n);
+		if (nul != NULL)
 			appendStringInfoCharMacro(buf, (char) 0xFF);
+		data += n;
+		len -= n;
 	}
 	appendStringInfoCharMacro(buf, '\0');
 	appendStringInfoCharMacro(buf, '\0');
@@ -63,11 +70,12 @@ coco_key_put_bool(StringInfo buf, bool value)
 static void
 put_int64(StringInfo buf, CocoKeyKind kind, int64 value)
 {
-	uint64		u = ((uint64) value) ^ UINT64CONST(0x8000000000000000);
+	uint64		u = pg_hton64(((uint64) value) ^ UINT64CONST(0x8000000000000000));
+	char	   *p = coco_buf_reserve(buf, 1 + sizeof(u));
 
-	appendStringInfoCharMacro(buf, (char) kind);
-	for (int shift = 56; shift >= 0; shift -= 8)
-		appendStringInfoCharMacro(buf, (char) ((u >> shift) & 0xFF));
+	p[0] = (char) kind;
+	memcpy(p + 1, &u, sizeof(u));
+	coco_buf_advance(buf, 1 + sizeof(u));
 }
 
 void
