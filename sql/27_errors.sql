@@ -81,6 +81,20 @@ SELECT coco.declare_row('err', 'public.err_w', '{"id": 1}', '{a}');
 SELECT coco.reconcile('err')->'inserted' AS inserted;
 SELECT coco.declare_row('err', 'public.err_w', '{"id": 1}', '{b}');
 SELECT coco.reconcile('err');
+-- ... also when the diff meets the key in a temporary file, past
+-- coco_target.work_mem (the declarations are read again for its bytes);
+-- nothing of the failed run is written.
+SELECT coco.create_app('err_file');
+SET coco_target.work_mem = 64;
+SELECT coco.declare_table('err_file', 'public.err_v', '[{"name":"id","type":"integer"}]', '{id}', 'system', '{a}');
+SELECT coco.declare_rows('err_file', 'public.err_v', 'SELECT g AS id FROM generate_series(1, 3000) g', '{a}');
+SELECT coco.reconcile('err_file')->'inserted' AS inserted;
+SELECT coco.declare_rows('err_file', 'public.err_v',
+  'SELECT g AS id FROM generate_series(3001, 6000) g UNION ALL SELECT 1234', '{b}');
+SELECT coco.reconcile('err_file');
+SELECT count(*) AS rows, max(id) AS max_id FROM err_v;
+RESET coco_target.work_mem;
+SELECT coco.drop_app('err_file');
 
 SELECT coco.drop_app('err');
 DROP TABLE err_u;

@@ -160,6 +160,8 @@ extern void coco_rowdiff_read_changed(CocoRowDiff *d);
 extern Tuplestorestate *coco_rowdiff_changes(CocoRowDiff *d);
 extern void coco_rowdiff_release_entries(CocoRowDiff *d);
 extern CocoTrackedChunks *coco_rowdiff_chunks(CocoRowDiff *d);
+extern bool coco_rowdiff_held_key_unknown(CocoRowDiff *d);
+extern void coco_rowdiff_find_held_key(CocoRowDiff *d);
 extern void coco_rowdiff_check_held(CocoRowDiff *d);
 extern int64 coco_rowdiff_load(const CocoTableSpec *spec, CocoChildTally *tally,
 							   const char *sql, int nparams,

@@ -893,6 +893,14 @@ coco_rows_sync(CocoChildSync *sync)
 		coco_push_snapshot(sync->snapshot);
 		coco_rowdiff_duplicate_error(d);
 	}
+	if (coco_rowdiff_held_key_unknown(d))
+	{
+		coco_enter_app_owner(sync->owner, search_path, &uc);
+		coco_push_snapshot(sync->snapshot);
+		coco_rowdiff_find_held_key(d);
+		PopActiveSnapshot();
+		coco_leave(&uc);
+	}
 	coco_enter_extension_owner(&uc);
 	coco_rowdiff_check_held(d);
 	coco_rowdiff_deletions(d);

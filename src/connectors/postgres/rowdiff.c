@@ -369,7 +369,7 @@ probe_foreign(CocoRowDiff *d, TrackedEntry *te, const ChunkRow *row)
 	DeclaredEntry *e = table_lookup(&d->declared, &te->key);
 
 	if (e != NULL)
-		rowdiff_note_held(d, te->comp, e->comp, row->key, row->keylen);
+		rowdiff_note_held(d, te->comp, e->comp, &te->key, row->key, row->keylen);
 }
 
 /*
@@ -748,14 +748,58 @@ coco_rowdiff_finish(CocoRowDiff *d)
 	return !d->duplicate;
 }
 
+/*
+ * The bytes of a declared key known by its hash, appended to `out`: the
+ * declarations read once more, up to the first row with that key (none
+ * appended if no row has it).  As their owner, under the run's snapshot.
+ */
+static void
+find_declared_key(CocoRowDiff *d, const KeyHash *hash, StringInfo out)
+{
+	RowReceiver *r = rowdiff_receiver_create(d, READ_FIND_KEY);
+
+	r->find = *hash;
+	rowdiff_run_into(d->sql, d->params, r);
+	appendBinaryStringInfo(out, r->found.data, r->found.len);
+	rowdiff_receiver_free(r);
+}
+
 /* The key declared twice, found by reading the declarations once more. */
 void
 coco_rowdiff_duplicate_error(CocoRowDiff *d)
 {
-	RowReceiver *r = rowdiff_receiver_create(d, READ_FIND_KEY);
+	StringInfoData key;
 
-	rowdiff_run_into(d->sql, d->params, r);
-	rowdiff_key_declared_twice(d, r->found.data, r->found.len);
+	initStringInfo(&key);
+	find_declared_key(d, &d->duplicate_key, &key);
+	rowdiff_key_declared_twice(d, key.data, key.len);
+}
+
+/* Whether a declared key another component holds was met without its bytes. */
+bool
+coco_rowdiff_held_key_unknown(CocoRowDiff *d)
+{
+	return d->held && d->held_key.data == NULL;
+}
+
+/*
+ * ... then its bytes, for coco_rowdiff_check_held's message, from the
+ * declarations read once more (as coco_rowdiff_duplicate_error does).
+ */
+void
+coco_rowdiff_find_held_key(CocoRowDiff *d)
+{
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+	initStringInfo(&d->held_key);
+	MemoryContextSwitchTo(old);
+	find_declared_key(d, &d->held_hash, &d->held_key);
+	if (d->held_key.len == 0)
+	{
+		/* not declared again by the second read: the message names no key */
+		pfree(d->held_key.data);
+		d->held_key.data = NULL;
+	}
 }
 
 TupleDesc

@@ -187,11 +187,13 @@ struct CocoRowDiff
 	CocoTrackedChunks chunks;
 	/*
 	 * A declared key that a component the diff does not replace holds:
-	 * the component, the declaring one, and the key (NULL: not at hand).
+	 * the component, the declaring one, the key's hash, and its bytes
+	 * (NULL until found where the diff met it in a file).
 	 */
 	bool		held;
 	int32		held_by;
 	int32		held_for;
+	KeyHash		held_hash;
 	StringInfoData held_key;
 };
 
@@ -465,7 +467,8 @@ typedef struct RowReceiver
 	int			npending;
 	MemoryContext pendingcxt;
 	TupleTableSlot *copy;
-	StringInfoData found;		/* READ_FIND_KEY */
+	KeyHash		find;			/* READ_FIND_KEY: the key sought ... */
+	StringInfoData found;		/* ... and its bytes, once found */
 	struct BulkWriter *target;	/* READ_LOAD: NULL when the table is filled */
 	struct ChunkAppender *chunks;	/* READ_LOAD: their tracking */
 	int64		loaded;
@@ -508,8 +511,8 @@ extern void rowdiff_run_into(const char *sql, ParamListInfo params, RowReceiver 
 extern ParamListInfo rowdiff_make_params(int nparams, const Oid *types, const Datum *values);
 extern void rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, const ChunkRow *row,
 								  int32 comp, TrackedEntry *t);
-extern void rowdiff_note_held(CocoRowDiff *d, int32 holding, int32 declaring, const char *key,
-							  int len);
+extern void rowdiff_note_held(CocoRowDiff *d, int32 holding, int32 declaring,
+							  const KeyHash *hash, const char *key, int len);
 extern void rowdiff_add_tracked(CocoRowDiff *d, const TrackedEntry *t);
 extern void rowdiff_spill_declared(CocoRowDiff *d);
 extern void rowdiff_key_declared_twice(CocoRowDiff *d, const char *key, int len) pg_attribute_noreturn();

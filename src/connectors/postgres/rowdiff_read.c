@@ -258,7 +258,7 @@ rowdiff_classify(CocoRowDiff *d, TrackedEntry *t, int comp, const CocoFingerprin
 	t->matched = true;
 	if (t->foreign)
 	{
-		rowdiff_note_held(d, t->comp, comp, key ? key->data : NULL, key ? key->len : 0);
+		rowdiff_note_held(d, t->comp, comp, &t->key, key ? key->data : NULL, key ? key->len : 0);
 		return 0;
 	}
 	/* a component re-written in full holds rows that may be outdated (a
@@ -470,16 +470,19 @@ rowdiff_tracked_entry(CocoRowDiff *d, ItemPointer tid, const ChunkRow *row, int3
 /*
  * A declared key that another component holds, which the diff does not
  * replace: the run fails after the read (coco_rowdiff_check_held), the
- * first such key named.
+ * first such key named.  Its bytes are not at hand where the diff met it
+ * in a partition's file: coco_rowdiff_find_held_key() reads them.
  */
 void
-rowdiff_note_held(CocoRowDiff *d, int32 holding, int32 declaring, const char *key, int len)
+rowdiff_note_held(CocoRowDiff *d, int32 holding, int32 declaring, const KeyHash *hash,
+				  const char *key, int len)
 {
 	if (d->held)
 		return;
 	d->held = true;
 	d->held_by = holding;
 	d->held_for = declaring;
+	d->held_hash = *hash;
 	if (key != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(d->cxt);
@@ -578,7 +581,7 @@ receiver_receive(TupleTableSlot *slot, DestReceiver *self)
 				KeyHash		hash;
 
 				declared_key(r, slot, &hash);
-				if (key_equal(&hash, &r->diff->duplicate_key))
+				if (key_equal(&hash, &r->find))
 				{
 					appendBinaryStringInfo(&r->found, r->keybuf.data, r->keybuf.len);
 					go_on = false;
