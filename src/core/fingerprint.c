@@ -47,13 +47,17 @@ coco_fingerprint_add_datum(StringInfo buf, Datum value, bool isnull,
 	}
 	if (typbyval)
 	{
-		/* the value's own bytes, as wide as the type */
-		char		tmp[sizeof(Datum)];
+		/* the value's own bytes, as wide as the type (stored aligned) */
+		union
+		{
+			Datum		d;
+			char		c[sizeof(Datum)];
+		}			tmp;
 
-		store_att_byval(tmp, value, typlen);
+		store_att_byval(tmp.c, value, typlen);
 		p = coco_buf_reserve(buf, 1 + typlen);
 		p[0] = '\1';
-		memcpy(p + 1, tmp, typlen);
+		memcpy(p + 1, tmp.c, typlen);
 		coco_buf_advance(buf, 1 + typlen);
 	}
 	else if (typlen > 0)
@@ -68,12 +72,15 @@ coco_fingerprint_add_datum(StringInfo buf, Datum value, bool isnull,
 		struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(value));
 		uint32		len = VARSIZE_ANY_EXHDR(v);
 
-		/* the marker, the length in native byte order, the bytes */
-		p = coco_buf_reserve(buf, 1 + sizeof(len) + len);
+		/* the marker, the length in native byte order, the bytes (a value
+		 * is at most 1 GB: the sum fits an int) */
+		int			n = 1 + (int) sizeof(len) + (int) len;
+
+		p = coco_buf_reserve(buf, n);
 		p[0] = '\1';
 		memcpy(p + 1, &len, sizeof(len));
 		memcpy(p + 1 + sizeof(len), VARDATA_ANY(v), len);
-		coco_buf_advance(buf, 1 + sizeof(len) + len);
+		coco_buf_advance(buf, n);
 		if ((Pointer) v != DatumGetPointer(value))
 			pfree(v);
 	}

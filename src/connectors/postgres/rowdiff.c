@@ -789,17 +789,20 @@ coco_rowdiff_held_key_unknown(CocoRowDiff *d)
 void
 coco_rowdiff_find_held_key(CocoRowDiff *d)
 {
-	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+	StringInfoData key;
 
-	initStringInfo(&d->held_key);
-	MemoryContextSwitchTo(old);
-	find_declared_key(d, &d->held_hash, &d->held_key);
-	if (d->held_key.len == 0)
+	initStringInfo(&key);
+	find_declared_key(d, &d->held_hash, &key);
+	/* not declared by the second read: the message names no key */
+	if (key.len > 0)
 	{
-		/* not declared again by the second read: the message names no key */
-		pfree(d->held_key.data);
-		d->held_key.data = NULL;
+		MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+		initStringInfo(&d->held_key);
+		appendBinaryStringInfo(&d->held_key, key.data, key.len);
+		MemoryContextSwitchTo(old);
 	}
+	pfree(key.data);
 }
 
 TupleDesc
