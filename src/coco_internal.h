@@ -27,7 +27,9 @@
 static inline char *
 coco_buf_reserve(StringInfo buf, int n)
 {
-	enlargeStringInfo(buf, n);
+	/* the room is almost always there: the call only to grow (or refuse) */
+	if ((int64) buf->len + n >= (int64) buf->maxlen)
+		enlargeStringInfo(buf, n);
 	return buf->data + buf->len;
 }
 
