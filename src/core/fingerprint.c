@@ -48,41 +48,21 @@ coco_fingerprint_add_datum(StringInfo buf, Datum value, bool isnull,
 	if (typbyval)
 	{
 		/*
-		 * The value's own bytes, as wide as the type, as store_att_byval
-		 * lays them out; each width copied as a constant size, which the
-		 * compiler turns into one move instead of a call per column.
+		 * The value's own bytes, as wide as the type (stored aligned).  A
+		 * whole Datum is copied, a constant size the compiler makes one
+		 * move of instead of a call; only typlen bytes are counted.
 		 */
-		p = coco_buf_reserve(buf, 1 + typlen);
-		p[0] = '\1';
-		switch (typlen)
+		union
 		{
-			case 8:
-				{
-					int64		v = DatumGetInt64(value);
+			Datum		d;
+			char		c[sizeof(Datum)];
+		}			tmp;
 
-					memcpy(p + 1, &v, 8);
-					break;
-				}
-			case 4:
-				{
-					int32		v = DatumGetInt32(value);
-
-					memcpy(p + 1, &v, 4);
-					break;
-				}
-			case 2:
-				{
-					int16		v = DatumGetInt16(value);
-
-					memcpy(p + 1, &v, 2);
-					break;
-				}
-			case 1:
-				p[1] = DatumGetChar(value);
-				break;
-			default:
-				elog(ERROR, "unsupported byval length: %d", (int) typlen);
-		}
+		tmp.d = 0;
+		store_att_byval(tmp.c, value, typlen);
+		p = coco_buf_reserve(buf, 1 + sizeof(Datum));
+		p[0] = '\1';
+		memcpy(p + 1, tmp.c, sizeof(Datum));
 		coco_buf_advance(buf, 1 + typlen);
 	}
 	else if (typlen > 0)
