@@ -530,6 +530,17 @@ coco_declare_row(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 	coco_enter_extension_owner(&uc);
+	if (table_cache.replace_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+									   "AND comp_id OPERATOR(pg_catalog.=) $2 AND tbl OPERATOR(pg_catalog.=) $3 "
+									   "AND key OPERATOR(pg_catalog.=) $4", 4, row_types);
+
+		if (plan == NULL)
+			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		table_cache.replace_plan = plan;
+	}
 	if (table_cache.insert_plan == NULL)
 	{
 		/* seq (coco.staging_seq, the column's default): the staging order */
@@ -543,30 +554,16 @@ coco_declare_row(PG_FUNCTION_ARGS)
 		table_cache.insert_plan = plan;
 	}
 	/*
-	 * A key the component staged before is replaced: its row deleted and
-	 * this one inserted, never updated in place (see src/store/staging.c).
-	 * The common case, a new key, costs the one insert.
+	 * The key is staged already, or being staged: the earlier row is
+	 * deleted and this one inserted, never updated in place (see
+	 * src/store/staging.c).  The fast path above found the key, so the
+	 * delete comes first.  The insert waits for a transaction staging the
+	 * same key; if that one commits, its row is deleted on the next round.
 	 */
 	for (int attempt = 0;; attempt++)
 	{
 		int			other;
 
-		rc = SPI_execute_plan(table_cache.insert_plan, args, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
-		if (SPI_processed > 0)
-			break;
-		if (table_cache.replace_plan == NULL)
-		{
-			SPIPlanPtr	plan = SPI_prepare("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-										   "AND comp_id OPERATOR(pg_catalog.=) $2 AND tbl OPERATOR(pg_catalog.=) $3 "
-										   "AND key OPERATOR(pg_catalog.=) $4", 4, row_types);
-
-			if (plan == NULL)
-				elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(plan);
-			table_cache.replace_plan = plan;
-		}
 		rc = SPI_execute_plan(table_cache.replace_plan, args, NULL, false, 0);
 		if (rc != SPI_OK_DELETE)
 			elog(ERROR, "coco_target: replacing a staged row failed: %s", SPI_result_code_string(rc));
@@ -578,6 +575,11 @@ coco_declare_row(PG_FUNCTION_ARGS)
 			row_declared_elsewhere(coco_describe_row_key(spec, key.data, key.len), &tn,
 								   app->app_id, &key, coco_component_arg(fcinfo, 3));
 		}
+		rc = SPI_execute_plan(table_cache.insert_plan, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed > 0)
+			break;
 		if (attempt + 1 >= ROW_STAGE_ATTEMPTS)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
