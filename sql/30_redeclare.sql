@@ -11,7 +11,9 @@
 --      latest source (row then query, query then row, query then query);
 --   5. the same query declared again and again: staged once, evaluated once;
 --   6. coco.discard_staged: returns how many entries, leaves nothing staged,
---      refuses another role's app.
+--      refuses another role's app;
+--   7. a long run of rows declared again in one transaction, then new keys
+--      and another component's key: each row its latest declaration.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
@@ -311,6 +313,38 @@ SELECT public.rd_error_of($$SELECT coco.reconcile('rd')$$) AS run;
 SELECT count(*) AS staged_after FROM coco.staged WHERE app = 'rd';
 SELECT count(*) AS rows_kept FROM rd.t;
 SELECT coco.discard_staged('rd');
+
+-- ===========================================================================
+-- 7. a run of rows declared again in one transaction: after eight
+--    replacements in a row declare_row stops trying to insert first (which
+--    only finds the key staged) until a row is new; new keys, a key of
+--    another component and keys declared again after it keep their meaning
+-- ===========================================================================
+SELECT coco.declare_table('rd', 'rd.t', '[{"name":"id","type":"int"},{"name":"v","type":"text"}]', '{id}');
+SELECT coco.declare_row('rd', 'rd.t', '{"id": 900, "v": "other"}', '{other}');
+SELECT count(coco.declare_row('rd', 'rd.t', jsonb_build_object('id', g, 'v', 'first'), '{run}'))
+  FROM generate_series(1000, 1019) g;
+BEGIN;
+-- (statistics are not flushed inside a transaction block: the difference
+-- is this statement's)
+SELECT n_tup_ins AS ins0, n_tup_del AS del0
+  FROM pg_stat_xact_all_tables WHERE relid = 'coco.staged_row'::regclass \gset
+SELECT count(coco.declare_row('rd', 'rd.t', jsonb_build_object('id', g, 'v', 'second'), '{run}'))
+  FROM generate_series(1000, 1019) g;
+-- the first eight try the insert and take it back (two inserts and two
+-- deletes each), the twelve after it one delete and one insert: 28 and 28
+SELECT n_tup_ins - :ins0 AS inserted, n_tup_del - :del0 AS deleted
+  FROM pg_stat_xact_all_tables WHERE relid = 'coco.staged_row'::regclass;
+SELECT coco.declare_row('rd', 'rd.t', '{"id": 1020, "v": "new"}', '{run}');
+SELECT count(coco.declare_row('rd', 'rd.t', jsonb_build_object('id', g, 'v', 'third'), '{run}'))
+  FROM generate_series(1000, 1015) g;
+SELECT public.rd_error_of($$SELECT coco.declare_row('rd', 'rd.t', '{"id": 900, "v": "mine"}', '{run}')$$) AS other_component;
+SELECT coco.declare_row('rd', 'rd.t', '{"id": 1019, "v": "fourth"}', '{run}');
+SELECT coco.declare_row('rd', 'rd.t', '{"id": 1021, "v": "new"}', '{run}');
+COMMIT;
+SELECT component, target, states, rows, queries FROM coco.staged WHERE app = 'rd' ORDER BY component, target;
+SELECT * FROM public.rd_counts(coco.reconcile('rd'));
+SELECT v, count(*) AS n, min(id), max(id) FROM rd.t WHERE id >= 900 GROUP BY v ORDER BY v;
 
 SELECT coco.drop_app('rd');
 RESET ROLE;

@@ -55,6 +55,7 @@ typedef struct TableCache
 	FmgrInfo	to_record;		/* jsonb_to_record, with its own cache */
 	SPIPlanPtr	insert_plan;	/* INSERT INTO coco.staged_row */
 	SPIPlanPtr	replace_plan;	/* DELETE of a row the component staged */
+	int			replaced_in_a_row;	/* rows that replaced staged ones, lately */
 } TableCache;
 
 static TableCache table_cache;
@@ -82,6 +83,7 @@ forget_table_cache(void)
 {
 	check_table_cache_idle();
 	table_cache.spec = NULL;
+	table_cache.replaced_in_a_row = 0;
 	if (table_cache.insert_plan)
 		SPI_freeplan(table_cache.insert_plan);
 	table_cache.insert_plan = NULL;
@@ -306,6 +308,9 @@ row_declared_elsewhere(const char *keytext, const CocoTableName *tn, int app_id,
  */
 #define ROW_STAGE_ATTEMPTS 20
 
+/* Replacements in a row after which declare_row stops trying the fast path. */
+#define REPLACEMENT_RUN 8
+
 /* Convert a jsonb row to the declared column types, as jsonb_to_record does. */
 static HeapTupleHeader
 row_to_record(Jsonb *row)
@@ -524,8 +529,15 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	args[3] = PointerGetDatum(coco_key_buf_to_bytea(&key));
 	args[4] = JsonbPGetDatum(row);
 
-	if (stage_new_row(args))
+	/*
+	 * Rows declared again come in runs (a statement over rows declared
+	 * before): after a run of replacements the fast path, which would only
+	 * find the key staged, is skipped until a row is new again.  Short runs
+	 * keep it: a new key costs more through the statements than through it.
+	 */
+	if (table_cache.replaced_in_a_row < REPLACEMENT_RUN && stage_new_row(args))
 	{
+		table_cache.replaced_in_a_row = 0;
 		SPI_finish();
 		PG_RETURN_VOID();
 	}
@@ -554,20 +566,31 @@ coco_declare_row(PG_FUNCTION_ARGS)
 		table_cache.insert_plan = plan;
 	}
 	/*
-	 * The key is staged already, or being staged: the earlier row is
-	 * deleted and this one inserted, never updated in place (see
-	 * src/store/staging.c).  The fast path above found the key, so the
-	 * delete comes first.  The insert waits for a transaction staging the
-	 * same key; if that one commits, its row is deleted on the next round.
+	 * The key is staged already, or being staged (or new, past a run of
+	 * replacements): the earlier row is deleted and this one inserted,
+	 * never updated in place (see src/store/staging.c).  The insert waits
+	 * for a transaction staging the same key; if that one commits, its row
+	 * is deleted on the next round, unless another component staged it.
 	 */
 	for (int attempt = 0;; attempt++)
 	{
 		int			other;
+		uint64		deleted;
 
 		rc = SPI_execute_plan(table_cache.replace_plan, args, NULL, false, 0);
 		if (rc != SPI_OK_DELETE)
 			elog(ERROR, "coco_target: replacing a staged row failed: %s", SPI_result_code_string(rc));
-		if (SPI_processed == 0 &&
+		deleted = SPI_processed;
+		rc = SPI_execute_plan(table_cache.insert_plan, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed > 0)
+		{
+			table_cache.replaced_in_a_row = deleted == 0 ? 0 :
+				Min(table_cache.replaced_in_a_row + 1, REPLACEMENT_RUN);
+			break;
+		}
+		if (deleted == 0 &&
 			staged_row_component(app->app_id, tn.qualified, &key, &other) != NULL &&
 			other != comp_id)
 		{
@@ -575,11 +598,6 @@ coco_declare_row(PG_FUNCTION_ARGS)
 			row_declared_elsewhere(coco_describe_row_key(spec, key.data, key.len), &tn,
 								   app->app_id, &key, coco_component_arg(fcinfo, 3));
 		}
-		rc = SPI_execute_plan(table_cache.insert_plan, args, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
-		if (SPI_processed > 0)
-			break;
 		if (attempt + 1 >= ROW_STAGE_ATTEMPTS)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
