@@ -55,7 +55,8 @@ typedef struct TableCache
 	FmgrInfo	to_record;		/* jsonb_to_record, with its own cache */
 	SPIPlanPtr	insert_plan;	/* INSERT INTO coco.staged_row */
 	SPIPlanPtr	replace_plan;	/* DELETE of a row the component staged */
-	int			replaced_in_a_row;	/* rows that replaced staged ones, lately */
+	int			replaced_in_a_row;	/* replacements since the last new key, at
+									 * most REPLACEMENT_RUN */
 } TableCache;
 
 static TableCache table_cache;
@@ -308,7 +309,12 @@ row_declared_elsewhere(const char *keytext, const CocoTableName *tn, int app_id,
  */
 #define ROW_STAGE_ATTEMPTS 20
 
-/* Replacements in a row after which declare_row stops trying the fast path. */
+/*
+ * Replacements in a row after which declare_row stops trying the fast path
+ * (in READ COMMITTED).  Small, so that a statement over rows staged before
+ * soon stops paying for it; not one, so that keys staged and new in turn
+ * keep it (measured: docs/performance.md).
+ */
 #define REPLACEMENT_RUN 8
 
 /* Convert a jsonb row to the declared column types, as jsonb_to_record does. */
@@ -465,6 +471,7 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	CocoUserContext uc;
 	int			rc;
 	ErrorData  *edata;
+	bool		delete_first;
 
 	SPI_connect();
 	app = coco_app_lookup(text_to_cstring(coco_text_arg(fcinfo, 0, "app")));
@@ -530,12 +537,23 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	args[4] = JsonbPGetDatum(row);
 
 	/*
+	 * In READ COMMITTED a replacement deletes the staged row first: each
+	 * statement sees what committed before it, and a row a run consumed
+	 * meanwhile is skipped.  Under a transaction snapshot (REPEATABLE READ,
+	 * SERIALIZABLE) that delete would fail on such a row with 40001, where
+	 * an insert finds no conflict: there the insert comes first, as before
+	 * any replacement.
+	 */
+	delete_first = !IsolationUsesXactSnapshot();
+
+	/*
 	 * Rows declared again come in runs (a statement over rows declared
 	 * before): after a run of replacements the fast path, which would only
 	 * find the key staged, is skipped until a row is new again.  Short runs
 	 * keep it: a new key costs more through the statements than through it.
 	 */
-	if (table_cache.replaced_in_a_row < REPLACEMENT_RUN && stage_new_row(args))
+	if ((!delete_first || table_cache.replaced_in_a_row < REPLACEMENT_RUN) &&
+		stage_new_row(args))
 	{
 		table_cache.replaced_in_a_row = 0;
 		SPI_finish();
@@ -568,19 +586,24 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	/*
 	 * The key is staged already, or being staged (or new, past a run of
 	 * replacements): the earlier row is deleted and this one inserted,
-	 * never updated in place (see src/store/staging.c).  The insert waits
-	 * for a transaction staging the same key; if that one commits, its row
-	 * is deleted on the next round, unless another component staged it.
+	 * never updated in place (see src/store/staging.c).  The delete waits
+	 * for a transaction replacing or consuming the staged row, the insert
+	 * for one staging the same key; if that one commits, its row is deleted
+	 * on the next round, unless another component staged it.
 	 */
 	for (int attempt = 0;; attempt++)
 	{
 		int			other;
-		uint64		deleted;
+		bool		deleting = delete_first || attempt > 0;
+		uint64		deleted = 0;
 
-		rc = SPI_execute_plan(table_cache.replace_plan, args, NULL, false, 0);
-		if (rc != SPI_OK_DELETE)
-			elog(ERROR, "coco_target: replacing a staged row failed: %s", SPI_result_code_string(rc));
-		deleted = SPI_processed;
+		if (deleting)
+		{
+			rc = SPI_execute_plan(table_cache.replace_plan, args, NULL, false, 0);
+			if (rc != SPI_OK_DELETE)
+				elog(ERROR, "coco_target: replacing a staged row failed: %s", SPI_result_code_string(rc));
+			deleted = SPI_processed;
+		}
 		rc = SPI_execute_plan(table_cache.insert_plan, args, NULL, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "coco_target: staging a row failed: %s", SPI_result_code_string(rc));
@@ -590,7 +613,7 @@ coco_declare_row(PG_FUNCTION_ARGS)
 				Min(table_cache.replaced_in_a_row + 1, REPLACEMENT_RUN);
 			break;
 		}
-		if (deleted == 0 &&
+		if (deleting && deleted == 0 &&
 			staged_row_component(app->app_id, tn.qualified, &key, &other) != NULL &&
 			other != comp_id)
 		{
