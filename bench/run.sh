@@ -431,17 +431,15 @@ scenario_rowapi() {
     echo "== 5. per-row API: declare_row x $ROWAPI_N"
     q "SELECT coco.create_app('rowapi')" >/dev/null
     q "CREATE TABLE rowapi_src AS SELECT * FROM bench.gen(1, $ROWAPI_N)" >/dev/null
+    local declare_all="SELECT count(coco.declare_row('rowapi', 'public.target_rowapi',
+           jsonb_build_object('id', g.id, 'title', g.title, 'body', g.body, 'score', g.score)))
+  FROM rowapi_src g;"
     step 5_rowapi "$ROWAPI_N" declare_row target_rowapi "$COCO_RELS" \
         "SELECT coco.declare_table('rowapi', 'public.target_rowapi', '$COLUMNS_JSON', '{id}');
-SELECT count(coco.declare_row('rowapi', 'public.target_rowapi',
-           jsonb_build_object('id', g.id, 'title', g.title, 'body', g.body, 'score', g.score)))
-  FROM rowapi_src g;"
+$declare_all"
     # The same rows declared again before the run: each replaces its staged
     # row (what a trigger that declares on every update does to a hot row).
-    step 5_rowapi "$ROWAPI_N" redeclare_row target_rowapi "$COCO_RELS" \
-        "SELECT count(coco.declare_row('rowapi', 'public.target_rowapi',
-           jsonb_build_object('id', g.id, 'title', g.title, 'body', g.body, 'score', g.score)))
-  FROM rowapi_src g;"
+    step 5_rowapi "$ROWAPI_N" redeclare_row target_rowapi "$COCO_RELS" "$declare_all"
     step 5_rowapi "$ROWAPI_N" reconcile target_rowapi "$COCO_RELS" \
         "SELECT coco.reconcile('rowapi')::text AS b_result \\gset"
     verify target_rowapi rowapi_src

@@ -45,6 +45,21 @@ LANGUAGE sql AS $$
     FROM jsonb_each(r->'providers') p ORDER BY p.key
 $$;
 GRANT EXECUTE ON FUNCTION public.rd_counts(jsonb) TO PUBLIC;
+-- the inserts and deletes of staged rows a statement makes (statistics are
+-- not flushed inside a transaction: the difference is the statement's)
+CREATE FUNCTION public.rd_staging_writes(stmt text) RETURNS TABLE (inserted bigint, deleted bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  ins0 bigint;
+  del0 bigint;
+BEGIN
+  SELECT s.n_tup_ins, s.n_tup_del INTO ins0, del0
+    FROM pg_stat_xact_all_tables s WHERE s.relid = 'coco.staged_row'::regclass;
+  EXECUTE stmt;
+  RETURN QUERY SELECT s.n_tup_ins - ins0, s.n_tup_del - del0
+    FROM pg_stat_xact_all_tables s WHERE s.relid = 'coco.staged_row'::regclass;
+END $$;
+GRANT EXECUTE ON FUNCTION public.rd_staging_writes(text) TO PUBLIC;
 
 -- ===========================================================================
 -- 1. every declaration kind, declared again in its component
@@ -325,25 +340,18 @@ SELECT coco.declare_row('rd', 'rd.t', '{"id": 900, "v": "other"}', '{other}');
 SELECT count(coco.declare_row('rd', 'rd.t', jsonb_build_object('id', g, 'v', 'first'), '{run}'))
   FROM generate_series(1000, 1019) g;
 BEGIN;
--- (statistics are not flushed inside a transaction block: the difference
--- is this statement's)
-SELECT n_tup_ins AS ins0, n_tup_del AS del0
-  FROM pg_stat_xact_all_tables WHERE relid = 'coco.staged_row'::regclass \gset
-SELECT count(coco.declare_row('rd', 'rd.t', jsonb_build_object('id', g, 'v', 'second'), '{run}'))
-  FROM generate_series(1000, 1019) g;
--- the first eight try the insert and take it back (two inserts and two
--- deletes each), the twelve after it one delete and one insert: 28 and 28
-SELECT n_tup_ins - :ins0 AS inserted, n_tup_del - :del0 AS deleted
-  FROM pg_stat_xact_all_tables WHERE relid = 'coco.staged_row'::regclass;
+-- twenty declared again: the first eight try the insert and take it back
+-- (two inserts and two deletes each), the twelve after it one delete and
+-- one insert: 28 and 28
+SELECT * FROM public.rd_staging_writes($$
+  SELECT count(coco.declare_row('rd', 'rd.t', jsonb_build_object('id', g, 'v', 'second'), '{run}'))
+    FROM generate_series(1000, 1019) g$$);
 -- a new key brings the insert back: of the sixteen after it, eight try it
 -- first again (24 and 24)
 SELECT coco.declare_row('rd', 'rd.t', '{"id": 1020, "v": "new"}', '{run}');
-SELECT n_tup_ins AS ins0, n_tup_del AS del0
-  FROM pg_stat_xact_all_tables WHERE relid = 'coco.staged_row'::regclass \gset
-SELECT count(coco.declare_row('rd', 'rd.t', jsonb_build_object('id', g, 'v', 'third'), '{run}'))
-  FROM generate_series(1000, 1015) g;
-SELECT n_tup_ins - :ins0 AS inserted, n_tup_del - :del0 AS deleted
-  FROM pg_stat_xact_all_tables WHERE relid = 'coco.staged_row'::regclass;
+SELECT * FROM public.rd_staging_writes($$
+  SELECT count(coco.declare_row('rd', 'rd.t', jsonb_build_object('id', g, 'v', 'third'), '{run}'))
+    FROM generate_series(1000, 1015) g$$);
 SELECT public.rd_error_of($$SELECT coco.declare_row('rd', 'rd.t', '{"id": 900, "v": "mine"}', '{run}')$$) AS other_component;
 SELECT coco.declare_row('rd', 'rd.t', '{"id": 1019, "v": "fourth"}', '{run}');
 SELECT coco.declare_row('rd', 'rd.t', '{"id": 1021, "v": "new"}', '{run}');
@@ -358,5 +366,6 @@ DROP SCHEMA rd CASCADE;
 DROP TABLE public.rd_kv;
 DROP FUNCTION public.rd_error_of(text);
 DROP FUNCTION public.rd_counts(jsonb);
+DROP FUNCTION public.rd_staging_writes(text);
 DROP ROLE regress_coco_rd_alice;
 DROP ROLE regress_coco_rd_mallory;
