@@ -450,6 +450,18 @@ stage_new_row(Datum *args)
 	return staged;
 }
 
+/* A plan of declare_row's, kept for the session in the table cache. */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
 PG_FUNCTION_INFO_V1(coco_declare_row);
 Datum
 coco_declare_row(PG_FUNCTION_ARGS)
@@ -561,28 +573,15 @@ coco_declare_row(PG_FUNCTION_ARGS)
 	}
 	coco_enter_extension_owner(&uc);
 	if (table_cache.replace_plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
-									   "AND comp_id OPERATOR(pg_catalog.=) $2 AND tbl OPERATOR(pg_catalog.=) $3 "
-									   "AND key OPERATOR(pg_catalog.=) $4", 4, row_types);
-
-		if (plan == NULL)
-			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		table_cache.replace_plan = plan;
-	}
+		table_cache.replace_plan =
+			prepare_kept("DELETE FROM coco.staged_row WHERE app_id OPERATOR(pg_catalog.=) $1 "
+						 "AND comp_id OPERATOR(pg_catalog.=) $2 AND tbl OPERATOR(pg_catalog.=) $3 "
+						 "AND key OPERATOR(pg_catalog.=) $4", 4, row_types);
+	/* seq (coco.staging_seq, the column's default): the staging order */
 	if (table_cache.insert_plan == NULL)
-	{
-		/* seq (coco.staging_seq, the column's default): the staging order */
-		SPIPlanPtr	plan = SPI_prepare("INSERT INTO coco.staged_row (app_id, comp_id, tbl, key, \"row\") "
-									   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-									   5, row_types);
-
-		if (plan == NULL)
-			elog(ERROR, "coco_target: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		table_cache.insert_plan = plan;
-	}
+		table_cache.insert_plan =
+			prepare_kept("INSERT INTO coco.staged_row (app_id, comp_id, tbl, key, \"row\") "
+						 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", 5, row_types);
 	/*
 	 * The key is staged already, or being staged (or new, past a run of
 	 * replacements): the earlier row is deleted and this one inserted,
